@@ -1,0 +1,163 @@
+"""The ledger entry's leaf: its values, their ABI types, and the one encoder for them.
+
+Every value is a static ABI type, so ``abi.encode(values)`` is eleven 32-byte words and
+a ``struct`` format packs it exactly (tests hold it equal to ``eth_abi.encode``).
+The first value is the entry id; no personal data ever enters a leaf: the citizen
+appears only as a salted commitment.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import astuple, dataclass
+
+from eth_utils import to_checksum_address
+
+from ledger.errors import InvalidInput
+from ledger.hashing import keccak
+from ledger.merkle import hash_leaf
+
+LEAF_ENCODING: tuple[str, ...] = (
+    "bytes32",  # entryId
+    "bytes32",  # account: keccak256(citizen pseudonym || secret salt)
+    "uint8",  # kind: 1 credit, 2 debit
+    "bytes32",  # behaviour code, ASCII, right-padded with zero bytes
+    "uint64",  # quantity, in the behaviour's unit
+    "uint64",  # reductionGrams
+    "uint64",  # points
+    "uint32",  # methodology version
+    "uint64",  # occurredAt, unix seconds
+    "bytes32",  # recordHash: keccak256 of the RFC 8785 raw record (zero for a debit)
+    "address",  # partner signing address (the operator's for a debit)
+)
+LEAF_FIELDS: tuple[str, ...] = (
+    "entryId",
+    "account",
+    "kind",
+    "behaviour",
+    "quantity",
+    "reductionGrams",
+    "points",
+    "methodology",
+    "occurredAt",
+    "recordHash",
+    "partner",
+)
+
+KIND_CREDIT = 1
+KIND_DEBIT = 2
+
+# Left-padded integers: 24 zero bytes then 8 bytes big-endian (uint8/uint32 fit in a Q
+# too; the range checks below keep them in their declared widths).
+_WORDS = struct.Struct(">32s32s24xQ32s24xQ24xQ24xQ24xQ24xQ32s12x20s")
+ENCODED_SIZE = _WORDS.size  # 352
+
+_LIMITS = {"kind": 2**8, "quantity": 2**64, "reductionGrams": 2**64, "points": 2**64,
+           "methodology": 2**32, "occurredAt": 2**64}
+
+
+@dataclass(frozen=True, slots=True)
+class LeafValues:
+    entry_id: bytes
+    account: bytes
+    kind: int
+    behaviour: bytes
+    quantity: int
+    reduction_grams: int
+    points: int
+    methodology: int
+    occurred_at: int
+    record_hash: bytes
+    partner: bytes
+
+    def encode(self) -> bytes:
+        """``abi.encode`` of the values, checked against their ABI widths."""
+        return encode_leaf(astuple(self))
+
+    def leaf_hash(self) -> bytes:
+        return hash_leaf(self.encode())
+
+    def to_json(self) -> list[str | int]:
+        """The values as OZ's dump and our proof bundles write them."""
+        return leaf_values_to_json(astuple(self))
+
+
+def encode_leaf(values: tuple) -> bytes:  # type: ignore[type-arg]
+    """Encode a tuple of leaf values in :data:`LEAF_ENCODING` order."""
+    if len(values) != len(LEAF_FIELDS):
+        raise InvalidInput(f"a leaf has {len(LEAF_FIELDS)} values, got {len(values)}", field="values")
+    for name, value in zip(LEAF_FIELDS, values, strict=True):
+        limit = _LIMITS.get(name)
+        if limit is not None:
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < limit:
+                raise InvalidInput(f"{value!r} is not a uint below {limit}", field=name)
+        else:
+            width = 20 if name == "partner" else 32
+            if not isinstance(value, bytes) or len(value) != width:
+                raise InvalidInput(f"expected {width} bytes", field=name)
+    return _WORDS.pack(*values)
+
+
+def decode_leaf(encoded: bytes) -> LeafValues:
+    if len(encoded) != ENCODED_SIZE:
+        raise InvalidInput(f"an encoded leaf is {ENCODED_SIZE} bytes, got {len(encoded)}",
+                           field="leaf")
+    return LeafValues(*_WORDS.unpack(encoded))
+
+
+def leaf_values_to_json(values: tuple) -> list[str | int]:  # type: ignore[type-arg]
+    """bytes32 as 0x-hex, integers as decimal strings (JS numbers lose uint64 precision),
+    the address EIP-55 checksummed: the forms OZ's JS library reads back unchanged."""
+    out: list[str | int] = []
+    for abi_type, value in zip(LEAF_ENCODING, values, strict=True):
+        if abi_type == "address":
+            out.append(to_checksum_address(value))
+        elif abi_type == "bytes32":
+            out.append("0x" + value.hex())
+        else:
+            out.append(str(value))
+    return out
+
+
+def leaf_values_from_json(items: list) -> LeafValues:  # type: ignore[type-arg]
+    """Parse values as :func:`leaf_values_to_json` writes them, naming the bad field."""
+    if not isinstance(items, list) or len(items) != len(LEAF_FIELDS):
+        raise InvalidInput(f"expected a list of {len(LEAF_FIELDS)} values", field="values")
+    parsed: list[bytes | int] = []
+    for name, abi_type, item in zip(LEAF_FIELDS, LEAF_ENCODING, items, strict=True):
+        try:
+            if abi_type in ("bytes32", "address"):
+                if not isinstance(item, str) or not item.startswith("0x"):
+                    raise ValueError("expected 0x-prefixed hex")
+                parsed.append(bytes.fromhex(item[2:]))
+            else:
+                if isinstance(item, bool) or not isinstance(item, str | int):
+                    raise ValueError("expected a decimal integer")
+                parsed.append(int(item))
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field=f"values.{name}") from exc
+    values = tuple(parsed)
+    encode_leaf(values)  # range and width checks
+    return LeafValues(*values)  # type: ignore[arg-type]
+
+
+def behaviour_code(code: str) -> bytes:
+    """A behaviour code as bytes32: ASCII, right-padded with zero bytes."""
+    raw = code.encode("ascii", errors="strict") if code.isascii() else b""
+    if not raw or len(raw) > 32:
+        raise InvalidInput(f"{code!r} is not 1-32 ASCII characters", field="behaviour")
+    return raw.ljust(32, b"\0")
+
+
+def account_commitment(pseudonym: str, salt: bytes) -> bytes:
+    """The citizen's face in a leaf: unlinkable once the salt is erased."""
+    return keccak(b"carbon-ledger/account\x00" + pseudonym.encode() + b"\x00" + salt)
+
+
+def credit_entry_id(partner: bytes, partner_record_id: str) -> bytes:
+    """Deterministic: the same partner record always maps to the same entry id."""
+    return keccak(b"carbon-ledger/credit\x00" + partner + partner_record_id.encode())
+
+
+def debit_entry_id(redemption_key: bytes) -> bytes:
+    return keccak(b"carbon-ledger/debit\x00" + redemption_key)

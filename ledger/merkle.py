@@ -1,0 +1,115 @@
+"""Merkle trees byte-compatible with OpenZeppelin's ``StandardMerkleTree`` (standard-v1).
+
+Pure functions over bytes: no database, no I/O. A tree of ``n`` leaves is one buffer of
+``2n - 1`` nodes of 32 bytes in heap order (node ``i`` has children ``2i+1`` and
+``2i+2``; the root is node 0). The leaves sit at the end in reverse order, as OZ lays
+them, and pairs are hashed sorted, so OZ's ``MerkleProof.verify`` accepts our proofs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from ledger.errors import InvalidInput, InvalidProof
+from ledger.hashing import keccak
+
+NODE = 32
+
+
+def hash_leaf(encoded_values: bytes) -> bytes:
+    """OZ's leaf: ``keccak256(bytes.concat(keccak256(abi.encode(values))))``.
+
+    Hashing twice keeps a 64-byte leaf preimage from passing as an inner node.
+    """
+    return keccak(keccak(encoded_values))
+
+
+def hash_pair(a: bytes, b: bytes) -> bytes:
+    """The parent of two nodes: keccak of the pair in ascending byte order."""
+    return keccak(a + b) if a < b else keccak(b + a)
+
+
+def build_tree(sorted_leaves: Sequence[bytes]) -> bytearray:
+    """Lay ``sorted_leaves`` (ascending, as OZ sorts them) into a tree buffer."""
+    n = len(sorted_leaves)
+    if n == 0:
+        raise InvalidInput("a tree needs at least one leaf", field="leaves")
+    tree = bytearray((2 * n - 1) * NODE)
+    for i, leaf in enumerate(sorted_leaves):
+        if len(leaf) != NODE:
+            raise InvalidInput(f"leaf {i} is {len(leaf)} bytes, not 32", field="leaves")
+        pos = (2 * n - 2 - i) * NODE
+        tree[pos : pos + NODE] = leaf
+    fill_inner_nodes(tree, n - 2, -1)
+    return tree
+
+
+def fill_inner_nodes(tree: bytearray, start: int, stop: int) -> None:
+    """Hash the inner nodes ``start, start-1, ... stop+1`` from their children."""
+    view = memoryview(tree)
+    for i in range(start, stop, -1):
+        left = bytes(view[(2 * i + 1) * NODE : (2 * i + 2) * NODE])
+        right = bytes(view[(2 * i + 2) * NODE : (2 * i + 3) * NODE])
+        view[i * NODE : (i + 1) * NODE] = hash_pair(left, right)
+
+
+def node(tree: bytes | bytearray | memoryview, index: int) -> bytes:
+    """Node ``index`` of a tree buffer."""
+    return bytes(tree[index * NODE : (index + 1) * NODE])
+
+
+def root(tree: bytes | bytearray | memoryview) -> bytes:
+    return node(tree, 0)
+
+
+def leaf_count(tree: bytes | bytearray | memoryview) -> int:
+    return (len(tree) // NODE + 1) // 2
+
+
+def find_leaf(tree: bytes | bytearray | memoryview, leaf: bytes) -> int | None:
+    """The tree index of ``leaf``, by binary search over the sorted leaf region."""
+    n = leaf_count(tree)
+    lo, hi = 0, n  # positions in ascending sorted order; sorted i lives at 2n-2-i
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if node(tree, 2 * n - 2 - mid) < leaf:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < n and node(tree, 2 * n - 2 - lo) == leaf:
+        return 2 * n - 2 - lo
+    return None
+
+
+def inclusion_proof(tree: bytes | bytearray | memoryview, tree_index: int) -> list[bytes]:
+    """The sibling path from leaf ``tree_index`` up to the root."""
+    size = len(tree) // NODE
+    n = leaf_count(tree)
+    if not n - 1 <= tree_index < size:
+        raise InvalidInput(f"index {tree_index} is not a leaf of a {n}-leaf tree", field="index")
+    proof = []
+    i = tree_index
+    while i > 0:
+        sibling = i + 1 if i % 2 == 1 else i - 1
+        proof.append(node(tree, sibling))
+        i = (i - 1) // 2
+    return proof
+
+
+def root_from_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
+    """Fold ``proof`` over ``leaf`` as OZ's ``MerkleProof.processProof`` does."""
+    if len(leaf) != NODE:
+        raise InvalidInput(f"leaf is {len(leaf)} bytes, not 32", field="leaf")
+    computed = leaf
+    for k, sibling in enumerate(proof):
+        if len(sibling) != NODE:
+            raise InvalidInput(f"proof item {k} is {len(sibling)} bytes, not 32", field="proof")
+        computed = hash_pair(computed, sibling)
+    return computed
+
+
+def verify_inclusion(leaf: bytes, proof: Sequence[bytes], expected_root: bytes) -> None:
+    """Raise :class:`InvalidProof`, naming both roots, unless ``proof`` links leaf to root."""
+    computed = root_from_proof(leaf, proof)
+    if computed != expected_root:
+        raise InvalidProof(computed, expected_root)
