@@ -136,9 +136,22 @@ class EvmAnchor:
             raise ChainError(f"anchor reverted: {self.decode_error(exc)}", field="anchor") from exc
         except (Web3Exception, OSError, ValueError) as exc:
             message = str(exc)
-            if "already known" in message or "nonce too low" in message:
+            if "already known" in message:
                 return  # the same transaction is in the pool or mined: nothing lost
             raise ChainError(f"broadcasting anchor: {exc}", field="anchor") from exc
+
+    def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
+        anchored = self.anchored_batch(batch_id)
+        if anchored is None:
+            return None
+        logs = _call(lambda: self._contract.events.BatchAnchored().get_logs(
+            from_block=anchored.block_number, to_block=anchored.block_number,
+            argument_filters={"batchId": batch_id}), "BatchAnchored logs")
+        for log in logs:
+            receipt = self.receipt(bytes(log["transactionHash"]))
+            if receipt is not None and receipt.succeeded:
+                return receipt
+        return None
 
     def is_pending(self, tx_hash: bytes) -> bool:
         try:

@@ -29,28 +29,24 @@ def hash_pair(a: bytes, b: bytes) -> bytes:
     return keccak(a + b) if a < b else keccak(b + a)
 
 
-def build_tree(sorted_leaves: Sequence[bytes]) -> bytearray:
+def build_tree(sorted_leaves: Sequence[bytes]) -> bytes:
     """Lay ``sorted_leaves`` (ascending, as OZ sorts them) into a tree buffer."""
     n = len(sorted_leaves)
     if n == 0:
         raise InvalidInput("a tree needs at least one leaf", field="leaves")
-    tree = bytearray((2 * n - 1) * NODE)
     for i, leaf in enumerate(sorted_leaves):
         if len(leaf) != NODE:
             raise InvalidInput(f"leaf {i} is {len(leaf)} bytes, not 32", field="leaves")
-        pos = (2 * n - 2 - i) * NODE
-        tree[pos : pos + NODE] = leaf
-    fill_inner_nodes(tree, n - 2, -1)
-    return tree
+    nodes: list[bytes] = [b""] * (n - 1) + list(reversed(sorted_leaves))
+    fill_inner_nodes(nodes)
+    return b"".join(nodes)
 
 
-def fill_inner_nodes(tree: bytearray, start: int, stop: int) -> None:
-    """Hash the inner nodes ``start, start-1, ... stop+1`` from their children."""
-    view = memoryview(tree)
-    for i in range(start, stop, -1):
-        left = bytes(view[(2 * i + 1) * NODE : (2 * i + 2) * NODE])
-        right = bytes(view[(2 * i + 2) * NODE : (2 * i + 3) * NODE])
-        view[i * NODE : (i + 1) * NODE] = hash_pair(left, right)
+def fill_inner_nodes(nodes: list[bytes]) -> None:
+    """Hash every inner node of a heap-ordered list whose last ``(len+1)/2`` are leaves."""
+    for i in range((len(nodes) + 1) // 2 - 2, -1, -1):
+        left, right = nodes[2 * i + 1], nodes[2 * i + 2]
+        nodes[i] = keccak(left + right) if left < right else keccak(right + left)
 
 
 def node(tree: bytes | bytearray | memoryview, index: int) -> bytes:

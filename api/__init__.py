@@ -1,0 +1,1 @@
+"""The outside faces: CLI (and later HTTP), settings, and the composition root."""

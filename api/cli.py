@@ -1,0 +1,101 @@
+"""The ``carbon-ledger`` command line. ``main(argv) -> int`` so tests call it directly.
+
+Errors become one line on stderr and an exit code, never a traceback:
+1 a proof does not hold / other failure, 2 bad input, 3 not found, 4 conflict, 5 chain.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from api.composition import Container
+from api.settings import Settings
+from ledger.errors import (
+    ChainError,
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    VerificationError,
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="A blockchain-anchored personal carbon ledger.")
+batch_app = typer.Typer(no_args_is_help=True, help="Sealed batches: list and export.")
+admin_app = typer.Typer(no_args_is_help=True, help="Operator tasks: partners, citizens, rewards.")
+chain_app = typer.Typer(no_args_is_help=True, help="The anchoring chain.")
+app.add_typer(batch_app, name="batch")
+app.add_typer(admin_app, name="admin")
+app.add_typer(chain_app, name="chain")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state folder "
+                                              "[env CARBON_LEDGER_DATA_DIR; default ./.carbon-ledger]")]
+Chain = Annotated[str | None, typer.Option("--chain", help="anvil | tester | rpc")]
+RpcUrl = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of the chain")]
+
+EXIT_CODES: list[tuple[type[LedgerError], int]] = [
+    (VerificationError, 1), (InvalidInput, 2), (NotFound, 3), (Conflict, 4), (ChainError, 5),
+]
+
+
+def container(data_dir: Path | None, chain: str | None = None, rpc: str | None = None,
+              **overrides: Any) -> Container:
+    given = {"data_dir": data_dir, "chain": chain, "rpc_url": rpc, **overrides}
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise InvalidInput(str(exc).splitlines()[1] if "\n" in str(exc) else str(exc),
+                           field="settings") from exc
+    return Container(settings)
+
+
+def emit_json(data: Any, target: Path | None) -> None:
+    text = json.dumps(data, indent=2)
+    if target is None:
+        print(text)
+    else:
+        target.write_text(text + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Importing the command modules registers their commands on ``app``.
+    from api import commands, demo  # noqa: F401
+
+    try:
+        app(args=argv, prog_name="carbon-ledger", standalone_mode=False)
+    except LedgerError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {exc}", highlight=False)
+        return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 1)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    return t

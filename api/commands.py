@@ -1,0 +1,256 @@
+"""The CLI's commands, each a thin call into a ledger service."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from api.cli import (
+    Chain,
+    DataDir,
+    RpcUrl,
+    admin_app,
+    app,
+    batch_app,
+    chain_app,
+    container,
+    emit_json,
+    out,
+    table,
+)
+from ledger import accounts
+from ledger.entries import parse_entry_id
+from ledger.errors import InvalidInput, NotFound, VerificationError
+from ledger.ingest import submit_records
+from ledger.models import Batch, LedgerEntry
+from ledger.proofs import proof_bundle, verify_bundle, write_oz_dump
+from ledger.redemption import redeem
+
+
+@app.command()
+def compile() -> None:  # noqa: A001 - the command's name
+    """Recompile contracts/CarbonLedgerAnchor.sol and rewrite its committed artifact."""
+    from chain.compiler import ARTIFACT_PATH, write_artifact
+
+    artifact = write_artifact()
+    out.print(f"wrote {ARTIFACT_PATH} (solc {artifact['compiler']['build']}, "
+              f"sources {artifact['sourceHash'][:18]}…)")
+
+
+@app.command()
+def node(data_dir: DataDir = None,
+         port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")] = None) -> None:
+    """Run the managed local anvil node in the foreground; its state stays in the data dir."""
+    from chain.nodes import ManagedAnvil, node_file
+
+    c = container(data_dir)
+    anvil = ManagedAnvil(c.settings.data_dir / "anvil", port=port)
+    anvil.start()
+    print(anvil.url, flush=True)
+    try:
+        with node_file(c.settings.data_dir, anvil.url):
+            anvil.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        anvil.stop()
+
+
+@app.command()
+def seal(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
+    """Seal every unbatched entry into the next batch and anchor its root."""
+    c = container(data_dir, chain, rpc)
+    with c.anchor() as anchor:
+        batches = c.sealer(anchor).seal()
+    if not batches:
+        out.print("nothing to seal")
+    for b in batches:
+        out.print(f"batch {b.id}: {b.leaf_count} entries, root 0x{b.root.hex()}, "
+                  f"tx 0x{b.tx_hash.hex() if b.tx_hash else '-'} in block {b.block_number}")
+
+
+@app.command()
+def proof(entry_id: Annotated[str, typer.Argument(help="0x-hex entry id, as the dump prints it")],
+          data_dir: DataDir = None,
+          out_file: Annotated[Path | None, typer.Option("--out")] = None) -> None:
+    """Print an entry's self-contained proof bundle."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        bundle = proof_bundle(s, parse_entry_id(entry_id))
+    emit_json(bundle, out_file)
+
+
+@app.command()
+def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSON)")],
+           rpc: RpcUrl = None, data_dir: DataDir = None) -> None:
+    """Check a bundle against the chain alone; exit 0 if it holds, 1 with the reason if not.
+
+    Without --rpc, the chain of the data dir's settings is used (a running `carbon-ledger
+    node`, or the managed node started for this check)."""
+    from chain.client import ChainKind, EvmAnchor
+    from chain.nodes import managed_node_url, rpc_web3
+
+    try:
+        bundle = json.loads(bundle_file.read_text())
+    except FileNotFoundError:
+        raise InvalidInput(f"no file {bundle_file}", field="bundle") from None
+    except json.JSONDecodeError as exc:
+        raise VerificationError(f"not JSON: {exc}", field="bundle") from exc
+    contract = bundle.get("contract") if isinstance(bundle, dict) else None
+    if not isinstance(contract, str) or len(contract) != 42:
+        raise VerificationError("missing or malformed 'contract'", field="contract")
+
+    def check(url: str) -> None:
+        reader = EvmAnchor(rpc_web3(url), ChainKind.RPC, contract, signer=None)
+        print(verify_bundle(bundle, reader).line())
+
+    url = rpc or container(data_dir).settings.rpc_url
+    if url:
+        check(url)
+    else:
+        with managed_node_url(container(data_dir).settings.data_dir) as node_url:
+            check(node_url)
+
+
+@batch_app.command("list")
+def batch_list(data_dir: DataDir = None) -> None:
+    """List batches: id, entries, root, status, tx, block."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        rows = [[b.id, b.leaf_count, "0x" + b.root.hex(), b.status,
+                 "0x" + b.tx_hash.hex() if b.tx_hash else "-", b.block_number or "-"]
+                for b in s.scalars(select(Batch).order_by(Batch.id))]
+    out.print(table("batches", ["id", "entries", "root", "status", "tx", "block"], rows))
+
+
+@batch_app.command("export")
+def batch_export(batch_id: int, out_file: Annotated[Path, typer.Option("--out")],
+                 data_dir: DataDir = None) -> None:
+    """Write a batch as OpenZeppelin's StandardMerkleTree dump JSON."""
+    c = container(data_dir)
+    with c.db.session() as s, out_file.open("w") as f:
+        n = write_oz_dump(s, batch_id, f)
+    out.print(f"wrote batch {batch_id} ({n} leaves) to {out_file}")
+
+
+def _read_records(path: Path) -> list[object]:
+    text = path.read_text()
+    if path.suffix in (".ndjson", ".jsonl"):
+        records = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise InvalidInput(f"line {number}: {exc.msg}", field="records") from exc
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"not JSON: {exc.msg} at line {exc.lineno}", field="records") from exc
+    if not isinstance(data, list):
+        raise InvalidInput("expected a JSON array of records", field="records")
+    return data
+
+
+@app.command()
+def submit(partner: Annotated[str, typer.Option(help="partner code")],
+           records_file: Annotated[Path, typer.Argument(help="JSON array or .ndjson of records")],
+           data_dir: DataDir = None) -> None:
+    """Submit a partner's activity records (as the operator, on the partner's behalf)."""
+    c = container(data_dir)
+    records = _read_records(records_file)
+    with c.db.session(write_lock=True) as s:
+        result = submit_records(s, partner=accounts.get_partner(s, partner), records=records)
+    for o in result.outcomes:
+        if o.status == "rejected":
+            out.print(f"record {o.index} ({o.record_id}): rejected, {o.field}: {o.reason}")
+    out.print(f"{result.count('accepted')} accepted, {result.count('duplicate')} duplicate, "
+              f"{result.count('rejected')} rejected; {result.grams} g CO2e credited")
+
+
+@app.command()
+def balance(citizen: str, data_dir: DataDir = None) -> None:
+    """A citizen's points and entries."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        who = accounts.get_citizen(s, citizen)
+        entries = s.scalars(select(LedgerEntry).where(LedgerEntry.citizen_id == who.id)
+                            .order_by(LedgerEntry.seq)).all()
+        points = accounts.balance(s, who.id)
+    rows = [["0x" + e.entry_id.hex(), "credit" if e.kind == 1 else "debit", e.behaviour,
+             e.quantity, e.reduction_grams, e.points,
+             time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.occurred_at))] for e in entries]
+    out.print(table(f"{citizen}: {points} points", ["entry", "kind", "behaviour", "quantity",
+                                                    "g CO2e", "points", "occurred (UTC)"], rows))
+
+
+@app.command("redeem")
+def redeem_cmd(citizen: str, reward: str,
+               key: Annotated[str, typer.Option(help="idempotency key")],
+               data_dir: DataDir = None) -> None:
+    """Redeem a reward for a citizen (the same --key never debits twice)."""
+    c = container(data_dir)
+    operator = c.operator_address
+    with c.db.session(write_lock=True) as s:
+        r, replay = redeem(s, citizen=accounts.get_citizen(s, citizen), reward_code=reward,
+                           idempotency_key=key, operator_address=operator)
+    out.print(f"{'replayed' if replay else 'redeemed'}: {r.points} points, "
+              f"entry 0x{r.entry_id.hex()}")
+
+
+@admin_app.command("partner-add")
+def partner_add(code: str, kind: str, address: Annotated[str, typer.Option(help="signing address")],
+                name: Annotated[str | None, typer.Option()] = None,
+                data_dir: DataDir = None) -> None:
+    """Register a partner with its Ethereum signing address."""
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        accounts.create_partner(s, code=code, name=name or code, kind=kind,
+                                signing_address=accounts.parse_address(address))
+    out.print(f"partner {code} registered")
+
+
+@admin_app.command("citizen-add")
+def citizen_add(pseudonym: Annotated[str | None, typer.Argument()] = None,
+                data_dir: DataDir = None) -> None:
+    """Open a citizen account under a pseudonym (random if none is given)."""
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        print(accounts.create_citizen(s, pseudonym=pseudonym).pseudonym)
+
+
+@admin_app.command("reward-set")
+def reward_set(code: str, title: str, cost: Annotated[int, typer.Option(help="points")],
+               stock: Annotated[int, typer.Option()], data_dir: DataDir = None) -> None:
+    """Add a reward to the catalogue or change its cost and stock."""
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        accounts.upsert_reward(s, code=code, title=title, points_cost=cost, stock=stock)
+    out.print(f"reward {code}: {cost} points, stock {stock}")
+
+
+@chain_app.command("check")
+def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
+    """List every anchored batch whose on-chain root is missing or differs."""
+    c = container(data_dir, chain, rpc)
+    with c.db.session() as s:
+        batches = s.scalars(select(Batch).where(Batch.status == "anchored").order_by(Batch.id)).all()
+    with c.anchor() as anchor:
+        bad = []
+        for b in batches:
+            on_chain = anchor.anchored_batch(b.id)
+            if on_chain is None:
+                bad.append([b.id, "missing on chain"])
+            elif on_chain.root != b.root:
+                bad.append([b.id, f"root differs: chain 0x{on_chain.root.hex()}"])
+    if bad:
+        out.print(table("batches not matching the chain", ["batch", "problem"], bad))
+        raise NotFound(f"{len(bad)} of {len(batches)} anchored batches do not match the chain",
+                       field="batches")
+    out.print(f"all {len(batches)} anchored batches match the chain")

@@ -1,0 +1,65 @@
+"""The composition root: settings → database, chain client, services. The CLI and the
+HTTP app both build what they need here, and nowhere else."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+from eth_account.signers.local import LocalAccount
+
+from api.settings import Settings
+from chain.client import ChainKind, EvmAnchor
+from chain.connect import connect_anchor
+from chain.keys import load_signer
+from chain.nodes import managed_node_url, rpc_web3, tester_web3
+from ledger.db import Database, create_schema
+from ledger.errors import InvalidInput
+from ledger.sealing import SealOptions, Sealer
+
+
+class Container:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def db(self) -> Database:
+        db = Database(self.settings.db_url)
+        create_schema(db.engine)
+        return db
+
+    @cached_property
+    def signer(self) -> LocalAccount:
+        s = self.settings
+        return load_signer(
+            private_key=s.anchor_key.get_secret_value() if s.anchor_key else None,
+            keystore=s.keystore,
+            password=s.keystore_password.get_secret_value() if s.keystore_password else None,
+            data_dir=s.data_dir, allow_dev_key=s.chain != "rpc")
+
+    @property
+    def operator_address(self) -> bytes:
+        return bytes.fromhex(self.signer.address[2:])
+
+    @contextmanager
+    def anchor(self) -> Iterator[EvmAnchor]:
+        """The anchoring client for the configured chain, for the block's duration."""
+        s = self.settings
+        if s.chain == "tester":
+            yield connect_anchor(tester_web3(), ChainKind.TESTER, self.signer, self.db)
+        elif s.chain == "rpc" or s.rpc_url:
+            if not s.rpc_url:
+                raise InvalidInput("chain 'rpc' needs an RPC URL", field="rpc_url")
+            kind = ChainKind.ANVIL if s.chain == "anvil" else ChainKind.RPC
+            yield connect_anchor(rpc_web3(s.rpc_url), kind, self.signer, self.db)
+        else:
+            with managed_node_url(s.data_dir) as url:
+                yield connect_anchor(rpc_web3(url), ChainKind.ANVIL, self.signer, self.db)
+
+    def sealer(self, anchor: EvmAnchor) -> Sealer:
+        s = self.settings
+        return Sealer(self.db, anchor, SealOptions(confirmations=s.confirmations,
+                                                   workers=s.seal_workers,
+                                                   receipt_timeout=s.receipt_timeout))

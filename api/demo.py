@@ -1,0 +1,205 @@
+"""``carbon-ledger demo``: a realistic day of a city's green behaviours, end to end.
+
+Five partner kinds report their customers' activity (with the usual flaws: resent
+records, implausible values, clock skew), the ledger quantifies and credits it, some
+citizens redeem rewards, everything is sealed and anchored, and then every entry's
+proof is checked against the chain, as a citizen or auditor would.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Annotated
+
+import typer
+from eth_account import Account
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+from api.cli import DataDir, app, container, out, table
+from chain.client import ChainKind, EvmAnchor
+from ledger import accounts
+from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
+from ledger.ingest import submit_records
+from ledger.models import Batch, Citizen, LedgerEntry, Partner
+from ledger.proofs import proof_bundle, verify_bundle
+from ledger.redemption import redeem
+
+CST = timezone(timedelta(hours=8))
+
+PARTNERS = [  # code, name, kind
+    ("greenbike", "Green Bike shared bicycles", "bike_share"),
+    ("voltauto", "Volt Auto NEV maker", "nev_maker"),
+    ("citytransit", "City bus and metro", "transit"),
+    ("quickmeal", "QuickMeal food delivery", "food_delivery"),
+    ("homeshop", "HomeShop appliance retailer", "appliance_retailer"),
+]
+REWARDS = [("metro-day-pass", "Metro day pass", 300, 200),
+           ("coffee-voucher", "Coffee voucher", 150, 500),
+           ("tree-planting", "A tree planted in your name", 800, 50)]
+
+# behaviour, partner, share of citizens, (trips min, max), quantity range in the unit
+HABITS = [
+    ("CYCLING", "greenbike", 0.45, (1, 3), (600, 9000)),
+    ("METRO", "citytransit", 0.40, (1, 2), (2500, 28000)),
+    ("BUS", "citytransit", 0.25, (1, 2), (1500, 14000)),
+    ("NEV_DRIVING", "voltauto", 0.15, (1, 3), (4000, 60000)),
+    ("NO_DISPOSABLE_TABLEWARE", "quickmeal", 0.30, (1, 2), (1, 1)),
+    ("APPLIANCE_AC_GRADE1", "homeshop", 0.01, (1, 1), (1, 1)),
+    ("APPLIANCE_FRIDGE_GRADE1", "homeshop", 0.01, (1, 1), (1, 1)),
+]
+
+
+@dataclass
+class Tally:
+    submitted: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    grams: int = 0
+    points: int = 0
+    redeemed_points: int = 0
+    redemptions: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def generate_day(rng: random.Random, pseudonyms: list[str], day: datetime, run: str
+                 ) -> dict[str, list[dict]]:
+    """Each partner's records for one day, flaws included."""
+    by_partner: dict[str, list[dict]] = {code: [] for code, _, _ in PARTNERS}
+    for who in pseudonyms:
+        for behaviour, partner, share, (lo, hi), (qlo, qhi) in HABITS:
+            if rng.random() >= share:
+                continue
+            for _ in range(rng.randint(lo, hi)):
+                at = day + timedelta(seconds=rng.randint(6 * 3600, 23 * 3600))
+                record = {"record_id": f"{partner}-{run}-{len(by_partner[partner]):06d}",
+                          "citizen": who, "behaviour": behaviour,
+                          "quantity": rng.randint(qlo, qhi), "occurred_at": at.isoformat()}
+                by_partner[partner].append(_maybe_flawed(rng, record))
+    return by_partner
+
+
+def _maybe_flawed(rng: random.Random, record: dict) -> dict:
+    roll = rng.random()
+    if roll < 0.004:  # a device clock a day ahead
+        record["occurred_at"] = (datetime.now(CST) + timedelta(days=1)).isoformat()
+    elif roll < 0.008 and record["behaviour"] == "CYCLING":
+        record["quantity"] = 180_000  # 180 km on a shared bike in one ride
+    elif roll < 0.010:
+        record["behaviour"] = "SKATEBOARD"  # not in the methodology
+    return record
+
+
+def setup(c, rng: random.Random, citizens: int) -> list[str]:  # type: ignore[no-untyped-def]
+    with c.db.session(write_lock=True) as s:
+        for code, name, kind in PARTNERS:
+            if s.scalar(select(Partner.id).where(Partner.code == code)) is None:
+                address = bytes.fromhex(Account.create().address[2:])
+                accounts.create_partner(s, code=code, name=name, kind=kind, signing_address=address)
+        for code, title, cost, stock in REWARDS:
+            accounts.upsert_reward(s, code=code, title=title, points_cost=cost, stock=stock)
+        return [accounts.create_citizen(s, pseudonym=f"c_{rng.getrandbits(64):016x}").pseudonym
+                for _ in range(citizens)]
+
+
+def ingest(c, by_partner: dict[str, list[dict]], rng: random.Random, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+    for code, records in by_partner.items():
+        resent = rng.sample(records, k=len(records) // 50)  # a retry resends 2%
+        for batch in (records, resent):
+            if not batch:
+                continue
+            with c.db.session(write_lock=True) as s:
+                result = submit_records(s, partner=accounts.get_partner(s, code), records=batch)
+            tally.submitted += len(batch)
+            for o in result.outcomes:
+                setattr(tally, o.status, getattr(tally, o.status) + 1)
+                if o.status == "rejected":
+                    tally.reasons[f"{o.field}: {o.reason}"] = tally.reasons.get(
+                        f"{o.field}: {o.reason}", 0) + 1
+                tally.grams += o.reduction_grams if o.status == "accepted" else 0
+                tally.points += o.points if o.status == "accepted" else 0
+
+
+def redeem_some(c, pseudonyms: list[str], rng: random.Random, tally: Tally) -> None:  # type: ignore[no-untyped-def]
+    operator = c.operator_address
+    for who in rng.sample(pseudonyms, k=len(pseudonyms) // 8):
+        reward = rng.choice(REWARDS)[0]
+        try:
+            with c.db.session(write_lock=True) as s:
+                citizen = accounts.get_citizen(s, who)
+                r, _ = redeem(s, citizen=citizen, reward_code=reward,
+                              idempotency_key=f"demo-{who}-{reward}", operator_address=operator)
+            tally.redemptions += 1
+            tally.redeemed_points += r.points
+        except (InsufficientPoints, OutOfStock):
+            pass  # not enough points yet: the ledger refuses, as it should
+
+
+def verify_all(c, anchor: EvmAnchor, batch_ids: list[int]) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
+    """Check every entry of ``batch_ids`` as an outsider would: bundle + chain only."""
+    reader = EvmAnchor(anchor.w3, ChainKind.RPC, anchor.contract_address, signer=None)
+    with c.db.session() as s:
+        ranges = s.execute(select(Batch.first_seq, Batch.last_seq).where(Batch.id.in_(batch_ids))).all()
+        ids = [e for lo, hi in ranges for e in s.scalars(
+            select(LedgerEntry.entry_id).where(LedgerEntry.seq.between(lo, hi)))]
+    failures = []
+    with Progress(console=out, transient=False) as progress:
+        task = progress.add_task("verifying proofs against the chain", total=len(ids))
+        for entry_id in ids:
+            with c.db.session() as s:
+                bundle = proof_bundle(s, entry_id)
+            try:
+                verify_bundle(bundle, reader)
+            except VerificationError as exc:
+                failures.append(f"0x{entry_id.hex()}: {exc}")
+            progress.advance(task)
+    return len(ids), failures
+
+
+@app.command()
+def demo(data_dir: DataDir = None,
+         citizens: Annotated[int, typer.Option(min=1, max=100_000)] = 300,
+         seed: Annotated[int | None, typer.Option(help="random seed (default: time)")] = None,
+         chain: Annotated[str | None, typer.Option(help="anvil | tester | rpc")] = None) -> None:
+    """Simulate a day of green behaviours for N citizens, seal, anchor, verify every proof."""
+    started = time.monotonic()
+    c = container(data_dir, chain)
+    rng = random.Random(seed if seed is not None else time.time_ns())
+    run = f"{rng.getrandbits(32):08x}"
+    tally = Tally()
+    with c.anchor() as anchor:
+        out.print(f"chain {anchor.chain_id}, contract {anchor.contract_address}, "
+                  f"anchoring key {c.signer.address}")
+        pseudonyms = setup(c, rng, citizens)
+        yesterday = datetime.now(CST).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        ingest(c, generate_day(rng, pseudonyms, yesterday, run), rng, tally)
+        sealer = c.sealer(anchor)
+        batches = sealer.seal()  # the day's credits
+        redeem_some(c, pseudonyms, rng, tally)
+        batches += sealer.seal()  # the redemptions' debits
+        checked, failures = verify_all(c, anchor, [b.id for b in batches])
+    with c.db.session() as s:
+        total_citizens = s.scalar(select(func.count(Citizen.id)))
+    rows = [
+        ["records submitted", tally.submitted],
+        ["  accepted / duplicate / rejected", f"{tally.accepted} / {tally.duplicate} / {tally.rejected}"],
+        ["reduction credited", f"{tally.grams / 1000:,.1f} kg CO2e"],
+        ["points credited / redeemed", f"{tally.points:,} / {tally.redeemed_points:,} "
+                                       f"({tally.redemptions} redemptions)"],
+        ["batches anchored", ", ".join(f"#{b.id} ({b.leaf_count} entries)" for b in batches)],
+        ["gas used", f"{sum(b.gas_used or 0 for b in batches):,}"],
+        ["proofs verified on chain", f"{checked - len(failures)} of {checked}"],
+        ["citizens in this ledger", total_citizens],
+        ["seconds", f"{time.monotonic() - started:.1f}"],
+    ]
+    out.print(table(f"demo day {yesterday:%Y-%m-%d} ({citizens} new citizens)", ["", ""], rows))
+    for reason, n in sorted(tally.reasons.items()):
+        out.print(f"  rejected {n}x — {reason}")
+    if failures:
+        for f in failures[:10]:
+            out.print(f"[red]proof failed[/red] {f}")
+        raise Conflict(f"{len(failures)} proofs failed", field="proofs")

@@ -1,0 +1,30 @@
+"""One settings object, from CLI options and ``CARBON_LEDGER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CARBON_LEDGER_", extra="ignore")
+
+    data_dir: Path = Field(Path(".carbon-ledger"), description="where the ledger keeps its state")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in data dir")
+    chain: Literal["anvil", "tester", "rpc"] = Field(
+        "anvil", description="anvil: managed local node (or rpc_url if it is an anvil); "
+                             "tester: in-process, ephemeral; rpc: any EVM JSON-RPC at rpc_url")
+    rpc_url: str | None = None
+    confirmations: int = Field(1, ge=1, le=1000)
+    anchor_key: SecretStr | None = None
+    keystore: Path | None = None
+    keystore_password: SecretStr | None = None
+    seal_workers: int = Field(2, ge=1, le=64)
+    receipt_timeout: float = Field(120.0, gt=0)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'ledger.db'}"

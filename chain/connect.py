@@ -1,0 +1,56 @@
+"""Connect the ledger to its chain: pick the provider, fund a dev key, deploy once.
+
+The contract's address is remembered per chain id in the ledger's database, so each
+data dir deploys once. A remembered contract whose code is gone (a node restarted
+without its state) is reported loudly, never silently redeployed.
+"""
+
+from __future__ import annotations
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from chain.client import ChainKind, EvmAnchor, deploy_contract
+from ledger.db import Database
+from ledger.errors import AnchorMismatch, ChainError
+from ledger.models import ChainDeployment
+
+DEV_FUNDING_WEI = 10**21
+
+
+def fund_dev_account(w3: Web3, kind: ChainKind, address: str) -> None:
+    """Give the anchoring key ether on a dev chain (never on a real one)."""
+    if w3.eth.get_balance(address) >= DEV_FUNDING_WEI // 10:  # type: ignore[arg-type]
+        return
+    if kind is ChainKind.ANVIL:
+        w3.provider.make_request("anvil_setBalance", [address, hex(DEV_FUNDING_WEI)])  # type: ignore[arg-type]
+    elif kind is ChainKind.TESTER:
+        rich = w3.eth.accounts[0]
+        tx = w3.eth.send_transaction({"from": rich, "to": address, "value": DEV_FUNDING_WEI})
+        w3.eth.wait_for_transaction_receipt(tx)
+    else:
+        raise ChainError("cannot fund an account on a real chain", field="chain")
+
+
+def connect_anchor(w3: Web3, kind: ChainKind, signer: LocalAccount, db: Database) -> EvmAnchor:
+    """The anchoring client for this ledger on ``w3``, deploying the contract if needed."""
+    try:
+        chain_id = int(w3.eth.chain_id)
+    except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
+        raise ChainError(f"cannot reach the chain: {exc}", field="chain") from exc
+    if kind.is_dev:
+        fund_dev_account(w3, kind, signer.address)
+    with db.session() as s:
+        known = s.get(ChainDeployment, chain_id)
+    if known is not None and kind is not ChainKind.TESTER:
+        anchor = EvmAnchor(w3, kind, known.address, signer)
+        if not anchor.has_code():
+            raise AnchorMismatch(
+                f"the anchor contract {known.address} has no code on chain {chain_id}: the node "
+                "lost its state (run `carbon-ledger chain check`)", field="contract")
+        return anchor
+    deployment = deploy_contract(w3, signer)
+    with db.session(write_lock=True) as s:
+        s.merge(ChainDeployment(chain_id=chain_id, address=deployment.address,
+                                tx_hash=deployment.tx_hash, block_number=deployment.block_number))
+    return EvmAnchor(w3, kind, deployment.address, signer)

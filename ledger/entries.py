@@ -1,0 +1,49 @@
+"""Ledger entries: the one way an entry and its leaf are made, and the ways they are read."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger.errors import InvalidInput, NotFound
+from ledger.leaf import LeafValues, behaviour_code, decode_leaf
+from ledger.models import LedgerEntry
+
+
+def make_entry(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
+               quantity: int, reduction_grams: int, points: int, methodology: int,
+               occurred_at: int, record_hash: bytes, partner_address: bytes,
+               record_id: int | None = None) -> LedgerEntry:
+    """Build an entry whose stored leaf encodes exactly its columns."""
+    values = LeafValues(entry_id, account, kind, behaviour_code(behaviour), quantity,
+                        reduction_grams, points, methodology, occurred_at, record_hash,
+                        partner_address)
+    return LedgerEntry(entry_id=entry_id, citizen_id=citizen_id, kind=kind, behaviour=behaviour,
+                       quantity=quantity, reduction_grams=reduction_grams, points=points,
+                       methodology=methodology, occurred_at=occurred_at, record_hash=record_hash,
+                       partner_address=partner_address, leaf=values.encode(),
+                       record_id=record_id)
+
+
+def parse_entry_id(text: str) -> bytes:
+    """An entry id as the dump and the proof bundle print it: 0x + 64 hex digits."""
+    raw = text[2:] if text.startswith("0x") else text
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise InvalidInput(f"{text!r} is not a 32-byte hex entry id", field="entry_id")
+    return value
+
+
+def get_entry(session: Session, entry_id: bytes) -> LedgerEntry:
+    entry = session.scalar(select(LedgerEntry).where(LedgerEntry.entry_id == entry_id))
+    if entry is None:
+        raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
+    return entry
+
+
+def leaf_values(entry: LedgerEntry) -> LeafValues:
+    """The values that were sealed: decoded from the stored leaf, not the columns."""
+    return decode_leaf(entry.leaf)

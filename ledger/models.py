@@ -1,0 +1,199 @@
+"""The ledger's tables (SQLAlchemy 2.x), the same on SQLite and PostgreSQL.
+
+Amounts are integers (grams CO2e, points). Byte strings (hashes, addresses, the
+encoded leaf) are stored as binary. A ledger entry keeps its ABI-encoded leaf, the
+exact bytes that are sealed and anchored, beside the columns that queries use; the
+audit holds the two equal.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    signing_address: Mapped[bytes] = mapped_column(LargeBinary(20), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class Citizen(Base):
+    """A pseudonymous account. The salt is secret; erasing it unlinks every leaf."""
+
+    __tablename__ = "citizens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    salt: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    account: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    erased_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Balance(Base):
+    __tablename__ = "balances"
+    __table_args__ = (CheckConstraint("points >= 0", name="balance_never_negative"),)
+
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ActivityRecord(Base):
+    """A partner's record exactly as submitted (RFC 8785 canonical JSON) and its fate."""
+
+    __tablename__ = "activity_records"
+    __table_args__ = (UniqueConstraint("partner_id", "partner_record_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    partner_record_id: Mapped[str] = mapped_column(String(128))
+    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    behaviour: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    occurred_at: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[str] = mapped_column(Text)
+    record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[str] = mapped_column(String(16))  # credited | capped | rejected
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class DailyTotal(Base):
+    """Grams already credited per citizen, behaviour and (local) day: the cap's memory."""
+
+    __tablename__ = "daily_totals"
+
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since epoch, local
+    grams: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerEntry(Base):
+    """A credit (a reduction) or a debit (a redemption). Immutable once written.
+
+    ``seq`` orders entries; a batch holds a contiguous range of it.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),)
+
+    seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    kind: Mapped[int] = mapped_column(Integer)
+    behaviour: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(BigInteger)
+    reduction_grams: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    methodology: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[int] = mapped_column(BigInteger)
+    record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    partner_address: Mapped[bytes] = mapped_column(LargeBinary(20))
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(352))
+    record_id: Mapped[int | None] = mapped_column(ForeignKey("activity_records.id"))
+
+
+class Batch(Base):
+    """A sealed range of entries, its tree, and its anchoring's progress.
+
+    status: ``sealed`` (tree stored, nothing sent) → ``submitted`` (signed tx recorded,
+    maybe broadcast) → ``anchored`` (receipt with enough confirmations).
+    """
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    leaf_count: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    status: Mapped[str] = mapped_column(String(16))
+    sealed_at: Mapped[int] = mapped_column(BigInteger)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    nonce: Mapped[int | None] = mapped_column(BigInteger)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BatchTree(Base):
+    """Every node of a batch's tree, so any entry's proof is served without rebuilding."""
+
+    __tablename__ = "batch_trees"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Reward(Base):
+    __tablename__ = "rewards"
+    __table_args__ = (CheckConstraint("stock >= 0", name="stock_never_negative"),
+                      CheckConstraint("points_cost > 0", name="cost_positive"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    points_cost: Mapped[int] = mapped_column(BigInteger)
+    stock: Mapped[int] = mapped_column(BigInteger)
+
+
+class Redemption(Base):
+    __tablename__ = "redemptions"
+    __table_args__ = (UniqueConstraint("citizen_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    points: Mapped[int] = mapped_column(BigInteger)
+    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChainDeployment(Base):
+    """Where this ledger anchors: one contract per chain, deployed once."""
+
+    __tablename__ = "chain_deployments"
+
+    chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(42))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+
+
+class Lease(Base):
+    """A named lock held in the database (e.g. the one sealer), with an expiry."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(BigInteger)

@@ -1,0 +1,210 @@
+"""Proof bundles: made from the stored tree, checked against nothing but the chain.
+
+A bundle is one self-contained JSON object. :func:`verify_bundle` reads it top to
+bottom, checks each claim in order and raises one :class:`VerificationError` naming
+the claim that failed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+from typing import IO, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import merkle
+from ledger.anchoring import ChainReader
+from ledger.entries import get_entry
+from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, VerificationError
+from ledger.leaf import LEAF_ENCODING, decode_leaf, leaf_values_from_json
+from ledger.models import Batch, BatchTree, LedgerEntry
+
+BUNDLE_FORMAT = "carbon-ledger-proof-v1"
+
+
+class NotAnchored(Conflict):
+    """The entry exists but its batch is not (yet) anchored."""
+
+    code = "not-anchored"
+
+
+class TreeCache:
+    """Trees are immutable once sealed; keep the few most recently used in memory."""
+
+    def __init__(self, size: int = 4) -> None:
+        self._size = size
+        self._trees: OrderedDict[int, bytes] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, session: Session, batch_id: int) -> bytes:
+        with self._lock:
+            if batch_id in self._trees:
+                self._trees.move_to_end(batch_id)
+                return self._trees[batch_id]
+        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch_id))
+        if nodes is None:
+            raise NotFound(f"batch {batch_id} has no stored tree", field="batch")
+        with self._lock:
+            self._trees[batch_id] = bytes(nodes)
+            while len(self._trees) > self._size:
+                self._trees.popitem(last=False)
+        return bytes(nodes)
+
+
+_default_cache = TreeCache()
+
+
+def batch_of(session: Session, entry: LedgerEntry) -> Batch | None:
+    return session.scalar(select(Batch).where(Batch.first_seq <= entry.seq,
+                                              Batch.last_seq >= entry.seq))
+
+
+def proof_bundle(session: Session, entry_id: bytes, *, cache: TreeCache = _default_cache,
+                 require_anchored: bool = True) -> dict[str, Any]:
+    """The bundle for one entry, from the stored tree (no rebuilding)."""
+    entry = get_entry(session, entry_id)
+    batch = batch_of(session, entry)
+    if batch is None:
+        raise NotAnchored(f"entry 0x{entry_id.hex()} is not sealed yet", field="entry_id")
+    if require_anchored and batch.status != "anchored":
+        raise NotAnchored(f"batch {batch.id} is {batch.status}, not anchored yet", field="entry_id")
+    tree = cache.get(session, batch.id)
+    leaf = merkle.hash_leaf(entry.leaf)
+    index = merkle.find_leaf(tree, leaf)
+    if index is None:
+        raise LedgerError(f"entry 0x{entry_id.hex()} is not in batch {batch.id}'s tree: "
+                          "its stored leaf changed after sealing", field="entry_id")
+    return {
+        "format": BUNDLE_FORMAT,
+        "entryId": "0x" + entry_id.hex(),
+        "values": decode_leaf(entry.leaf).to_json(),
+        "leafEncoding": list(LEAF_ENCODING),
+        "proof": ["0x" + p.hex() for p in merkle.inclusion_proof(tree, index)],
+        "root": "0x" + batch.root.hex(),
+        "batchId": batch.id,
+        "chainId": batch.chain_id,
+        "contract": batch.contract_address,
+        "txHash": "0x" + batch.tx_hash.hex() if batch.tx_hash else None,
+        "blockNumber": batch.block_number,
+        "status": batch.status,
+    }
+
+
+def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
+                  cache: TreeCache = _default_cache) -> int:
+    """Write batch ``batch_id`` as OZ's ``StandardMerkleTree`` dump; returns leaf count.
+
+    ``values`` come in entry order, so keccak256 of ``tree[v.treeIndex]`` for each value
+    in turn, concatenated, is the batch's anchored content hash."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}", field="batch_id")
+    tree = cache.get(session, batch_id)
+    n = batch.leaf_count
+    index_of = {merkle.node(tree, i): i for i in range(n - 1, 2 * n - 1)}
+    out.write('{"format":"standard-v1","leafEncoding":')
+    out.write(json.dumps(list(LEAF_ENCODING)))
+    out.write(',"tree":[')
+    out.write(",".join(f'"0x{merkle.node(tree, i).hex()}"' for i in range(2 * n - 1)))
+    out.write('],"values":[')
+    rows = session.execute(select(LedgerEntry.leaf)
+                           .where(LedgerEntry.seq.between(batch.first_seq, batch.last_seq))
+                           .order_by(LedgerEntry.seq)).scalars()
+    for k, encoded in enumerate(rows):
+        item = {"value": decode_leaf(encoded).to_json(),
+                "treeIndex": index_of[merkle.hash_leaf(encoded)]}
+        out.write(("," if k else "") + json.dumps(item, separators=(",", ":")))
+    out.write("]}\n")
+    return n
+
+
+@dataclass(frozen=True)
+class Verdict:
+    entry_id: str
+    batch_id: int
+    root: str
+    tx_hash: str
+    block_number: int
+    chain_id: int
+    confirmations: int
+
+    def line(self) -> str:
+        return (f"OK: entry {self.entry_id} is in batch {self.batch_id} (root {self.root}), "
+                f"anchored by tx {self.tx_hash} in block {self.block_number} on chain "
+                f"{self.chain_id}, {self.confirmations} confirmation(s)")
+
+
+def _field(bundle: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    value = bundle.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise VerificationError(f"missing or malformed {name!r}", field=name)
+    return value
+
+
+def _hex32(bundle: dict[str, Any], name: str) -> bytes:
+    text = _field(bundle, name, str)
+    try:
+        value = bytes.fromhex(text[2:]) if text.startswith("0x") else b""
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise VerificationError(f"{name!r} is not 0x + 64 hex digits", field=name)
+    return value
+
+
+def verify_bundle(bundle: Any, reader: ChainReader) -> Verdict:
+    """Check a bundle against the chain; raise :class:`VerificationError` at the first lie."""
+    if not isinstance(bundle, dict):
+        raise VerificationError("a bundle is a JSON object", field="bundle")
+    if bundle.get("leafEncoding") != list(LEAF_ENCODING):
+        raise VerificationError("unexpected leafEncoding", field="leafEncoding")
+    try:
+        values = leaf_values_from_json(bundle.get("values"))  # type: ignore[arg-type]
+    except InvalidInput as exc:
+        raise VerificationError(f"bad leaf value: {exc.message}", field=exc.field) from exc
+    proof_items = _field(bundle, "proof", list)
+    proof = [_hex32({"proof item": p}, "proof item") for p in proof_items]
+    claimed_root, tx_hash = _hex32(bundle, "root"), _hex32(bundle, "txHash")
+    batch_id = _field(bundle, "batchId", int)
+    block_number = _field(bundle, "blockNumber", int)
+    chain_id = _field(bundle, "chainId", int)
+
+    leaf = values.leaf_hash()
+    computed = merkle.root_from_proof(leaf, proof)
+    if computed != claimed_root:
+        raise VerificationError(f"the values and proof fold to 0x{computed.hex()}, but the bundle "
+                                f"claims root 0x{claimed_root.hex()}", field="values")
+    if reader.chain_id != chain_id:
+        raise VerificationError(f"the node serves chain {reader.chain_id}, the bundle names "
+                                f"chain {chain_id}", field="chainId")
+    anchored = reader.anchored_batch(batch_id)
+    if anchored is None:
+        raise VerificationError(f"the contract has no batch {batch_id}", field="batchId")
+    if anchored.root != computed:
+        raise VerificationError(f"batch {batch_id} is anchored with root 0x{anchored.root.hex()}, "
+                                f"not 0x{computed.hex()}", field="root")
+    receipt = reader.receipt(tx_hash)
+    if receipt is None:
+        raise VerificationError(f"no transaction 0x{tx_hash.hex()} on chain {chain_id}",
+                                field="txHash")
+    if not receipt.succeeded:
+        raise VerificationError(f"transaction 0x{tx_hash.hex()} reverted", field="txHash")
+    if (receipt.to or "").lower() != reader.contract_address.lower():
+        raise VerificationError(f"transaction 0x{tx_hash.hex()} was sent to {receipt.to}, not "
+                                f"the contract {reader.contract_address}", field="txHash")
+    if receipt.block_number != block_number:
+        raise VerificationError(f"transaction 0x{tx_hash.hex()} is in block "
+                                f"{receipt.block_number}, not {block_number}", field="blockNumber")
+    if not any(e.batch_id == batch_id and e.root == computed
+               for e in reader.anchor_events(tx_hash)):
+        raise VerificationError(f"transaction 0x{tx_hash.hex()} did not anchor batch {batch_id}",
+                                field="txHash")
+    if not reader.verify_on_chain(batch_id, leaf, proof):
+        raise VerificationError("the contract's verify() rejects the proof", field="proof")
+    return Verdict("0x" + values.entry_id.hex(), batch_id, "0x" + computed.hex(),
+                   "0x" + tx_hash.hex(), block_number, chain_id,
+                   reader.confirmations(block_number))

@@ -1,0 +1,89 @@
+"""A partner's raw activity record: its shape, its checks, its canonical hash.
+
+Each failure names the field at fault. The record's hash is keccak256 of its RFC 8785
+canonical JSON, so anyone holding the record can recompute the ``recordHash`` leaf value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+
+from ledger.errors import InvalidInput
+from ledger.hashing import keccak
+
+ALLOWED_FIELDS = {"record_id", "citizen", "behaviour", "quantity", "occurred_at", "details"}
+FUTURE_SKEW_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class ActivityRecordIn:
+    record_id: str
+    citizen: str
+    behaviour: str
+    quantity: int
+    occurred_at: int
+    canonical: bytes
+    record_hash: bytes
+
+
+def _text(raw: dict[str, Any], name: str, max_len: int) -> str:
+    value = raw.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("required, a non-empty string", field=name)
+    if len(value) > max_len or not value.isprintable():
+        raise InvalidInput(f"at most {max_len} printable characters", field=name)
+    return value
+
+
+def _timestamp(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidInput("unix seconds or an RFC 3339 time", field="occurred_at") from None
+        if parsed.tzinfo is None:
+            raise InvalidInput("an RFC 3339 time needs a UTC offset", field="occurred_at")
+        seconds = int(parsed.timestamp())
+    else:
+        raise InvalidInput("required: unix seconds or an RFC 3339 time", field="occurred_at")
+    if not 0 < seconds < 2**63:
+        raise InvalidInput("out of range", field="occurred_at")
+    return seconds
+
+
+def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
+    """Check a submitted record's shape; raise :class:`InvalidInput` naming the field."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("each record must be a JSON object", field="record")
+    unknown = sorted(set(raw) - ALLOWED_FIELDS)
+    if unknown:
+        raise InvalidInput("unknown field", field=unknown[0])
+    quantity = raw.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool):
+        raise InvalidInput("required, a whole number", field="quantity")
+    if quantity <= 0:
+        raise InvalidInput("must be positive", field="quantity")
+    occurred_at = _timestamp(raw.get("occurred_at"))
+    if occurred_at > now + FUTURE_SKEW_SECONDS:
+        raise InvalidInput("is in the future", field="occurred_at")
+    if "details" in raw and not isinstance(raw["details"], dict):
+        raise InvalidInput("must be a JSON object", field="details")
+    try:
+        canonical = rfc8785.dumps(raw)
+    except (rfc8785.CanonicalizationError, ValueError) as exc:
+        raise InvalidInput(f"cannot be canonicalised: {exc}", field="details") from exc
+    return ActivityRecordIn(
+        record_id=_text(raw, "record_id", 128),
+        citizen=_text(raw, "citizen", 64),
+        behaviour=_text(raw, "behaviour", 32),
+        quantity=quantity,
+        occurred_at=occurred_at,
+        canonical=canonical,
+        record_hash=keccak(canonical),
+    )

@@ -1,0 +1,61 @@
+"""Redeeming points for a reward: a debit entry, sealed and anchored like any credit.
+
+Stock and balance are taken with conditional UPDATEs in one transaction, so however
+many requests race, neither goes below zero; the idempotency key replays the first
+answer instead of debiting twice.
+"""
+
+from __future__ import annotations
+
+import time
+
+import rfc8785
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledger.accounts import debit_points
+from ledger.entries import make_entry
+from ledger.errors import InvalidInput, NotFound, OutOfStock
+from ledger.hashing import keccak
+from ledger.leaf import KIND_DEBIT, debit_entry_id
+from ledger.methodology import methodology_in_force
+from ledger.models import Citizen, Redemption, Reward
+
+REDEMPTION_BEHAVIOUR = "REDEMPTION"
+
+
+def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_key: str,
+           operator_address: bytes, now: int | None = None) -> tuple[Redemption, bool]:
+    """Redeem one reward. Returns the redemption and whether it was a replay."""
+    if not idempotency_key or len(idempotency_key) > 128 or not idempotency_key.isprintable():
+        raise InvalidInput("1-128 printable characters", field="idempotency_key")
+    earlier = session.scalar(select(Redemption).where(Redemption.citizen_id == citizen.id,
+                                                      Redemption.idempotency_key == idempotency_key))
+    if earlier is not None:
+        return earlier, True
+    now = int(time.time()) if now is None else now
+    reward = session.scalar(select(Reward).where(Reward.code == reward_code))
+    if reward is None:
+        raise NotFound(f"no reward {reward_code!r}", field="reward")
+    taken = session.execute(update(Reward).where(Reward.id == reward.id, Reward.stock > 0)
+                            .values(stock=Reward.stock - 1))
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise OutOfStock(f"reward {reward_code!r} is out of stock", field="reward")
+    debit_points(session, citizen.id, reward.points_cost)
+
+    key_hash = keccak(idempotency_key.encode())
+    entry_id = debit_entry_id(citizen.account + key_hash)
+    record = rfc8785.dumps({"kind": "redemption", "reward": reward.code,
+                            "points": reward.points_cost, "key": "0x" + key_hash.hex(),
+                            "at": now})
+    session.add(make_entry(entry_id=entry_id, citizen_id=citizen.id, account=citizen.account,
+                           kind=KIND_DEBIT, behaviour=REDEMPTION_BEHAVIOUR, quantity=1,
+                           reduction_grams=0, points=reward.points_cost,
+                           methodology=methodology_in_force(now).version, occurred_at=now,
+                           record_hash=keccak(record), partner_address=operator_address))
+    redemption = Redemption(citizen_id=citizen.id, reward_id=reward.id,
+                            idempotency_key=idempotency_key, points=reward.points_cost,
+                            entry_id=entry_id, created_at=now)
+    session.add(redemption)
+    session.flush()
+    return redemption, False
