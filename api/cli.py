@@ -37,7 +37,7 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(chain_app, name="chain")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="state folder "
                                               "[env CARBON_LEDGER_DATA_DIR; default ./.carbon-ledger]")]

@@ -13,7 +13,7 @@ from api.settings import Settings
 from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.keys import load_signer
-from chain.nodes import managed_node_url, rpc_web3, tester_web3
+from chain.nodes import managed_node_url, rpc_web3, in_process_web3
 from ledger.db import Database, create_schema
 from ledger.errors import InvalidInput
 from ledger.sealing import SealOptions, Sealer
@@ -48,7 +48,7 @@ class Container:
         """The anchoring client for the configured chain, for the block's duration."""
         s = self.settings
         if s.chain == "tester":
-            yield connect_anchor(tester_web3(), ChainKind.TESTER, self.signer, self.db)
+            yield connect_anchor(in_process_web3(), ChainKind.TESTER, self.signer, self.db)
         elif s.chain == "rpc" or s.rpc_url:
             if not s.rpc_url:
                 raise InvalidInput("chain 'rpc' needs an RPC URL", field="rpc_url")

@@ -7,6 +7,8 @@ reach confirmations) is told by :class:`ChainKind`.
 
 from __future__ import annotations
 
+import ast
+import re
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -119,8 +121,13 @@ class EvmAnchor:
         call = self._contract.functions.anchor(batch_id, root, leaf_count, content_hash)
         try:  # simulate first: a contract rejection comes back as its named custom error
             call.call({"from": signer.address})
-        except ContractCustomError as exc:
-            raise ChainError(f"anchor of batch {batch_id} rejected: {self.decode_error(exc)}",
+        except Exception as exc:  # noqa: BLE001 - providers raise different revert types
+            data = revert_data(exc)
+            if data is None:
+                raise ChainError(f"simulating anchor of batch {batch_id}: {exc}",
+                                 field="chain") from exc
+            raise ChainError(f"anchor of batch {batch_id} rejected: "
+                             f"{decode_custom_error(self._contract.abi, data)}",
                              field="batchId") from exc
         nonce = _call(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"), "nonce")
         tx = call.build_transaction(
@@ -132,8 +139,6 @@ class EvmAnchor:
     def broadcast(self, raw: bytes) -> None:
         try:
             self.w3.eth.send_raw_transaction(raw)
-        except ContractCustomError as exc:
-            raise ChainError(f"anchor reverted: {self.decode_error(exc)}", field="anchor") from exc
         except (Web3Exception, OSError, ValueError) as exc:
             message = str(exc)
             if "already known" in message:
@@ -196,10 +201,6 @@ class EvmAnchor:
         else:
             raise ChainError("cannot mine on a remote chain", field="chain")
 
-    def decode_error(self, exc: ContractCustomError) -> str:
-        data = exc.data if isinstance(exc.data, str) else str(exc.args[0] if exc.args else "")
-        return decode_custom_error(self._contract.abi, data)
-
     def _require_signer(self) -> LocalAccount:
         if self._signer is None:
             raise ChainError("no anchoring key configured", field="anchor_key")
@@ -210,6 +211,20 @@ class EvmAnchor:
         base = int(block.get("baseFeePerGas") or 0)
         tip = _call(lambda: self.w3.eth.max_priority_fee, "priority fee")
         return {"maxFeePerGas": 2 * base + int(tip), "maxPriorityFeePerGas": int(tip)}
+
+
+_REVERT_BYTES = re.compile(r"execution reverted: (b(['\"]).*\2)$", re.DOTALL)
+
+
+def revert_data(exc: BaseException) -> str | None:
+    """The 0x-hex revert data of a failed call, from web3 or from eth-tester."""
+    if isinstance(exc, ContractCustomError) and isinstance(exc.data, str):
+        return exc.data
+    text = str(exc.args[0]) if exc.args else ""
+    match = _REVERT_BYTES.search(text)  # eth-tester: "execution reverted: b'...'"
+    if match:
+        return "0x" + ast.literal_eval(match.group(1)).hex()
+    return None
 
 
 def decode_custom_error(abi: list[dict[str, Any]], data: str) -> str:

@@ -29,7 +29,7 @@ NODE_FILE = "node.json"
 ANVIL_CHAIN_ID = 31337
 
 
-def tester_web3() -> Web3:
+def in_process_web3() -> Web3:
     """A fresh in-process chain (py-evm); gone when the process ends."""
     return Web3(EthereumTesterProvider())
 

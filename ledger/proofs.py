@@ -33,23 +33,26 @@ class NotAnchored(Conflict):
 
 
 class TreeCache:
-    """Trees are immutable once sealed; keep the few most recently used in memory."""
+    """Trees are immutable once sealed; keep the few most recently used in memory.
+
+    Keyed by root, which names a tree's content whatever database it came from."""
 
     def __init__(self, size: int = 4) -> None:
         self._size = size
-        self._trees: OrderedDict[int, bytes] = OrderedDict()
+        self._trees: OrderedDict[bytes, bytes] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, session: Session, batch_id: int) -> bytes:
+    def get(self, session: Session, batch: Batch) -> bytes:
         with self._lock:
-            if batch_id in self._trees:
-                self._trees.move_to_end(batch_id)
-                return self._trees[batch_id]
-        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch_id))
-        if nodes is None:
-            raise NotFound(f"batch {batch_id} has no stored tree", field="batch")
+            if batch.root in self._trees:
+                self._trees.move_to_end(batch.root)
+                return self._trees[batch.root]
+        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch.id))
+        if nodes is None or merkle.root(nodes) != batch.root:
+            raise LedgerError(f"batch {batch.id}'s stored tree is missing or not its root",
+                              field="batch")
         with self._lock:
-            self._trees[batch_id] = bytes(nodes)
+            self._trees[batch.root] = bytes(nodes)
             while len(self._trees) > self._size:
                 self._trees.popitem(last=False)
         return bytes(nodes)
@@ -72,7 +75,7 @@ def proof_bundle(session: Session, entry_id: bytes, *, cache: TreeCache = _defau
         raise NotAnchored(f"entry 0x{entry_id.hex()} is not sealed yet", field="entry_id")
     if require_anchored and batch.status != "anchored":
         raise NotAnchored(f"batch {batch.id} is {batch.status}, not anchored yet", field="entry_id")
-    tree = cache.get(session, batch.id)
+    tree = cache.get(session, batch)
     leaf = merkle.hash_leaf(entry.leaf)
     index = merkle.find_leaf(tree, leaf)
     if index is None:
@@ -103,7 +106,7 @@ def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
-    tree = cache.get(session, batch_id)
+    tree = cache.get(session, batch)
     n = batch.leaf_count
     index_of = {merkle.node(tree, i): i for i in range(n - 1, 2 * n - 1)}
     out.write('{"format":"standard-v1","leafEncoding":')

@@ -1,0 +1,162 @@
+"""Sealing and anchoring on a real EVM (eth-tester), including crashes at every step."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from sqlalchemy import select, update
+
+from chain.client import ChainKind, EvmAnchor
+from chain.connect import connect_anchor
+from chain.nodes import in_process_web3
+from ledger import merkle
+from ledger.db import Database
+from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
+from ledger.hashing import keccak
+from ledger.ingest import submit_records
+from ledger.leases import acquire_lease
+from ledger.models import Batch, Lease, LedgerEntry
+from ledger.proofs import proof_bundle, verify_bundle
+from ledger.sealing import SEALER_LEASE, SealOptions, Sealer
+from tests.conftest import a_record
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, no except clause catches it."""
+
+
+@pytest.fixture
+def credit(db: Database, make_partner, make_citizen):
+    partner = make_partner()
+    citizens = [make_citizen().pseudonym for _ in range(5)]
+
+    def add(n: int) -> None:
+        records = [a_record(citizens[i % 5], quantity=1000 + i, hours_ago=1 + i / 1000)
+                   for i in range(n)]
+        with db.session(write_lock=True) as s:
+            s.merge(partner)
+            result = submit_records(s, partner=partner, records=records)
+        assert result.count("accepted") == n
+    return add
+
+
+def entry_ids(db: Database) -> list[bytes]:
+    with db.session() as s:
+        return list(s.scalars(select(LedgerEntry.entry_id).order_by(LedgerEntry.seq)))
+
+
+def assert_ledger_consistent(db: Database, anchor: EvmAnchor) -> None:
+    """Every entry in exactly one anchored batch; ids 1..n on chain; every proof holds."""
+    with db.session() as s:
+        batches = s.scalars(select(Batch).order_by(Batch.id)).all()
+        seqs = list(s.scalars(select(LedgerEntry.seq).order_by(LedgerEntry.seq)))
+    assert [b.id for b in batches] == list(range(1, len(batches) + 1))
+    assert anchor.latest_batch_id() == len(batches)
+    covered = [seq for seq in seqs if any(b.first_seq <= seq <= b.last_seq for b in batches)]
+    assert covered == seqs
+    for a, b in zip(batches, batches[1:], strict=False):
+        assert a.last_seq < b.first_seq
+    for b in batches:
+        assert b.status == "anchored"
+        assert anchor.anchored_batch(b.id).root == b.root
+    for entry_id in entry_ids(db):
+        with db.session() as s:
+            bundle = proof_bundle(s, entry_id)
+        verify_bundle(bundle, anchor)
+
+
+def test_seal_puts_every_unbatched_entry_into_the_next_batch(db, sealer, anchor, credit) -> None:
+    assert sealer.seal() == []
+    credit(7)
+    [first] = sealer.seal()
+    credit(3)
+    [second] = sealer.seal()
+    assert (first.id, first.leaf_count, second.id, second.leaf_count) == (1, 7, 2, 3)
+    assert sealer.seal() == []
+    assert_ledger_consistent(db, anchor)
+
+
+def test_sealed_root_and_content_hash_are_recomputable_from_the_entries(db, sealer, credit) -> None:
+    credit(12)
+    [batch] = sealer.seal()
+    with db.session() as s:
+        leaves = [merkle.hash_leaf(leaf) for leaf in
+                  s.scalars(select(LedgerEntry.leaf).order_by(LedgerEntry.seq))]
+    assert merkle.root(merkle.build_tree(sorted(leaves))) == batch.root
+    assert keccak(b"".join(leaves)) == batch.content_hash
+
+
+def test_anchored_batch_records_tx_block_and_gas(db, sealer, anchor, credit) -> None:
+    credit(2)
+    [batch] = sealer.seal()
+    receipt = anchor.receipt(batch.tx_hash)
+    assert receipt.succeeded and receipt.block_number == batch.block_number
+    assert batch.gas_used == receipt.gas_used > 0
+    assert anchor.confirmations(batch.block_number) >= 2
+
+
+@pytest.mark.parametrize("crash_point", [
+    "after_sealing", "before_broadcast", "after_broadcast", "before_finish"])
+def test_a_crash_at_any_step_is_completed_by_the_next_seal(db, anchor, credit, crash_point) -> None:
+    credit(4)
+    crashing = Sealer(db, anchor, SealOptions(confirmations=1, workers=1))
+    real = {name: getattr(anchor, name) for name in ("broadcast", "wait_for_receipt")}
+
+    def crash(*_a, **_k):
+        raise Crash
+
+    if crash_point == "after_sealing":
+        crashing.advance = crash  # type: ignore[method-assign]
+    elif crash_point == "before_broadcast":
+        anchor.broadcast = crash  # type: ignore[method-assign]
+    elif crash_point == "after_broadcast":
+        anchor.wait_for_receipt = crash  # type: ignore[method-assign]
+    else:
+        crashing._finish = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        crashing.seal()
+    for name, fn in real.items():
+        setattr(anchor, name, fn)
+    # The dead sealer's lease would expire; here it is ended at once.
+    with db.session() as s:
+        s.execute(update(Lease).values(expires_at=0))
+
+    credit(2)  # entries that arrive meanwhile go into the next batch, not the resumed one
+    restarted = Sealer(db, anchor, SealOptions(confirmations=1, workers=1))
+    done = restarted.seal()
+    assert [b.id for b in done] == [1, 2]
+    assert [b.leaf_count for b in done] == [4, 2]
+    assert_ledger_consistent(db, anchor)
+
+
+def test_only_one_sealer_runs_at_a_time(db, anchor, credit) -> None:
+    credit(1)
+    assert acquire_lease(db, SEALER_LEASE, "someone-else", seconds=60)
+    with pytest.raises(Conflict, match="another sealer"):
+        Sealer(db, anchor).seal()
+
+
+def test_a_chain_that_lost_its_state_is_reported_not_papered_over(db, sealer, credit) -> None:
+    credit(3)
+    sealer.seal()
+    credit(1)
+    amnesiac = connect_anchor(in_process_web3(), ChainKind.TESTER, Account.create(), db)
+    with pytest.raises(AnchorMismatch, match="lost its state"):
+        Sealer(db, amnesiac).seal()
+
+
+def test_a_changed_stored_leaf_is_caught(db, sealer, anchor, credit) -> None:
+    credit(3)
+    sealer.seal()
+    victim = entry_ids(db)[1]
+    with db.session() as s:
+        bundle = proof_bundle(s, victim)
+        entry = s.scalar(select(LedgerEntry).where(LedgerEntry.entry_id == victim))
+        forged = bytearray(entry.leaf)
+        forged[-40] ^= 1  # one bit of the record hash
+        entry.leaf = bytes(forged)
+    with db.session() as s, pytest.raises(LedgerError, match="changed after sealing"):
+        proof_bundle(s, victim)
+    bundle["values"][6] = str(int(bundle["values"][6]) + 1)  # more points than anchored
+    with pytest.raises(VerificationError, match="fold to"):
+        verify_bundle(bundle, anchor)
