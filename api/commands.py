@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +52,8 @@ def node(data_dir: DataDir = None,
 
     c = container(data_dir)
     anvil = ManagedAnvil(c.settings.data_dir / "anvil", port=port)
+    # SIGTERM ends the node like Ctrl-C: its state is dumped and node.json removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     anvil.start()
     print(anvil.url, flush=True)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -10,19 +12,25 @@ from ledger.leaf import LeafValues, behaviour_code, decode_leaf
 from ledger.models import LedgerEntry
 
 
-def make_entry(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
-               quantity: int, reduction_grams: int, points: int, methodology: int,
-               occurred_at: int, record_hash: bytes, partner_address: bytes,
-               record_id: int | None = None) -> LedgerEntry:
-    """Build an entry whose stored leaf encodes exactly its columns."""
+def entry_row(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
+              quantity: int, reduction_grams: int, points: int, methodology: int,
+              occurred_at: int, record_hash: bytes, partner_address: bytes,
+              record_id: int | None = None) -> dict[str, Any]:
+    """An entry's column values, its stored leaf encoding exactly those columns.
+
+    A plain dict, so bulk paths can insert many with one executemany."""
     values = LeafValues(entry_id, account, kind, behaviour_code(behaviour), quantity,
                         reduction_grams, points, methodology, occurred_at, record_hash,
                         partner_address)
-    return LedgerEntry(entry_id=entry_id, citizen_id=citizen_id, kind=kind, behaviour=behaviour,
-                       quantity=quantity, reduction_grams=reduction_grams, points=points,
-                       methodology=methodology, occurred_at=occurred_at, record_hash=record_hash,
-                       partner_address=partner_address, leaf=values.encode(),
-                       record_id=record_id)
+    return {"entry_id": entry_id, "citizen_id": citizen_id, "kind": kind, "behaviour": behaviour,
+            "quantity": quantity, "reduction_grams": reduction_grams, "points": points,
+            "methodology": methodology, "occurred_at": occurred_at, "record_hash": record_hash,
+            "partner_address": partner_address, "leaf": values.encode(), "record_id": record_id}
+
+
+def make_entry(**fields: Any) -> LedgerEntry:
+    """:func:`entry_row` as an ORM object, for units of work that add one at a time."""
+    return LedgerEntry(**entry_row(**fields))
 
 
 def parse_entry_id(text: str) -> bytes:
