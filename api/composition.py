@@ -13,10 +13,10 @@ from api.settings import Settings
 from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.keys import load_signer
-from chain.nodes import managed_node_url, rpc_web3, in_process_web3
+from chain.nodes import in_process_web3, managed_node_url, rpc_web3
 from ledger.db import Database, create_schema
 from ledger.errors import InvalidInput
-from ledger.sealing import SealOptions, Sealer
+from ledger.sealing import Sealer, SealOptions
 
 
 class Container:

@@ -184,7 +184,7 @@ def demo(data_dir: DataDir = None,
         checked, failures = verify_all(c, anchor, [b.id for b in batches])
     with c.db.session() as s:
         total_citizens = s.scalar(select(func.count(Citizen.id)))
-    rows = [
+    rows: list[list[object]] = [
         ["records submitted", tally.submitted],
         ["  accepted / duplicate / rejected", f"{tally.accepted} / {tally.duplicate} / {tally.rejected}"],
         ["reduction credited", f"{tally.grams / 1000:,.1f} kg CO2e"],

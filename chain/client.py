@@ -130,9 +130,9 @@ class EvmAnchor:
                              f"{decode_custom_error(self._contract.abi, data)}",
                              field="batchId") from exc
         nonce = _call(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"), "nonce")
-        tx = call.build_transaction(
-            {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS, "chainId": self._chain_id,
-             **self._fees()})
+        params: Any = {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS,
+                       "chainId": self._chain_id, **self._fees()}
+        tx: Any = call.build_transaction(params)
         signed = signer.sign_transaction(tx)
         return PreparedAnchor(bytes(signed.hash), bytes(signed.raw_transaction), nonce)
 
@@ -227,7 +227,7 @@ def revert_data(exc: BaseException) -> str | None:
     return None
 
 
-def decode_custom_error(abi: list[dict[str, Any]], data: str) -> str:
+def decode_custom_error(abi: Any, data: str) -> str:
     """Name a custom error from its revert data, e.g. ``BatchIdGap(5, 3)``."""
     from eth_abi import decode
     from eth_utils import function_signature_to_4byte_selector

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import Wei
 
 from chain.client import ChainKind, EvmAnchor, deploy_contract
 from ledger.db import Database
@@ -26,7 +27,8 @@ def fund_dev_account(w3: Web3, kind: ChainKind, address: str) -> None:
         w3.provider.make_request("anvil_setBalance", [address, hex(DEV_FUNDING_WEI)])  # type: ignore[arg-type]
     elif kind is ChainKind.TESTER:
         rich = w3.eth.accounts[0]
-        tx = w3.eth.send_transaction({"from": rich, "to": address, "value": DEV_FUNDING_WEI})
+        tx = w3.eth.send_transaction({"from": rich, "to": address,
+                                      "value": Wei(DEV_FUNDING_WEI)})
         w3.eth.wait_for_transaction_receipt(tx)
     else:
         raise ChainError("cannot fund an account on a real chain", field="chain")

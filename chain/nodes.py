@@ -15,8 +15,8 @@ import signal
 import socket
 import subprocess
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from web3 import Web3

@@ -8,6 +8,7 @@ duplicate (credited once); the same id with other content is rejected.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -49,7 +50,7 @@ class SubmissionResult:
         return sum(o.reduction_grams for o in self.outcomes if o.status == "accepted")
 
 
-def submit_records(session: Session, *, partner: Partner, records: list[object],
+def submit_records(session: Session, *, partner: Partner, records: Sequence[object],
                    now: int | None = None) -> SubmissionResult:
     """Decide and write every record of one submission."""
     if len(records) > MAX_RECORDS_PER_SUBMISSION:

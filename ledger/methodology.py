@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from functools import cache
 from importlib import resources
@@ -64,7 +64,7 @@ class Methodology:
         return int((unix_seconds + self.day_offset.total_seconds()) // 86400)
 
     def effective_from_unix(self) -> int:
-        start = datetime.combine(self.effective_from, datetime.min.time(), timezone.utc)
+        start = datetime.combine(self.effective_from, datetime.min.time(), UTC)
         return int((start - self.day_offset).timestamp())
 
 

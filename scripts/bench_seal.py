@@ -64,7 +64,7 @@ def measure_seal(url: str, workers: int) -> dict[str, float]:
     from chain.client import ChainKind
     from chain.connect import connect_anchor
     from chain.nodes import in_process_web3
-    from ledger.sealing import SealOptions, Sealer
+    from ledger.sealing import Sealer, SealOptions
 
     db = Database(url)
     with db.session() as s:  # start from unsealed entries every time

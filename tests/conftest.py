@@ -17,7 +17,7 @@ from chain.nodes import in_process_web3
 from ledger import accounts
 from ledger.db import Database, create_schema
 from ledger.models import Citizen, Partner
-from ledger.sealing import SealOptions, Sealer
+from ledger.sealing import Sealer, SealOptions
 
 CST = timezone(timedelta(hours=8))
 

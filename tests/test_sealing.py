@@ -17,7 +17,7 @@ from ledger.ingest import submit_records
 from ledger.leases import acquire_lease
 from ledger.models import Batch, Lease, LedgerEntry
 from ledger.proofs import proof_bundle, verify_bundle
-from ledger.sealing import SEALER_LEASE, SealOptions, Sealer
+from ledger.sealing import SEALER_LEASE, Sealer, SealOptions
 from tests.conftest import a_record
 
 
