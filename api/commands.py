@@ -35,7 +35,7 @@ from ledger.redemption import redeem
 
 
 @app.command()
-def compile() -> None:  # noqa: A001 - the command's name
+def compile(data_dir: DataDir = None) -> None:  # noqa: A001 - the command's name
     """Recompile contracts/CarbonLedgerAnchor.sol and rewrite its committed artifact."""
     from chain.compiler import ARTIFACT_PATH, write_artifact
 
