@@ -14,8 +14,7 @@ from ledger.models import LedgerEntry
 
 def entry_row(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
               quantity: int, reduction_grams: int, points: int, methodology: int,
-              occurred_at: int, record_hash: bytes, partner_address: bytes,
-              record_id: int | None = None) -> dict[str, Any]:
+              occurred_at: int, record_hash: bytes, partner_address: bytes) -> dict[str, Any]:
     """An entry's column values, its stored leaf encoding exactly those columns.
 
     A plain dict, so bulk paths can insert many with one executemany."""
@@ -25,7 +24,7 @@ def entry_row(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, be
     return {"entry_id": entry_id, "citizen_id": citizen_id, "kind": kind, "behaviour": behaviour,
             "quantity": quantity, "reduction_grams": reduction_grams, "points": points,
             "methodology": methodology, "occurred_at": occurred_at, "record_hash": record_hash,
-            "partner_address": partner_address, "leaf": values.encode(), "record_id": record_id}
+            "partner_address": partner_address, "leaf": values.encode()}
 
 
 def make_entry(**fields: Any) -> LedgerEntry:

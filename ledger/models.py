@@ -76,8 +76,9 @@ class ActivityRecord(Base):
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     raw: Mapped[str] = mapped_column(Text)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    status: Mapped[str] = mapped_column(String(16))  # credited | capped | rejected
-    reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # credited | capped
+    entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # None when capped to 0
+    submission_id: Mapped[str | None] = mapped_column(String(66), index=True)
     received_at: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -114,7 +115,6 @@ class LedgerEntry(Base):
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     partner_address: Mapped[bytes] = mapped_column(LargeBinary(20))
     leaf: Mapped[bytes] = mapped_column(LargeBinary(352))
-    record_id: Mapped[int | None] = mapped_column(ForeignKey("activity_records.id"))
 
 
 class Batch(Base):
@@ -197,3 +197,48 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[float] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """A partner's or auditor's API key: only a SHA-256 of its secret is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)  # public half, for lookup
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    role: Mapped[str] = mapped_column(String(16))  # partner | auditor
+    partner_id: Mapped[int | None] = mapped_column(ForeignKey("partners.id"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CitizenToken(Base):
+    """A citizen's bearer token, hashed like API keys."""
+
+    __tablename__ = "citizen_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    secret_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class Submission(Base):
+    """One signed partner submission and the operator's signed receipt for it."""
+
+    __tablename__ = "submissions"
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)  # 0x + 32 bytes hex
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    records_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    record_count: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[str] = mapped_column(String(140))
+    accepted: Mapped[int] = mapped_column(Integer)
+    duplicate: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    grams: Mapped[int] = mapped_column(BigInteger)
+    receipt: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[int] = mapped_column(BigInteger)
