@@ -96,6 +96,9 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
     known = _known_records(session, partner.id, [r.record_id for _, r in good])
     citizens = _citizens(session, [r.citizen for _, r in good])
     writes = _Writes()
+    _load_daily_totals(session, writes, [citizens[r.citizen][0] for _, r in good
+                                         if r.citizen in citizens],
+                       [r.occurred_at for _, r in good])
     for index, record in good:
         result.outcomes.append(_decide(session, partner, record, index, known, citizens, writes,
                                        now, submission_id))
@@ -179,15 +182,26 @@ def _decide(session: Session, partner: Partner, record: ActivityRecordIn, index:
     return outcome
 
 
+def _load_daily_totals(session: Session, writes: _Writes, citizen_ids: list[int],
+                       times: list[int]) -> None:
+    """What earlier submissions credited on the days this one touches, in a few queries."""
+    if not times:
+        return
+    # One day of slack either side covers any methodology's local-day offset.
+    first, last = min(times) // 86400 - 1, max(times) // 86400 + 1
+    unique = sorted(set(citizen_ids))
+    for lo in range(0, len(unique), _CHUNK):
+        rows = session.execute(select(DailyTotal.citizen_id, DailyTotal.behaviour, DailyTotal.day,
+                                      DailyTotal.grams)
+                               .where(DailyTotal.citizen_id.in_(unique[lo:lo + _CHUNK]),
+                                      DailyTotal.day.between(first, last)))
+        for c, b, d, g in rows:
+            writes.totals[(c, b, d)] = g
+            writes.known_totals.add((c, b, d))
+
+
 def _credited_today(session: Session, writes: _Writes, key: tuple[int, str, int]) -> int:
-    if key not in writes.totals:
-        row = session.execute(select(DailyTotal.grams).where(
-            DailyTotal.citizen_id == key[0], DailyTotal.behaviour == key[1],
-            DailyTotal.day == key[2])).scalar()
-        if row is not None:
-            writes.known_totals.add(key)
-        writes.totals[key] = int(row or 0)
-    return writes.totals[key]
+    return writes.totals.setdefault(key, 0)
 
 
 def _write(session: Session, writes: _Writes) -> None:

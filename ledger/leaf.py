@@ -9,7 +9,7 @@ appears only as a salted commitment.
 from __future__ import annotations
 
 import struct
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 from eth_utils import to_checksum_address
 
@@ -70,16 +70,22 @@ class LeafValues:
     record_hash: bytes
     partner: bytes
 
+    def as_tuple(self) -> tuple:  # type: ignore[type-arg]
+        """The values in :data:`LEAF_ENCODING` order (``dataclasses.astuple`` deep-copies)."""
+        return (self.entry_id, self.account, self.kind, self.behaviour, self.quantity,
+                self.reduction_grams, self.points, self.methodology, self.occurred_at,
+                self.record_hash, self.partner)
+
     def encode(self) -> bytes:
         """``abi.encode`` of the values, checked against their ABI widths."""
-        return encode_leaf(astuple(self))
+        return encode_leaf(self.as_tuple())
 
     def leaf_hash(self) -> bytes:
         return hash_leaf(self.encode())
 
     def to_json(self) -> list[str | int]:
         """The values as OZ's dump and our proof bundles write them."""
-        return leaf_values_to_json(astuple(self))
+        return leaf_values_to_json(self.as_tuple())
 
 
 def encode_leaf(values: tuple) -> bytes:  # type: ignore[type-arg]
