@@ -121,6 +121,55 @@ def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSO
             check(node_url)
 
 
+@app.command()
+def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
+          host: Annotated[str, typer.Option()] = "127.0.0.1",
+          port: Annotated[int, typer.Option()] = 8000,
+          sealer: Annotated[bool, typer.Option(help="seal and anchor in the background")] = True
+          ) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and seal in the background."""
+    import uvicorn
+
+    from api.http.app import create_app
+
+    c = container(data_dir, chain, rpc)
+    uvicorn.run(create_app(c, run_sealer=sealer), host=host, port=port, log_level="info")
+
+
+@admin_app.command("key-add")
+def key_add(role: Annotated[str, typer.Argument(help="partner | auditor")],
+            partner: Annotated[str | None, typer.Option(help="partner code")] = None,
+            data_dir: DataDir = None) -> None:
+    """Issue an API key (printed once; only its hash is kept)."""
+    from ledger.credentials import issue_api_key
+
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        owner = accounts.get_partner(s, partner) if partner else None
+        print(issue_api_key(s, role=role, partner=owner))
+
+
+@admin_app.command("token-add")
+def token_add(citizen: str, data_dir: DataDir = None) -> None:
+    """Issue a citizen's bearer token (printed once; only its hash is kept)."""
+    from ledger.credentials import issue_citizen_token
+
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        print(issue_citizen_token(s, citizen=accounts.get_citizen(s, citizen)))
+
+
+@admin_app.command("revoke")
+def revoke_cmd(key: str, data_dir: DataDir = None) -> None:
+    """Revoke an API key or citizen token (by the credential or its key id)."""
+    from ledger.credentials import revoke
+
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        revoke(s, key)
+    out.print("revoked")
+
+
 @batch_app.command("list")
 def batch_list(data_dir: DataDir = None) -> None:
     """List batches: id, entries, root, status, tx, block."""

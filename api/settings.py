@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     seal_workers: int = Field(2, ge=1, le=64)
     receipt_timeout: float = Field(120.0, gt=0)
+    seal_interval: float = Field(30.0, gt=0, description="serve: seal at least this often (s)")
+    seal_pending: int = Field(10_000, ge=1, description="serve: seal once this many are pending")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    rate_limit: str = Field("1200/minute", description="per credential, `limits` syntax")
 
     @property
     def db_url(self) -> str:

@@ -176,6 +176,10 @@ def verify_bundle(bundle: Any, reader: ChainReader) -> Verdict:
     block_number = _field(bundle, "blockNumber", int)
     chain_id = _field(bundle, "chainId", int)
 
+    contract = _field(bundle, "contract", str)
+    if contract.lower() != reader.contract_address.lower():
+        raise VerificationError(f"the bundle names contract {contract}, checking against "
+                                f"{reader.contract_address}", field="contract")
     leaf = values.leaf_hash()
     computed = merkle.root_from_proof(leaf, proof)
     if computed != claimed_root:

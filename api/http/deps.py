@@ -1,0 +1,51 @@
+"""Dependencies: the database session, the caller's principal, and role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from api.http.state import AppState
+from ledger.credentials import Forbidden, Principal, Unauthenticated, authenticate
+
+bearer = HTTPBearer(auto_error=False, description="API key (partners, auditors) or citizen token")
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(app_state)]
+
+
+def session(state: StateDep) -> Iterator[Session]:
+    with state.container.db.session() as s:
+        yield s
+
+
+SessionDep = Annotated[Session, Depends(session)]
+
+
+def principal(state: StateDep,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if creds is None:
+        raise Unauthenticated("send 'Authorization: Bearer <key or token>'", field="authorization")
+    with state.container.db.session() as s:
+        return authenticate(s, creds.credentials)
+
+
+def role(*allowed: str):  # type: ignore[no-untyped-def]
+    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+        if who.role not in allowed:
+            raise Forbidden(f"a {who.role} may not use this route", field="authorization")
+        return who
+    return check
+
+
+PartnerDep = Annotated[Principal, Depends(role("partner"))]
+CitizenDep = Annotated[Principal, Depends(role("citizen"))]
+AuditorDep = Annotated[Principal, Depends(role("auditor"))]

@@ -1,0 +1,69 @@
+"""Every error as RFC 9457 problem+json, translated in one place.
+
+``type`` is stable (``urn:carbon-ledger:problem:<code>``), ``field`` names what was at
+fault. Nothing reaches a client as a 500 with a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.credentials import Forbidden, Unauthenticated
+from ledger.errors import (
+    ChainError,
+    Conflict,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    VerificationError,
+)
+
+log = logging.getLogger("carbon_ledger.http")
+
+STATUS: list[tuple[type[LedgerError], int]] = [
+    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
+    (InvalidInput, 422), (VerificationError, 422), (ChainError, 503),
+]
+MEDIA_TYPE = "application/problem+json"
+
+
+def problem(status: int, code: str, title: str, detail: str | None = None,
+            field: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"type": f"urn:carbon-ledger:problem:{code}", "title": title,
+                            "status": status}
+    if detail:
+        body["detail"] = detail
+    if field:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LedgerError)
+    async def ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
+        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return problem(status, exc.code, type(exc).__name__, exc.message, exc.field, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        return problem(422, "invalid-input", "InvalidInput", first.get("msg", "invalid request"),
+                       ".".join(loc) or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
+                429: "rate-limited"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")  # the log has the trace; the client never does
+        return problem(500, "internal", "Internal error", "the error was logged")

@@ -1,0 +1,197 @@
+"""The /v1 routes, one small function each: parse, authorise, call the ledger, shape."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi.responses import PlainTextResponse
+
+from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
+from chain.client import ChainKind, EvmAnchor
+from ledger import accounts, views
+from ledger.entries import get_entry, parse_entry_id
+from ledger.errors import InvalidInput, NotFound, VerificationError
+from ledger.methodology import available_versions, methodology_text
+from ledger.models import Partner, Reward
+from ledger.proofs import NotAnchored, proof_bundle, verify_bundle, write_oz_dump
+from ledger.redemption import redeem
+from ledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SUBMISSION_TYPES
+from ledger.submissions import accept_submission
+
+router = APIRouter(prefix="/v1")
+
+NDJSON = "application/x-ndjson"
+
+
+@router.get("/info", tags=["public"])
+def info(state: StateDep) -> dict[str, Any]:
+    """Where this ledger anchors, who signs receipts, and what partners sign."""
+    return {"chainId": state.chain_id, "contract": state.anchor.contract_address,
+            "operator": state.container.signer.address,
+            "eip712": {"domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION,
+                                  "chainId": state.chain_id},
+                       "types": SUBMISSION_TYPES, "primaryType": "Submission"},
+            "methodologies": list(available_versions())}
+
+
+@router.get("/methodologies/{version}", tags=["public"])
+def methodology(version: int) -> Any:
+    """A published methodology file, exactly as the ledger uses it."""
+    return json.loads(methodology_text(version))
+
+
+# -- partners ---------------------------------------------------------------------------
+
+async def _records_from_body(request: Request, limit: int) -> list[object]:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise InvalidInput(f"the body is over {limit} bytes", field="body")
+    kind = request.headers.get("content-type", "").split(";")[0].strip()
+    try:
+        if kind == NDJSON:
+            return [json.loads(line) for line in body.splitlines() if line.strip()]
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"not valid JSON: {exc}", field="body") from exc
+    if not isinstance(data, list):
+        raise InvalidInput("expected a JSON array of records (or NDJSON)", field="body")
+    return data
+
+
+_SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+    NDJSON: {"schema": {"type": "string"}}}}}
+
+
+@router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY)
+async def submit(request: Request, state: StateDep, who: PartnerDep,
+                 x_signature: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+    """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
+    records = await _records_from_body(request, state.container.settings.max_body_bytes)
+    settings = state.container.settings
+    with state.container.db.session(write_lock=True) as s:
+        partner = s.get_one(Partner, who.partner_id)
+        return accept_submission(s, partner=partner, records=records, signature=x_signature,
+                                 chain_id=state.chain_id, operator_key=bytes(state.container.signer.key),
+                                 anchor_within=int(2 * settings.seal_interval + 600))
+
+
+@router.get("/submissions", tags=["partners"])
+def my_submissions(session: SessionDep, who: PartnerDep,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    return views.partner_submissions(session, who.partner_id, limit=limit)  # type: ignore[arg-type]
+
+
+@router.get("/submissions/{submission_id}", tags=["partners"])
+def my_submission(submission_id: str, session: SessionDep, who: PartnerDep) -> dict[str, Any]:
+    return views.partner_submission(session, who.partner_id, submission_id)  # type: ignore[arg-type]
+
+
+@router.get("/contribution", tags=["partners"])
+def contribution(session: SessionDep, who: PartnerDep,
+                 since: Annotated[int, Query(alias="from", ge=0, le=2**62)],
+                 until: Annotated[int, Query(alias="to", ge=0, le=2**62)]) -> list[dict[str, Any]]:
+    """Grams CO2e credited from this partner's records, per behaviour and day (UTC+8)."""
+    return views.partner_contribution(session, who.partner_id, since=since, until=until)  # type: ignore[arg-type]
+
+
+# -- citizens ---------------------------------------------------------------------------
+
+@router.get("/me", tags=["citizens"])
+def me(session: SessionDep, who: CitizenDep) -> dict[str, Any]:
+    """Balance, points spent, and totals per behaviour."""
+    return views.citizen_summary(session, who.citizen_id)  # type: ignore[arg-type]
+
+
+@router.get("/me/entries", tags=["citizens"])
+def my_entries(session: SessionDep, who: CitizenDep,
+               behaviour: Annotated[str | None, Query(max_length=32)] = None,
+               since: Annotated[int | None, Query(alias="from", ge=0, le=2**62)] = None,
+               until: Annotated[int | None, Query(alias="to", ge=0, le=2**62)] = None,
+               limit: Annotated[int, Query(ge=1, le=500)] = 50,
+               after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> dict[str, Any]:
+    return views.citizen_entries(session, who.citizen_id, behaviour=behaviour,  # type: ignore[arg-type]
+                                 since=since, until=until, limit=limit, after_seq=after)
+
+
+def _bundle_with_status(state: StateDep, session: SessionDep, entry_id: bytes) -> dict[str, Any]:
+    try:
+        bundle = proof_bundle(session, entry_id)
+    except NotAnchored as exc:
+        return {"entryId": "0x" + entry_id.hex(), "status": "pending", "detail": exc.message}
+    bundle["confirmations"] = state.confirmations(bundle["blockNumber"])
+    return bundle
+
+
+@router.get("/me/entries/{entry_id}/proof", tags=["citizens"])
+def my_proof(entry_id: str, state: StateDep, session: SessionDep, who: CitizenDep) -> dict[str, Any]:
+    """The entry's proof bundle, or its pending status while its batch is not anchored."""
+    raw = parse_entry_id(entry_id)
+    if get_entry(session, raw).citizen_id != who.citizen_id:
+        raise NotFound(f"no entry {entry_id} in your ledger", field="entry_id")
+    return _bundle_with_status(state, session, raw)
+
+
+@router.get("/rewards", tags=["citizens"])
+def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    return [{"code": r.code, "title": r.title, "points": r.points_cost, "stock": r.stock}
+            for r in session.scalars(select(Reward).order_by(Reward.code))]
+
+
+@router.post("/redemptions", tags=["citizens"])
+def redeem_reward(state: StateDep, who: CitizenDep,
+                  reward: Annotated[str, Body(embed=True, max_length=64)],
+                  idempotency_key: Annotated[str, Header(max_length=128)]) -> dict[str, Any]:
+    """Redeem a reward; the same Idempotency-Key replays the first answer."""
+    operator = bytes.fromhex(state.container.signer.address[2:])
+    with state.container.db.session(write_lock=True) as s:
+        citizen = s.get_one(accounts.Citizen, who.citizen_id)
+        r, replay = redeem(s, citizen=citizen, reward_code=reward,
+                           idempotency_key=idempotency_key, operator_address=operator)
+        reward_code = s.get_one(Reward, r.reward_id).code
+        return {"entryId": "0x" + r.entry_id.hex(), "reward": reward_code, "points": r.points,
+                "balance": accounts.balance(s, who.citizen_id), "replayed": replay,
+                "createdAt": r.created_at}
+
+
+# -- auditors ---------------------------------------------------------------------------
+
+@router.get("/batches", tags=["auditors"])
+def batches(session: SessionDep, who: AuditorDep,
+            limit: Annotated[int, Query(ge=1, le=500)] = 100,
+            after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict[str, Any]:
+    return views.list_batches(session, limit=limit, after_id=after)
+
+
+@router.get("/batches/{batch_id}/dump", tags=["auditors"], response_class=PlainTextResponse)
+def batch_dump(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep,
+               who: AuditorDep) -> PlainTextResponse:
+    """The batch as OpenZeppelin's StandardMerkleTree dump JSON."""
+    import io
+
+    buf = io.StringIO()
+    write_oz_dump(session, batch_id, buf)
+    return PlainTextResponse(buf.getvalue(), media_type="application/json")
+
+
+@router.get("/entries/{entry_id}/proof", tags=["auditors"])
+def any_proof(entry_id: str, state: StateDep, session: SessionDep, who: AuditorDep) -> dict[str, Any]:
+    return _bundle_with_status(state, session, parse_entry_id(entry_id))
+
+
+@router.post("/verify", tags=["auditors"])
+def verify(bundle: Annotated[dict[str, Any], Body()], state: StateDep,
+           who: AuditorDep) -> dict[str, Any]:
+    """Check a bundle against the chain server-side (the CLI verifier is the independent path)."""
+    reader = EvmAnchor(state.anchor.w3, ChainKind.RPC, state.anchor.contract_address, signer=None)
+    try:
+        verdict = verify_bundle(bundle, reader)
+    except VerificationError as exc:
+        return {"valid": False, "field": exc.field, "reason": exc.message}
+    return {"valid": True, "verdict": verdict.line()}

@@ -1,0 +1,124 @@
+"""Read-side views of the ledger for its users: a citizen's own ledger, a partner's own
+submissions and contribution, the batches an auditor lists. Plain dicts out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ledger.accounts import balance
+from ledger.errors import InvalidInput, NotFound
+from ledger.models import ActivityRecord, Batch, LedgerEntry, Submission
+
+MAX_PAGE = 500
+
+
+def _hex(b: bytes | None) -> str | None:
+    return "0x" + b.hex() if b is not None else None
+
+
+def entry_view(e: LedgerEntry) -> dict[str, Any]:
+    return {"entryId": _hex(e.entry_id), "kind": "credit" if e.kind == 1 else "debit",
+            "behaviour": e.behaviour, "quantity": e.quantity, "reductionGrams": e.reduction_grams,
+            "points": e.points, "methodology": e.methodology, "occurredAt": e.occurred_at}
+
+
+def citizen_summary(session: Session, citizen_id: int) -> dict[str, Any]:
+    rows = session.execute(
+        select(LedgerEntry.behaviour, func.count(), func.sum(LedgerEntry.reduction_grams),
+               func.sum(LedgerEntry.points))
+        .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == 1)
+        .group_by(LedgerEntry.behaviour).order_by(LedgerEntry.behaviour)).all()
+    spent = session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
+                           .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == 2))
+    return {"points": balance(session, citizen_id), "pointsSpent": int(spent or 0),
+            "totals": [{"behaviour": b, "entries": n, "reductionGrams": int(g or 0),
+                        "points": int(p or 0)} for b, n, g, p in rows]}
+
+
+def citizen_entries(session: Session, citizen_id: int, *, behaviour: str | None = None,
+                    since: int | None = None, until: int | None = None, limit: int = 50,
+                    after_seq: int | None = None) -> dict[str, Any]:
+    """One page of a citizen's entries, oldest first; ``next`` continues after the last."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"1 to {MAX_PAGE}", field="limit")
+    q = select(LedgerEntry).where(LedgerEntry.citizen_id == citizen_id)
+    if behaviour:
+        q = q.where(LedgerEntry.behaviour == behaviour)
+    if since is not None:
+        q = q.where(LedgerEntry.occurred_at >= since)
+    if until is not None:
+        q = q.where(LedgerEntry.occurred_at < until)
+    if after_seq is not None:
+        q = q.where(LedgerEntry.seq > after_seq)
+    rows = session.scalars(q.order_by(LedgerEntry.seq).limit(limit + 1)).all()
+    page = rows[:limit]
+    return {"entries": [entry_view(e) for e in page],
+            "next": str(page[-1].seq) if len(rows) > limit else None}
+
+
+def batch_view(b: Batch) -> dict[str, Any]:
+    return {"batchId": b.id, "root": _hex(b.root), "leafCount": b.leaf_count,
+            "contentHash": _hex(b.content_hash), "status": b.status, "txHash": _hex(b.tx_hash),
+            "blockNumber": b.block_number, "chainId": b.chain_id, "contract": b.contract_address,
+            "sealedAt": b.sealed_at, "anchoredAt": b.anchored_at}
+
+
+def list_batches(session: Session, *, limit: int = 100, after_id: int = 0) -> dict[str, Any]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"1 to {MAX_PAGE}", field="limit")
+    rows = session.scalars(select(Batch).where(Batch.id > after_id).order_by(Batch.id)
+                           .limit(limit + 1)).all()
+    page = rows[:limit]
+    return {"batches": [batch_view(b) for b in page],
+            "next": str(page[-1].id) if len(rows) > limit else None}
+
+
+def submission_view(s: Submission, *, with_receipt: bool = True) -> dict[str, Any]:
+    view = {"submissionId": s.id, "records": s.record_count, "accepted": s.accepted,
+            "duplicate": s.duplicate, "rejected": s.rejected, "reductionGrams": s.grams,
+            "recordsHash": _hex(s.records_hash), "receivedAt": s.received_at}
+    if with_receipt:
+        view["receipt"] = json.loads(s.receipt)
+    return view
+
+
+def partner_submissions(session: Session, partner_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"1 to {MAX_PAGE}", field="limit")
+    rows = session.scalars(select(Submission).where(Submission.partner_id == partner_id)
+                           .order_by(Submission.received_at.desc()).limit(limit))
+    return [submission_view(s, with_receipt=False) for s in rows]
+
+
+def partner_submission(session: Session, partner_id: int, submission_id: str) -> dict[str, Any]:
+    row = session.get(Submission, submission_id)
+    if row is None or row.partner_id != partner_id:  # another partner's is "not found" too
+        raise NotFound(f"no submission {submission_id}", field="submission_id")
+    return submission_view(row)
+
+
+PERIODS = {"day": 86400}
+
+
+def partner_contribution(session: Session, partner_id: int, *, since: int, until: int,
+                         period: str = "day", utc_offset_hours: int = 8) -> list[dict[str, Any]]:
+    """Grams credited from this partner's records, per behaviour and local day."""
+    if period not in PERIODS:
+        raise InvalidInput("only 'day' for now", field="period")
+    if until <= since:
+        raise InvalidInput("must be after 'from'", field="to")
+    offset = utc_offset_hours * 3600
+    day = ((ActivityRecord.occurred_at + offset) // 86400).label("day")
+    rows = session.execute(
+        select(day, ActivityRecord.behaviour, func.count(),
+               func.sum(LedgerEntry.reduction_grams))
+        .join(LedgerEntry, LedgerEntry.entry_id == ActivityRecord.entry_id)
+        .where(ActivityRecord.partner_id == partner_id, ActivityRecord.occurred_at >= since,
+               ActivityRecord.occurred_at < until)
+        .group_by("day", ActivityRecord.behaviour).order_by("day", ActivityRecord.behaviour)).all()
+    return [{"day": int(d), "behaviour": b, "records": n, "reductionGrams": int(g or 0)}
+            for d, b, n, g in rows]
