@@ -1,0 +1,137 @@
+"""The API over real HTTP on loopback: racing redemptions, and the whole path from a
+partner's signed submission to a citizen's proof that `carbon-ledger verify` accepts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from eth_account import Account
+
+from api.cli import main
+from api.composition import Container
+from api.http.app import create_app
+from api.settings import Settings
+from chain.nodes import ManagedAnvil, free_port
+from ledger import accounts
+from ledger.credentials import issue_api_key, issue_citizen_token
+from ledger.signing import records_hash, sign_submission
+from ledger.submissions import record_hashes
+from tests.conftest import a_record
+
+
+@contextmanager
+def live_server(container: Container, *, run_sealer: bool) -> Iterator[str]:
+    """uvicorn serving the app on a free loopback port, in a thread, for the block."""
+    port = free_port()
+    config = uvicorn.Config(create_app(container, run_sealer=run_sealer), host="127.0.0.1",
+                            port=port, log_level="warning", limit_concurrency=200)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def setup_ledger(container: Container, partner_key: Account, *, stock: int) -> dict[str, str]:
+    with container.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="Green Bike", kind="bike_share",
+                                          signing_address=bytes.fromhex(partner_key.address[2:]))
+        citizen = accounts.create_citizen(s)
+        accounts.upsert_reward(s, code="coffee", title="Coffee", points_cost=100, stock=stock)
+        return {"partner": issue_api_key(s, role="partner", partner=partner),
+                "citizen": issue_citizen_token(s, citizen=citizen), "pseudonym": citizen.pseudonym}
+
+
+def submit(base: str, creds: dict[str, str], key: Account, records: list[dict]) -> dict:
+    chain_id = httpx.get(f"{base}/v1/info").json()["chainId"]
+    signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
+                                digest=records_hash(record_hashes(records)), count=len(records))
+    answer = httpx.post(f"{base}/v1/submissions", content=json.dumps(records), timeout=60,
+                        headers={"Authorization": f"Bearer {creds['partner']}",
+                                 "X-Signature": signature, "Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_racing_redemptions_never_overdraw_the_balance_or_the_stock(tmp_path: Path) -> None:
+    container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="10000/minute"))
+    key = Account.create()
+    creds = setup_ledger(container, key, stock=40)
+    # 7 rides of 4.9 km (238 g each, under the daily cap of 1000 g) = 7 credits, capped
+    # at 1000 g in total: 1000 points, enough for exactly 10 coffees of 100 points.
+    rides = [a_record(creds["pseudonym"], quantity=4900, record_id=f"ride-{i}", hours_ago=2 + i / 10)
+             for i in range(7)]
+    with live_server(container, run_sealer=False) as base:
+        assert submit(base, creds, key, rides)["reductionGrams"] == 1000
+        auth = {"Authorization": f"Bearer {creds['citizen']}"}
+
+        def redeem(i: int) -> int:
+            r = httpx.post(f"{base}/v1/redemptions", json={"reward": "coffee"}, timeout=60,
+                           headers={**auth, "Idempotency-Key": f"race-{i}"})
+            return r.status_code
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            statuses = list(pool.map(redeem, range(60)))
+        me = httpx.get(f"{base}/v1/me", headers=auth).json()
+        rewards = httpx.get(f"{base}/v1/rewards", headers=auth).json()
+    assert statuses.count(200) == 10, statuses
+    assert statuses.count(409) == 50, statuses
+    assert me["points"] == 0 and me["pointsSpent"] == 1000
+    assert rewards[0]["stock"] == 30
+
+
+def test_replayed_idempotency_key_under_a_race_debits_once(tmp_path: Path) -> None:
+    container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="10000/minute"))
+    key = Account.create()
+    creds = setup_ledger(container, key, stock=5)
+    with live_server(container, run_sealer=False) as base:
+        submit(base, creds, key, [a_record(creds["pseudonym"], quantity=9000, record_id="r1")])
+        auth = {"Authorization": f"Bearer {creds['citizen']}", "Idempotency-Key": "same"}
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda _: httpx.post(
+                f"{base}/v1/redemptions", json={"reward": "coffee"}, headers=auth, timeout=60),
+                range(20)))
+        me = httpx.get(f"{base}/v1/me", headers={"Authorization": auth["Authorization"]}).json()
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    assert len({a.json()["entryId"] for a in answers}) == 1
+    assert me["pointsSpent"] == 100
+
+
+@pytest.mark.anvil
+def test_partner_submits_service_seals_citizen_proves_cli_verifies(tmp_path: Path, capsys) -> None:
+    data_dir = tmp_path / "ledger"
+    key = Account.create()
+    with ManagedAnvil(tmp_path / "anvil") as node:
+        container = Container(Settings(data_dir=data_dir, rpc_url=node.url, seal_interval=1.0))
+        creds = setup_ledger(container, key, stock=1)
+        with live_server(container, run_sealer=True) as base:
+            answer = submit(base, creds, key, [a_record(creds["pseudonym"], record_id="e2e-1")])
+            entry_id = answer["records"][0]["entry_id"]
+            auth = {"Authorization": f"Bearer {creds['citizen']}"}
+            deadline = time.monotonic() + 60
+            while (bundle := httpx.get(f"{base}/v1/me/entries/{entry_id}/proof",
+                                       headers=auth).json())["status"] != "anchored":
+                assert time.monotonic() < deadline, bundle
+                time.sleep(0.5)
+        assert bundle["confirmations"] >= 1
+        path = tmp_path / "bundle.json"
+        path.write_text(json.dumps(bundle))
+        capsys.readouterr()
+        assert main(["verify", str(path), "--rpc", node.url]) == 0
+        assert capsys.readouterr().out.startswith(f"OK: entry {entry_id}")
