@@ -125,15 +125,16 @@ def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSO
 def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
           host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8000,
-          sealer: Annotated[bool, typer.Option(help="seal and anchor in the background")] = True
-          ) -> None:
+          sealer: Annotated[bool, typer.Option(help="seal and anchor in the background")] = True,
+          access_log: Annotated[bool, typer.Option(help="log every request")] = True) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and seal in the background."""
     import uvicorn
 
     from api.http.app import create_app
 
     c = container(data_dir, chain, rpc)
-    uvicorn.run(create_app(c, run_sealer=sealer), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(c, run_sealer=sealer), host=host, port=port, log_level="info",
+                access_log=access_log)
 
 
 @admin_app.command("key-add")

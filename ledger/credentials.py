@@ -12,6 +12,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -77,8 +78,7 @@ def _split(presented: str, prefix: str) -> tuple[str, str]:
 
 def authenticate(session: Session, presented: str) -> Principal:
     """The principal a presented API key or citizen token stands for."""
-    model: type[ApiKey] | type[CitizenToken]
-    model = CitizenToken if presented.startswith("clt_") else ApiKey
+    model: Any = CitizenToken if presented.startswith("clt_") else ApiKey
     key_id, secret = _split(presented, "clt" if model is CitizenToken else "clk")
     row = session.scalar(select(model).where(model.key_id == key_id))
     if row is None or row.revoked_at is not None or not hmac.compare_digest(
@@ -91,7 +91,8 @@ def authenticate(session: Session, presented: str) -> Principal:
 
 def revoke(session: Session, presented_or_key_id: str) -> None:
     key_id = presented_or_key_id.split(".")[0].split("_")[-1]
-    for model in (ApiKey, CitizenToken):
+    models: tuple[Any, ...] = (ApiKey, CitizenToken)
+    for model in models:
         row = session.scalar(select(model).where(model.key_id == key_id))
         if row is not None:
             row.revoked_at = int(time.time())

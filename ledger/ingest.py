@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.entries import entry_row
@@ -204,10 +204,14 @@ def _credited_today(session: Session, writes: _Writes, key: tuple[int, str, int]
     return writes.totals.setdefault(key, 0)
 
 
+def _table(model: type[Any]) -> Table:
+    return model.__table__  # type: ignore[no-any-return]
+
+
 def _write(session: Session, writes: _Writes) -> None:
     """Bulk Core statements (executemany), in the caller's transaction."""
-    records, entries = ActivityRecord.__table__, LedgerEntry.__table__
-    balances, totals = Balance.__table__, DailyTotal.__table__
+    records, entries = _table(ActivityRecord), _table(LedgerEntry)
+    balances, totals = _table(Balance), _table(DailyTotal)
     if writes.records:
         session.execute(insert(records), writes.records)
     if writes.entries:

@@ -32,7 +32,7 @@ def record_hashes(records: Sequence[object]) -> list[bytes]:
     hashes = []
     for i, raw in enumerate(records):
         try:
-            hashes.append(keccak(rfc8785.dumps(raw)))
+            hashes.append(keccak(rfc8785.dumps(raw)))  # type: ignore[arg-type]
         except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
             raise InvalidInput(f"record {i} cannot be canonicalised: {exc}",
                                field=f"records[{i}]") from exc

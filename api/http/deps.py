@@ -30,12 +30,12 @@ def session(state: StateDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(session)]
 
 
-def principal(state: StateDep,
+def principal(s: SessionDep,
               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    """Who is calling, checked on the request's own session (one connection a request)."""
     if creds is None:
         raise Unauthenticated("send 'Authorization: Bearer <key or token>'", field="authorization")
-    with state.container.db.session() as s:
-        return authenticate(s, creds.credentials)
+    return authenticate(s, creds.credentials)
 
 
 def role(*allowed: str):  # type: ignore[no-untyped-def]

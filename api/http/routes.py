@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
 from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
@@ -73,11 +74,16 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
     """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
     records = await _records_from_body(request, state.container.settings.max_body_bytes)
     settings = state.container.settings
-    with state.container.db.session(write_lock=True) as s:
-        partner = s.get_one(Partner, who.partner_id)
-        return accept_submission(s, partner=partner, records=records, signature=x_signature,
-                                 chain_id=state.chain_id, operator_key=bytes(state.container.signer.key),
-                                 anchor_within=int(2 * settings.seal_interval + 600))
+
+    def decide() -> dict[str, Any]:  # blocking work: off the event loop
+        with state.container.db.session(write_lock=True) as s:
+            partner = s.get_one(Partner, who.partner_id)
+            return accept_submission(s, partner=partner, records=records, signature=x_signature,
+                                     chain_id=state.chain_id,
+                                     operator_key=bytes(state.container.signer.key),
+                                     anchor_within=int(2 * settings.seal_interval + 600))
+
+    return await run_in_threadpool(decide)
 
 
 @router.get("/submissions", tags=["partners"])
@@ -156,7 +162,7 @@ def redeem_reward(state: StateDep, who: CitizenDep,
                            idempotency_key=idempotency_key, operator_address=operator)
         reward_code = s.get_one(Reward, r.reward_id).code
         return {"entryId": "0x" + r.entry_id.hex(), "reward": reward_code, "points": r.points,
-                "balance": accounts.balance(s, who.citizen_id), "replayed": replay,
+                "balance": accounts.balance(s, citizen.id), "replayed": replay,
                 "createdAt": r.created_at}
 
 

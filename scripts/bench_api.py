@@ -1,0 +1,178 @@
+"""Benchmark the HTTP API on loopback: ingest and proof GETs against a running server.
+
+    python scripts/bench_api.py [--requests 20] [--citizens 5000] [--proofs 20000] [--clients 64]
+
+Starts `carbon-ledger node` and `carbon-ledger serve` (one uvicorn worker, background
+sealer off) as separate processes on a fresh data dir, then:
+1. ingest: `--requests` signed submissions of 1,000 records each, sent one after another
+   over a keep-alive connection (payloads and signatures prepared before the clock starts);
+2. seals them (`carbon-ledger seal`), so every entry has an anchored proof;
+3. proof GETs: `--proofs` GET /v1/entries/{id}/proof as an auditor from `--clients`
+   concurrent connections (asyncio + httpx), random entries; requests/s, p50 and p99.
+The client runs on the same 2 cores as the server. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.composition import Container  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from chain.nodes import free_port  # noqa: E402
+from ledger import accounts  # noqa: E402
+from ledger.credentials import issue_api_key  # noqa: E402
+from ledger.signing import records_hash, sign_submission  # noqa: E402
+from ledger.submissions import record_hashes  # noqa: E402
+
+CLI = [sys.executable, "-c", "from api.cli import run; run()"]
+
+
+def start(args: list[str], *, env: dict[str, str], read_stdout: bool = False
+          ) -> subprocess.Popen[str]:
+    log = open(os.environ.get("BENCH_LOG", os.devnull), "a")  # noqa: SIM115 - the child owns it
+    return subprocess.Popen(CLI + args, stdout=subprocess.PIPE if read_stdout else log, stderr=log,
+                            text=True, env=env, start_new_session=True)
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=60)
+
+
+def wait_http(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up")
+
+
+def prepare(data_dir: Path, citizens: int) -> tuple[Account, str, str, list[str]]:
+    key = Account.create()
+    c = Container(Settings(data_dir=data_dir))
+    with c.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="Green Bike", kind="bike_share",
+                                          signing_address=bytes.fromhex(key.address[2:]))
+        pseudonyms = [accounts.create_citizen(s).pseudonym for _ in range(citizens)]
+        partner_key = issue_api_key(s, role="partner", partner=partner)
+        auditor_key = issue_api_key(s, role="auditor")
+    c.db.engine.dispose()
+    return key, partner_key, auditor_key, pseudonyms
+
+
+def payloads(key: Account, chain_id: int, pseudonyms: list[str], requests: int) -> list[tuple[bytes, str]]:
+    now = int(time.time())
+    out = []
+    for r in range(requests):
+        records = [{"record_id": f"bench-{r}-{i}", "citizen": pseudonyms[(r * 1000 + i) % len(pseudonyms)],
+                    "behaviour": "CYCLING", "quantity": 800 + (i * 37) % 4000,
+                    "occurred_at": now - 3600 - i} for i in range(1000)]
+        signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
+                                    digest=records_hash(record_hashes(records)), count=1000)
+        out.append((json.dumps(records).encode(), signature))
+    return out
+
+
+def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, str]]) -> tuple[float, int, list[float]]:
+    accepted, per_request = 0, []
+    with httpx.Client(base_url=base, timeout=120) as client:
+        started = time.perf_counter()
+        for body, signature in bodies:
+            t = time.perf_counter()
+            r = client.post("/v1/submissions", content=body,
+                            headers={"Authorization": f"Bearer {partner_key}", "X-Signature": signature,
+                                     "Content-Type": "application/json"})
+            r.raise_for_status()
+            per_request.append(time.perf_counter() - t)
+            accepted += r.json()["accepted"]
+        return time.perf_counter() - started, accepted, per_request
+
+
+async def proof_load(base: str, auditor_key: str, entry_ids: list[str], total: int,
+                     clients: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(range(total))
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits,
+                                 headers={"Authorization": f"Bearer {auditor_key}"}) as client:
+        async def worker() -> None:
+            nonlocal errors
+            rng = random.Random()
+            for _ in queue:
+                t = time.perf_counter()
+                r = await client.get(f"/v1/entries/{rng.choice(entry_ids)}/proof")
+                latencies.append(time.perf_counter() - t)
+                errors += r.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - started, latencies, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--citizens", type=int, default=5000)
+    parser.add_argument("--proofs", type=int, default=20_000)
+    parser.add_argument("--clients", type=int, default=64)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        data_dir = Path(tmp)
+        env = {**os.environ, "CARBON_LEDGER_DATA_DIR": str(data_dir),
+               "CARBON_LEDGER_RATE_LIMIT": "1000000/minute"}
+        key, partner_key, auditor_key, pseudonyms = prepare(data_dir, args.citizens)
+        node = start(["node"], env=env, read_stdout=True)
+        rpc = node.stdout.readline().strip()  # type: ignore[union-attr]
+        port = free_port()
+        server = start(["serve", "--rpc", rpc, "--port", str(port), "--no-sealer", "--no-access-log"],
+                       env=env)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_http(f"{base}/v1/info")
+            chain_id = httpx.get(f"{base}/v1/info").json()["chainId"]
+            bodies = payloads(key, chain_id, pseudonyms, args.requests)
+            seconds, accepted, per_request = ingest(base, partner_key, bodies)
+            subprocess.run(CLI + ["seal", "--rpc", rpc], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            entry_ids = []
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {auditor_key}"}) as c:
+                dump = c.get("/v1/batches/1/dump", timeout=120).json()
+                entry_ids = [v["value"][0] for v in dump["values"]]
+            elapsed, latencies, errors = asyncio.run(
+                proof_load(base, auditor_key, entry_ids, args.proofs, args.clients))
+        finally:
+            stop(server)
+            stop(node)
+    latencies.sort()
+    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    median_ms = statistics.median(per_request) * 1000
+    print(f"ingest: {accepted:,} records in {args.requests} requests of 1,000 in {seconds:.2f} s = "
+          f"{accepted / seconds:,.0f} records/s (median request {median_ms:.0f} ms)")
+    print(f"proof GETs: {len(latencies):,} from {args.clients} concurrent clients in {elapsed:.2f} s = "
+          f"{len(latencies) / elapsed:,.0f} requests/s; p50 {p(0.50):.1f} ms, p99 {p(0.99):.1f} ms; "
+          f"{errors} errors")
+
+
+if __name__ == "__main__":
+    main()
