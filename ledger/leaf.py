@@ -8,6 +8,7 @@ appears only as a salted commitment.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -105,10 +106,19 @@ def encode_leaf(values: tuple) -> bytes:  # type: ignore[type-arg]
 
 
 def decode_leaf(encoded: bytes) -> LeafValues:
+    """Decode a stored leaf, refusing any encoding but the one canonical form (padding
+    bytes zero, every value within its ABI width)."""
     if len(encoded) != ENCODED_SIZE:
         raise InvalidInput(f"an encoded leaf is {ENCODED_SIZE} bytes, got {len(encoded)}",
                            field="leaf")
-    return LeafValues(*_WORDS.unpack(encoded))
+    values = _WORDS.unpack(encoded)
+    try:
+        canonical = encode_leaf(values)
+    except InvalidInput as exc:
+        raise InvalidInput(f"not a canonical leaf encoding: {exc}", field="leaf") from exc
+    if canonical != encoded:
+        raise InvalidInput("not a canonical leaf encoding: non-zero padding", field="leaf")
+    return LeafValues(*values)
 
 
 def leaf_values_to_json(values: tuple) -> list[str | int]:  # type: ignore[type-arg]
@@ -131,19 +141,25 @@ def leaf_values_from_json(items: list) -> LeafValues:  # type: ignore[type-arg]
         raise InvalidInput(f"expected a list of {len(LEAF_FIELDS)} values", field="values")
     parsed: list[bytes | int] = []
     for name, abi_type, item in zip(LEAF_FIELDS, LEAF_ENCODING, items, strict=True):
-        try:
-            if abi_type in ("bytes32", "address"):
-                if not isinstance(item, str) or not item.startswith("0x"):
-                    raise ValueError("expected 0x-prefixed hex")
-                parsed.append(bytes.fromhex(item[2:]))
-            else:
-                if isinstance(item, bool) or not isinstance(item, str | int):
-                    raise ValueError("expected a decimal integer")
-                parsed.append(int(item))
-        except ValueError as exc:
-            raise InvalidInput(str(exc), field=f"values.{name}") from exc
+        if abi_type in ("bytes32", "address"):
+            digits = 40 if abi_type == "address" else 64
+            if not isinstance(item, str) or not re.fullmatch(f"0x[0-9a-fA-F]{{{digits}}}", item):
+                raise InvalidInput(f"expected 0x and {digits} hex digits", field=f"values.{name}")
+            if abi_type == "address" and item != item.lower() and item != to_checksum_address(item):
+                raise InvalidInput("mixed-case address with a wrong EIP-55 checksum",
+                                   field=f"values.{name}")
+            parsed.append(bytes.fromhex(item[2:]))
+        elif isinstance(item, int) and not isinstance(item, bool):
+            parsed.append(item)
+        elif isinstance(item, str) and re.fullmatch(r"0|[1-9][0-9]*", item):
+            parsed.append(int(item))
+        else:
+            raise InvalidInput("expected a decimal integer", field=f"values.{name}")
     values = tuple(parsed)
-    encode_leaf(values)  # range and width checks
+    try:
+        encode_leaf(values)  # range and width checks
+    except InvalidInput as exc:
+        raise InvalidInput(exc.message, field=f"values.{exc.field}") from exc
     return LeafValues(*values)  # type: ignore[arg-type]
 
 

@@ -48,7 +48,7 @@ def check_tree_case(case: dict[str, Any]) -> None:
     for leaf, leaf_hash, dumped in zip(leaves, hashes, case["dump"]["values"], strict=True):
         assert dumped == {"value": leaf["value"], "treeIndex": leaf["treeIndex"]}
         index = merkle.find_leaf(tree, leaf_hash)
-        assert index == leaf["treeIndex"]
+        assert index is not None and index == leaf["treeIndex"]
         proof = merkle.inclusion_proof(tree, index)
         assert ["0x" + p.hex() for p in proof] == leaf["proof"]
         merkle.verify_inclusion(leaf_hash, proof, root)

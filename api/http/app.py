@@ -4,13 +4,14 @@ and the background sealer, all over one :class:`Container`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from slowapi import Limiter
 from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIMiddleware
+from slowapi.middleware import SlowAPIASGIMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.composition import Container
 from api.http import problems
@@ -24,6 +25,25 @@ def _credential_key(request: Request) -> str:
     if auth:
         return "cred:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
     return "addr:" + (request.client.host if request.client else "unknown")
+
+
+class BodyLimit:
+    """Refuse a declared Content-Length over the limit with 413 before reading the body
+    (a pure ASGI middleware: no per-request task as BaseHTTPMiddleware makes). Bodies
+    without a length are bounded where they are read."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                response = problems.problem(413, "too-large", "Request body too large",
+                                            f"at most {self.limit} bytes", "body")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
@@ -55,16 +75,8 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
         return problems.problem(429, "rate-limited", "Too many requests", str(exc.detail),
                                 headers={"Retry-After": str(retry)})
 
-    app.add_middleware(SlowAPIMiddleware)
-
-    @app.middleware("http")
-    async def body_limit(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return problems.problem(413, "too-large", "Request body too large",
-                                    f"at most {settings.max_body_bytes} bytes", "body")
-        return await call_next(request)
+    app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     problems.install(app)
     app.include_router(router)
