@@ -1,0 +1,73 @@
+"""Bad input at the command line: an exit code and one line naming the field, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "ledger"
+    assert main(["admin", "partner-add", "greenbike", "bike_share", "--address", "0x" + "ab" * 20,
+                 "--data-dir", str(d)]) == 0
+    return d
+
+
+def run(capsys, *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(("content", "name", "field"), [
+    ("[{", "bad.json", "records"),
+    ('{"record_id": "x"}', "obj.json", "records"),
+    ('{"a": 1}\n{oops\n', "bad.ndjson", "records"),
+])
+def test_malformed_record_files_exit_2_naming_the_field(capsys, data_dir, tmp_path, content,
+                                                        name, field) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    code, err = run(capsys, "submit", "--partner", "greenbike", path, "--data-dir", data_dir)
+    assert code == 2 and f"{field}:" in err
+
+
+@pytest.mark.parametrize(("args", "code", "field"), [
+    (["admin", "partner-add", "x1", "spaceship", "--address", "0x" + "cd" * 20], 2, "kind"),
+    (["admin", "partner-add", "x2", "maas", "--address", "0x1234"], 2, "address"),
+    (["admin", "partner-add", "greenbike", "maas", "--address", "0x" + "ef" * 20], 4, "code"),
+    (["submit", "--partner", "nobody", "records.json"], 3, "partner"),
+    (["proof", "0x1234"], 2, "entry_id"),
+    (["proof", "0x" + "00" * 32], 3, "entry_id"),
+    (["batch", "export", "7", "--out", "dump.json"], 3, "batch_id"),
+    (["redeem", "c_nobody", "coffee", "--key", "k"], 3, "citizen"),
+])
+def test_bad_arguments_give_an_exit_code_and_name_the_field(capsys, data_dir, tmp_path, args,
+                                                             code, field) -> None:
+    (tmp_path / "records.json").write_text("[]")
+    args = [a if not a.endswith(".json") else str(tmp_path / a) for a in args]
+    got, err = run(capsys, *args, "--data-dir", data_dir)
+    assert (got, f"{field}:" in err) == (code, True), err
+
+
+def test_verify_of_a_missing_file_is_bad_input(capsys, tmp_path) -> None:
+    code, err = run(capsys, "verify", tmp_path / "nope.json", "--rpc", "http://127.0.0.1:9")
+    assert code == 2 and "bundle:" in err
+
+
+def test_verify_of_a_bundle_with_no_contract_fails_with_the_reason(capsys, tmp_path) -> None:
+    path = tmp_path / "b.json"
+    path.write_text('{"values": []}')
+    code, err = run(capsys, "verify", path, "--rpc", "http://127.0.0.1:9")
+    assert code == 1 and "contract:" in err
+
+
+def test_unknown_settings_values_are_bad_input(capsys, tmp_path) -> None:
+    code, err = run(capsys, "seal", "--chain", "moon", "--data-dir", tmp_path)
+    assert code == 2 and "settings:" in err
