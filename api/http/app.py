@@ -4,27 +4,56 @@ and the background sealer, all over one :class:`Container`."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from slowapi.middleware import SlowAPIASGIMiddleware
+from fastapi import FastAPI
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.composition import Container
 from api.http import problems
 from api.http.routes import router
 from api.http.state import AppState
+from ledger.errors import InvalidInput
 
 
-def _credential_key(request: Request) -> str:
+def _credential_key(scope: Scope) -> str:
     """Rate-limit per credential (hashed), or per client address when there is none."""
-    auth = request.headers.get("authorization", "")
+    auth = dict(scope["headers"]).get(b"authorization")
     if auth:
-        return "cred:" + hashlib.sha256(auth.encode()).hexdigest()[:32]
-    return "addr:" + (request.client.host if request.client else "unknown")
+        return "cred:" + hashlib.sha256(auth).hexdigest()[:32]
+    client = scope.get("client")
+    return "addr:" + (client[0] if client else "unknown")
+
+
+class RateLimit:
+    """A moving-window limit per credential on /v1 (the `limits` library, in memory:
+    per process; several workers each count their own)."""
+
+    def __init__(self, app: ASGIApp, limit: str) -> None:
+        self.app = app
+        try:
+            self.item = parse(limit)
+        except ValueError as exc:
+            raise InvalidInput(f"{limit!r} is not a rate limit like '600/minute'",
+                               field="rate_limit") from exc
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            key = _credential_key(scope)
+            if not self.limiter.hit(self.item, key):
+                reset, _left = self.limiter.get_window_stats(self.item, key)
+                retry = max(1, int(reset - time.time()) + 1)
+                response = problems.problem(429, "rate-limited", "Too many requests",
+                                            f"at most {self.item}", headers={"Retry-After": str(retry)})
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class BodyLimit:
@@ -62,20 +91,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
 
     app = FastAPI(title="carbon-ledger", version="1",
                   summary="A blockchain-anchored personal carbon ledger", lifespan=lifespan)
-    limiter = Limiter(key_func=_credential_key, default_limits=[settings.rate_limit],
-                      headers_enabled=True)
-    app.state.limiter = limiter
-
-    @app.exception_handler(RateLimitExceeded)
-    async def rate_limited(request: Request, exc: RateLimitExceeded) -> Response:
-        retry = 60
-        window = getattr(exc, "limit", None)
-        if window is not None:
-            retry = int(window.limit.get_expiry())
-        return problems.problem(429, "rate-limited", "Too many requests", str(exc.detail),
-                                headers={"Retry-After": str(retry)})
-
-    app.add_middleware(SlowAPIASGIMiddleware)
+    app.add_middleware(RateLimit, limit=settings.rate_limit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
 
     problems.install(app)

@@ -1,0 +1,95 @@
+"""The API's edges: problem+json for bad input, body limits, rate limits, NDJSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from api.composition import Container
+from api.http.app import create_app
+from api.settings import Settings
+from ledger import accounts
+from ledger.credentials import issue_api_key, issue_citizen_token
+from ledger.signing import records_hash, sign_submission
+from ledger.submissions import record_hashes
+from tests.conftest import a_record
+
+
+@pytest.fixture
+def api(tmp_path: Path):  # type: ignore[no-untyped-def]
+    container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="30/minute",
+                                   max_body_bytes=64 * 1024))
+    key = Account.create()
+    with container.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
+                                          signing_address=bytes.fromhex(key.address[2:]))
+        citizen = accounts.create_citizen(s)
+        creds = {"partner": issue_api_key(s, role="partner", partner=partner),
+                 "citizen": issue_citizen_token(s, citizen=citizen), "pseudonym": citizen.pseudonym}
+    with TestClient(create_app(container, run_sealer=False)) as client:
+        yield client, key, creds
+
+
+def signed_post(client, key, creds, body: bytes, records: list, content_type: str):  # type: ignore[no-untyped-def]
+    chain_id = client.get("/v1/info").json()["chainId"]
+    signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
+                                digest=records_hash(record_hashes(records)), count=len(records))
+    return client.post("/v1/submissions", content=body, headers={
+        "Authorization": f"Bearer {creds['partner']}", "X-Signature": signature,
+        "Content-Type": content_type})
+
+
+def assert_problem(response, status: int, field: str | None = None) -> dict:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status and body["type"].startswith("urn:carbon-ledger:problem:")
+    if field is not None:
+        assert body.get("field") == field, body
+    return body
+
+
+def test_ndjson_submissions_are_accepted_like_json_arrays(api) -> None:
+    client, key, creds = api
+    records = [a_record(creds["pseudonym"], record_id=f"n{i}", quantity=1000 + i) for i in range(5)]
+    body = "\n".join(json.dumps(r) for r in records).encode()
+    answer = signed_post(client, key, creds, body, records, "application/x-ndjson")
+    assert answer.status_code == 200 and answer.json()["accepted"] == 5
+
+
+def test_bad_json_and_wrong_shapes_are_4xx_problems_naming_the_field(api) -> None:
+    client, key, creds = api
+    auth = {"Authorization": f"Bearer {creds['partner']}", "X-Signature": "0x00"}
+    assert_problem(client.post("/v1/submissions", content=b"[{", headers=auth), 422, "body")
+    assert_problem(client.post("/v1/submissions", content=b'{"a": 1}', headers=auth), 422, "body")
+    assert_problem(client.post("/v1/submissions", content=b"[]", headers=auth), 422, "records")
+    citizen = {"Authorization": f"Bearer {creds['citizen']}"}
+    assert_problem(client.get("/v1/me/entries?limit=100000", headers=citizen), 422, "limit")
+    assert_problem(client.get("/v1/me/entries?from=-1", headers=citizen), 422, "from")
+    assert_problem(client.post("/v1/redemptions", json={"reward": "coffee"}, headers=citizen),
+                   422, "idempotency-key")
+    assert_problem(client.get("/v1/me/entries/0xzz/proof", headers=citizen), 422, "entry_id")
+
+
+def test_oversized_bodies_get_413_and_write_nothing(api) -> None:
+    client, key, creds = api
+    records = [a_record(creds["pseudonym"], record_id=f"big{i}") for i in range(1000)]
+    body = json.dumps(records).encode()
+    assert len(body) > 64 * 1024
+    assert_problem(signed_post(client, key, creds, body, records, "application/json"), 413, "body")
+    me = client.get("/v1/me", headers={"Authorization": f"Bearer {creds['citizen']}"}).json()
+    assert me["points"] == 0
+
+
+def test_each_credential_is_rate_limited_with_retry_after(api) -> None:
+    client, _key, creds = api
+    auth = {"Authorization": f"Bearer {creds['citizen']}"}
+    statuses = [client.get("/v1/me", headers=auth).status_code for _ in range(35)]
+    assert statuses[:30] == [200] * 30
+    limited = client.get("/v1/me", headers=auth)
+    body = assert_problem(limited, 429)
+    assert int(limited.headers["Retry-After"]) > 0 and body["type"].endswith("rate-limited")
