@@ -1,0 +1,144 @@
+"""Authorisation, as a table: every route × every role, allowed or refused, and how."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from api.composition import Container
+from api.http.app import create_app
+from api.settings import Settings
+from ledger import accounts
+from ledger.credentials import issue_api_key, issue_citizen_token
+from ledger.signing import records_hash, sign_submission
+from ledger.submissions import record_hashes
+from tests.conftest import a_record
+
+ROLES = ["none", "partner_a", "partner_b", "citizen_x", "citizen_y", "auditor"]
+OK, NO_CREDENTIAL, WRONG_ROLE, NOT_YOURS = 200, 401, 403, 404
+
+# route → the answer each role gets (in ROLES order)
+MATRIX: dict[str, list[int]] = {
+    "GET /v1/info":                       [OK, OK, OK, OK, OK, OK],
+    "GET /v1/methodologies/1":            [OK, OK, OK, OK, OK, OK],
+    "POST /v1/submissions":               [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
+    "GET /v1/submissions":                [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
+    "GET /v1/submissions/{a_submission}": [NO_CREDENTIAL, OK, NOT_YOURS, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE],
+    "GET /v1/contribution":               [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
+    "GET /v1/me":                         [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "GET /v1/me/entries":                 [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "GET /v1/me/entries/{x_entry}/proof": [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, NOT_YOURS,
+                                           WRONG_ROLE],
+    "GET /v1/rewards":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "POST /v1/redemptions":               [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "GET /v1/batches":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE, OK],
+    "GET /v1/batches/1/dump":             [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE, OK],
+    "GET /v1/entries/{x_entry}/proof":    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE, OK],
+    "POST /v1/verify":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE, OK],
+}
+
+
+class World:
+    def __init__(self, tmp: Path) -> None:
+        self.container = Container(Settings(data_dir=tmp, chain="tester", rate_limit="100000/minute"))
+        self.keys = {"partner_a": Account.create(), "partner_b": Account.create()}
+        self.creds: dict[str, str] = {}
+        with self.container.db.session(write_lock=True) as s:
+            for role, code, kind in (("partner_a", "greenbike", "bike_share"),
+                                     ("partner_b", "citytransit", "transit")):
+                p = accounts.create_partner(s, code=code, name=code, kind=kind,
+                                            signing_address=bytes.fromhex(self.keys[role].address[2:]))
+                self.creds[role] = issue_api_key(s, role="partner", partner=p)
+            self.pseudonyms = {}
+            for role in ("citizen_x", "citizen_y"):
+                c = accounts.create_citizen(s)
+                self.pseudonyms[role] = c.pseudonym
+                self.creds[role] = issue_citizen_token(s, citizen=c)
+            self.creds["auditor"] = issue_api_key(s, role="auditor")
+            accounts.upsert_reward(s, code="coffee", title="Coffee", points_cost=1, stock=1000)
+        self.partner = {"partner_a": ("greenbike", "CYCLING", "citizen_x"),
+                        "partner_b": ("citytransit", "METRO", "citizen_y")}
+        self.counter = itertools.count()
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {} if role == "none" else {"Authorization": f"Bearer {self.creds[role]}"}
+
+    def submission(self, client: TestClient, role: str) -> tuple[bytes, dict[str, str]]:
+        """A fresh signed submission for partner ``role`` (or as partner A for others)."""
+        signer = role if role in self.partner else "partner_a"
+        code, behaviour, citizen = self.partner[signer]
+        records = [a_record(self.pseudonyms[citizen], behaviour=behaviour, quantity=3000,
+                            record_id=f"{code}-{next(self.counter)}")]
+        chain_id = client.get("/v1/info").json()["chainId"]
+        signature = sign_submission(self.keys[signer].key, chain_id=chain_id, partner=code,
+                                    digest=records_hash(record_hashes(records)), count=1)
+        return json.dumps(records).encode(), {**self.headers(role), "X-Signature": signature,
+                                              "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):  # type: ignore[no-untyped-def]
+    w = World(tmp_path_factory.mktemp("authz"))
+    with TestClient(create_app(w.container, run_sealer=False)) as client:
+        answers = {role: client.post("/v1/submissions", content=body, headers=h).json()
+                   for role in w.partner for body, h in [w.submission(client, role)]}
+        w.a_submission = answers["partner_a"]["submissionId"]
+        w.x_entry = answers["partner_a"]["records"][0]["entry_id"]
+        client.app.state.ledger.seal_once()
+        w.bundle = client.get(f"/v1/entries/{w.x_entry}/proof", headers=w.headers("auditor")).json()
+        w.client = client
+        yield w
+
+
+def call(world: World, route: str, role: str):  # type: ignore[no-untyped-def]
+    method, path = route.split(" ")
+    path = path.format(a_submission=world.a_submission, x_entry=world.x_entry)
+    client, headers = world.client, world.headers(role)
+    if route == "POST /v1/submissions":
+        body, headers = world.submission(client, role)
+        return client.post(path, content=body, headers=headers)
+    if route == "POST /v1/redemptions":
+        return client.post(path, json={"reward": "coffee"},
+                           headers={**headers, "Idempotency-Key": f"k-{next(world.counter)}"})
+    if route == "POST /v1/verify":
+        return client.post(path, json=world.bundle, headers=headers)
+    if route == "GET /v1/contribution":
+        return client.get(path, params={"from": 0, "to": 2**40}, headers=headers)
+    return client.request(method, path, headers=headers)
+
+
+@pytest.mark.parametrize(("route", "role"), [(r, role) for r in MATRIX for role in ROLES])
+def test_route_answers_each_role_as_the_matrix_says(world: World, route: str, role: str) -> None:
+    expected = MATRIX[route][ROLES.index(role)]
+    response = call(world, route, role)
+    assert response.status_code == expected, (route, role, response.text)
+    if expected != OK:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == expected
+
+
+def test_a_submission_signed_by_another_key_is_refused(world: World) -> None:
+    body, headers = world.submission(world.client, "partner_a")
+    stranger = sign_submission(Account.create().key, chain_id=1, partner="greenbike",
+                               digest=b"\0" * 32, count=1)
+    answer = world.client.post("/v1/submissions", content=body,
+                               headers={**headers, "X-Signature": stranger})
+    assert answer.status_code == 403
+    assert answer.json()["type"].endswith("wrong-signer")
+
+
+def test_partner_b_signing_as_partner_a_is_refused(world: World) -> None:
+    body, headers = world.submission(world.client, "partner_b")
+    answer = world.client.post("/v1/submissions", content=body,
+                               headers={**headers, **world.headers("partner_a")})
+    assert answer.status_code == 403
