@@ -113,11 +113,12 @@ def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSO
         reader = EvmAnchor(rpc_web3(url), ChainKind.RPC, contract, signer=None)
         print(verify_bundle(bundle, reader).line())
 
-    url = rpc or container(data_dir).settings.rpc_url
+    settings = container(data_dir).settings
+    url = rpc or settings.rpc_url
     if url:
         check(url)
     else:
-        with managed_node_url(container(data_dir).settings.data_dir) as node_url:
+        with managed_node_url(settings.data_dir) as node_url:
             check(node_url)
 
 

@@ -155,7 +155,7 @@ def _decide(session: Session, partner: Partner, record: ActivityRecordIn, index:
 
     grams = behaviour.reduction_grams(record.quantity)
     key = (citizen_id, behaviour.code, methodology.local_day(record.occurred_at))
-    used = _credited_today(session, writes, key)
+    used = writes.totals.setdefault(key, 0)  # earlier submissions' grams were preloaded
     credited = max(0, min(grams, behaviour.daily_cap_grams - used))
     writes.totals[key] = used + credited
     points = methodology.points(credited)
@@ -198,10 +198,6 @@ def _load_daily_totals(session: Session, writes: _Writes, citizen_ids: list[int]
         for c, b, d, g in rows:
             writes.totals[(c, b, d)] = g
             writes.known_totals.add((c, b, d))
-
-
-def _credited_today(session: Session, writes: _Writes, key: tuple[int, str, int]) -> int:
-    return writes.totals.setdefault(key, 0)
 
 
 def _table(model: type[Any]) -> Table:

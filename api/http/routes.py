@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
+from sqlalchemy import select
 
 from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
 from chain.client import ChainKind, EvmAnchor
@@ -144,8 +145,6 @@ def my_proof(entry_id: str, state: StateDep, session: SessionDep, who: CitizenDe
 
 @router.get("/rewards", tags=["citizens"])
 def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
-    from sqlalchemy import select
-
     return [{"code": r.code, "title": r.title, "points": r.points_cost, "stock": r.stock}
             for r in session.scalars(select(Reward).order_by(Reward.code))]
 
