@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -127,15 +128,41 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
           host: Annotated[str, typer.Option()] = "127.0.0.1",
           port: Annotated[int, typer.Option()] = 8000,
           sealer: Annotated[bool, typer.Option(help="seal and anchor in the background")] = True,
-          access_log: Annotated[bool, typer.Option(help="log every request")] = True) -> None:
-    """Serve the HTTP API (OpenAPI at /docs) and seal in the background."""
+          access_log: Annotated[bool, typer.Option(help="log every request")] = True,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes")] = 1
+          ) -> None:
+    """Serve the HTTP API (OpenAPI at /docs) and seal in the background.
+
+    With several workers, each is its own process over the same database and chain; the
+    managed node (if no --rpc is given) is started here once and shared by all of them."""
+    import os
+
     import uvicorn
 
     from api.http.app import create_app
+    from chain.nodes import managed_node_url
 
     c = container(data_dir, chain, rpc)
-    uvicorn.run(create_app(c, run_sealer=sealer), host=host, port=port, log_level="info",
-                access_log=access_log)
+    options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
+    if workers == 1:
+        uvicorn.run(create_app(c, run_sealer=sealer), **options)  # type: ignore[arg-type]
+        return
+    os.environ.update({"CARBON_LEDGER_DATA_DIR": str(c.settings.data_dir),
+                       "CARBON_LEDGER_CHAIN": c.settings.chain,
+                       "CARBON_LEDGER_RUN_SEALER": "1" if sealer else "0"})
+    if c.settings.database_url:
+        os.environ["CARBON_LEDGER_DATABASE_URL"] = c.settings.database_url
+    c.signer  # noqa: B018 - make the dev key once, before the workers race to
+    if c.settings.chain == "tester":
+        raise InvalidInput("an in-process chain cannot be shared by several workers", field="workers")
+    with contextlib.ExitStack() as stack:
+        url = c.settings.rpc_url or stack.enter_context(managed_node_url(c.settings.data_dir))
+        os.environ["CARBON_LEDGER_RPC_URL"] = url
+        shared = container(c.settings.data_dir, c.settings.chain, url)
+        with shared.anchor():  # deploy (once) here, so the workers never race to deploy
+            pass
+        uvicorn.run("api.http.app:app_from_environment", factory=True, workers=workers,
+                    **options)  # type: ignore[arg-type]
 
 
 @admin_app.command("key-add")

@@ -75,6 +75,16 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
+def app_from_environment() -> FastAPI:
+    """The app as each of several uvicorn workers builds it: settings from the environment."""
+    import os
+
+    from api.settings import Settings
+
+    run_sealer = os.environ.get("CARBON_LEDGER_RUN_SEALER", "1") == "1"
+    return create_app(Container(Settings()), run_sealer=run_sealer)
+
+
 def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     settings = container.settings
 

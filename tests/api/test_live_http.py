@@ -135,3 +135,33 @@ def test_partner_submits_service_seals_citizen_proves_cli_verifies(tmp_path: Pat
         capsys.readouterr()
         assert main(["verify", str(path), "--rpc", node.url]) == 0
         assert capsys.readouterr().out.startswith(f"OK: entry {entry_id}")
+
+
+@pytest.mark.anvil
+def test_serve_with_two_workers_shares_one_chain_and_database(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    with ManagedAnvil(tmp_path / "anvil") as node:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from api.cli import run; run()", "serve", "--workers", "2",
+             "--port", str(port), "--rpc", node.url, "--data-dir", str(tmp_path / "ledger"),
+             "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    infos = [httpx.get(f"http://127.0.0.1:{port}/v1/info", timeout=5).json()
+                             for _ in range(6)]
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline, "serve --workers 2 did not come up"
+                    time.sleep(0.3)
+            assert len({i["contract"] for i in infos}) == 1  # one deployment, whichever worker
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
