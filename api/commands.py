@@ -307,6 +307,15 @@ def citizen_add(pseudonym: Annotated[str | None, typer.Argument()] = None,
         print(accounts.create_citizen(s, pseudonym=pseudonym).pseudonym)
 
 
+@admin_app.command("citizen-erase")
+def citizen_erase(pseudonym: str, data_dir: DataDir = None) -> None:
+    """Erase a citizen: their salt and pseudonym go, their leaves stay (unlinkable)."""
+    c = container(data_dir)
+    with c.db.session(write_lock=True) as s:
+        accounts.erase_citizen(s, accounts.get_citizen(s, pseudonym))
+    out.print(f"citizen {pseudonym} erased")
+
+
 @admin_app.command("reward-set")
 def reward_set(code: str, title: str, cost: Annotated[int, typer.Option(help="points")],
                stock: Annotated[int, typer.Option()], data_dir: DataDir = None) -> None:

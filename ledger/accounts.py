@@ -72,6 +72,26 @@ def get_citizen(session: Session, pseudonym: str) -> Citizen:
     return citizen
 
 
+def erase_citizen(session: Session, citizen: Citizen) -> None:
+    """Forget who the citizen was: delete the salt (so no leaf can be linked to them any
+    more), replace the pseudonym, redact their raw records (the record hashes stay, so
+    their leaves still verify; only those records can no longer be re-read), revoke their
+    tokens. Every proof stays valid; nothing on chain changes."""
+    from ledger.models import ActivityRecord, CitizenToken
+
+    if citizen.erased_at is not None:
+        raise Conflict("already erased", field="citizen")
+    now = int(time.time())
+    citizen.salt = None
+    citizen.pseudonym = "erased_" + secrets.token_hex(12)
+    citizen.erased_at = now
+    session.execute(update(ActivityRecord).where(ActivityRecord.citizen_id == citizen.id)
+                    .values(raw='{"erased":true}'))
+    session.execute(update(CitizenToken).where(CitizenToken.citizen_id == citizen.id,
+                                               CitizenToken.revoked_at.is_(None))
+                    .values(revoked_at=now))
+
+
 def balance(session: Session, citizen_id: int) -> int:
     return int(session.scalar(select(Balance.points).where(Balance.citizen_id == citizen_id)) or 0)
 

@@ -160,3 +160,30 @@ def test_a_changed_stored_leaf_is_caught(db, sealer, anchor, credit) -> None:
     bundle["values"][6] = str(int(bundle["values"][6]) + 1)  # more points than anchored
     with pytest.raises(VerificationError, match="fold to"):
         verify_bundle(bundle, anchor)
+
+
+def test_erasing_a_citizen_unlinks_them_and_every_proof_still_verifies(
+        db, sealer, anchor, make_partner, make_citizen) -> None:
+    from ledger import accounts
+    from ledger.models import ActivityRecord, Citizen
+
+    partner, gone, stays = make_partner(), make_citizen(), make_citizen()
+    with db.session(write_lock=True) as s:
+        submit_records(s, partner=s.merge(partner), records=[
+            a_record(gone.pseudonym, record_id="g1"), a_record(stays.pseudonym, record_id="s1")])
+    sealer.seal()
+    with db.session(write_lock=True) as s:
+        accounts.erase_citizen(s, s.get_one(Citizen, gone.id))
+    with db.session() as s:
+        erased = s.get_one(Citizen, gone.id)
+        assert erased.salt is None and erased.pseudonym != gone.pseudonym
+        raws = list(s.scalars(select(ActivityRecord.raw)))
+    assert not any(gone.pseudonym in raw for raw in raws)
+    assert any(stays.pseudonym in raw for raw in raws)
+    for entry_id in entry_ids(db):  # the leaves are on chain unchanged; proofs still hold
+        with db.session() as s:
+            verify_bundle(proof_bundle(s, entry_id), anchor)
+    with db.session(write_lock=True) as s:
+        [outcome] = submit_records(s, partner=s.merge(partner),
+                                   records=[a_record(gone.pseudonym, record_id="g2")]).outcomes
+    assert (outcome.status, outcome.field) == ("rejected", "citizen")
