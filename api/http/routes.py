@@ -135,7 +135,7 @@ def _bundle_with_status(state: StateDep, session: SessionDep, entry_id: bytes) -
 
 
 @router.get("/me/entries/{entry_id}/proof", tags=["citizens"])
-def my_proof(entry_id: str, state: StateDep, session: SessionDep, who: CitizenDep) -> dict[str, Any]:
+async def my_proof(entry_id: str, state: StateDep, session: SessionDep, who: CitizenDep) -> dict[str, Any]:
     """The entry's proof bundle, or its pending status while its batch is not anchored."""
     raw = parse_entry_id(entry_id)
     if get_entry(session, raw).citizen_id != who.citizen_id:
@@ -186,7 +186,7 @@ def batch_dump(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionD
 
 
 @router.get("/entries/{entry_id}/proof", tags=["auditors"])
-def any_proof(entry_id: str, state: StateDep, session: SessionDep, who: AuditorDep) -> dict[str, Any]:
+async def any_proof(entry_id: str, state: StateDep, session: SessionDep, who: AuditorDep) -> dict[str, Any]:
     return _bundle_with_status(state, session, parse_entry_id(entry_id))
 
 
