@@ -27,16 +27,17 @@ class WrongSigner(Forbidden):
     code = "wrong-signer"
 
 
+def record_hash(raw: object, index: int) -> bytes:
+    """keccak256 of one record's RFC 8785 JSON, as the partner computes it to sign."""
+    try:
+        return keccak(rfc8785.dumps(raw))  # type: ignore[arg-type]
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise InvalidInput(f"record {index} cannot be canonicalised: {exc}",
+                           field=f"records[{index}]") from exc
+
+
 def record_hashes(records: Sequence[object]) -> list[bytes]:
-    """keccak256 of each record's RFC 8785 JSON, as the partner computes it to sign."""
-    hashes = []
-    for i, raw in enumerate(records):
-        try:
-            hashes.append(keccak(rfc8785.dumps(raw)))  # type: ignore[arg-type]
-        except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
-            raise InvalidInput(f"record {i} cannot be canonicalised: {exc}",
-                               field=f"records[{i}]") from exc
-    return hashes
+    return [record_hash(raw, i) for i, raw in enumerate(records)]
 
 
 def accept_submission(session: Session, *, partner: Partner, records: Sequence[object],
@@ -49,13 +50,14 @@ def accept_submission(session: Session, *, partner: Partner, records: Sequence[o
     if not signature:
         raise InvalidInput("the submission must be signed (EIP-712 over the records' hash)",
                            field="X-Signature")
-    digest = records_hash(record_hashes(records))
+    parsed = parse_records(records, now=now)  # canonicalises every well-formed record once
+    known = {index: record.record_hash for index, record in parsed[0]}
+    digest = records_hash([known.get(i) or record_hash(raw, i) for i, raw in enumerate(records)])
     signer = submission_signer(signature, chain_id=chain_id, partner=partner.code, digest=digest,
                                count=len(records))
     if signer != partner.signing_address:
         raise WrongSigner(f"signed by 0x{signer.hex()}, not the partner's registered address",
                           field="X-Signature")
-    parsed = parse_records(records, now=now)
     submission_id = "0x" + secrets.token_hex(32)
     result = submit_records(session, partner=partner, records=records, now=now,
                             submission_id=submission_id, parsed=parsed)
