@@ -76,10 +76,8 @@ def tree_from_leaf_hashes(hashes: bytes) -> BuiltTree:
     n = len(hashes) // merkle.NODE
     ordered = np.frombuffer(hashes, dtype="S32").copy()
     ordered.sort()  # fixed-width bytes compare as memcmp: OZ's ascending uint256 order
-    leaves = ordered[::-1].tobytes()  # OZ lays sorted leaf i at index 2n-2-i
-    nodes = [b""] * (n - 1) + [leaves[i : i + merkle.NODE] for i in range(0, len(leaves), 32)]
-    merkle.fill_inner_nodes(nodes)
-    tree = b"".join(nodes)
+    flat = ordered.tobytes()
+    tree = merkle.build_tree([flat[i : i + merkle.NODE] for i in range(0, len(flat), merkle.NODE)])
     return BuiltTree(tree, n, merkle.root(tree), keccak(hashes))
 
 
