@@ -20,7 +20,7 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 
 from api.cli import DataDir, app, container, out, table
-from chain.client import ChainKind, EvmAnchor
+from chain.client import EvmAnchor
 from ledger import accounts
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
 from ledger.ingest import submit_records
@@ -141,7 +141,7 @@ def redeem_some(c, pseudonyms: list[str], rng: random.Random, tally: Tally) -> N
 
 def verify_all(c, anchor: EvmAnchor, batch_ids: list[int]) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     """Check every entry of ``batch_ids`` as an outsider would: bundle + chain only."""
-    reader = EvmAnchor(anchor.w3, ChainKind.RPC, anchor.contract_address, signer=None)
+    reader = anchor.reader()
     with c.db.session() as s:
         ranges = s.execute(select(Batch.first_seq, Batch.last_seq).where(Batch.id.in_(batch_ids))).all()
         ids = [e for lo, hi in ranges for e in s.scalars(

@@ -59,6 +59,11 @@ class EvmAnchor:
                                          abi=load_artifact()["abi"])
         self._chain_id = _call(lambda: w3.eth.chain_id, "chain id")
 
+    def reader(self) -> EvmAnchor:
+        """The same contract seen read-only, as an outside verifier sees it: no key, and no
+        dev-chain favours (it never mines to reach confirmations)."""
+        return EvmAnchor(self.w3, ChainKind.RPC, self.contract_address, signer=None)
+
     # -- ChainReader ---------------------------------------------------------------
 
     @property

@@ -11,7 +11,6 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import select
 
 from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
-from chain.client import ChainKind, EvmAnchor
 from ledger import accounts, views
 from ledger.entries import get_entry, parse_entry_id
 from ledger.errors import InvalidInput, NotFound, VerificationError
@@ -194,9 +193,8 @@ async def any_proof(entry_id: str, state: StateDep, session: SessionDep, who: Au
 def verify(bundle: Annotated[dict[str, Any], Body()], state: StateDep,
            who: AuditorDep) -> dict[str, Any]:
     """Check a bundle against the chain server-side (the CLI verifier is the independent path)."""
-    reader = EvmAnchor(state.anchor.w3, ChainKind.RPC, state.anchor.contract_address, signer=None)
     try:
-        verdict = verify_bundle(bundle, reader)
+        verdict = verify_bundle(bundle, state.anchor.reader())
     except VerificationError as exc:
         return {"valid": False, "field": exc.field, "reason": exc.message}
     return {"valid": True, "verdict": verdict.line()}
