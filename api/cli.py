@@ -70,7 +70,7 @@ def emit_json(data: Any, target: Path | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # Importing the command modules registers their commands on ``app``.
-    from api import commands, demo  # noqa: F401
+    from api import commands, demo, report_commands  # noqa: F401
 
     try:
         app(args=argv, prog_name="carbon-ledger", standalone_mode=False)

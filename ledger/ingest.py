@@ -3,7 +3,13 @@
 One submission is one transaction: every record's outcome is decided in memory and
 written together with bulk statements, or nothing is. A record resubmitted with the
 same id and content is a duplicate (credited once); the same id with other content is
-rejected. Daily caps count what earlier submissions credited and what this one did.
+rejected.
+
+The methodology in force when the behaviour happened decides each record: plausibility
+bounds (quantity per record, average speed, records per hour) reject it with a reason;
+a report of the same behaviour by another partner overlapping in time is a duplicate
+of the first report received (credited once, with a pointer to the winner); daily and
+monthly caps count what earlier submissions credited and what this one did.
 """
 
 from __future__ import annotations
@@ -12,17 +18,26 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.entries import entry_row
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, credit_entry_id
-from ledger.methodology import methodology_in_force
-from ledger.models import ActivityRecord, Balance, Citizen, DailyTotal, LedgerEntry, Partner
-from ledger.records import ActivityRecordIn, parse_record
+from ledger.methodology import Behaviour, methodology_in_force
+from ledger.models import (
+    ActivityRecord,
+    Balance,
+    Citizen,
+    DailyTotal,
+    LedgerEntry,
+    MonthlyTotal,
+    Partner,
+)
+from ledger.records import MAX_DURATION_SECONDS, ActivityRecordIn, parse_record
 
 MAX_RECORDS_PER_SUBMISSION = 50_000
 _CHUNK = 500
@@ -40,6 +55,7 @@ class RecordOutcome:
     points: int = 0
     capped: bool = False
     record_hash: bytes | None = None
+    duplicate_of: str | None = None  # the winning record's hash, for a cross-partner duplicate
 
 
 @dataclass
@@ -58,14 +74,31 @@ class SubmissionResult:
 
 
 @dataclass
+class _Seen:
+    """A record of one citizen and behaviour already in the ledger (or earlier in this
+    submission), as de-duplication and the per-hour bound see it."""
+
+    row_id: int | None  # None until written (records of this submission)
+    partner_id: int
+    start: int
+    end: int
+    record_hash: bytes
+    duplicate: bool
+    matched_by: set[int] = field(default_factory=set)  # partners whose report it absorbed
+
+
+@dataclass
 class _Writes:
     """Everything one submission will write, gathered before any of it is."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     entries: list[dict[str, Any]] = field(default_factory=list)
     points: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    totals: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    known_totals: set[tuple[int, str, int]] = field(default_factory=set)
+    days: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    known_days: set[tuple[int, str, int]] = field(default_factory=set)
+    months: dict[tuple[int, str, int], int] = field(default_factory=dict)
+    known_months: set[tuple[int, str, int]] = field(default_factory=set)
+    seen: dict[tuple[int, str], list[_Seen]] = field(default_factory=lambda: defaultdict(list))
 
 
 def parse_records(records: Sequence[object], *, now: int
@@ -89,19 +122,25 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
                    now: int | None = None, submission_id: str | None = None,
                    parsed: tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]] | None = None
                    ) -> SubmissionResult:
-    """Decide and write every record of one submission."""
+    """Decide and write every record of one submission.
+
+    Call it in a write-locked session: caps and de-duplication read what earlier
+    submissions wrote, so two submissions touching one citizen must not interleave. On
+    SQLite the session's write lock serialises them; on PostgreSQL the citizens' advisory
+    locks do."""
     now = int(time.time()) if now is None else now
     good, outcomes = parsed if parsed is not None else parse_records(records, now=now)
     result = SubmissionResult(list(outcomes))
     known = _known_records(session, partner.id, [r.record_id for _, r in good])
     citizens = _citizens(session, [r.citizen for _, r in good])
+    ours = [(citizens[r.citizen][0], r) for _, r in good if r.citizen in citizens]
+    _lock_citizens(session, [cid for cid, _ in ours])
     writes = _Writes()
-    _load_daily_totals(session, writes, [citizens[r.citizen][0] for _, r in good
-                                         if r.citizen in citizens],
-                       [r.occurred_at for _, r in good])
+    _load_totals(session, writes, ours)
+    _load_neighbours(session, writes, ours)
     for index, record in good:
-        result.outcomes.append(_decide(session, partner, record, index, known, citizens, writes,
-                                       now, submission_id))
+        result.outcomes.append(_decide(partner, record, index, known, citizens, writes, now,
+                                       submission_id))
     _write(session, writes)
     result.outcomes.sort(key=lambda o: o.index)
     return result
@@ -128,9 +167,22 @@ def _citizens(session: Session, pseudonyms: list[str]) -> dict[str, tuple[int, b
     return found
 
 
-def _decide(session: Session, partner: Partner, record: ActivityRecordIn, index: int,
-            known: dict[str, bytes], citizens: dict[str, tuple[int, bytes]], writes: _Writes,
-            now: int, submission_id: str | None) -> RecordOutcome:
+_CITIZEN_LOCKS = 0x43_4C  # advisory-lock namespace for "a citizen's ledger"
+
+
+def _lock_citizens(session: Session, citizen_ids: list[int]) -> None:
+    """On PostgreSQL, hold each citizen's advisory lock to the end of the transaction, taken
+    in id order so two submissions never deadlock. SQLite needs none (one writer)."""
+    if session.get_bind().dialect.name != "postgresql" or not citizen_ids:
+        return
+    session.execute(text("SELECT count(pg_advisory_xact_lock(:ns, c)) FROM "
+                         "(SELECT unnest(CAST(:ids AS integer[])) AS c ORDER BY 1) AS locked"),
+                    {"ns": _CITIZEN_LOCKS, "ids": sorted(set(citizen_ids))})
+
+
+def _decide(partner: Partner, record: ActivityRecordIn, index: int, known: dict[str, bytes],
+            citizens: dict[str, tuple[int, bytes]], writes: _Writes, now: int,
+            submission_id: str | None) -> RecordOutcome:
     def reject(field_name: str, reason: str) -> RecordOutcome:
         return RecordOutcome(index, record.record_id, "rejected", field_name, reason)
 
@@ -149,28 +201,52 @@ def _decide(session: Session, partner: Partner, record: ActivityRecordIn, index:
         return reject(exc.field or "behaviour", exc.message)
     if partner.kind not in behaviour.partner_kinds:
         return reject("behaviour", f"a {partner.kind} partner may not report {behaviour.code}")
-    if record.quantity > behaviour.max_quantity_per_record:
-        return reject("quantity", f"implausible: above {behaviour.max_quantity_per_record} "
-                                  f"{behaviour.unit} per record")
+    implausible = _implausible(behaviour, record)
+    if implausible:
+        return reject(*implausible)
+
+    row = {"partner_id": partner.id, "partner_record_id": record.record_id,
+           "citizen_id": citizen_id, "behaviour": behaviour.code, "quantity": record.quantity,
+           "occurred_at": record.occurred_at, "ended_at": record.ended_at,
+           "raw": record.canonical.decode(), "record_hash": record.record_hash,
+           "submission_id": submission_id, "received_at": now, "duplicate_of": None,
+           "entry_id": None}
+    seen = writes.seen[(citizen_id, behaviour.code)]
+    winner = _same_behaviour_elsewhere(behaviour, partner.id, record, seen)
+    if winner is not None:
+        winner.matched_by.add(partner.id)
+        writes.records.append({**row, "status": "duplicate", "duplicate_of": winner.row_id})
+        known[record.record_id] = record.record_hash
+        return RecordOutcome(index, record.record_id, "duplicate", field="occurred_at",
+                             reason=f"the same {behaviour.code} was reported earlier by another "
+                                    "partner and credited once (the first report wins)",
+                             duplicate_of="0x" + winner.record_hash.hex())
+    if behaviour.max_records_per_hour is not None and _too_many_in_an_hour(
+            record.occurred_at, seen, behaviour.max_records_per_hour):
+        return reject("occurred_at", f"implausible: more than {behaviour.max_records_per_hour} "
+                                     f"{behaviour.code} records for this citizen within an hour")
+    seen.append(_Seen(None, partner.id, *record.interval, record.record_hash, duplicate=False))
 
     grams = behaviour.reduction_grams(record.quantity)
-    key = (citizen_id, behaviour.code, methodology.local_day(record.occurred_at))
-    used = writes.totals.setdefault(key, 0)  # earlier submissions' grams were preloaded
-    credited = max(0, min(grams, behaviour.daily_cap_grams - used))
-    writes.totals[key] = used + credited
+    day = (citizen_id, behaviour.code, methodology.local_day(record.occurred_at))
+    month = (citizen_id, behaviour.code, methodology.local_month(record.occurred_at))
+    used_day = writes.days.setdefault(day, 0)  # earlier submissions' grams were preloaded
+    used_month = writes.months.setdefault(month, 0)
+    room = behaviour.daily_cap_grams - used_day
+    if behaviour.monthly_cap_grams is not None:
+        room = min(room, behaviour.monthly_cap_grams - used_month)
+    credited = max(0, min(grams, room))
+    writes.days[day] = used_day + credited
+    writes.months[month] = used_month + credited
     points = methodology.points(credited)
     entry_id = credit_entry_id(partner.signing_address, record.record_id) if credited else None
-    writes.records.append({
-        "partner_id": partner.id, "partner_record_id": record.record_id, "citizen_id": citizen_id,
-        "behaviour": behaviour.code, "quantity": record.quantity, "occurred_at": record.occurred_at,
-        "raw": record.canonical.decode(), "record_hash": record.record_hash,
-        "status": "credited" if credited else "capped", "entry_id": entry_id,
-        "submission_id": submission_id, "received_at": now})
+    writes.records.append({**row, "status": "credited" if credited else "capped",
+                           "entry_id": entry_id})
     known[record.record_id] = record.record_hash
     outcome = RecordOutcome(index, record.record_id, "accepted", reduction_grams=credited,
                             points=points, capped=credited < grams, record_hash=record.record_hash)
     if entry_id is None:
-        outcome.reason = "daily cap reached: nothing credited"
+        outcome.reason = "daily or monthly cap reached: nothing credited"
         return outcome
     writes.entries.append(entry_row(
         entry_id=entry_id, citizen_id=citizen_id, account=account, kind=KIND_CREDIT,
@@ -182,22 +258,115 @@ def _decide(session: Session, partner: Partner, record: ActivityRecordIn, index:
     return outcome
 
 
-def _load_daily_totals(session: Session, writes: _Writes, citizen_ids: list[int],
-                       times: list[int]) -> None:
-    """What earlier submissions credited on the days this one touches, in a few queries."""
-    if not times:
+def _implausible(behaviour: Behaviour, record: ActivityRecordIn) -> tuple[str, str] | None:
+    """The field and reason a record cannot be true, by the methodology's bounds."""
+    if record.quantity > behaviour.max_quantity_per_record:
+        return "quantity", (f"implausible: above {behaviour.max_quantity_per_record} "
+                            f"{behaviour.unit} per record")
+    if behaviour.max_speed_kmh is not None:
+        if record.ended_at is None:
+            return "ended_at", f"required for {behaviour.code}: the trip's end time"
+        speed = behaviour.speed_kmh(record.quantity, record.ended_at - record.occurred_at)
+        if speed > behaviour.max_speed_kmh:
+            return "quantity", (f"implausible: {float(speed):.1f} km/h on average, above "
+                                f"{float(behaviour.max_speed_kmh):g} km/h for {behaviour.code}")
+    return None
+
+
+def _same_behaviour_elsewhere(behaviour: Behaviour, partner_id: int, record: ActivityRecordIn,
+                              seen: list[_Seen]) -> _Seen | None:
+    """The earliest credited report by another partner that overlaps this one in time and
+    has not already absorbed a report from this partner (one-to-one matching)."""
+    window = behaviour.dedup_window_seconds
+    if window is None:
+        return None
+    start, end = record.interval
+    for other in seen:  # oldest first
+        if (other.partner_id != partner_id and not other.duplicate and other.row_id is not None
+                and partner_id not in other.matched_by
+                and start - window <= other.end + window and other.start - window <= end + window):
+            return other
+    return None
+
+
+def _too_many_in_an_hour(at: int, seen: list[_Seen], limit: int) -> bool:
+    """Would ``at`` make more than ``limit`` records fall within some hour?"""
+    times = sorted([s.start for s in seen if not s.duplicate and abs(s.start - at) < 3600] + [at])
+    return any(times[i + limit] - times[i] < 3600 for i in range(len(times) - limit))
+
+
+def _load_totals(session: Session, writes: _Writes,
+                 ours: list[tuple[int, ActivityRecordIn]]) -> None:
+    """What earlier submissions credited on the days and months this one touches."""
+    if not ours:
         return
+    times = [r.occurred_at for _, r in ours]
     # One day of slack either side covers any methodology's local-day offset.
     first, last = min(times) // 86400 - 1, max(times) // 86400 + 1
-    unique = sorted(set(citizen_ids))
+    first_month, last_month = _month_of(min(times) - 86400), _month_of(max(times) + 86400)
+    unique = sorted({cid for cid, _ in ours})
     for lo in range(0, len(unique), _CHUNK):
-        rows = session.execute(select(DailyTotal.citizen_id, DailyTotal.behaviour, DailyTotal.day,
-                                      DailyTotal.grams)
-                               .where(DailyTotal.citizen_id.in_(unique[lo:lo + _CHUNK]),
-                                      DailyTotal.day.between(first, last)))
-        for c, b, d, g in rows:
-            writes.totals[(c, b, d)] = g
-            writes.known_totals.add((c, b, d))
+        chunk = unique[lo:lo + _CHUNK]
+        for c, b, d, g in session.execute(
+                select(DailyTotal.citizen_id, DailyTotal.behaviour, DailyTotal.day, DailyTotal.grams)
+                .where(DailyTotal.citizen_id.in_(chunk), DailyTotal.day.between(first, last))):
+            writes.days[(c, b, d)] = g
+            writes.known_days.add((c, b, d))
+        for c, b, m, g in session.execute(
+                select(MonthlyTotal.citizen_id, MonthlyTotal.behaviour, MonthlyTotal.month,
+                       MonthlyTotal.grams)
+                .where(MonthlyTotal.citizen_id.in_(chunk),
+                       MonthlyTotal.month.between(first_month, last_month))):
+            writes.months[(c, b, m)] = g
+            writes.known_months.add((c, b, m))
+
+
+def _month_of(unix_seconds: int) -> int:
+    d = datetime.fromtimestamp(unix_seconds, UTC)
+    return d.year * 12 + d.month - 1
+
+
+def _load_neighbours(session: Session, writes: _Writes,
+                     ours: list[tuple[int, ActivityRecordIn]]) -> None:
+    """Earlier records that de-duplication or a per-hour bound must look at: the same
+    citizens and behaviours, near in time. Only behaviours with such a rule are read."""
+    wanted: dict[str, list[tuple[int, ActivityRecordIn]]] = defaultdict(list)
+    windows: dict[str, int] = defaultdict(int)
+    for cid, r in ours:
+        b = _behaviour_or_none(r)
+        if b is not None and (b.dedup_window_seconds is not None or b.max_records_per_hour):
+            wanted[b.code].append((cid, r))
+            windows[b.code] = max(windows[b.code], b.dedup_window_seconds or 0)
+    for code, items in wanted.items():
+        slack = 3600 + 2 * windows[code]
+        lo = min(r.occurred_at for _, r in items) - slack - MAX_DURATION_SECONDS
+        hi = max(r.interval[1] for _, r in items) + slack
+        unique = sorted({cid for cid, _ in items})
+        for c0 in range(0, len(unique), _CHUNK):
+            rows = session.execute(
+                select(ActivityRecord.id, ActivityRecord.citizen_id, ActivityRecord.partner_id,
+                       ActivityRecord.occurred_at, ActivityRecord.ended_at,
+                       ActivityRecord.record_hash, ActivityRecord.status,
+                       ActivityRecord.duplicate_of)
+                .where(ActivityRecord.citizen_id.in_(unique[c0:c0 + _CHUNK]),
+                       ActivityRecord.behaviour == code,
+                       ActivityRecord.occurred_at.between(lo, hi))
+                .order_by(ActivityRecord.id)).all()
+            by_id: dict[int, _Seen] = {}
+            for rid, cid, pid, start, end, rhash, status, dup_of in rows:
+                seen = _Seen(rid, pid, start, end if end is not None else start, rhash,
+                             duplicate=status == "duplicate")
+                writes.seen[(cid, code)].append(seen)
+                by_id[rid] = seen
+                if dup_of in by_id:
+                    by_id[dup_of].matched_by.add(pid)
+
+
+def _behaviour_or_none(record: ActivityRecordIn) -> Behaviour | None:
+    try:
+        return methodology_in_force(record.occurred_at).behaviour(record.behaviour)
+    except InvalidInput:
+        return None
 
 
 def _table(model: type[Any]) -> Table:
@@ -206,8 +375,7 @@ def _table(model: type[Any]) -> Table:
 
 def _write(session: Session, writes: _Writes) -> None:
     """Bulk Core statements (executemany), in the caller's transaction."""
-    records, entries = _table(ActivityRecord), _table(LedgerEntry)
-    balances, totals = _table(Balance), _table(DailyTotal)
+    records, entries, balances = _table(ActivityRecord), _table(LedgerEntry), _table(Balance)
     if writes.records:
         session.execute(insert(records), writes.records)
     if writes.entries:
@@ -216,14 +384,19 @@ def _write(session: Session, writes: _Writes) -> None:
         session.execute(update(balances).where(balances.c.citizen_id == bindparam("cid"))
                         .values(points=balances.c.points + bindparam("add")),
                         [{"cid": c, "add": p} for c, p in writes.points.items()])
-    new = [k for k in writes.totals if k not in writes.known_totals]
-    old = [k for k in writes.totals if k in writes.known_totals]
+    _write_totals(session, _table(DailyTotal), "day", writes.days, writes.known_days)
+    _write_totals(session, _table(MonthlyTotal), "month", writes.months, writes.known_months)
+
+
+def _write_totals(session: Session, table: Table, period: str,
+                  totals: dict[tuple[int, str, int], int], known: set[tuple[int, str, int]]) -> None:
+    new = [k for k, g in totals.items() if k not in known and g]
+    old = [k for k in totals if k in known]
     if new:
-        session.execute(insert(totals), [
-            {"citizen_id": c, "behaviour": b, "day": d, "grams": writes.totals[(c, b, d)]}
-            for c, b, d in new])
+        session.execute(insert(table), [{"citizen_id": c, "behaviour": b, period: p,
+                                         "grams": totals[(c, b, p)]} for c, b, p in new])
     if old:
-        session.execute(update(totals).where(and_(
-            totals.c.citizen_id == bindparam("c"), totals.c.behaviour == bindparam("b"),
-            totals.c.day == bindparam("d"))).values(grams=bindparam("g")),
-            [{"c": c, "b": b, "d": d, "g": writes.totals[(c, b, d)]} for c, b, d in old])
+        session.execute(update(table).where(and_(
+            table.c.citizen_id == bindparam("c"), table.c.behaviour == bindparam("b"),
+            table.c[period] == bindparam("p"))).values(grams=bindparam("g")),
+            [{"c": c, "b": b, "p": p, "g": totals[(c, b, p)]} for c, b, p in old])

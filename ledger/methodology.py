@@ -2,8 +2,13 @@
 
 A methodology file (``ledger/methodologies/vN.json``) names each behaviour's unit,
 baseline and project emission factors with their sources, caps and plausibility bounds,
-and the points rule. Factors are decimal strings and arithmetic is exact (fractions);
-a reduction is floored to whole grams, which errs on the conservative side.
+the cross-partner de-duplication rule, and the points rule. Factors are decimal strings
+and arithmetic is exact (fractions); a reduction is floored to whole grams, which errs on
+the conservative side.
+
+Versions are immutable once published (a test pins each file's hash): a new factor is a
+new version with a later ``effective_from``, and a record is quantified by the version in
+force when the behaviour happened.
 """
 
 from __future__ import annotations
@@ -33,6 +38,14 @@ class Behaviour:
     daily_cap_grams: int
     max_quantity_per_record: int
     partner_kinds: tuple[str, ...]
+    monthly_cap_grams: int | None = None
+    max_speed_kmh: Fraction | None = None  # needs the record's end time
+    max_records_per_hour: int | None = None
+    dedup_window_seconds: int | None = None  # None: no cross-partner matching
+
+    def speed_kmh(self, quantity: int, seconds: int) -> Fraction:
+        """Average speed of a distance record (unit ``m``) over ``seconds``."""
+        return Fraction(quantity * 3600, max(seconds, 1) * 1000)
 
     def reduction_grams(self, quantity: int) -> int:
         """(baseline − project) × quantity, in whole grams, never negative, before caps."""
@@ -63,6 +76,11 @@ class Methodology:
         """The day number (since 1970-01-01, local) a behaviour counts toward for caps."""
         return int((unix_seconds + self.day_offset.total_seconds()) // 86400)
 
+    def local_month(self, unix_seconds: int) -> int:
+        """The month (``year * 12 + month - 1``, local) a behaviour counts toward for caps."""
+        day = date(1970, 1, 1) + timedelta(days=self.local_day(unix_seconds))
+        return day.year * 12 + day.month - 1
+
     def effective_from_unix(self) -> int:
         start = datetime.combine(self.effective_from, datetime.min.time(), UTC)
         return int((start - self.day_offset).timestamp())
@@ -82,7 +100,31 @@ def _factor(obj: dict[str, Any], grid: Fraction, where: str) -> Fraction:
     return value * grid if key == "kwh_per_factor_unit" else value
 
 
+def _positive_int(obj: dict[str, Any], key: str, where: str, *, required: bool = True
+                  ) -> int | None:
+    if key not in obj and not required:
+        return None
+    value = obj[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise MethodologyError("must be a positive integer", field=f"{where}.{key}")
+    return value
+
+
+def _decimal(obj: dict[str, Any], key: str, where: str) -> Fraction | None:
+    if key not in obj:
+        return None
+    try:
+        value = Fraction(obj[key]) if isinstance(obj[key], str) else None
+    except (ValueError, ZeroDivisionError):
+        value = None
+    if value is None or value <= 0:
+        raise MethodologyError("must be a positive decimal string", field=f"{where}.{key}")
+    return value
+
+
 def _behaviour(raw: dict[str, Any], grid: Fraction, index: int) -> Behaviour:
+    """One behaviour. Version 1 kept its plausibility bound beside the caps; later
+    versions group the bounds under ``plausibility`` and add monthly caps and ``dedup``."""
     where = f"behaviours[{index}]"
     try:
         code = raw["code"]
@@ -90,19 +132,40 @@ def _behaviour(raw: dict[str, Any], grid: Fraction, index: int) -> Behaviour:
             raise MethodologyError("code must be 1-32 ASCII characters", field=f"{where}.code")
         if raw["area"] not in AREAS:
             raise MethodologyError(f"area must be one of {sorted(AREAS)}", field=f"{where}.area")
-        ints = {k: raw[k] for k in ("units_per_factor_unit", "daily_cap_grams",
-                                    "max_quantity_per_record")}
-        for k, v in ints.items():
-            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-                raise MethodologyError("must be a positive integer", field=f"{where}.{k}")
+        bounds = raw.get("plausibility", raw)
+        bounds_where = f"{where}.plausibility" if "plausibility" in raw else where
+        daily = _positive_int(raw, "daily_cap_grams", where)
+        monthly = _positive_int(raw, "monthly_cap_grams", where, required=False)
+        if monthly is not None and daily is not None and monthly < daily:
+            raise MethodologyError("must be at least the daily cap",
+                                   field=f"{where}.monthly_cap_grams")
+        speed = _decimal(bounds, "max_speed_kmh", bounds_where)
+        if speed is not None and raw["unit"] != "m":
+            raise MethodologyError("a speed bound needs a distance unit ('m')",
+                                   field=f"{bounds_where}.max_speed_kmh")
+        dedup = raw.get("dedup")
+        window = None
+        if dedup is not None:
+            if dedup.get("match") != "overlap":
+                raise MethodologyError("the only match rule is 'overlap'", field=f"{where}.dedup")
+            window = dedup.get("window_seconds")
+            if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+                raise MethodologyError("a whole number of seconds, 0 or more",
+                                       field=f"{where}.dedup.window_seconds")
         return Behaviour(
             code=code, title=raw["title"], area=raw["area"], unit=raw["unit"],
-            units_per_factor_unit=ints["units_per_factor_unit"],
+            units_per_factor_unit=_positive_int(raw, "units_per_factor_unit", where) or 1,
             baseline=_factor(raw["baseline"], grid, f"{where}.baseline"),
             project=_factor(raw["project"], grid, f"{where}.project"),
-            daily_cap_grams=ints["daily_cap_grams"],
-            max_quantity_per_record=ints["max_quantity_per_record"],
+            daily_cap_grams=daily or 0,
+            max_quantity_per_record=_positive_int(bounds, "max_quantity_per_record",
+                                                  bounds_where) or 0,
             partner_kinds=tuple(raw["partner_kinds"]),
+            monthly_cap_grams=monthly,
+            max_speed_kmh=speed,
+            max_records_per_hour=_positive_int(bounds, "max_records_per_hour", bounds_where,
+                                               required=False),
+            dedup_window_seconds=window,
         )
     except KeyError as exc:
         raise MethodologyError(f"missing key {exc.args[0]!r}", field=where) from None

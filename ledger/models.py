@@ -62,10 +62,15 @@ class Balance(Base):
 
 
 class ActivityRecord(Base):
-    """A partner's record exactly as submitted (RFC 8785 canonical JSON) and its fate."""
+    """A partner's record exactly as submitted (RFC 8785 canonical JSON) and its fate.
+
+    ``duplicate`` records are the same real behaviour as an earlier record from another
+    partner (``duplicate_of``); they are kept, never credited."""
 
     __tablename__ = "activity_records"
-    __table_args__ = (UniqueConstraint("partner_id", "partner_record_id"),)
+    __table_args__ = (UniqueConstraint("partner_id", "partner_record_id"),
+                      Index("ix_records_citizen_behaviour", "citizen_id", "behaviour",
+                            "occurred_at"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
@@ -74,9 +79,11 @@ class ActivityRecord(Base):
     behaviour: Mapped[str] = mapped_column(String(32))
     quantity: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[int] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
     raw: Mapped[str] = mapped_column(Text)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    status: Mapped[str] = mapped_column(String(16))  # credited | capped
+    status: Mapped[str] = mapped_column(String(16))  # credited | capped | duplicate
+    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("activity_records.id"))
     entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # None when capped to 0
     submission_id: Mapped[str | None] = mapped_column(String(66), index=True)
     received_at: Mapped[int] = mapped_column(BigInteger)
@@ -90,6 +97,18 @@ class DailyTotal(Base):
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since epoch, local
+    grams: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class MonthlyTotal(Base):
+    """Grams already credited per citizen, behaviour and (local) month: the monthly cap's
+    memory. ``month`` is ``year * 12 + month - 1``."""
+
+    __tablename__ = "monthly_totals"
+
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    month: Mapped[int] = mapped_column(Integer, primary_key=True)
     grams: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

@@ -15,8 +15,10 @@ import rfc8785
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
 
-ALLOWED_FIELDS = {"record_id", "citizen", "behaviour", "quantity", "occurred_at", "details"}
+ALLOWED_FIELDS = {"record_id", "citizen", "behaviour", "quantity", "occurred_at", "ended_at",
+                  "details"}
 FUTURE_SKEW_SECONDS = 300
+MAX_DURATION_SECONDS = 31 * 86400  # a hotel stay is the longest behaviour
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,14 @@ class ActivityRecordIn:
     citizen: str
     behaviour: str
     quantity: int
-    occurred_at: int
+    occurred_at: int  # when the behaviour started (or happened, for an instant)
     canonical: bytes
     record_hash: bytes
+    ended_at: int | None = None  # when it ended; required where speed is checked
+
+    @property
+    def interval(self) -> tuple[int, int]:
+        return self.occurred_at, self.ended_at if self.ended_at is not None else self.occurred_at
 
 
 def _text(raw: dict[str, Any], name: str, max_len: int) -> str:
@@ -39,21 +46,21 @@ def _text(raw: dict[str, Any], name: str, max_len: int) -> str:
     return value
 
 
-def _timestamp(value: Any) -> int:
+def _timestamp(value: Any, name: str = "occurred_at") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidInput("unix seconds or an RFC 3339 time", field="occurred_at") from None
+            raise InvalidInput("unix seconds or an RFC 3339 time", field=name) from None
         if parsed.tzinfo is None:
-            raise InvalidInput("an RFC 3339 time needs a UTC offset", field="occurred_at")
+            raise InvalidInput("an RFC 3339 time needs a UTC offset", field=name)
         seconds = int(parsed.timestamp())
     else:
-        raise InvalidInput("required: unix seconds or an RFC 3339 time", field="occurred_at")
+        raise InvalidInput("required: unix seconds or an RFC 3339 time", field=name)
     if not 0 < seconds < 2**63:
-        raise InvalidInput("out of range", field="occurred_at")
+        raise InvalidInput("out of range", field=name)
     return seconds
 
 
@@ -72,6 +79,15 @@ def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
     occurred_at = _timestamp(raw.get("occurred_at"))
     if occurred_at > now + FUTURE_SKEW_SECONDS:
         raise InvalidInput("is in the future", field="occurred_at")
+    ended_at = None
+    if "ended_at" in raw:
+        ended_at = _timestamp(raw["ended_at"], "ended_at")
+        if ended_at > now + FUTURE_SKEW_SECONDS:
+            raise InvalidInput("is in the future", field="ended_at")
+        if ended_at < occurred_at:
+            raise InvalidInput("is before occurred_at", field="ended_at")
+        if ended_at - occurred_at > MAX_DURATION_SECONDS:
+            raise InvalidInput("more than 31 days after occurred_at", field="ended_at")
     if "details" in raw and not isinstance(raw["details"], dict):
         raise InvalidInput("must be a JSON object", field="details")
     try:
@@ -86,4 +102,5 @@ def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
         occurred_at=occurred_at,
         canonical=canonical,
         record_hash=keccak(canonical),
+        ended_at=ended_at,
     )

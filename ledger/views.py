@@ -1,5 +1,5 @@
 """Read-side views of the ledger for its users: a citizen's own ledger, a partner's own
-submissions and contribution, the batches an auditor lists. Plain dicts out."""
+submissions, the batches an auditor lists. Plain dicts out."""
 
 from __future__ import annotations
 
@@ -99,26 +99,3 @@ def partner_submission(session: Session, partner_id: int, submission_id: str) ->
     if row is None or row.partner_id != partner_id:  # another partner's is "not found" too
         raise NotFound(f"no submission {submission_id}", field="submission_id")
     return submission_view(row)
-
-
-PERIODS = {"day": 86400}
-
-
-def partner_contribution(session: Session, partner_id: int, *, since: int, until: int,
-                         period: str = "day", utc_offset_hours: int = 8) -> list[dict[str, Any]]:
-    """Grams credited from this partner's records, per behaviour and local day."""
-    if period not in PERIODS:
-        raise InvalidInput("only 'day' for now", field="period")
-    if until <= since:
-        raise InvalidInput("must be after 'from'", field="to")
-    offset = utc_offset_hours * 3600
-    day = ((ActivityRecord.occurred_at + offset) // 86400).label("day")
-    rows = session.execute(
-        select(day, ActivityRecord.behaviour, func.count(),
-               func.sum(LedgerEntry.reduction_grams))
-        .join(LedgerEntry, LedgerEntry.entry_id == ActivityRecord.entry_id)
-        .where(ActivityRecord.partner_id == partner_id, ActivityRecord.occurred_at >= since,
-               ActivityRecord.occurred_at < until)
-        .group_by("day", ActivityRecord.behaviour).order_by("day", ActivityRecord.behaviour)).all()
-    return [{"day": int(d), "behaviour": b, "records": n, "reductionGrams": int(g or 0)}
-            for d, b, n, g in rows]

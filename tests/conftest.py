@@ -16,6 +16,8 @@ from chain.connect import connect_anchor
 from chain.nodes import in_process_web3
 from ledger import accounts
 from ledger.db import Database, create_schema
+from ledger.errors import InvalidInput
+from ledger.methodology import methodology_in_force
 from ledger.models import Citizen, Partner
 from ledger.sealing import Sealer, SealOptions
 
@@ -61,7 +63,17 @@ def make_citizen(db: Database) -> Callable[..., Citizen]:
 
 def a_record(citizen: str, *, behaviour: str = "CYCLING", quantity: int = 3200,
              record_id: str | None = None, hours_ago: float = 2.0) -> dict:
-    """A well-formed partner record that happened ``hours_ago`` hours ago."""
+    """A well-formed partner record that happened ``hours_ago`` hours ago. A trip whose
+    methodology bounds its speed gets an end time at half that speed (or until now)."""
     at = datetime.now(CST) - timedelta(hours=hours_ago)
-    return {"record_id": record_id or f"r-{secrets.token_hex(6)}", "citizen": citizen,
-            "behaviour": behaviour, "quantity": quantity, "occurred_at": at.isoformat()}
+    record = {"record_id": record_id or f"r-{secrets.token_hex(6)}", "citizen": citizen,
+              "behaviour": behaviour, "quantity": quantity, "occurred_at": at.isoformat()}
+    try:
+        rules = methodology_in_force(int(at.timestamp())).behaviour(behaviour)
+    except InvalidInput:
+        return record  # an unknown behaviour: the test wants it rejected
+    if rules.max_speed_kmh is not None:
+        seconds = quantity * 3.6 * 2 / float(rules.max_speed_kmh)
+        end = min(at + timedelta(seconds=max(seconds, 60)), datetime.now(CST))
+        record["ended_at"] = end.isoformat()
+    return record

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.composition import Container
 from api.http import problems
+from api.http import report_routes
 from api.http.routes import router
 from api.http.state import AppState
 from ledger.errors import InvalidInput
@@ -106,4 +107,5 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
 
     problems.install(app)
     app.include_router(router)
+    app.include_router(report_routes.router)
     return app

@@ -97,14 +97,6 @@ def my_submission(submission_id: str, session: SessionDep, who: PartnerDep) -> d
     return views.partner_submission(session, who.partner_id, submission_id)  # type: ignore[arg-type]
 
 
-@router.get("/contribution", tags=["partners"])
-def contribution(session: SessionDep, who: PartnerDep,
-                 since: Annotated[int, Query(alias="from", ge=0, le=2**62)],
-                 until: Annotated[int, Query(alias="to", ge=0, le=2**62)]) -> list[dict[str, Any]]:
-    """Grams CO2e credited from this partner's records, per behaviour and day (UTC+8)."""
-    return views.partner_contribution(session, who.partner_id, since=since, until=until)  # type: ignore[arg-type]
-
-
 # -- citizens ---------------------------------------------------------------------------
 
 @router.get("/me", tags=["citizens"])

@@ -33,6 +33,8 @@ MATRIX: dict[str, list[int]] = {
     "GET /v1/contribution":               [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
     "GET /v1/me":                         [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
     "GET /v1/me/entries":                 [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "GET /v1/me/statement":               [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    "GET /v1/reports/city":               [OK, OK, OK, OK, OK, OK],
     "GET /v1/me/entries/{x_entry}/proof": [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, NOT_YOURS,
                                            WRONG_ROLE],
     "GET /v1/rewards":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
@@ -112,8 +114,8 @@ def call(world: World, route: str, role: str):  # type: ignore[no-untyped-def]
                            headers={**headers, "Idempotency-Key": f"k-{next(world.counter)}"})
     if route == "POST /v1/verify":
         return client.post(path, json=world.bundle, headers=headers)
-    if route == "GET /v1/contribution":
-        return client.get(path, params={"from": 0, "to": 2**40}, headers=headers)
+    if route in ("GET /v1/contribution", "GET /v1/me/statement", "GET /v1/reports/city"):
+        return client.get(path, params={"from": "2025-01-01", "to": "2027-12-31"}, headers=headers)
     return client.request(method, path, headers=headers)
 
 
@@ -125,6 +127,15 @@ def test_route_answers_each_role_as_the_matrix_says(world: World, route: str, ro
     if expected != OK:
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["status"] == expected
+
+
+def test_the_matrix_covers_every_route(world: World) -> None:
+    paths = world.client.get("/openapi.json").json()["paths"]
+    routes = {f"{method.upper()} {path}" for path, ops in paths.items() for method in ops}
+    named = {r.replace("{a_submission}", "{submission_id}").replace("{x_entry}", "{entry_id}")
+             .replace("/batches/1/", "/batches/{batch_id}/")
+             .replace("/methodologies/1", "/methodologies/{version}") for r in MATRIX}
+    assert routes == named
 
 
 def test_a_submission_signed_by_another_key_is_refused(world: World) -> None:

@@ -1,0 +1,41 @@
+"""Report routes: a citizen's statement, a partner's contribution, the city's totals.
+
+Each answer carries the table and a ``chart`` series a page can draw as is."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from api.http.deps import CitizenDep, PartnerDep, SessionDep
+from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
+
+router = APIRouter(prefix="/v1")
+
+First = Annotated[date, Query(alias="from", description="first local date (UTC+8), YYYY-MM-DD")]
+Last = Annotated[date, Query(alias="to", description="last local date, inclusive")]
+Period = Annotated[Literal["day", "month"], Query()]
+
+
+@router.get("/me/statement", tags=["citizens"])
+def my_statement(session: SessionDep, who: CitizenDep, first: First, last: Last) -> dict[str, Any]:
+    """Your period statement: kg CO2e by behaviour, points earned and spent, and how many
+    of the period's entries are anchored."""
+    return citizen_statement(session, who.citizen_id, Window.of(first, last))  # type: ignore[arg-type]
+
+
+@router.get("/contribution", tags=["partners"])
+def contribution(session: SessionDep, who: PartnerDep, first: First, last: Last,
+                 period: Period = "day") -> dict[str, Any]:
+    """Grams CO2e credited from your records, by behaviour and day or month."""
+    return partner_contribution(session, who.partner_id, Window.of(first, last),  # type: ignore[arg-type]
+                                period=period)
+
+
+@router.get("/reports/city", tags=["public"])
+def city(session: SessionDep, first: First, last: Last, period: Period = "day") -> dict[str, Any]:
+    """Reductions across the city by behaviour and day or month. Aggregates only: a cell
+    of fewer than three citizens is withheld."""
+    return city_totals(session, Window.of(first, last), period=period)

@@ -1,0 +1,102 @@
+"""``carbon-ledger report ...``: statements, contributions and city totals, as tables,
+JSON, and charts."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from api.cli import DataDir, app, container, emit_json, out, table
+from ledger import accounts
+from ledger.errors import InvalidInput
+from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
+
+report_app = typer.Typer(no_args_is_help=True,
+                         help="Reports: a citizen's statement, a partner's contribution, city totals.")
+app.add_typer(report_app, name="report")
+
+From = Annotated[str, typer.Option("--from", help="first local date, YYYY-MM-DD")]
+To = Annotated[str, typer.Option("--to", help="last local date (inclusive), YYYY-MM-DD")]
+Period = Annotated[str, typer.Option(help="day | month")]
+Json = Annotated[bool, typer.Option("--json", help="print the report as JSON")]
+Chart = Annotated[Path | None, typer.Option("--chart", help="also draw it to this .svg or .png")]
+
+
+def window(first: str, last: str) -> Window:
+    days = []
+    for name, text in (("from", first), ("to", last)):
+        try:
+            days.append(date.fromisoformat(text))
+        except ValueError:
+            raise InvalidInput(f"{text!r} is not a YYYY-MM-DD date", field=name) from None
+    return Window.of(days[0], days[1])
+
+
+def _show(report: dict[str, Any], as_json: bool, chart: Path | None, title: str,
+          columns: list[str], rows: list[list[Any]]) -> None:
+    if chart is not None:
+        from api.charts import write_chart
+
+        write_chart(report["chart"], chart, title=title)
+    if as_json:
+        emit_json(report, None)
+        return
+    out.print(table(title, columns, rows))
+    if chart is not None:
+        out.print(f"chart written to {chart}")
+
+
+def _kg(grams: int | None) -> str:
+    return "withheld" if grams is None else f"{grams / 1000:,.3f}"
+
+
+@report_app.command("statement")
+def statement(citizen: Annotated[str, typer.Argument(help="the citizen's pseudonym")],
+              first: From, last: To, data_dir: DataDir = None, as_json: Json = False,
+              chart: Chart = None) -> None:
+    """A citizen's period statement: kg CO2e by behaviour, points earned and spent."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        report = citizen_statement(s, accounts.get_citizen(s, citizen).id, window(first, last))
+    rows = [[b["behaviour"], b["entries"], _kg(b["reductionGrams"]), b["points"]]
+            for b in report["behaviours"]]
+    rows.append(["total", report["entries"], _kg(report["reductionGrams"]),
+                 report["pointsEarned"]])
+    _show(report, as_json, chart, f"{citizen}, {first} to {last}",
+          ["behaviour", "entries", "kg CO2e", "points"], rows)
+    if not as_json:
+        out.print(f"points spent {report['pointsSpent']}, balance {report['balance']}; "
+                  f"{report['entriesAnchored']} of {report['entries']} entries anchored")
+
+
+@report_app.command("partner")
+def partner(code: Annotated[str, typer.Argument(help="partner code")], first: From, last: To,
+            period: Period = "month", data_dir: DataDir = None, as_json: Json = False,
+            chart: Chart = None) -> None:
+    """A partner's contribution: reductions from its records, by behaviour and period."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        report = partner_contribution(s, accounts.get_partner(s, code).id, window(first, last),
+                                      period=period)
+    _show(report, as_json, chart, f"{code}: contribution by {period}",
+          ["period", "behaviour", "records", "kg CO2e"],
+          [[r["period"], r["behaviour"], r["records"], _kg(r["reductionGrams"])]
+           for r in report["rows"]])
+
+
+@report_app.command("city")
+def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None,
+         as_json: Json = False, chart: Chart = None) -> None:
+    """City totals by period and behaviour (cells of fewer than 3 citizens withheld)."""
+    c = container(data_dir)
+    with c.db.session() as s:
+        report = city_totals(s, window(first, last), period=period)
+    _show(report, as_json, chart, f"City totals by {period}, {first} to {last}",
+          ["period", "behaviour", "citizens", "entries", "kg CO2e"],
+          [[r["period"], r["behaviour"], r["citizens"] or "-", r["entries"] or "-",
+            _kg(r["reductionGrams"])] for r in report["rows"]])
+    if not as_json:
+        out.print(f"total {_kg(report['reductionGrams'])} kg CO2e from {report['citizens']} citizens")
