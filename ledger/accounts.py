@@ -11,10 +11,9 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
 from ledger.leaf import account_commitment
+from ledger.methodology import partner_kinds
 from ledger.models import Balance, Citizen, Partner, Reward
 
-PARTNER_KINDS = ("bike_share", "nev_maker", "transit", "food_delivery", "appliance_retailer",
-                 "maas")
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
 
@@ -29,8 +28,9 @@ def create_partner(session: Session, *, code: str, name: str, kind: str,
                    signing_address: bytes) -> Partner:
     if not _CODE.match(code):
         raise InvalidInput("lower-case letters, digits, '_', '.', '-'; at most 64", field="code")
-    if kind not in PARTNER_KINDS:
-        raise InvalidInput(f"one of {', '.join(PARTNER_KINDS)}", field="kind")
+    kinds = partner_kinds()
+    if kind not in kinds:
+        raise InvalidInput(f"one of {', '.join(kinds)}", field="kind")
     if session.scalar(select(Partner.id).where(Partner.code == code)) is not None:
         raise Conflict(f"partner {code!r} exists", field="code")
     if session.scalar(select(Partner.id).where(Partner.signing_address == signing_address)):

@@ -213,6 +213,14 @@ def available_versions() -> tuple[int, ...]:
                         if p.name.startswith("v") and p.name.endswith(".json")))
 
 
+@cache
+def partner_kinds() -> tuple[str, ...]:
+    """Every kind of partner some published methodology lets report a behaviour."""
+    return tuple(sorted({kind for v in available_versions()
+                         for b in load_methodology(v).behaviours.values()
+                         for kind in b.partner_kinds}))
+
+
 def methodology_in_force(occurred_at: int) -> Methodology:
     """The latest version whose effective date is on or before the behaviour."""
     chosen = None

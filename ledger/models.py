@@ -83,7 +83,7 @@ class ActivityRecord(Base):
     raw: Mapped[str] = mapped_column(Text)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     status: Mapped[str] = mapped_column(String(16))  # credited | capped | duplicate
-    duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("activity_records.id"))
+    duplicate_of: Mapped[int | None] = mapped_column(BigId, ForeignKey("activity_records.id"))
     entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # None when capped to 0
     submission_id: Mapped[str | None] = mapped_column(String(66), index=True)
     received_at: Mapped[int] = mapped_column(BigInteger)
