@@ -100,3 +100,26 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
             _kg(r["reductionGrams"])] for r in report["rows"]])
     if not as_json:
         out.print(f"total {_kg(report['reductionGrams'])} kg CO2e from {report['citizens']} citizens")
+
+
+@app.command()
+def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
+          data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Recompute a batch from the partners' raw records and the published methodology;
+    exit 1 naming every entry that does not hold."""
+    from ledger.audit import audit_batch
+    from ledger.errors import VerificationError
+
+    c = container(data_dir)
+    with c.db.session() as s:
+        report = audit_batch(s, batch_id)
+    if as_json:
+        emit_json(report.as_dict(), None)
+    else:
+        for problem in report.problems:
+            out.print(f"[red]✗[/red] {problem}", highlight=False)
+        out.print(f"batch {batch_id}: {report.entries} entries, {report.credits} credits "
+                  f"({report.capped} capped), {report.grams} g CO2e: "
+                  + ("recomputed, all hold" if report.ok else f"{len(report.problems)} problems"))
+    if not report.ok:
+        raise VerificationError(f"batch {batch_id} does not recompute", field="batch")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledger.accounts import balance
 from ledger.errors import InvalidInput, NotFound
-from ledger.models import ActivityRecord, Batch, LedgerEntry, Submission
+from ledger.models import Batch, LedgerEntry, Submission
 
 MAX_PAGE = 500
 

@@ -15,8 +15,7 @@ from limits.strategies import MovingWindowRateLimiter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.composition import Container
-from api.http import problems
-from api.http import report_routes
+from api.http import problems, report_routes
 from api.http.routes import router
 from api.http.state import AppState
 from ledger.errors import InvalidInput

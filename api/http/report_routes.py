@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 
-from api.http.deps import CitizenDep, PartnerDep, SessionDep
+from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep
+from ledger.audit import audit_batch
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
 
 router = APIRouter(prefix="/v1")
@@ -39,3 +40,11 @@ def city(session: SessionDep, first: First, last: Last, period: Period = "day") 
     """Reductions across the city by behaviour and day or month. Aggregates only: a cell
     of fewer than three citizens is withheld."""
     return city_totals(session, Window.of(first, last), period=period)
+
+
+@router.get("/batches/{batch_id}/audit", tags=["auditors"])
+def audit(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep,
+          who: AuditorDep) -> dict[str, Any]:
+    """Recompute the batch from the partners' raw records and the published methodology:
+    every leaf, record hash, version, reduction, cap and the root."""
+    return audit_batch(session, batch_id).as_dict()  # type: ignore[arg-type]

@@ -1,0 +1,65 @@
+"""An auditor recomputes a sealed batch from the raw records; tampering is named."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from api.cli import main
+from ledger.audit import audit_batch
+from ledger.entries import entry_row
+from ledger.ingest import submit_records
+from ledger.models import ActivityRecord, LedgerEntry
+from tests.conftest import a_record
+
+
+def _sealed_batch(db, make_partner, make_citizen, sealer):  # type: ignore[no-untyped-def]
+    partner, citizen = make_partner(), make_citizen()
+    records = [a_record(citizen.pseudonym, quantity=q) for q in (3000, 4000, 30000, 45000)]
+    with db.session(write_lock=True) as s:
+        outcomes = submit_records(s, partner=s.merge(partner), records=records).outcomes
+    assert any(o.capped for o in outcomes)  # the daily cap bit: a capped credit to justify
+    [batch] = sealer.seal()
+    return batch
+
+
+def test_an_honest_batch_recomputes(db, make_partner, make_citizen, sealer) -> None:
+    batch = _sealed_batch(db, make_partner, make_citizen, sealer)
+    with db.session() as s:
+        report = audit_batch(s, batch.id)
+    assert report.ok, report.problems
+    assert report.credits == report.entries == batch.leaf_count
+    assert report.capped >= 1
+
+
+def test_an_edited_raw_record_is_named(db, make_partner, make_citizen, sealer) -> None:
+    batch = _sealed_batch(db, make_partner, make_citizen, sealer)
+    with db.session(write_lock=True) as s:
+        first = s.scalar(select(ActivityRecord).order_by(ActivityRecord.id))
+        first.raw = first.raw.replace('"quantity":3000', '"quantity":3001')
+    with db.session() as s:
+        report = audit_batch(s, batch.id)
+    assert not report.ok
+    assert any("does not hash" in p for p in report.problems)
+
+
+def test_an_inflated_credit_is_named_and_breaks_the_root(db, make_partner, make_citizen,
+                                                         sealer, tmp_path, monkeypatch) -> None:
+    batch = _sealed_batch(db, make_partner, make_citizen, sealer)
+    with db.session(write_lock=True) as s:
+        e = s.scalar(select(LedgerEntry).order_by(LedgerEntry.seq))
+        account = s.scalar(select(LedgerEntry.leaf).where(LedgerEntry.seq == e.seq))[32:64]
+        forged = entry_row(entry_id=e.entry_id, citizen_id=e.citizen_id, account=account,
+                           kind=e.kind, behaviour=e.behaviour, quantity=e.quantity,
+                           reduction_grams=e.reduction_grams * 10, points=e.points * 10,
+                           methodology=e.methodology, occurred_at=e.occurred_at,
+                           record_hash=e.record_hash, partner_address=e.partner_address)
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(
+            reduction_grams=forged["reduction_grams"], points=forged["points"], leaf=forged["leaf"]))
+    with db.session() as s:
+        problems = audit_batch(s, batch.id).problems
+    assert any("the factors give only" in p for p in problems)
+    assert any("sealed 0x" in p for p in problems)  # the root no longer matches
+    monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", db.url)
+    args = ["--data-dir", str(tmp_path)]
+    assert main(["audit", str(batch.id), *args]) == 1
+    assert main(["audit", "99", *args]) == 3
