@@ -87,3 +87,15 @@ class InvalidProof(VerificationError):
         )
         self.computed = computed
         self.expected = expected
+
+
+class DatabaseUnavailable(LedgerError):
+    """The database cannot be reached or opened."""
+
+    code = "database-unavailable"
+
+
+class SchemaOutOfDate(DatabaseUnavailable):
+    """The database's schema is not the version this code expects (``db upgrade``)."""
+
+    code = "schema-out-of-date"
