@@ -1,7 +1,8 @@
 """The ``carbon-ledger`` command line. ``main(argv) -> int`` so tests call it directly.
 
 Errors become one line on stderr and an exit code, never a traceback:
-1 a proof does not hold / other failure, 2 bad input, 3 not found, 4 conflict, 5 chain.
+1 a proof does not hold / other failure, 2 bad input, 3 not found, 4 conflict, 5 chain,
+6 the database is unreachable or its schema is not this version's (`db upgrade`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from api.settings import Settings
 from ledger.errors import (
     ChainError,
     Conflict,
+    DatabaseUnavailable,
     InvalidInput,
     LedgerError,
     NotFound,
@@ -32,9 +34,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 batch_app = typer.Typer(no_args_is_help=True, help="Sealed batches: list and export.")
 admin_app = typer.Typer(no_args_is_help=True, help="Operator tasks: partners, citizens, rewards.")
 chain_app = typer.Typer(no_args_is_help=True, help="The anchoring chain.")
+db_app = typer.Typer(no_args_is_help=True, help="The database's schema: migrations.")
 app.add_typer(batch_app, name="batch")
 app.add_typer(admin_app, name="admin")
 app.add_typer(chain_app, name="chain")
+app.add_typer(db_app, name="db")
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -46,6 +50,7 @@ RpcUrl = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of the c
 
 EXIT_CODES: list[tuple[type[LedgerError], int]] = [
     (VerificationError, 1), (InvalidInput, 2), (NotFound, 3), (Conflict, 4), (ChainError, 5),
+    (DatabaseUnavailable, 6),
 ]
 
 

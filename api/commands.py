@@ -22,6 +22,7 @@ from api.cli import (
     batch_app,
     chain_app,
     container,
+    db_app,
     emit_json,
     out,
     table,
@@ -143,6 +144,7 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
     from chain.nodes import managed_node_url
 
     c = container(data_dir, chain, rpc)
+    c.db  # noqa: B018 - refuse a schema not at head (exit 6) before anything starts
     options = {"host": host, "port": port, "log_level": "info", "access_log": access_log}
     if workers == 1:
         uvicorn.run(create_app(c, run_sealer=sealer), **options)  # type: ignore[arg-type]
@@ -345,3 +347,37 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
         raise NotFound(f"{len(bad)} of {len(batches)} anchored batches do not match the chain",
                        field="batches")
     out.print(f"all {len(batches)} anchored batches match the chain")
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Migrate the database's schema to this version's head (after an update, before serve)."""
+    from ledger.db import make_engine, upgrade_schema
+
+    engine = make_engine(container(data_dir).settings.db_url)
+    try:
+        before, after = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    if before.current == after.current:
+        out.print(f"already at head {after.head}")
+    else:
+        out.print(f"upgraded from {before.current or 'an empty database'} to {after.current}")
+
+
+@db_app.command("current")
+def db_current(data_dir: DataDir = None) -> None:
+    """Print the database's schema revision and this version's head; exit 6 unless equal."""
+    from ledger.db import make_engine, schema_status
+    from ledger.errors import SchemaOutOfDate
+
+    engine = make_engine(container(data_dir).settings.db_url)
+    try:
+        status = schema_status(engine)
+    finally:
+        engine.dispose()
+    out.print(f"{engine.url.render_as_string(hide_password=True)}: current {status.current or '-'}, "
+              f"head {status.head}")
+    if not status.up_to_date:
+        raise SchemaOutOfDate(f"the database is {status.describe()}: run `carbon-ledger db upgrade`",
+                              field="schema")

@@ -37,7 +37,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if url.startswith("sqlite"):
             return _sqlite_engine(url, **kwargs)
         return create_engine(url, pool_pre_ping=True, **kwargs)
-    except (ArgumentError, NoSuchModuleError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # ImportError: no driver
         raise InvalidInput(f"not a usable SQLAlchemy URL: {exc}", field="database_url") from exc
 
 
