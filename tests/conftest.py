@@ -1,35 +1,126 @@
-"""Shared fixtures: a fresh database, an in-process chain with the contract deployed,
-and small factories for partners, citizens and records."""
+"""Shared fixtures: a fresh database on each backend (SQLite, PostgreSQL), an in-process
+chain with the contract deployed, and small factories for partners, citizens and records.
+
+PostgreSQL is the server at ``CARBON_LEDGER_TEST_PG_URL`` (a URL to any database there,
+as a role that may create databases), or else a throwaway cluster that this session starts
+from Debian's packages and removes at its end (tests/pg_cluster.py). Each test gets its own
+database, copied from one the migrations brought to head once per session.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from eth_account import Account
+from sqlalchemy import create_engine, pool
 
 from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.nodes import in_process_web3
 from ledger import accounts
-from ledger.db import Database, create_schema
+from ledger.db import Database, create_schema, upgrade_schema
 from ledger.errors import InvalidInput
 from ledger.methodology import methodology_in_force
 from ledger.models import Citizen, Partner
 from ledger.sealing import Sealer, SealOptions
+from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
 
 CST = timezone(timedelta(hours=8))
 
 
+BACKENDS = ["sqlite", "postgresql"]
+PG_URL_VARIABLE = "CARBON_LEDGER_TEST_PG_URL"
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    """Where PostgreSQL test databases are made: the given server, or a throwaway cluster."""
+    given = os.environ.get(PG_URL_VARIABLE)
+    if given:
+        yield PgDatabases(given)
+        return
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.fail(f"PostgreSQL is not installed (apt-get install postgresql), and "
+                    f"{PG_URL_VARIABLE} is not set")
+    cluster = PgCluster(bin_dir)
+    try:
+        cluster.start()
+        yield PgDatabases(f"{cluster.base_url}/postgres")
+    finally:
+        cluster.stop()
+
+
+def _migrated(url: str) -> None:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_at_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "ledger.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_at_head(pg_databases: PgDatabases) -> Iterator[str]:
+    name = pg_databases.create(prefix="head")
+    _migrated(pg_databases.url(name))
+    yield name
+    pg_databases.drop(name)
+
+
+@contextmanager
+def fresh_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path, *,
+                   at_head: bool) -> Iterator[str]:
+    """The URL of a new database for this test alone: empty, or a copy of one at head."""
+    if backend == "sqlite":
+        path = tmp_path / "ledger.db"
+        if at_head:
+            shutil.copyfile(request.getfixturevalue("sqlite_at_head"), path)
+        yield f"sqlite:///{path}"
+        return
+    databases: PgDatabases = request.getfixturevalue("pg_databases")
+    name = databases.create(template=request.getfixturevalue("pg_at_head") if at_head else None)
+    try:
+        yield databases.url(name)
+    finally:
+        databases.drop(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A fresh ledger database at the schema's head, once on each backend."""
+    with fresh_database(request, request.param, tmp_path, at_head=True) as url:
+        database = Database(url)
+        create_schema(database.engine)  # at head already: only checks
+        yield database
+        database.engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database (no tables), once on each backend."""
+    with fresh_database(request, request.param, tmp_path, at_head=False) as url:
+        yield url
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'ledger.db'}")
-    create_schema(database.engine)
-    yield database
-    database.engine.dispose()
+def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, for tests that run on PostgreSQL only."""
+    with fresh_database(request, "postgresql", tmp_path, at_head=False) as url:
+        yield url
 
 
 @pytest.fixture
