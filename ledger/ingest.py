@@ -131,6 +131,7 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
     now = int(time.time()) if now is None else now
     good, outcomes = parsed if parsed is not None else parse_records(records, now=now)
     result = SubmissionResult(list(outcomes))
+    _lock_partner(session, partner.id)  # before its record ids are read
     known = _known_records(session, partner.id, [r.record_id for _, r in good])
     citizens = _citizens(session, [r.citizen for _, r in good])
     ours = [(citizens[r.citizen][0], r) for _, r in good if r.citizen in citizens]
@@ -168,16 +169,30 @@ def _citizens(session: Session, pseudonyms: list[str]) -> dict[str, tuple[int, b
 
 
 _CITIZEN_LOCKS = 0x43_4C  # advisory-lock namespace for "a citizen's ledger"
+_PARTNER_LOCKS = 0x50_52  # ... and for "a partner's record ids"
+# Citizens share this many locks (id modulo): PostgreSQL's lock table holds some thousands
+# in all, and a submission may name 50,000 citizens.
+_CITIZEN_LOCK_BUCKETS = 1024
+
+
+def _lock_partner(session: Session, partner_id: int) -> None:
+    """On PostgreSQL, one submission per partner at a time, so a record id raced by two
+    requests is credited by one and a duplicate for the other (not a unique violation)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :p)"),
+                        {"ns": _PARTNER_LOCKS, "p": partner_id})
 
 
 def _lock_citizens(session: Session, citizen_ids: list[int]) -> None:
-    """On PostgreSQL, hold each citizen's advisory lock to the end of the transaction, taken
-    in id order so two submissions never deadlock. SQLite needs none (one writer)."""
+    """On PostgreSQL, hold each citizen's advisory lock (shared by the citizens of one
+    bucket) to the end of the transaction, taken in order so two submissions never
+    deadlock. SQLite needs none (one writer)."""
     if session.get_bind().dialect.name != "postgresql" or not citizen_ids:
         return
     session.execute(text("SELECT count(pg_advisory_xact_lock(:ns, c)) FROM "
                          "(SELECT unnest(CAST(:ids AS integer[])) AS c ORDER BY 1) AS locked"),
-                    {"ns": _CITIZEN_LOCKS, "ids": sorted(set(citizen_ids))})
+                    {"ns": _CITIZEN_LOCKS,
+                     "ids": sorted({c % _CITIZEN_LOCK_BUCKETS for c in citizen_ids})})
 
 
 def _decide(partner: Partner, record: ActivityRecordIn, index: int, known: dict[str, bytes],

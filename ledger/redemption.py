@@ -2,7 +2,8 @@
 
 Stock and balance are taken with conditional UPDATEs in one transaction, so however
 many requests race, neither goes below zero; the idempotency key replays the first
-answer instead of debiting twice.
+answer instead of debiting twice (one citizen's redemptions take turns on their balance
+row, so a racing replay sees the first one's answer).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ledger.errors import InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
 from ledger.leaf import KIND_DEBIT, debit_entry_id
 from ledger.methodology import methodology_in_force
-from ledger.models import Citizen, Redemption, Reward
+from ledger.models import Balance, Citizen, Redemption, Reward
 
 REDEMPTION_BEHAVIOUR = "REDEMPTION"
 
@@ -29,6 +30,11 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
     """Redeem one reward. Returns the redemption and whether it was a replay."""
     if not idempotency_key or len(idempotency_key) > 128 or not idempotency_key.isprintable():
         raise InvalidInput("1-128 printable characters", field="idempotency_key")
+    # PostgreSQL: wait for this citizen's other redemptions to commit, so the query below
+    # sees theirs (SQLite's write lock already serialises writers; FOR UPDATE is not
+    # rendered there).
+    session.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen.id)
+                    .with_for_update())
     earlier = session.scalar(select(Redemption).where(Redemption.citizen_id == citizen.id,
                                                       Redemption.idempotency_key == idempotency_key))
     if earlier is not None:

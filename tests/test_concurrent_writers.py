@@ -1,0 +1,127 @@
+"""Units of work racing each other on one database, each on its own connection as the API's
+workers and threads would be: on SQLite the write lock serialises them, on PostgreSQL the
+rows and advisory locks they take must give the same answers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ledger import accounts
+from ledger.db import Database
+from ledger.errors import InsufficientPoints
+from ledger.ingest import submit_records
+from ledger.methodology import methodology_in_force
+from ledger.models import ActivityRecord, LedgerEntry, Reward
+from ledger.redemption import redeem
+from tests.conftest import a_record
+
+OPERATOR = b"\x11" * 20
+
+
+def race(n: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(0..n-1)`` on n threads released together; each result or exception."""
+    start = threading.Barrier(n)
+
+    def one(i: int) -> Any:
+        start.wait()
+        try:
+            return work(i)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each one got
+            return exc
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+def count(db: Database, model: Any) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def citizen_with_points(db: Database, make_citizen, points: int, *, stock: int):
+    citizen = make_citizen()
+    with db.session(write_lock=True) as s:
+        accounts.credit_points(s, citizen.id, points)
+        accounts.upsert_reward(s, code="coffee", title="Coffee", points_cost=100, stock=stock)
+    return citizen
+
+
+def redeem_once(db: Database, citizen, key: str):
+    with db.session(write_lock=True) as s:
+        return redeem(s, citizen=s.merge(citizen), reward_code="coffee", idempotency_key=key,
+                      operator_address=OPERATOR)
+
+
+def test_racing_redemptions_take_exactly_what_the_balance_affords(db, make_citizen) -> None:
+    citizen = citizen_with_points(db, make_citizen, 1000, stock=40)
+    results = race(30, lambda i: redeem_once(db, citizen, f"key-{i}"))
+    assert [r for r in results if not isinstance(r, tuple | InsufficientPoints)] == []
+    assert sum(isinstance(r, tuple) for r in results) == 10
+    with db.session() as s:
+        assert accounts.balance(s, citizen.id) == 0
+        assert s.scalar(select(Reward.stock)) == 30
+    assert count(db, LedgerEntry) == 10
+
+
+def test_racing_redemptions_with_one_idempotency_key_debit_once(db, make_citizen) -> None:
+    citizen = citizen_with_points(db, make_citizen, 1000, stock=40)
+    results = race(12, lambda _: redeem_once(db, citizen, "the-same-key"))
+    assert [r for r in results if not isinstance(r, tuple)] == []
+    assert len({redemption.entry_id for redemption, _ in results}) == 1
+    assert sorted(replay for _, replay in results) == [False] + [True] * 11
+    with db.session() as s:
+        assert accounts.balance(s, citizen.id) == 900
+        assert s.scalar(select(Reward.stock)) == 39
+    assert count(db, LedgerEntry) == 1
+
+
+def submit(db: Database, partner, records: list[dict]):
+    with db.session(write_lock=True) as s:
+        return submit_records(s, partner=s.merge(partner), records=records)
+
+
+def test_one_record_submitted_by_racing_requests_is_credited_once(db, make_partner,
+                                                                   make_citizen) -> None:
+    partner, citizen = make_partner(), make_citizen()
+    record = a_record(citizen.pseudonym, quantity=3200, record_id="ride-1")
+    results = race(8, lambda _: submit(db, partner, [dict(record)]))
+    assert [r for r in results if isinstance(r, Exception)] == []
+    statuses = sorted(r.outcomes[0].status for r in results)
+    assert statuses == ["accepted"] + ["duplicate"] * 7
+    assert count(db, LedgerEntry) == 1 and count(db, ActivityRecord) == 1
+
+
+def test_racing_submissions_from_two_partners_never_pass_the_daily_cap(db, make_partner,
+                                                                       make_citizen) -> None:
+    partners = [make_partner("greenbike"), make_partner("bluebike")]
+    citizen = make_citizen()
+    # Rides an hour or more apart (no two the same trip), 238 g each: 6 of them, 1428 g, on
+    # one or two local days; whatever the interleaving, each day's credit stops at the cap.
+    rides = [[a_record(citizen.pseudonym, quantity=4900, record_id=f"{p}-{i}",
+                       hours_ago=2 + 2 * i + p) for i in range(3)] for p in range(2)]
+    results = race(2, lambda p: submit(db, partners[p], rides[p]))
+    assert [o.status for r in results for o in r.outcomes] == ["accepted"] * 6
+    with db.session() as s:
+        credited = list(s.execute(select(LedgerEntry.occurred_at, LedgerEntry.reduction_grams)))
+    assert per_local_day(credited) == {day: min(CYCLING_CAP, 238 * n) for day, n in
+                                       per_local_day([(at, 1) for at in ride_times(rides)]).items()}
+
+
+CYCLING_CAP = 1000
+
+
+def ride_times(rides: list[list[dict]]) -> list[int]:
+    return [int(datetime.fromisoformat(r["occurred_at"]).timestamp()) for rs in rides for r in rs]
+
+
+def per_local_day(amounts: list[tuple[int, int]]) -> dict[int, int]:
+    days: dict[int, int] = {}
+    for at, amount in amounts:
+        day = methodology_in_force(at).local_day(at)
+        days[day] = days.get(day, 0) + amount
+    return days
