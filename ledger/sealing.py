@@ -67,6 +67,14 @@ class Sealer:
         The tree is built outside any write transaction (ingestion goes on meanwhile);
         the lease makes this the only sealer, so the range cannot be taken twice."""
         with self.db.session() as s:
+            if self.db.engine.dialect.name == "postgresql":
+                # A seq is drawn at INSERT, but transactions commit in any order: an entry
+                # with a lower seq may still be uncommitted when a higher one is visible,
+                # and would fall below max(seq) into no batch. EXCLUSIVE waits for every
+                # transaction that has written entries (each holds ROW EXCLUSIVE from its
+                # INSERT on) and holds new ones off for the three reads below; reads go on.
+                # Sequences hand out values in order (CACHE 1), so later inserts get more.
+                s.connection().exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
             last = s.scalar(select(func.max(Batch.last_seq))) or 0
             newest = s.scalar(select(func.max(LedgerEntry.seq))) or 0
             batch_id = (s.scalar(select(func.max(Batch.id))) or 0) + 1

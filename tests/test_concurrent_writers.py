@@ -5,19 +5,21 @@ rows and advisory locks they take must give the same answers."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from ledger import accounts
 from ledger.db import Database
 from ledger.errors import InsufficientPoints
 from ledger.ingest import submit_records
 from ledger.methodology import methodology_in_force
-from ledger.models import ActivityRecord, LedgerEntry, Reward
+from ledger.models import ActivityRecord, Batch, LedgerEntry, Reward
 from ledger.redemption import redeem
 from tests.conftest import a_record
 
@@ -125,3 +127,38 @@ def per_local_day(amounts: list[tuple[int, int]]) -> dict[int, int]:
         day = methodology_in_force(at).local_day(at)
         days[day] = days.get(day, 0) + amount
     return days
+
+
+def test_an_entry_committed_after_a_later_one_is_sealed_all_the_same(db, sealer, make_partner,
+                                                                      make_citizen) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: entries commit in seq order")
+    slow_partner, fast_partner = make_partner("greenbike"), make_partner("bluebike")
+    slow_citizen, fast_citizen = make_citizen(), make_citizen()
+    with db.session() as slow:  # takes seq n and stays open...
+        submit_records(slow, partner=slow.merge(slow_partner),
+                       records=[a_record(slow_citizen.pseudonym, record_id="slow")])
+        submit(db, fast_partner, [a_record(fast_citizen.pseudonym, record_id="fast")])  # n + 1
+        sealing = ThreadPoolExecutor(max_workers=1)
+        sealed = sealing.submit(sealer.seal)
+        deadline = time.monotonic() + 30
+        while not sealed.done() and not waiting_on_a_lock(db):
+            assert time.monotonic() < deadline, "the sealer neither finished nor waited"
+            time.sleep(0.02)
+    # ...and commits after the sealer looked: it must be in the batch, or wait for the next.
+    sealed.result(timeout=60)
+    sealing.shutdown()
+    sealer.seal()
+    with db.session() as s:
+        seqs = list(s.scalars(select(LedgerEntry.seq)))
+        batches = list(s.scalars(select(Batch)))
+    assert len(seqs) == 2
+    for b in batches:
+        assert b.leaf_count == sum(b.first_seq <= q <= b.last_seq for q in seqs), "a leaf is missing"
+    assert all(any(b.first_seq <= q <= b.last_seq for b in batches) for q in seqs)
+
+
+def waiting_on_a_lock(db: Database) -> bool:
+    with db.engine.connect() as conn:
+        return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
+                                     "datname = current_database() AND wait_event_type = 'Lock'")))
