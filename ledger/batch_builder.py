@@ -64,7 +64,10 @@ def leaf_hashes(engine: Engine, first_seq: int, last_seq: int, *, workers: int) 
     if workers <= 1 or in_memory or last_seq - first_seq < 50_000:
         return hash_leaves(engine, first_seq, last_seq)
     ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    # A forked child inherits the parent's pooled connections (PostgreSQL sockets): it
+    # forgets them unclosed, and reads through an engine of its own.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=engine.dispose,
+                             initargs=(False,)) as pool:
         parts = pool.map(_worker_hash_leaves, *zip(*[(url, lo, hi) for lo, hi in
                                                      _slices(first_seq, last_seq, workers)],
                                                     strict=True))
