@@ -1,7 +1,9 @@
 """``carbon-ledger demo``: a realistic day of a city's green behaviours, end to end.
 
-Five partner kinds report their customers' activity (with the usual flaws: resent
-records, implausible values, clock skew), the ledger quantifies and credits it, some
+Thirteen partners of twelve kinds report their customers' activity (with the usual
+flaws: resent records, implausible values, clock skew, and a journey planner reporting
+trips the transit and bike operators also report), the ledger quantifies and credits
+it by the methodology in force, each behaviour once, some
 citizens redeem rewards, everything is sealed and anchored, and then every entry's
 proof is checked against the chain, as a citizen or auditor would.
 """
@@ -34,23 +36,40 @@ PARTNERS = [  # code, name, kind
     ("greenbike", "Green Bike shared bicycles", "bike_share"),
     ("voltauto", "Volt Auto NEV maker", "nev_maker"),
     ("citytransit", "City bus and metro", "transit"),
+    ("gomaas", "GoMaaS journey planner", "maas"),
     ("quickmeal", "QuickMeal food delivery", "food_delivery"),
     ("homeshop", "HomeShop appliance retailer", "appliance_retailer"),
+    ("stepup", "StepUp step counter", "step_counter"),
+    ("sharecar", "ShareCar carpooling", "carpool"),
+    ("campuseats", "Campus canteen", "canteen"),
+    ("citypower", "City Power e-billing", "utility"),
+    ("swiftpost", "Swift Post courier", "courier"),
+    ("reloop", "ReLoop second-hand market", "second_hand_platform"),
+    ("trainly", "Trainly rail tickets", "e_ticketing"),
 ]
 REWARDS = [("metro-day-pass", "Metro day pass", 300, 200),
            ("coffee-voucher", "Coffee voucher", 150, 500),
            ("tree-planting", "A tree planted in your name", 800, 50)]
 
-# behaviour, partner, share of citizens, (trips min, max), quantity range in the unit
+# behaviour, partner, share of citizens, (records min, max), quantity range, km/h (trips)
 HABITS = [
-    ("CYCLING", "greenbike", 0.45, (1, 3), (600, 9000)),
-    ("METRO", "citytransit", 0.40, (1, 2), (2500, 28000)),
-    ("BUS", "citytransit", 0.25, (1, 2), (1500, 14000)),
-    ("NEV_DRIVING", "voltauto", 0.15, (1, 3), (4000, 60000)),
-    ("NO_DISPOSABLE_TABLEWARE", "quickmeal", 0.30, (1, 2), (1, 1)),
-    ("APPLIANCE_AC_GRADE1", "homeshop", 0.01, (1, 1), (1, 1)),
-    ("APPLIANCE_FRIDGE_GRADE1", "homeshop", 0.01, (1, 1), (1, 1)),
+    ("CYCLING", "greenbike", 0.45, (1, 3), (600, 9000), 13),
+    ("METRO", "citytransit", 0.40, (1, 2), (2500, 28000), 35),
+    ("BUS", "citytransit", 0.25, (1, 2), (1500, 14000), 18),
+    ("NEV_DRIVING", "voltauto", 0.15, (1, 3), (4000, 60000), 40),
+    ("CARPOOLING", "sharecar", 0.05, (1, 1), (5000, 30000), 35),
+    ("WALKING", "stepup", 0.50, (1, 1), (2000, 15000), None),
+    ("NO_DISPOSABLE_TABLEWARE", "quickmeal", 0.30, (1, 2), (1, 1), None),
+    ("CLEAN_PLATE", "campuseats", 0.10, (1, 2), (1, 1), None),
+    ("PAPERLESS_BILL", "citypower", 0.20, (1, 1), (1, 1), None),
+    ("EXPRESS_BOX_REUSE", "swiftpost", 0.10, (1, 1), (1, 3), None),
+    ("SECOND_HAND_CLOTHING", "reloop", 0.03, (1, 1), (1, 3), None),
+    ("SECOND_HAND_BOOKS", "reloop", 0.03, (1, 1), (1, 5), None),
+    ("RAIL_INSTEAD_OF_FLIGHT", "trainly", 0.01, (1, 1), (300_000, 1_200_000), 250),
+    ("APPLIANCE_AC_GRADE1", "homeshop", 0.01, (1, 1), (1, 1), None),
+    ("APPLIANCE_FRIDGE_GRADE1", "homeshop", 0.01, (1, 1), (1, 1), None),
 ]
+MAAS_ALSO_REPORTS = {"CYCLING", "METRO", "BUS"}  # the journey planner sees some of these trips
 
 
 @dataclass
@@ -59,6 +78,7 @@ class Tally:
     accepted: int = 0
     duplicate: int = 0
     rejected: int = 0
+    reported_twice: int = 0  # duplicates of another partner's report of the same behaviour
     grams: int = 0
     points: int = 0
     redeemed_points: int = 0
@@ -70,16 +90,25 @@ def generate_day(rng: random.Random, pseudonyms: list[str], day: datetime, run: 
                  ) -> dict[str, list[dict]]:
     """Each partner's records for one day, flaws included."""
     by_partner: dict[str, list[dict]] = {code: [] for code, _, _ in PARTNERS}
+
+    def add(partner: str, record: dict) -> None:
+        record["record_id"] = f"{partner}-{run}-{len(by_partner[partner]):06d}"
+        by_partner[partner].append(record)
+
     for who in pseudonyms:
-        for behaviour, partner, share, (lo, hi), (qlo, qhi) in HABITS:
+        for behaviour, partner, share, (lo, hi), (qlo, qhi), kmh in HABITS:
             if rng.random() >= share:
                 continue
-            for _ in range(rng.randint(lo, hi)):
-                at = day + timedelta(seconds=rng.randint(6 * 3600, 23 * 3600))
-                record = {"record_id": f"{partner}-{run}-{len(by_partner[partner]):06d}",
-                          "citizen": who, "behaviour": behaviour,
+            for trip in range(rng.randint(lo, hi)):
+                at = day + timedelta(seconds=rng.randint(6 * 3600, 11 * 3600) + trip * 6 * 3600)
+                record = {"citizen": who, "behaviour": behaviour,
                           "quantity": rng.randint(qlo, qhi), "occurred_at": at.isoformat()}
-                by_partner[partner].append(_maybe_flawed(rng, record))
+                if kmh is not None:  # a trip: its end time lets the speed be checked
+                    minutes = record["quantity"] * 60 / (kmh * 1000) + rng.uniform(1, 6)
+                    record["ended_at"] = (at + timedelta(minutes=minutes)).isoformat()
+                add(partner, _maybe_flawed(rng, record))
+                if behaviour in MAAS_ALSO_REPORTS and rng.random() < 0.1:
+                    add("gomaas", {**record, "quantity": record["quantity"] + rng.randint(-50, 50)})
     return by_partner
 
 
@@ -88,7 +117,7 @@ def _maybe_flawed(rng: random.Random, record: dict) -> dict:
     if roll < 0.004:  # a device clock a day ahead
         record["occurred_at"] = (datetime.now(CST) + timedelta(days=1)).isoformat()
     elif roll < 0.008 and record["behaviour"] == "CYCLING":
-        record["quantity"] = 180_000  # 180 km on a shared bike in one ride
+        record["quantity"] = 40_000  # 40 km in the ride's few minutes: faster than a bike
     elif roll < 0.010:
         record["behaviour"] = "SKATEBOARD"  # not in the methodology
     return record
@@ -117,6 +146,7 @@ def ingest(c, by_partner: dict[str, list[dict]], rng: random.Random, tally: Tall
             tally.submitted += len(batch)
             for o in result.outcomes:
                 setattr(tally, o.status, getattr(tally, o.status) + 1)
+                tally.reported_twice += o.duplicate_of is not None
                 if o.status == "rejected":
                     tally.reasons[f"{o.field}: {o.reason}"] = tally.reasons.get(
                         f"{o.field}: {o.reason}", 0) + 1
@@ -187,6 +217,7 @@ def demo(data_dir: DataDir = None,
     rows: list[list[object]] = [
         ["records submitted", tally.submitted],
         ["  accepted / duplicate / rejected", f"{tally.accepted} / {tally.duplicate} / {tally.rejected}"],
+        ["  duplicates reported by a second partner", tally.reported_twice],
         ["reduction credited", f"{tally.grams / 1000:,.1f} kg CO2e"],
         ["points credited / redeemed", f"{tally.points:,} / {tally.redeemed_points:,} "
                                        f"({tally.redemptions} redemptions)"],
