@@ -52,7 +52,7 @@ REWARDS = [("metro-day-pass", "Metro day pass", 300, 200),
            ("tree-planting", "A tree planted in your name", 800, 50)]
 
 # behaviour, partner, share of citizens, (records min, max), quantity range, km/h (trips)
-HABITS = [
+HABITS: list[tuple[str, str, float, tuple[int, int], tuple[int, int], int | None]] = [
     ("CYCLING", "greenbike", 0.45, (1, 3), (600, 9000), 13),
     ("METRO", "citytransit", 0.40, (1, 2), (2500, 28000), 35),
     ("BUS", "citytransit", 0.25, (1, 2), (1500, 14000), 18),
@@ -101,14 +101,15 @@ def generate_day(rng: random.Random, pseudonyms: list[str], day: datetime, run: 
                 continue
             for trip in range(rng.randint(lo, hi)):
                 at = day + timedelta(seconds=rng.randint(6 * 3600, 11 * 3600) + trip * 6 * 3600)
-                record = {"citizen": who, "behaviour": behaviour,
-                          "quantity": rng.randint(qlo, qhi), "occurred_at": at.isoformat()}
+                quantity = rng.randint(qlo, qhi)
+                record: dict[str, object] = {"citizen": who, "behaviour": behaviour,
+                                             "quantity": quantity, "occurred_at": at.isoformat()}
                 if kmh is not None:  # a trip: its end time lets the speed be checked
-                    minutes = record["quantity"] * 60 / (kmh * 1000) + rng.uniform(1, 6)
+                    minutes = quantity * 60 / (kmh * 1000) + rng.uniform(1, 6)
                     record["ended_at"] = (at + timedelta(minutes=minutes)).isoformat()
                 add(partner, _maybe_flawed(rng, record))
                 if behaviour in MAAS_ALSO_REPORTS and rng.random() < 0.1:
-                    add("gomaas", {**record, "quantity": record["quantity"] + rng.randint(-50, 50)})
+                    add("gomaas", {**record, "quantity": quantity + rng.randint(-50, 50)})
     return by_partner
 
 

@@ -368,10 +368,10 @@ def _load_neighbours(session: Session, writes: _Writes,
                        ActivityRecord.occurred_at.between(lo, hi))
                 .order_by(ActivityRecord.id)).all()
             by_id: dict[int, _Seen] = {}
-            for rid, cid, pid, start, end, rhash, status, dup_of in rows:
-                seen = _Seen(rid, pid, start, end if end is not None else start, rhash,
+            for rid, citizen, pid, began, ended, rhash, status, dup_of in rows:
+                seen = _Seen(rid, pid, began, ended if ended is not None else began, rhash,
                              duplicate=status == "duplicate")
-                writes.seen[(cid, code)].append(seen)
+                writes.seen[(citizen or 0, code)].append(seen)
                 by_id[rid] = seen
                 if dup_of in by_id:
                     by_id[dup_of].matched_by.add(pid)

@@ -96,8 +96,9 @@ def citizen_statement(session: Session, citizen_id: int, window: Window) -> dict
     counts = session.execute(
         select(func.count(), func.count().filter(LedgerEntry.seq <= anchored_upto))
         .where(*in_window)).one()
-    behaviours = [{"behaviour": b, "entries": n, "reductionGrams": int(g or 0),
-                   "points": int(p or 0)} for b, n, g, p in rows]
+    behaviours: list[dict[str, Any]] = [
+        {"behaviour": b, "entries": n, "reductionGrams": int(g or 0), "points": int(p or 0)}
+        for b, n, g, p in rows]
     return {
         "period": window.as_dict(),
         "reductionGrams": sum(b["reductionGrams"] for b in behaviours),

@@ -79,7 +79,7 @@ def test_published_methodology_files_never_change() -> None:
 def test_versions_take_effect_in_order_and_each_has_its_own_points_rule() -> None:
     versions = [load_methodology(v) for v in available_versions()]
     assert [m.version for m in versions] == list(range(1, len(versions) + 1))
-    assert all(a.effective_from < b.effective_from for a, b in zip(versions, versions[1:]))
+    assert all(a.effective_from < b.effective_from for a, b in zip(versions, versions[1:], strict=False))
     for m in versions:
         assert m.points_rule_version >= 1 and m.grams_per_point >= 1
 
