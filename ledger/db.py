@@ -14,6 +14,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -119,7 +120,7 @@ def _status(conn: Connection, config: Config) -> SchemaStatus:
     scripts = ScriptDirectory.from_config(config)
     try:
         known = current is None or scripts.get_revision(current) is not None
-    except RevisionError:
+    except (RevisionError, CommandError):  # the latter wraps the former, in some versions
         known = False
     return SchemaStatus(current, _head(config), bool(tables), known)
 

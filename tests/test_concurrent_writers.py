@@ -18,6 +18,7 @@ from ledger import accounts
 from ledger.db import Database
 from ledger.errors import InsufficientPoints
 from ledger.ingest import submit_records
+from ledger.leases import acquire_lease
 from ledger.methodology import methodology_in_force
 from ledger.models import ActivityRecord, Batch, LedgerEntry, Reward
 from ledger.redemption import redeem
@@ -162,3 +163,11 @@ def waiting_on_a_lock(db: Database) -> bool:
     with db.engine.connect() as conn:
         return bool(conn.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE "
                                      "datname = current_database() AND wait_event_type = 'Lock'")))
+
+
+@pytest.mark.parametrize("held_before", ["nobody", "an expired holder"])
+def test_racing_sealers_get_one_lease(db, held_before) -> None:
+    if held_before != "nobody":
+        assert acquire_lease(db, "sealer", "old-host:1", seconds=-1)
+    results = race(8, lambda i: acquire_lease(db, "sealer", f"host:{i}", seconds=60))
+    assert results.count(True) == 1 and results.count(False) == 7, results
