@@ -16,7 +16,13 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.errors import DatabaseUnavailable, InvalidInput, SchemaOutOfDate
@@ -168,7 +174,11 @@ def upgrade_schema(engine: Engine, *, revision: str = "head",
                 config.attributes["connection"] = conn
                 if before.current is None and before.has_tables:
                     _adopt_baseline(conn, config)
-                command.upgrade(config, revision)
+                try:
+                    command.upgrade(config, revision)
+                except DBAPIError as exc:
+                    raise SchemaOutOfDate(f"a migration to {revision} failed and was rolled back: "
+                                          f"{exc.orig}", field="schema") from exc
                 if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                     raise SchemaOutOfDate("a migration left rows whose foreign keys do not "
                                           "hold; nothing was changed", field="schema")
