@@ -376,8 +376,8 @@ def db_current(data_dir: DataDir = None) -> None:
         status = schema_status(engine)
     finally:
         engine.dispose()
-    out.print(f"{engine.url.render_as_string(hide_password=True)}: current {status.current or '-'}, "
-              f"head {status.head}")
+    print(f"{engine.url.render_as_string(hide_password=True)}: current {status.current or '-'}, "
+          f"head {status.head}")  # one unwrapped line, for scripts
     if not status.up_to_date:
         raise SchemaOutOfDate(f"the database is {status.describe()}: run `carbon-ledger db upgrade`",
                               field="schema")
