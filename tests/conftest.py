@@ -78,6 +78,7 @@ def pg_at_head(pg_databases: PgDatabases) -> Iterator[str]:
     name = pg_databases.create(prefix="head")
     _migrated(pg_databases.url(name))
     yield name
+    pg_databases.forget_copies(name)
     pg_databases.drop(name)
 
 
@@ -92,7 +93,7 @@ def fresh_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
         yield f"sqlite:///{path}"
         return
     databases: PgDatabases = request.getfixturevalue("pg_databases")
-    name = databases.create(template=request.getfixturevalue("pg_at_head") if at_head else None)
+    name = databases.copy_of(request.getfixturevalue("pg_at_head")) if at_head else databases.create()
     try:
         yield databases.url(name)
     finally:

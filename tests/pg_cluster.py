@@ -9,11 +9,13 @@ an unprivileged user (``postgres`` from the Debian package, else ``nobody``).
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -93,7 +95,9 @@ class PgDatabases:
         if scheme in ("postgres", "postgresql"):  # the ledger talks to PostgreSQL via psycopg 3
             scheme = "postgresql+psycopg"
         self.admin_url = scheme + sep + rest
-        self._count = 0
+        self._numbers = itertools.count(1)
+        self._next_copy: dict[str, Future[str]] = {}
+        self._maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-copies")
 
     def _admin(self) -> psycopg.Connection:
         url = self.admin_url.replace("postgresql+psycopg://", "postgresql://", 1)
@@ -105,8 +109,7 @@ class PgDatabases:
 
     def create(self, *, template: str | None = None, prefix: str = "t") -> str:
         """A new database (a copy of ``template``, or empty); returns its name."""
-        self._count += 1
-        name = f"cl_{prefix}_{os.getpid()}_{self._count}"
+        name = f"cl_{prefix}_{os.getpid()}_{next(self._numbers)}"
         with self._admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             if template is None:
@@ -119,3 +122,17 @@ class PgDatabases:
     def drop(self, name: str) -> None:
         with self._admin() as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+    def copy_of(self, template: str) -> str:
+        """A new copy of ``template``. The next copy is made in the background meanwhile,
+        so a test does not wait for CREATE DATABASE (a tenth of a second or more)."""
+        ready = self._next_copy.pop(template, None)
+        name = ready.result() if ready is not None else self.create(template=template)
+        self._next_copy[template] = self._maker.submit(self.create, template=template)
+        return name
+
+    def forget_copies(self, template: str) -> None:
+        """Drop the copy made ahead, so ``template`` can be dropped too."""
+        ready = self._next_copy.pop(template, None)
+        if ready is not None:
+            self.drop(ready.result())
