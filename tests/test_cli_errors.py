@@ -71,3 +71,11 @@ def test_verify_of_a_bundle_with_no_contract_fails_with_the_reason(capsys, tmp_p
 def test_unknown_settings_values_are_bad_input(capsys, tmp_path) -> None:
     code, err = run(capsys, "seal", "--chain", "moon", "--data-dir", tmp_path)
     assert code == 2 and "settings:" in err
+
+
+def test_a_value_too_long_for_its_column_is_bad_input_on_postgresql(capsys, tmp_path, pg_url,
+                                                                    monkeypatch) -> None:
+    monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", pg_url)  # SQLite keeps any length
+    code, err = run(capsys, "admin", "reward-set", "coffee", "x" * 201, "--cost", "100",
+                    "--stock", "1", "--data-dir", tmp_path)
+    assert code == 2 and "database:" in err and "too long" in err, err
