@@ -2,7 +2,9 @@
 
 A credential is ``<prefix>_<key id>.<secret>``; the key id finds the row, the secret's
 SHA-256 is compared in constant time. Secrets are 256-bit random, so a fast hash is
-enough; the plain secret is shown once, when issued, and never stored.
+enough; the plain secret is shown once, when issued, and never stored. A server keeps
+what key ids resolve to for a few seconds (:class:`CredentialCache`) and still checks the
+secret on every request.
 """
 
 from __future__ import annotations
@@ -11,7 +13,11 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from threading import Lock
 from typing import Any
 
 from sqlalchemy import select
@@ -76,17 +82,75 @@ def _split(presented: str, prefix: str) -> tuple[str, str]:
     return head[len(prefix) + 1:], secret
 
 
-def authenticate(session: Session, presented: str) -> Principal:
-    """The principal a presented API key or citizen token stands for."""
+@dataclass(frozen=True)
+class StoredCredential:
+    """What a key id stands for: its secret's hash and, unless revoked, its principal."""
+
+    secret_hash: bytes
+    principal: Principal | None  # None: revoked
+
+
+def _parse(presented: str) -> tuple[Any, str, str]:
+    """The model a credential lives in, its key id and its secret."""
     model: Any = CitizenToken if presented.startswith("clt_") else ApiKey
     key_id, secret = _split(presented, "clt" if model is CitizenToken else "clk")
-    row = session.scalar(select(model).where(model.key_id == key_id))
-    if row is None or row.revoked_at is not None or not hmac.compare_digest(
-            row.secret_hash, _hash(secret)):
-        raise Unauthenticated("unknown or revoked credential", field="authorization")
+    return model, key_id, secret
+
+
+def _stored(session: Session, model: Any, key_id: str) -> StoredCredential | None:
+    row = session.execute(select(model).where(model.key_id == key_id)).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return StoredCredential(row.secret_hash, None)
     if isinstance(row, CitizenToken):
-        return Principal("citizen", citizen_id=row.citizen_id)
-    return Principal(row.role, partner_id=row.partner_id)
+        return StoredCredential(row.secret_hash, Principal("citizen", citizen_id=row.citizen_id))
+    return StoredCredential(row.secret_hash, Principal(row.role, partner_id=row.partner_id))
+
+
+def _check(stored: StoredCredential | None, secret: str) -> Principal:
+    if stored is None or stored.principal is None or not hmac.compare_digest(
+            stored.secret_hash, _hash(secret)):
+        raise Unauthenticated("unknown or revoked credential", field="authorization")
+    return stored.principal
+
+
+def authenticate(session: Session, presented: str) -> Principal:
+    """The principal a presented API key or citizen token stands for."""
+    model, key_id, secret = _parse(presented)
+    return _check(_stored(session, model, key_id), secret)
+
+
+class CredentialCache:
+    """Key id → stored credential (hash and principal, or unknown) for at most ``ttl``
+    seconds, in a bounded LRU: a revoked credential stops working within ``ttl``. The
+    secret is still hashed and compared in constant time on every request."""
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl, self._size, self._clock = ttl, size, clock
+        self._entries: OrderedDict[tuple[str, str], tuple[float, StoredCredential | None]] = (
+            OrderedDict())
+        self._lock = Lock()
+
+    def authenticate(self, presented: str,
+                     open_session: Callable[[], AbstractContextManager[Session]]) -> Principal:
+        """:func:`authenticate`, reading the database only for a key id not seen within
+        ``ttl`` (``open_session`` opens a read session then)."""
+        model, key_id, secret = _parse(presented)
+        key, now = (model.__tablename__, key_id), self._clock()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is None or now - hit[0] >= self.ttl:
+            with open_session() as session:
+                stored = _stored(session, model, key_id)
+            hit = (now, stored)
+            with self._lock:
+                self._entries[key] = hit
+                self._entries.move_to_end(key)
+                while len(self._entries) > self._size:
+                    self._entries.popitem(last=False)
+        return _check(hit[1], secret)
 
 
 def revoke(session: Session, presented_or_key_id: str) -> None:

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.anchoring import ChainReader
-from ledger.entries import get_entry
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, VerificationError
 from ledger.leaf import LEAF_ENCODING, decode_leaf, leaf_values_from_json
 from ledger.models import Batch, BatchTree, LedgerEntry
@@ -42,17 +41,17 @@ class TreeCache:
         self._trees: OrderedDict[bytes, bytes] = OrderedDict()
         self._lock = Lock()
 
-    def get(self, session: Session, batch: Batch) -> bytes:
+    def get(self, session: Session, batch_id: int, root: bytes) -> bytes:
         with self._lock:
-            if batch.root in self._trees:
-                self._trees.move_to_end(batch.root)
-                return self._trees[batch.root]
-        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch.id))
-        if nodes is None or merkle.root(nodes) != batch.root:
-            raise LedgerError(f"batch {batch.id}'s stored tree is missing or not its root",
+            if root in self._trees:
+                self._trees.move_to_end(root)
+                return self._trees[root]
+        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch_id))
+        if nodes is None or merkle.root(nodes) != root:
+            raise LedgerError(f"batch {batch_id}'s stored tree is missing or not its root",
                               field="batch")
         with self._lock:
-            self._trees[batch.root] = bytes(nodes)
+            self._trees[root] = bytes(nodes)
             while len(self._trees) > self._size:
                 self._trees.popitem(last=False)
         return bytes(nodes)
@@ -60,41 +59,66 @@ class TreeCache:
 
 _default_cache = TreeCache()
 
+# An entry and the batch holding it (if any), in one query.
+_ENTRY_AND_BATCH = (
+    select(LedgerEntry.citizen_id, LedgerEntry.leaf, Batch.id.label("batch_id"), Batch.root,
+           Batch.status, Batch.chain_id, Batch.contract_address, Batch.tx_hash,
+           Batch.block_number)
+    .select_from(LedgerEntry)
+    .outerjoin(Batch, and_(Batch.first_seq <= LedgerEntry.seq, Batch.last_seq >= LedgerEntry.seq))
+    .where(LedgerEntry.entry_id == bindparam("entry_id")))
 
-def batch_of(session: Session, entry: LedgerEntry) -> Batch | None:
-    return session.scalar(select(Batch).where(Batch.first_seq <= entry.seq,
-                                              Batch.last_seq >= entry.seq))
+
+@dataclass(frozen=True)
+class EntryProof:
+    """Whose entry it is, and its bundle; no bundle while its batch is not anchored
+    (``pending`` says why)."""
+
+    citizen_id: int
+    bundle: dict[str, Any] | None
+    pending: str | None = None
+
+
+def entry_proof(session: Session, entry_id: bytes, *, cache: TreeCache = _default_cache,
+                require_anchored: bool = True) -> EntryProof:
+    """The entry's owner and bundle, from the stored tree (no rebuilding)."""
+    # Core, on the session's connection: no ORM entities, so none of the ORM's execute path
+    row = session.connection().execute(_ENTRY_AND_BATCH, {"entry_id": entry_id}).first()
+    if row is None:
+        raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
+    if row.batch_id is None:
+        return EntryProof(row.citizen_id, None, f"entry 0x{entry_id.hex()} is not sealed yet")
+    if require_anchored and row.status != "anchored":
+        return EntryProof(row.citizen_id, None,
+                          f"batch {row.batch_id} is {row.status}, not anchored yet")
+    tree = cache.get(session, row.batch_id, row.root)
+    index = merkle.find_leaf(tree, merkle.hash_leaf(row.leaf))
+    if index is None:
+        raise LedgerError(f"entry 0x{entry_id.hex()} is not in batch {row.batch_id}'s tree: "
+                          "its stored leaf changed after sealing", field="entry_id")
+    return EntryProof(row.citizen_id, {
+        "format": BUNDLE_FORMAT,
+        "entryId": "0x" + entry_id.hex(),
+        "values": decode_leaf(row.leaf).to_json(),
+        "leafEncoding": list(LEAF_ENCODING),
+        "proof": ["0x" + p.hex() for p in merkle.inclusion_proof(tree, index)],
+        "root": "0x" + row.root.hex(),
+        "batchId": row.batch_id,
+        "chainId": row.chain_id,
+        "contract": row.contract_address,
+        "txHash": "0x" + row.tx_hash.hex() if row.tx_hash else None,
+        "blockNumber": row.block_number,
+        "status": row.status,
+    })
 
 
 def proof_bundle(session: Session, entry_id: bytes, *, cache: TreeCache = _default_cache,
                  require_anchored: bool = True) -> dict[str, Any]:
-    """The bundle for one entry, from the stored tree (no rebuilding)."""
-    entry = get_entry(session, entry_id)
-    batch = batch_of(session, entry)
-    if batch is None:
-        raise NotAnchored(f"entry 0x{entry_id.hex()} is not sealed yet", field="entry_id")
-    if require_anchored and batch.status != "anchored":
-        raise NotAnchored(f"batch {batch.id} is {batch.status}, not anchored yet", field="entry_id")
-    tree = cache.get(session, batch)
-    leaf = merkle.hash_leaf(entry.leaf)
-    index = merkle.find_leaf(tree, leaf)
-    if index is None:
-        raise LedgerError(f"entry 0x{entry_id.hex()} is not in batch {batch.id}'s tree: "
-                          "its stored leaf changed after sealing", field="entry_id")
-    return {
-        "format": BUNDLE_FORMAT,
-        "entryId": "0x" + entry_id.hex(),
-        "values": decode_leaf(entry.leaf).to_json(),
-        "leafEncoding": list(LEAF_ENCODING),
-        "proof": ["0x" + p.hex() for p in merkle.inclusion_proof(tree, index)],
-        "root": "0x" + batch.root.hex(),
-        "batchId": batch.id,
-        "chainId": batch.chain_id,
-        "contract": batch.contract_address,
-        "txHash": "0x" + batch.tx_hash.hex() if batch.tx_hash else None,
-        "blockNumber": batch.block_number,
-        "status": batch.status,
-    }
+    """The bundle for one entry; :class:`NotAnchored` while its batch is not anchored."""
+    proof = entry_proof(session, entry_id, cache=cache, require_anchored=require_anchored)
+    if proof.bundle is None:
+        raise NotAnchored(proof.pending or "not anchored yet", field="entry_id")
+    return proof.bundle
 
 
 def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
@@ -106,7 +130,7 @@ def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
-    tree = cache.get(session, batch)
+    tree = cache.get(session, batch.id, batch.root)
     n = batch.leaf_count
     index_of = {merkle.node(tree, i): i for i in range(n - 1, 2 * n - 1)}
     out.write('{"format":"standard-v1","leafEncoding":')

@@ -1,4 +1,7 @@
-"""Dependencies: the database session, the caller's principal, and role checks."""
+"""Dependencies: the database session, the caller's principal, and role checks.
+
+FastAPI resolves every dependency anew on each request, at a cost comparable to a cached
+proof's whole answer, so a role check is one dependency: the bearer scheme itself."""
 
 from __future__ import annotations
 
@@ -6,17 +9,20 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
 from api.http.state import AppState
-from ledger.credentials import Forbidden, Principal, Unauthenticated, authenticate
-
-bearer = HTTPBearer(auto_error=False, description="API key (partners, auditors) or citizen token")
+from ledger.credentials import CredentialCache, Forbidden, Principal, Unauthenticated
 
 
-def app_state(request: Request) -> AppState:
+def ledger_state(request: Request) -> AppState:
     return request.app.state.ledger  # type: ignore[no-any-return]
+
+
+async def app_state(request: Request) -> AppState:
+    # async: FastAPI runs a plain function in its threadpool, a hop per request
+    return ledger_state(request)
 
 
 StateDep = Annotated[AppState, Depends(app_state)]
@@ -32,22 +38,30 @@ async def session(state: StateDep) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(session)]
 
 
-async def principal(s: SessionDep,
-              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
-    """Who is calling, checked on the request's own session (one connection a request)."""
-    if creds is None:
-        raise Unauthenticated("send 'Authorization: Bearer <key or token>'", field="authorization")
-    return authenticate(s, creds.credentials)
+class BearerRole(HTTPBearer):
+    """The caller's principal, from ``Authorization: Bearer``, if its role is allowed.
 
+    The app's :class:`CredentialCache` reads the database only for a key id it has not
+    seen within its ttl; the secret is checked every time. Being the HTTP bearer scheme,
+    it is what OpenAPI shows as the routes' security."""
 
-def role(*allowed: str):  # type: ignore[no-untyped-def]
-    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
-        if who.role not in allowed:
+    def __init__(self, *allowed: str) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer",
+                         description="API key (partners, auditors) or citizen token")
+        self.allowed = allowed
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        creds = await super().__call__(request)
+        if creds is None:
+            raise Unauthenticated("send 'Authorization: Bearer <key or token>'",
+                                  field="authorization")
+        cache: CredentialCache = request.app.state.credentials
+        who = cache.authenticate(creds.credentials, ledger_state(request).container.db.session)
+        if who.role not in self.allowed:
             raise Forbidden(f"a {who.role} may not use this route", field="authorization")
         return who
-    return check
 
 
-PartnerDep = Annotated[Principal, Depends(role("partner"))]
-CitizenDep = Annotated[Principal, Depends(role("citizen"))]
-AuditorDep = Annotated[Principal, Depends(role("auditor"))]
+PartnerDep = Annotated[Principal, Depends(BearerRole("partner"))]
+CitizenDep = Annotated[Principal, Depends(BearerRole("citizen"))]
+AuditorDep = Annotated[Principal, Depends(BearerRole("auditor"))]

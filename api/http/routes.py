@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
-from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
+from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep, ledger_state
 from ledger import accounts, views
-from ledger.entries import get_entry, parse_entry_id
+from ledger.entries import parse_entry_id
 from ledger.errors import InvalidInput, NotFound, VerificationError
 from ledger.methodology import available_versions, methodology_text
 from ledger.models import Partner, Reward
-from ledger.proofs import NotAnchored, proof_bundle, verify_bundle, write_oz_dump
+from ledger.proofs import entry_proof, verify_bundle, write_oz_dump
 from ledger.redemption import redeem
 from ledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SUBMISSION_TYPES
 from ledger.submissions import accept_submission
@@ -24,6 +25,44 @@ from ledger.submissions import accept_submission
 router = APIRouter(prefix="/v1")
 
 NDJSON = "application/x-ndjson"
+JSON = "application/json"
+
+
+def json_response(content: Any) -> Response:
+    """JSON from orjson, for the hot routes (FastAPI's own path validates through Pydantic)."""
+    return Response(orjson.dumps(content), media_type=JSON)
+
+
+# -- proofs: declared first, since the router tries routes in order and these are hot ---
+
+def _proof_response(request: Request, entry_id: bytes, owner: int | None = None) -> Response:
+    """The entry's bundle with its confirmations, or its pending status. An anchored
+    bundle is kept by the app (:class:`ProofCache`): a repeat costs no query."""
+    state, proofs = ledger_state(request), request.app.state.proofs
+    cached = proofs.get(entry_id)
+    if cached is None:
+        with state.container.db.session() as s:
+            found = entry_proof(s, entry_id)
+        if owner is not None and found.citizen_id != owner:
+            raise NotFound(f"no entry 0x{entry_id.hex()} in your ledger", field="entry_id")
+        if found.bundle is None:
+            return json_response({"entryId": "0x" + entry_id.hex(), "status": "pending",
+                                  "detail": found.pending})
+        cached = proofs.put(entry_id, found.citizen_id, found.bundle)
+    elif owner is not None and cached.citizen_id != owner:
+        raise NotFound(f"no entry 0x{entry_id.hex()} in your ledger", field="entry_id")
+    return Response(cached.body(state.confirmations(cached.block_number)), media_type=JSON)
+
+
+@router.get("/me/entries/{entry_id}/proof", tags=["citizens"], response_model=dict[str, Any])
+async def my_proof(entry_id: str, request: Request, who: CitizenDep) -> Response:
+    """The entry's proof bundle, or its pending status while its batch is not anchored."""
+    return _proof_response(request, parse_entry_id(entry_id), owner=who.citizen_id)
+
+
+@router.get("/entries/{entry_id}/proof", tags=["auditors"], response_model=dict[str, Any])
+async def any_proof(entry_id: str, request: Request, who: AuditorDep) -> Response:
+    return _proof_response(request, parse_entry_id(entry_id))
 
 
 @router.get("/info", tags=["public"])
@@ -116,24 +155,6 @@ def my_entries(session: SessionDep, who: CitizenDep,
                                  since=since, until=until, limit=limit, after_seq=after)
 
 
-def _bundle_with_status(state: StateDep, session: SessionDep, entry_id: bytes) -> dict[str, Any]:
-    try:
-        bundle = proof_bundle(session, entry_id)
-    except NotAnchored as exc:
-        return {"entryId": "0x" + entry_id.hex(), "status": "pending", "detail": exc.message}
-    bundle["confirmations"] = state.confirmations(bundle["blockNumber"])
-    return bundle
-
-
-@router.get("/me/entries/{entry_id}/proof", tags=["citizens"])
-async def my_proof(entry_id: str, state: StateDep, session: SessionDep, who: CitizenDep) -> dict[str, Any]:
-    """The entry's proof bundle, or its pending status while its batch is not anchored."""
-    raw = parse_entry_id(entry_id)
-    if get_entry(session, raw).citizen_id != who.citizen_id:
-        raise NotFound(f"no entry {entry_id} in your ledger", field="entry_id")
-    return _bundle_with_status(state, session, raw)
-
-
 @router.get("/rewards", tags=["citizens"])
 def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
     return [{"code": r.code, "title": r.title, "points": r.points_cost, "stock": r.stock}
@@ -174,11 +195,6 @@ def batch_dump(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionD
     buf = io.StringIO()
     write_oz_dump(session, batch_id, buf)
     return PlainTextResponse(buf.getvalue(), media_type="application/json")
-
-
-@router.get("/entries/{entry_id}/proof", tags=["auditors"])
-async def any_proof(entry_id: str, state: StateDep, session: SessionDep, who: AuditorDep) -> dict[str, Any]:
-    return _bundle_with_status(state, session, parse_entry_id(entry_id))
 
 
 @router.post("/verify", tags=["auditors"])

@@ -1,0 +1,58 @@
+"""Proof bundles of anchored entries, kept in memory by the HTTP app.
+
+Once an entry's batch is anchored its bundle never changes except the confirmations
+count, so each is kept as JSON (with the entry's owner, for the citizens' route) and
+the count is appended per request."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from threading import Lock
+from typing import Any
+
+import orjson
+
+# A bundle is about 2 KB of JSON: 16,384 of them are ~32 MB per worker.
+DEFAULT_SIZE = 16_384
+
+
+@dataclass(frozen=True, slots=True)
+class CachedProof:
+    citizen_id: int
+    block_number: int
+    head: bytes  # the bundle's JSON without its closing brace
+
+    def body(self, confirmations: int) -> bytes:
+        """The bundle's JSON with ``confirmations`` as its last member."""
+        return self.head + b',"confirmations":%d}' % confirmations
+
+
+class ProofCache:
+    """A bounded LRU of anchored entries' bundles, by entry id."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._size = size
+        self._proofs: OrderedDict[bytes, CachedProof] = OrderedDict()
+        self._lock = Lock()
+
+    def get(self, entry_id: bytes) -> CachedProof | None:
+        with self._lock:
+            cached = self._proofs.get(entry_id)
+            if cached is not None:
+                self._proofs.move_to_end(entry_id)
+            return cached
+
+    def put(self, entry_id: bytes, citizen_id: int, bundle: dict[str, Any]) -> CachedProof:
+        """Keep an anchored entry's bundle (its JSON, without confirmations)."""
+        if bundle["status"] != "anchored" or "confirmations" in bundle:
+            raise ValueError("only an anchored bundle without confirmations is cached")
+        cached = CachedProof(citizen_id, bundle["blockNumber"], orjson.dumps(bundle)[:-1])
+        if self._size <= 0:
+            return cached
+        with self._lock:
+            self._proofs[entry_id] = cached
+            self._proofs.move_to_end(entry_id)
+            while len(self._proofs) > self._size:
+                self._proofs.popitem(last=False)
+        return cached
