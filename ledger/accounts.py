@@ -24,10 +24,17 @@ def parse_address(value: str, *, field: str = "address") -> bytes:
     return bytes.fromhex(value[2:])
 
 
+def _label(text: str, field: str) -> None:
+    """A display name or title: 1-200 printable characters (the columns' width)."""
+    if not text.strip() or len(text) > 200 or not text.isprintable():
+        raise InvalidInput("1 to 200 printable characters", field=field)
+
+
 def create_partner(session: Session, *, code: str, name: str, kind: str,
                    signing_address: bytes) -> Partner:
     if not _CODE.match(code):
         raise InvalidInput("lower-case letters, digits, '_', '.', '-'; at most 64", field="code")
+    _label(name, "name")
     kinds = partner_kinds()
     if kind not in kinds:
         raise InvalidInput(f"one of {', '.join(kinds)}", field="kind")
@@ -115,6 +122,7 @@ def upsert_reward(session: Session, *, code: str, title: str, points_cost: int,
                   stock: int) -> Reward:
     if not _CODE.match(code):
         raise InvalidInput("lower-case letters, digits, '_', '.', '-'; at most 64", field="code")
+    _label(title, "title")
     if points_cost <= 0:
         raise InvalidInput("must be a positive number of points", field="points_cost")
     if stock < 0:

@@ -24,6 +24,7 @@ from ledger.models import ActivityRecord, Batch, LedgerEntry
 LOCAL = timedelta(hours=8)  # the day caps and reports count in (UTC+8)
 PERIODS = ("day", "month")
 MAX_DAYS = 366 * 3
+EARLIEST, LATEST = date(1970, 1, 2), date(2999, 12, 31)
 MIN_CELL_CITIZENS = 3  # city cells with fewer citizens are withheld (small-cell privacy)
 
 
@@ -36,6 +37,9 @@ class Window:
 
     @classmethod
     def of(cls, first: date, last: date) -> Window:
+        for name, day in (("from", first), ("to", last)):
+            if not EARLIEST <= day <= LATEST:
+                raise InvalidInput(f"a date from {EARLIEST} to {LATEST}", field=name)
         if last < first:
             raise InvalidInput("must not be before 'from'", field="to")
         if (last - first).days >= MAX_DAYS:

@@ -75,7 +75,9 @@ def test_unknown_settings_values_are_bad_input(capsys, tmp_path) -> None:
 
 def test_a_value_too_long_for_its_column_is_bad_input_on_postgresql(capsys, tmp_path, pg_url,
                                                                     monkeypatch) -> None:
-    monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", pg_url)  # SQLite keeps any length
+    """Checked before the database sees it, so both backends answer alike (SQLite would
+    keep any length; PostgreSQL would refuse it)."""
+    monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", pg_url)
     code, err = run(capsys, "admin", "reward-set", "coffee", "x" * 201, "--cost", "100",
                     "--stock", "1", "--data-dir", tmp_path)
-    assert code == 2 and "database:" in err and "too long" in err, err
+    assert code == 2 and "title:" in err, err

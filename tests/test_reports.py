@@ -110,3 +110,11 @@ def test_cli_writes_reports_and_charts(ledger, tmp_path, capsys, monkeypatch) ->
     assert main(["report", "city", "--from", "yesterday", "--to", str(TODAY),
                  "--data-dir", data_dir]) == 2
     assert main(["report", "city", *span, "--chart", str(tmp_path / "x.gif")]) == 2
+
+
+def test_dates_outside_the_ledgers_range_are_bad_input() -> None:
+    for first, last, field in ((date.min, date(2026, 1, 1), "from"),
+                               (date(2026, 1, 1), date.max, "to")):
+        with pytest.raises(InvalidInput) as exc:
+            Window.of(first, last)
+        assert exc.value.field == field
