@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 from web3 import Web3
 from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from chain.compiler import NODE_MODULES
 from ledger.errors import ChainError
@@ -34,15 +36,24 @@ def in_process_web3() -> Web3:
     return Web3(EthereumTesterProvider())
 
 
-def rpc_web3(url: str, *, timeout: float = 30.0) -> Web3:
+def rpc_web3(url: str, *, timeout: float = 10.0, retries: int = 4,
+             backoff: float = 0.25) -> Web3:
+    """A JSON-RPC connection whose requests are retried, with exponential backoff, when the
+    node refuses the connection, times out or answers 5xx (web3's default list names the
+    builtin ``ConnectionError``, which ``requests`` does not raise). Re-sending a raw
+    transaction is safe: the node answers "already known" or "nonce too low"."""
     if not url.startswith(("http://", "https://")):
         raise ChainError(f"{url!r} is not an http(s) JSON-RPC URL", field="rpc_url")
-    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    retry = ExceptionRetryConfiguration(
+        errors=(requests.ConnectionError, requests.Timeout, requests.HTTPError),
+        retries=retries, backoff_factor=backoff) if retries > 0 else None
+    return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout},
+                                  exception_retry_configuration=retry))
 
 
 def is_reachable(url: str) -> bool:
     try:
-        return rpc_web3(url, timeout=2.0).is_connected()
+        return rpc_web3(url, timeout=2.0, retries=0).is_connected()
     except ChainError:
         return False
 
@@ -100,6 +111,13 @@ class ManagedAnvil:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: the node dies as in a crash, its state only as of the last periodic dump."""
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
 
