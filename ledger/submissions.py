@@ -1,5 +1,9 @@
 """A signed partner submission: check the partner's EIP-712 signature over the records,
-decide every record, and answer with the operator's signed receipt."""
+decide every record, and answer with the operator's signed receipt.
+
+Checking (parse, canonicalise, recover the signer) needs no database and runs before
+the write lock is taken, so several workers check submissions in parallel; only deciding
+and writing take turns."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
@@ -16,8 +20,9 @@ from sqlalchemy.orm import Session
 from ledger.credentials import Forbidden
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
-from ledger.ingest import parse_records, submit_records
+from ledger.ingest import ParsedRecords, RecordOutcome, parse_records, submit_records
 from ledger.models import Partner, Submission
+from ledger.records import canonical_json
 from ledger.signing import records_hash, sign_receipt, submission_signer
 
 
@@ -30,7 +35,7 @@ class WrongSigner(Forbidden):
 def record_hash(raw: object, index: int) -> bytes:
     """keccak256 of one record's RFC 8785 JSON, as the partner computes it to sign."""
     try:
-        return keccak(rfc8785.dumps(raw))  # type: ignore[arg-type]
+        return keccak(canonical_json(raw))
     except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
         raise InvalidInput(f"record {index} cannot be canonicalised: {exc}",
                            field=f"records[{index}]") from exc
@@ -40,10 +45,22 @@ def record_hashes(records: Sequence[object]) -> list[bytes]:
     return [record_hash(raw, i) for i, raw in enumerate(records)]
 
 
-def accept_submission(session: Session, *, partner: Partner, records: Sequence[object],
-                      signature: str | None, chain_id: int, operator_key: bytes,
-                      anchor_within: int, now: int | None = None) -> dict[str, Any]:
-    """Verify, decide and record one submission; return the answer with its receipt."""
+@dataclass(frozen=True)
+class CheckedSubmission:
+    """A submission whose signature is the partner's: its records parsed, not yet decided."""
+
+    records: Sequence[object]
+    parsed: ParsedRecords
+    digest: bytes
+    signature: str
+    signer: bytes
+    now: int
+
+
+def check_submission(*, partner: Partner, records: Sequence[object], signature: str | None,
+                     chain_id: int, now: int | None = None) -> CheckedSubmission:
+    """Parse and canonicalise every record and check the EIP-712 signature over them
+    (no database: safe to run before the write lock)."""
     now = int(time.time()) if now is None else now
     if not records:
         raise InvalidInput("a submission holds at least one record", field="records")
@@ -55,27 +72,58 @@ def accept_submission(session: Session, *, partner: Partner, records: Sequence[o
     digest = records_hash([known.get(i) or record_hash(raw, i) for i, raw in enumerate(records)])
     signer = submission_signer(signature, chain_id=chain_id, partner=partner.code, digest=digest,
                                count=len(records))
+    _check_signer(partner, signer)
+    return CheckedSubmission(records, parsed, digest, signature, signer, now)
+
+
+def _check_signer(partner: Partner, signer: bytes) -> None:
     if signer != partner.signing_address:
         raise WrongSigner(f"signed by 0x{signer.hex()}, not the partner's registered address",
                           field="X-Signature")
+
+
+def record_submission(session: Session, checked: CheckedSubmission, *, partner: Partner,
+                      chain_id: int, operator_key: bytes, anchor_within: int) -> dict[str, Any]:
+    """Decide and write a checked submission in a write-locked session; the answer with
+    the operator's receipt."""
+    _check_signer(partner, checked.signer)  # the partner's key may have changed meanwhile
+    now = checked.now
     submission_id = "0x" + secrets.token_hex(32)
-    result = submit_records(session, partner=partner, records=records, now=now,
-                            submission_id=submission_id, parsed=parsed)
+    result = submit_records(session, partner=partner, records=checked.records, now=now,
+                            submission_id=submission_id, parsed=checked.parsed)
     accepted = result.accepted_hashes()
     receipt = sign_receipt(operator_key, chain_id=chain_id,
                            submission_id=bytes.fromhex(submission_id[2:]), partner=partner.code,
                            accepted_hash=records_hash(accepted), accepted=len(accepted),
                            anchor_by=now + anchor_within)
-    session.add(Submission(id=submission_id, partner_id=partner.id, records_hash=digest,
-                           record_count=len(records), signature=signature,
-                           accepted=result.count("accepted"), duplicate=result.count("duplicate"),
-                           rejected=result.count("rejected"), grams=result.grams,
-                           receipt=json.dumps(receipt), received_at=now))
-    outcomes = []
-    for o in result.outcomes:
-        item = {k: v for k, v in asdict(o).items() if v is not None and k != "record_hash"}
-        outcomes.append(item)
-    return {"submissionId": submission_id, "recordsHash": "0x" + digest.hex(),
-            "accepted": result.count("accepted"), "duplicate": result.count("duplicate"),
-            "rejected": result.count("rejected"), "reductionGrams": result.grams,
-            "records": outcomes, "receipt": receipt}
+    counts = {status: result.count(status) for status in ("accepted", "duplicate", "rejected")}
+    session.add(Submission(id=submission_id, partner_id=partner.id, records_hash=checked.digest,
+                           record_count=len(checked.records), signature=checked.signature,
+                           grams=result.grams, receipt=json.dumps(receipt), received_at=now,
+                           **counts))
+    return {"submissionId": submission_id, "recordsHash": "0x" + checked.digest.hex(),
+            **counts, "reductionGrams": result.grams,
+            "records": [outcome_json(o) for o in result.outcomes], "receipt": receipt}
+
+
+def outcome_json(o: RecordOutcome) -> dict[str, Any]:
+    """A record's outcome as the answer shows it: fields that are set, no record hash."""
+    item: dict[str, Any] = {"index": o.index}
+    for name, value in (("record_id", o.record_id), ("status", o.status), ("field", o.field),
+                        ("reason", o.reason), ("entry_id", o.entry_id)):
+        if value is not None:
+            item[name] = value
+    item.update(reduction_grams=o.reduction_grams, points=o.points, capped=o.capped)
+    if o.duplicate_of is not None:
+        item["duplicate_of"] = o.duplicate_of
+    return item
+
+
+def accept_submission(session: Session, *, partner: Partner, records: Sequence[object],
+                      signature: str | None, chain_id: int, operator_key: bytes,
+                      anchor_within: int, now: int | None = None) -> dict[str, Any]:
+    """Verify, decide and record one submission; return the answer with its receipt."""
+    checked = check_submission(partner=partner, records=records, signature=signature,
+                               chain_id=chain_id, now=now)
+    return record_submission(session, checked, partner=partner, chain_id=chain_id,
+                             operator_key=operator_key, anchor_within=anchor_within)

@@ -20,7 +20,7 @@ from ledger.models import Partner, Reward
 from ledger.proofs import entry_proof, verify_bundle, write_oz_dump
 from ledger.redemption import redeem
 from ledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SUBMISSION_TYPES
-from ledger.submissions import accept_submission
+from ledger.submissions import CheckedSubmission, check_submission, record_submission
 
 router = APIRouter(prefix="/v1")
 
@@ -84,13 +84,18 @@ def methodology(version: int) -> Any:
 
 # -- partners ---------------------------------------------------------------------------
 
-async def _records_from_body(request: Request, limit: int) -> list[object]:
-    body = b""
+async def _body(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+        size += len(chunk)
+        if size > limit:
             raise InvalidInput(f"the body is over {limit} bytes", field="body")
-    kind = request.headers.get("content-type", "").split(";")[0].strip()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _records_from_body(body: bytes, content_type: str) -> list[object]:
+    kind = content_type.split(";")[0].strip()
     try:
         if kind == NDJSON:
             return [json.loads(line) for line in body.splitlines() if line.strip()]
@@ -107,22 +112,34 @@ _SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
     NDJSON: {"schema": {"type": "string"}}}}}
 
 
-@router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY)
+@router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY,
+             response_model=dict[str, Any])
 async def submit(request: Request, state: StateDep, who: PartnerDep,
-                 x_signature: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+                 x_signature: Annotated[str | None, Header()] = None) -> Response:
     """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
-    records = await _records_from_body(request, state.container.settings.max_body_bytes)
     settings = state.container.settings
+    body = await _body(request, settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "")
 
-    def decide() -> dict[str, Any]:  # blocking work: off the event loop
-        with state.container.db.session(write_lock=True) as s:
+    # Blocking work, off the event loop. Parsing and the signature need no lock, so
+    # workers do them in parallel; deciding and writing hold the write lock.
+    def check() -> CheckedSubmission:
+        records = _records_from_body(body, content_type)
+        with state.container.db.session() as s:
             partner = s.get_one(Partner, who.partner_id)
-            return accept_submission(s, partner=partner, records=records, signature=x_signature,
-                                     chain_id=state.chain_id,
-                                     operator_key=bytes(state.container.signer.key),
-                                     anchor_within=int(2 * settings.seal_interval + 600))
+        return check_submission(partner=partner, records=records, signature=x_signature,
+                                chain_id=state.chain_id)
 
-    return await run_in_threadpool(decide)
+    def decide(checked: CheckedSubmission) -> bytes:
+        with state.container.db.session(write_lock=True) as s:
+            answer = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
+                                       chain_id=state.chain_id,
+                                       operator_key=bytes(state.container.signer.key),
+                                       anchor_within=int(2 * settings.seal_interval + 600))
+        return orjson.dumps(answer)
+
+    checked = await run_in_threadpool(check)
+    return Response(await run_in_threadpool(decide, checked), media_type=JSON)
 
 
 @router.get("/submissions", tags=["partners"])
