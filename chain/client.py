@@ -51,10 +51,12 @@ class Deployment:
 class EvmAnchor:
     """Anchors batch roots to ``CarbonLedgerAnchor`` at ``address`` and reads them back."""
 
-    def __init__(self, w3: Web3, kind: ChainKind, address: str, signer: LocalAccount | None) -> None:
+    def __init__(self, w3: Web3, kind: ChainKind, address: str, signer: LocalAccount | None,
+                 *, max_fee_per_gas: int | None = None) -> None:
         self.w3 = w3
         self.kind = kind
         self._signer = signer
+        self.max_fee_per_gas = max_fee_per_gas  # the ceiling this operator pays, wei per gas
         self._contract = w3.eth.contract(address=Web3.to_checksum_address(address),
                                          abi=load_artifact()["abi"])
         self._chain_id = _call(lambda: w3.eth.chain_id, "chain id")
@@ -63,6 +65,10 @@ class EvmAnchor:
         """The same contract seen read-only, as an outside verifier sees it: no key, and no
         dev-chain favours (it never mines to reach confirmations)."""
         return EvmAnchor(self.w3, ChainKind.RPC, self.contract_address, signer=None)
+
+    def with_fee_ceiling(self, max_fee_per_gas: int | None) -> EvmAnchor:
+        self.max_fee_per_gas = max_fee_per_gas
+        return self
 
     # -- ChainReader ---------------------------------------------------------------
 
@@ -89,14 +95,25 @@ class EvmAnchor:
         return AnchoredBatch(batch_id, bytes(root), int(leaf_count), bytes(content_hash), int(block))
 
     def receipt(self, tx_hash: bytes) -> TxReceipt | None:
-        try:
-            r = self.w3.eth.get_transaction_receipt(_hex(tx_hash))  # type: ignore[arg-type]
-        except TransactionNotFound:
+        def read() -> Any:
+            try:
+                return self.w3.eth.get_transaction_receipt(_hex(tx_hash))  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+        r = _call(read, f"receipt {_hex(tx_hash)}")
+        if r is None:
             return None
-        except (Web3Exception, OSError) as exc:
-            raise ChainError(f"reading receipt {_hex(tx_hash)}: {exc}", field="txHash") from exc
         return TxReceipt(bytes(r["transactionHash"]), int(r["blockNumber"]), r["status"] == 1,
-                         int(r["gasUsed"]), r.get("to"))
+                         int(r["gasUsed"]), r.get("to"), bytes(r["blockHash"]))
+
+    def is_canonical(self, receipt: TxReceipt) -> bool:
+        """The receipt's transaction is still where the receipt says (a reorg drops it or
+        moves it: then the block at that height has another hash, or no receipt is left)."""
+        current = self.receipt(receipt.tx_hash)
+        if current is None or current.block_hash != receipt.block_hash:
+            return False
+        block = _call(lambda: self.w3.eth.get_block(receipt.block_number), "block")
+        return block is not None and bytes(block["hash"]) == receipt.block_hash
 
     def anchor_events(self, tx_hash: bytes) -> list[AnchorEvent]:
         r = _call(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
@@ -110,9 +127,11 @@ class EvmAnchor:
                                       int(ev["args"]["leafCount"]), bytes(ev["args"]["contentHash"])))
         return events
 
+    def head_block(self) -> int:
+        return int(_call(lambda: self.w3.eth.block_number, "block number"))
+
     def confirmations(self, block_number: int) -> int:
-        head = _call(lambda: self.w3.eth.block_number, "block number")
-        return max(0, int(head) - block_number + 1)
+        return max(0, self.head_block() - block_number + 1)
 
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool:
         return bool(_call(lambda: self._contract.functions.verify(batch_id, leaf, proof).call(),
@@ -121,7 +140,8 @@ class EvmAnchor:
     # -- Anchor --------------------------------------------------------------------
 
     def prepare_anchor(self, *, batch_id: int, root: bytes, leaf_count: int,
-                       content_hash: bytes) -> PreparedAnchor:
+                       content_hash: bytes, replacing: PreparedAnchor | None = None
+                       ) -> PreparedAnchor:
         signer = self._require_signer()
         call = self._contract.functions.anchor(batch_id, root, leaf_count, content_hash)
         try:  # simulate first: a contract rejection comes back as its named custom error
@@ -134,20 +154,33 @@ class EvmAnchor:
             raise ChainError(f"anchor of batch {batch_id} rejected: "
                              f"{decode_custom_error(self._contract.abi, data)}",
                              field="batchId") from exc
-        nonce = _call(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"), "nonce")
+        if replacing is not None:  # same nonce, so at most one of the two can be mined
+            nonce = replacing.nonce
+            max_fee, tip = self._fees(floor=(replacing.max_fee * 9 // 8 + 1,
+                                             replacing.tip * 9 // 8 + 1))
+        else:
+            # The nonce the chain expects next, counting our own pending transactions: a
+            # restarted sealer continues after what it sent; the lease keeps it the only one.
+            nonce = _call(lambda: self.w3.eth.get_transaction_count(signer.address, "pending"),
+                          "nonce")
+            max_fee, tip = self._fees()
         params: Any = {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS,
-                       "chainId": self._chain_id, **self._fees()}
+                       "chainId": self._chain_id, "maxFeePerGas": max_fee,
+                       "maxPriorityFeePerGas": tip}
         tx: Any = call.build_transaction(params)
         signed = signer.sign_transaction(tx)
-        return PreparedAnchor(bytes(signed.hash), bytes(signed.raw_transaction), nonce)
+        return PreparedAnchor(bytes(signed.hash), bytes(signed.raw_transaction), nonce,
+                              max_fee, tip)
 
     def broadcast(self, raw: bytes) -> None:
+        """Send a signed transaction; sending the same bytes again is harmless, so
+        transport failures are retried."""
         try:
-            self.w3.eth.send_raw_transaction(raw)
-        except (Web3Exception, OSError, ValueError) as exc:
-            message = str(exc)
-            if "already known" in message:
-                return  # the same transaction is in the pool or mined: nothing lost
+            _call(lambda: self.w3.eth.send_raw_transaction(raw), "broadcast")
+        except ChainError as exc:
+            message = str(exc).lower()
+            if any(s in message for s in ("already known", "nonce too low", "already imported")):
+                return  # in the pool, or its nonce already mined: the receipt search decides
             raise ChainError(f"broadcasting anchor: {exc}", field="anchor") from exc
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
@@ -164,11 +197,13 @@ class EvmAnchor:
         return None
 
     def is_pending(self, tx_hash: bytes) -> bool:
-        try:
-            tx = self.w3.eth.get_transaction(_hex(tx_hash))  # type: ignore[arg-type]
-        except TransactionNotFound:
-            return False
-        return tx.get("blockNumber") is None
+        def read() -> Any:
+            try:
+                return self.w3.eth.get_transaction(_hex(tx_hash))  # type: ignore[arg-type]
+            except TransactionNotFound:
+                return None
+        tx = _call(read, "transaction")
+        return tx is not None and tx.get("blockNumber") is None
 
     def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt:
         deadline = time.monotonic() + timeout
@@ -211,11 +246,22 @@ class EvmAnchor:
             raise ChainError("no anchoring key configured", field="anchor_key")
         return self._signer
 
-    def _fees(self) -> dict[str, int]:
+    def _fees(self, floor: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+        """EIP-1559 (maxFeePerGas, maxPriorityFeePerGas): room for the base fee to double,
+        plus the node's suggested tip; never below ``floor``, never above the ceiling."""
         block = _call(lambda: self.w3.eth.get_block("latest"), "latest block")
         base = int(block.get("baseFeePerGas") or 0)
-        tip = _call(lambda: self.w3.eth.max_priority_fee, "priority fee")
-        return {"maxFeePerGas": 2 * base + int(tip), "maxPriorityFeePerGas": int(tip)}
+        tip = max(int(_call(lambda: self.w3.eth.max_priority_fee, "priority fee")), floor[1])
+        max_fee = max(2 * base + tip, floor[0])
+        ceiling = self.max_fee_per_gas
+        if ceiling is not None and max_fee > ceiling:
+            if base + tip > ceiling:
+                raise ChainError(f"the base fee is {base / 1e9:.3f} gwei: this anchor would need "
+                                 f"{(base + tip) / 1e9:.3f} gwei per gas, above the ceiling of "
+                                 f"{ceiling / 1e9:.3f} (CARBON_LEDGER_MAX_FEE_GWEI); "
+                                 "it waits for fees to fall", field="max_fee_per_gas")
+            max_fee, tip = ceiling, min(tip, ceiling - base)
+        return max_fee, tip
 
 
 _REVERT_BYTES = re.compile(r"execution reverted: (b(['\"]).*\2)$", re.DOTALL)
@@ -273,11 +319,26 @@ def new_signer(private_key: str | bytes | None = None) -> LocalAccount:
     return Account.from_key(private_key) if private_key else Account.create()
 
 
-def _call(fn: Any, what: str) -> Any:
-    """Run one chain read, wrapping web3's and the transport's errors in ChainError."""
-    try:
-        return fn()
-    except ContractCustomError as exc:
-        raise ChainError(f"{what}: reverted ({exc.data})", field=what) from exc
-    except (Web3Exception, OSError, ValueError) as exc:
-        raise ChainError(f"{what}: {exc}", field=what) from exc
+RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)  # seconds between attempts: ~7.7 s in all
+
+
+def _call(fn: Any, what: str, delays: tuple[float, ...] | None = None) -> Any:
+    """Run one chain call, wrapping web3's and the transport's errors in ChainError.
+
+    Transport failures (connection refused or reset, a timeout, a 5xx from the node: all
+    ``OSError``s from requests) are retried with backoff; a node's answer that is an error
+    (a revert, a rejected transaction) is not, since asking again gives the same answer.
+    Every call here is a read or an idempotent send of signed bytes, so a retry never
+    does anything twice."""
+    for delay in (*(RETRY_DELAYS if delays is None else delays), None):
+        try:
+            return fn()
+        except ContractCustomError as exc:
+            raise ChainError(f"{what}: reverted ({exc.data})", field=what) from exc
+        except OSError as exc:
+            if delay is None:
+                raise ChainError(f"{what}: the node is unreachable ({exc})", field=what) from exc
+            time.sleep(delay)
+        except (Web3Exception, ValueError) as exc:
+            raise ChainError(f"{what}: {exc}", field=what) from exc
+    raise AssertionError("unreachable")

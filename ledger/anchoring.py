@@ -24,11 +24,14 @@ class AnchoredBatch:
 
 @dataclass(frozen=True)
 class PreparedAnchor:
-    """A signed anchoring transaction not yet broadcast."""
+    """A signed anchoring transaction not yet broadcast, and the EIP-1559 fees it offers
+    (a replacement for a stuck one must offer more)."""
 
     tx_hash: bytes
     raw: bytes
     nonce: int
+    max_fee: int = 0
+    tip: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TxReceipt:
     succeeded: bool
     gas_used: int
     to: str | None
+    block_hash: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class ChainReader(Protocol):
 
     def confirmations(self, block_number: int) -> int: ...
 
+    def head_block(self) -> int: ...
+
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool: ...
 
 
@@ -76,10 +82,22 @@ class Anchor(ChainReader, Protocol):
     """Read and write access, what the sealer needs."""
 
     def prepare_anchor(
-        self, *, batch_id: int, root: bytes, leaf_count: int, content_hash: bytes
-    ) -> PreparedAnchor: ...
+        self, *, batch_id: int, root: bytes, leaf_count: int, content_hash: bytes,
+        replacing: PreparedAnchor | None = None,
+    ) -> PreparedAnchor:
+        """Sign the anchoring transaction; ``replacing`` a stuck one keeps its nonce and
+        raises both fees by at least the 12.5% nodes require of a replacement."""
+        ...
+
+    def is_canonical(self, receipt: TxReceipt) -> bool:
+        """Whether the receipt's block is still on the canonical chain (no reorg)."""
+        ...
 
     def broadcast(self, raw: bytes) -> None: ...
+
+    def has_code(self) -> bool:
+        """Whether the contract is (still) deployed where the ledger anchors."""
+        ...
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
         """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``."""

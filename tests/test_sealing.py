@@ -110,7 +110,7 @@ def test_a_crash_at_any_step_is_completed_by_the_next_seal(db, anchor, credit, c
     elif crash_point == "before_broadcast":
         anchor.broadcast = crash  # type: ignore[method-assign]
     elif crash_point == "after_broadcast":
-        anchor.wait_for_receipt = crash  # type: ignore[method-assign]
+        crashing._wait_mined = crash  # type: ignore[method-assign]
     else:
         crashing._finish = crash  # type: ignore[method-assign]
     with pytest.raises(Crash):
