@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     seal_workers: int = Field(2, ge=1, le=64)
     receipt_timeout: float = Field(120.0, gt=0)
+    stuck_after: float = Field(60.0, gt=0, description="replace an anchor unmined this long (s)")
+    max_fee_gwei: float | None = Field(None, gt=0, description="ceiling on maxFeePerGas; none: "
+                                                              "no ceiling")
     seal_interval: float = Field(30.0, gt=0, description="serve: seal at least this often (s)")
     seal_pending: int = Field(10_000, ge=1, description="serve: seal once this many are pending")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)

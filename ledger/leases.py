@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger.db import Database
 from ledger.models import Lease
 
 
+def holder_is_dead(holder: str) -> bool:
+    """A holder named ``host:pid:...`` on this host whose process is gone (killed, say):
+    its lease need not be waited out."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def acquire_lease(db: Database, name: str, holder: str, *, seconds: float) -> bool:
-    """Take or renew ``name`` for ``seconds``; False if someone else holds it."""
+    """Take or renew ``name`` for ``seconds``; False if someone else holds it. A lease
+    held by a dead process on this host is taken over at once."""
     now = time.time()
     with db.session(write_lock=True) as s:
+        current = s.scalar(select(Lease.holder).where(Lease.name == name))
+        stale = [current] if current is not None and holder_is_dead(current) else []
         taken = s.execute(update(Lease)
                           .where(Lease.name == name,
-                                 or_(Lease.holder == holder, Lease.expires_at < now))
+                                 or_(Lease.holder == holder, Lease.expires_at < now,
+                                     Lease.holder.in_(stale)))
                           .values(holder=holder, expires_at=now + seconds))
         if taken.rowcount == 1:  # type: ignore[attr-defined]
             return True

@@ -73,6 +73,7 @@ class Sealer:
             done = [self.advance(b) for b in self._unfinished()]
             batch = self.seal_new_batch()
             if batch is not None:
+                fault_point("sealed")
                 done.append(self.advance(batch.id))
             return done
         finally:
@@ -153,6 +154,7 @@ class Sealer:
         built = build_tree_from_db(self.db.engine, last + 1, newest, workers=self.options.workers)
         if built is None:  # only gaps in seq: nothing to seal
             return None
+        fault_point("entries_chosen")
         with self.db.session(write_lock=True) as s:
             batch = Batch(id=batch_id, first_seq=last + 1, last_seq=newest,
                           leaf_count=built.leaf_count, root=built.root,
