@@ -16,7 +16,7 @@ from chain.keys import load_signer
 from chain.nodes import in_process_web3, managed_node_url, rpc_web3
 from ledger.db import Database, create_schema
 from ledger.errors import InvalidInput
-from ledger.sealing import Sealer, SealOptions
+from ledger.sealing import Sealer, SealOptions, pause_at
 
 
 class Container:
@@ -60,6 +60,8 @@ class Container:
 
     def sealer(self, anchor: EvmAnchor) -> Sealer:
         s = self.settings
-        return Sealer(self.db, anchor, SealOptions(confirmations=s.confirmations,
-                                                   workers=s.seal_workers,
-                                                   receipt_timeout=s.receipt_timeout))
+        return Sealer(self.db, anchor, SealOptions(
+            confirmations=s.confirmations, workers=s.seal_workers,
+            receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
+            replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
+            on_step=pause_at(s.fault_pause) if s.fault_pause else None))
