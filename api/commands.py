@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import sys
 import time
@@ -24,12 +25,13 @@ from api.cli import (
     container,
     db_app,
     emit_json,
+    err,
     out,
     table,
 )
 from ledger import accounts
 from ledger.entries import parse_entry_id
-from ledger.errors import InvalidInput, VerificationError
+from ledger.errors import AnchorMismatch, InvalidInput, VerificationError
 from ledger.ingest import submit_records
 from ledger.models import Batch, LedgerEntry
 from ledger.proofs import proof_bundle, verify_bundle, write_oz_dump
@@ -67,12 +69,44 @@ def node(data_dir: DataDir = None,
         anvil.stop()
 
 
+class _LogToStderr(logging.Handler):
+    """The sealer's warnings (retries, replacements, re-anchoring) as lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"{record.levelname.lower()}: {record.getMessage()}", highlight=False)
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("carbon_ledger")
+    if not any(isinstance(h, _LogToStderr) for h in logger.handlers):
+        logger.addHandler(_LogToStderr(logging.INFO))
+    logger.setLevel(logging.INFO)
+
+
 @app.command()
 def seal(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
-    """Seal every unbatched entry into the next batch and anchor its root."""
+    """Seal every unbatched entry into the next batch and anchor its root.
+
+    A node that does not answer is tried again, with backoff, for CARBON_LEDGER_SEAL_RETRY_FOR
+    seconds: what is done is in the database, so nothing is lost or sent twice."""
+    from chain.connect import retry_unavailable
+
     c = container(data_dir, chain, rpc)
-    with c.anchor() as anchor:
-        batches = c.sealer(anchor).seal()
+    _log_to_stderr()
+
+    def seal_once() -> tuple[list[Batch], list[int], list[int]]:
+        with c.anchor() as anchor:
+            sealer = c.sealer(anchor)
+            return sealer.seal(), sealer.reanchored, sealer.moved
+
+    batches, reanchored, moved = retry_unavailable(
+        seal_once, retry_for=c.settings.seal_retry_for, what="sealing")
+    if reanchored:
+        out.print(f"batches {reanchored[0]}..{reanchored[-1]} had gone missing on chain and "
+                  "were anchored again under the same ids")
+    if moved:
+        out.print(f"batches {', '.join(map(str, moved))}: a reorg mined their anchor again in "
+                  "another block; their proofs now name it")
     if not batches:
         out.print("nothing to seal")
     for b in batches:
@@ -333,29 +367,47 @@ def reward_set(code: str, title: str, cost: Annotated[int, typer.Option(help="po
 
 @chain_app.command("check")
 def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
-    """List every anchored batch whose on-chain root is missing or differs; exit 5 if any."""
-    from ledger.errors import AnchorMismatch
+    """List every anchored batch whose on-chain root is missing or differs (or whose
+    anchoring transaction is gone); exit 5 if there is any.
+
+    Reads only: no key is needed and nothing is deployed. `carbon-ledger seal` anchors
+    again a missing tail (a deep reorg, a node restored from an older state)."""
+    from chain.connect import open_reader
+    from chain.nodes import managed_node_url, rpc_web3
+    from ledger.anchor_audit import BatchProblem, chain_problems
 
     c = container(data_dir, chain, rpc)
+    if c.settings.chain == "tester":
+        raise InvalidInput("an in-process chain lives only as long as one command: there is "
+                           "nothing to check", field="chain")
     with c.db.session() as s:
-        batches = s.scalars(select(Batch).where(Batch.status == "anchored").order_by(Batch.id)).all()
-    with c.reader() as reader:
-        alive = reader.has_code()
-        bad = []
-        for b in batches:
-            on_chain = reader.anchored_batch(b.id) if alive else None
-            if on_chain is None:
-                bad.append([b.id, "missing on chain" + ("" if alive else
-                                                        f" (no contract at {reader.contract_address})")])
-            elif (on_chain.root, on_chain.leaf_count, on_chain.content_hash) != (
-                    b.root, b.leaf_count, b.content_hash):
-                bad.append([b.id, f"differs: chain root 0x{on_chain.root.hex()}, "
-                                  f"ledger 0x{b.root.hex()}"])
-    if bad:
-        out.print(table("batches not matching the chain", ["batch", "problem"], bad))
-        raise AnchorMismatch(f"{len(bad)} of {len(batches)} anchored batches do not match the "
-                             "chain", field="batches")
-    out.print(f"all {len(batches)} anchored batches match the chain")
+        batches = s.scalars(select(Batch).order_by(Batch.id)).all()
+
+    def check(url: str) -> list[BatchProblem]:
+        reader = open_reader(rpc_web3(url), c.db)
+        if reader is None:
+            return chain_problems(None, batches,
+                                  why_missing="this ledger never deployed to the node's chain")
+        if not reader.has_code():
+            return chain_problems(None, batches, why_missing=f"the contract "
+                                  f"{reader.contract_address} has no code: the node lost its state")
+        return chain_problems(reader, batches)
+
+    if c.settings.rpc_url:
+        problems = check(c.settings.rpc_url)
+    else:
+        with managed_node_url(c.settings.data_dir) as url:
+            problems = check(url)
+    anchored = sum(1 for b in batches if b.status == "anchored")
+    waiting = len(batches) - anchored
+    note = f" ({waiting} more not anchored yet)" if waiting else ""
+    if problems:
+        out.print(table("batches not matching the chain", ["batch", "problem"],
+                        [[p.batch_id, p.problem] for p in problems]))
+        raise AnchorMismatch(f"{len(problems)} problem(s) with the {anchored} anchored batches"
+                             f"{note}: the chain does not hold them as the ledger says",
+                             field="batches")
+    out.print(f"all {anchored} anchored batches match the chain{note}")
 
 
 @db_app.command("upgrade")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -24,9 +25,16 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     seal_workers: int = Field(2, ge=1, le=64)
     receipt_timeout: float = Field(120.0, gt=0)
-    stuck_after: float = Field(60.0, gt=0, description="replace an anchor unmined this long (s)")
-    max_fee_gwei: float | None = Field(None, gt=0, description="ceiling on maxFeePerGas; none: "
-                                                              "no ceiling")
+    max_fee_gwei: Decimal = Field(Decimal(200), gt=0, description="the most an anchor pays per "
+                                  "gas (EIP-1559 max fee); a dearer network is refused")
+    replace_after: float = Field(60.0, gt=0, description="replace an anchor not mined after this "
+                                 "many seconds: same nonce, fees up by at least 12.5%")
+    replace_after_blocks: int = Field(0, ge=0, description="... or after this many new blocks "
+                                      "(0: seconds only)")
+    seal_retry_for: float = Field(300.0, ge=0, description="seal: keep retrying a node that does "
+                                  "not answer for this long (s)")
+    fault_pause: str | None = Field(None, description="fault tests only: the sealer stops at "
+                                    "this step (ledger.sealing.STEPS) until it is killed")
     seal_interval: float = Field(30.0, gt=0, description="serve: seal at least this often (s)")
     seal_pending: int = Field(10_000, ge=1, description="serve: seal once this many are pending")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)

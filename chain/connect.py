@@ -1,4 +1,4 @@
-"""Connect the ledger to its chain: pick the provider, fund a dev key, deploy once.
+"""Connect the ledger to its chain: fund a dev key, deploy once, wait out an outage.
 
 The contract's address is remembered per chain id in the ledger's database, so each
 data dir deploys once. A remembered contract whose code is gone (a node restarted
@@ -7,24 +7,34 @@ without its state) is reported loudly, never silently redeployed.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import Wei
 
-from chain.client import ChainKind, EvmAnchor, deploy_contract
+from chain.client import ChainKind, EvmAnchor, call_chain, deploy_contract
+from ledger.anchoring import ChainUnavailable
 from ledger.db import Database
-from ledger.errors import AnchorMismatch, ChainError
+from ledger.errors import ChainError
 from ledger.models import ChainDeployment
+
+T = TypeVar("T")
+log = logging.getLogger("carbon_ledger.chain")
 
 DEV_FUNDING_WEI = 10**21
 
 
 def fund_dev_account(w3: Web3, kind: ChainKind, address: str) -> None:
     """Give the anchoring key ether on a dev chain (never on a real one)."""
-    if w3.eth.get_balance(address) >= DEV_FUNDING_WEI // 10:  # type: ignore[arg-type]
+    if call_chain(lambda: w3.eth.get_balance(address), "balance") >= DEV_FUNDING_WEI // 10:  # type: ignore[arg-type]
         return
     if kind is ChainKind.ANVIL:
-        w3.provider.make_request("anvil_setBalance", [address, hex(DEV_FUNDING_WEI)])  # type: ignore[arg-type]
+        call_chain(lambda: w3.provider.make_request("anvil_setBalance",  # type: ignore[arg-type]
+                                               [address, hex(DEV_FUNDING_WEI)]), "balance")
     elif kind is ChainKind.TESTER:
         rich = w3.eth.accounts[0]
         tx = w3.eth.send_transaction({"from": rich, "to": address,
@@ -36,23 +46,44 @@ def fund_dev_account(w3: Web3, kind: ChainKind, address: str) -> None:
 
 def connect_anchor(w3: Web3, kind: ChainKind, signer: LocalAccount, db: Database) -> EvmAnchor:
     """The anchoring client for this ledger on ``w3``, deploying the contract if needed."""
-    try:
-        chain_id = int(w3.eth.chain_id)
-    except Exception as exc:  # noqa: BLE001 - any transport failure means unreachable
-        raise ChainError(f"cannot reach the chain: {exc}", field="chain") from exc
+    chain_id = int(call_chain(lambda: w3.eth.chain_id, "chain id"))
     if kind.is_dev:
         fund_dev_account(w3, kind, signer.address)
     with db.session() as s:
         known = s.get(ChainDeployment, chain_id)
     if known is not None and kind is not ChainKind.TESTER:
         anchor = EvmAnchor(w3, kind, known.address, signer)
-        if not anchor.has_code():
-            raise AnchorMismatch(
-                f"the anchor contract {known.address} has no code on chain {chain_id}: the node "
-                "lost its state (run `carbon-ledger chain check`)", field="contract")
+        anchor.check_contract()
         return anchor
     deployment = deploy_contract(w3, signer)
     with db.session(write_lock=True) as s:
         s.merge(ChainDeployment(chain_id=chain_id, address=deployment.address,
                                 tx_hash=deployment.tx_hash, block_number=deployment.block_number))
     return EvmAnchor(w3, kind, deployment.address, signer)
+
+
+def open_reader(w3: Web3, db: Database) -> EvmAnchor | None:
+    """This ledger's contract on ``w3``'s chain, read-only (no key, never deploys), or
+    None if the ledger never deployed there."""
+    chain_id = int(call_chain(lambda: w3.eth.chain_id, "chain id"))
+    with db.session() as s:
+        known = s.get(ChainDeployment, chain_id)
+    return None if known is None else EvmAnchor(w3, ChainKind.RPC, known.address, signer=None)
+
+
+def retry_unavailable(action: Callable[[], T], *, retry_for: float, what: str,
+                      first_wait: float = 1.0, longest_wait: float = 15.0) -> T:
+    """Run ``action``; while the node does not answer, log and try again with backoff
+    for up to ``retry_for`` seconds. Safe for work that resumes from the database."""
+    deadline = time.monotonic() + retry_for
+    wait = first_wait
+    while True:
+        try:
+            return action()
+        except ChainUnavailable as exc:
+            if time.monotonic() + wait > deadline:
+                raise ChainUnavailable(f"{exc.message} (gave up after {retry_for:.0f}s)",
+                                       field=exc.field) from exc
+            log.warning("%s: %s; trying again in %.0fs", what, exc.message, wait)
+            time.sleep(wait)
+            wait = min(longest_wait, wait * 2)

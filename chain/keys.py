@@ -27,9 +27,9 @@ def load_signer(*, private_key: str | None, keystore: Path | None, password: str
     if private_key:
         try:
             return Account.from_key(private_key)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError):  # the cause may quote the key: leave it out
             raise ChainError("the anchoring key is not a 32-byte hex private key",
-                             field="anchor_key") from exc
+                             field="anchor_key") from None
     if keystore is not None:
         return _decrypt(keystore, password)
     if not allow_dev_key:

@@ -2,13 +2,36 @@
 
 Sending is split in two (``prepare_anchor`` then ``broadcast``) so the sealer can
 record a transaction's hash before it leaves the machine: after a crash the next seal
-knows what may be in flight and never anchors a batch twice.
+knows what may be in flight and never anchors a batch twice. A prepared transaction
+can be prepared again for the same nonce with higher fees (a replacement), so only one
+of them can ever be mined.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+from ledger.errors import ChainError
+
+
+class ChainUnavailable(ChainError):
+    """The node did not answer (refused, timed out, 5xx): worth trying again later."""
+
+    code = "chain-unavailable"
+
+
+class FeeAboveCeiling(ChainError):
+    """The network asks for more per gas than the operator allows (``max_fee_gwei``)."""
+
+    code = "fee-above-ceiling"
+
+
+class FeeTooLow(ChainError):
+    """The node refuses a transaction whose max fee is now below the base fee: only a
+    replacement (same nonce, re-priced) can go."""
+
+    code = "fee-too-low"
 
 
 @dataclass(frozen=True)
@@ -24,14 +47,13 @@ class AnchoredBatch:
 
 @dataclass(frozen=True)
 class PreparedAnchor:
-    """A signed anchoring transaction not yet broadcast, and the EIP-1559 fees it offers
-    (a replacement for a stuck one must offer more)."""
+    """A signed anchoring transaction not yet broadcast."""
 
     tx_hash: bytes
     raw: bytes
     nonce: int
     max_fee: int = 0
-    tip: int = 0
+    priority_fee: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,14 @@ class AnchorEvent:
     content_hash: bytes
 
 
+@dataclass(frozen=True)
+class AccountNonces:
+    """The anchoring key's transaction counts: mined (``latest``) and with the pool's."""
+
+    mined: int
+    pending: int
+
+
 class ChainReader(Protocol):
     """Read access, all a verifier needs."""
 
@@ -73,39 +103,49 @@ class ChainReader(Protocol):
 
     def confirmations(self, block_number: int) -> int: ...
 
-    def head_block(self) -> int: ...
-
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool: ...
 
 
 class Anchor(ChainReader, Protocol):
     """Read and write access, what the sealer needs."""
 
+    def check_contract(self) -> None:
+        """Raise :class:`~ledger.errors.AnchorMismatch` if the contract has no code (a
+        node that came back without its state)."""
+        ...
+
     def prepare_anchor(
         self, *, batch_id: int, root: bytes, leaf_count: int, content_hash: bytes,
-        replacing: PreparedAnchor | None = None,
+        nonce: int | None = None, replacing: bytes | None = None,
+        max_fee_ceiling: int | None = None,
     ) -> PreparedAnchor:
-        """Sign the anchoring transaction; ``replacing`` a stuck one keeps its nonce and
-        raises both fees by at least the 12.5% nodes require of a replacement."""
+        """Simulate, price (EIP-1559) and sign. ``nonce`` defaults to the key's pending
+        count; ``replacing`` (a raw transaction of the same nonce) bumps both fees by at
+        least 12.5%. Raises :class:`FeeAboveCeiling` rather than sign above the ceiling."""
         ...
 
-    def is_canonical(self, receipt: TxReceipt) -> bool:
-        """Whether the receipt's block is still on the canonical chain (no reorg)."""
-        ...
-
-    def broadcast(self, raw: bytes) -> None: ...
-
-    def has_code(self) -> bool:
-        """Whether the contract is (still) deployed where the ledger anchors."""
+    def broadcast(self, raw: bytes) -> None:
+        """Send; a transaction the node already has, or whose nonce is already used, is
+        not an error (whether it counts is for the receipt to say). Raises
+        :class:`FeeTooLow` when the base fee has risen above the transaction's max fee."""
         ...
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
         """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``."""
         ...
 
-    def is_pending(self, tx_hash: bytes) -> bool: ...
+    def is_known(self, tx_hash: bytes) -> bool:
+        """Whether the node has the transaction (in its pool or mined)."""
+        ...
 
-    def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt: ...
+    def nonces(self) -> AccountNonces: ...
 
-    def wait_for_confirmations(self, block_number: int, *, confirmations: int,
-                               timeout: float) -> int: ...
+    def head(self) -> int: ...
+
+    def block_hash(self, block_number: int) -> bytes | None:
+        """The canonical block's hash at ``block_number`` (None beyond the head)."""
+        ...
+
+    def mine_if_dev(self, blocks: int) -> bool:
+        """Mine ``blocks`` on a dev chain to reach confirmations at once; False elsewhere."""
+        ...

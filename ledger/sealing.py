@@ -5,6 +5,17 @@ the next begins, so a crash anywhere leaves a state the next :meth:`Sealer.seal`
 completes: a batch already anchored on chain is recognised, not anchored twice; a batch
 id is never skipped, because a new batch is sealed only once every earlier one is
 anchored.
+
+While a batch is ``submitted`` its signed transaction (hash, raw bytes, nonce) is in its
+row, written before the transaction leaves the machine. A restart sends those same
+bytes again; a transaction not mined after ``replace_after`` is replaced by one of the
+same nonce with higher fees (recorded first too), so at most one of them can be mined,
+and whichever is mined counts. A batch becomes ``anchored`` only once its receipt has
+the configured confirmations and its block is still the canonical one at that height;
+a reorg that drops it sends the batch again, same id, same contents. At each start the
+sealer also looks at the tail of what it already called anchored: batches a deeper
+reorg (or a node restored from an old state) took off the chain are reported and sent
+again.
 """
 
 from __future__ import annotations
@@ -14,45 +25,56 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-import rlp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from ledger.anchoring import Anchor, AnchoredBatch, PreparedAnchor, TxReceipt
+from ledger.anchor_audit import differs_from_chain
+from ledger.anchoring import Anchor, FeeTooLow, PreparedAnchor, TxReceipt
 from ledger.batch_builder import build_tree_from_db
 from ledger.db import Database
-from ledger.errors import AnchorMismatch, ChainError, Conflict
+from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput
 from ledger.leases import acquire_lease, release_lease
-from ledger.models import Batch, BatchTree, LedgerEntry
+from ledger.models import Batch, BatchTree, Lease, LedgerEntry
+from ledger.reanchoring import is_canonical, recheck_anchored
 
 SEALER_LEASE = "sealer"
 log = logging.getLogger("carbon_ledger.sealer")
+
+#: The steps a batch passes, in order, as :attr:`SealOptions.on_step` hears them; a
+#: replacement adds ``replacing`` (recorded, not yet sent) and ``replaced`` (sent).
+STEPS = ("sealed", "signed", "recorded", "broadcast", "mined", "confirmed")
 
 
 @dataclass(frozen=True)
 class SealOptions:
     confirmations: int = 1
     workers: int = 2
+    #: how long one seal waits for an anchor to be mined and confirmed before it gives
+    #: up (the batch stays recorded; the next seal takes it from there)
     receipt_timeout: float = 120.0
     lease_seconds: float = 600.0
-    stuck_after: float = 60.0  # a transaction unmined this long is replaced with higher fees
-    reanchor_attempts: int = 5  # reorgs survived while bringing one batch to final
+    #: the most the anchor may pay per gas (EIP-1559 max fee), in wei; None: no ceiling
+    max_fee_wei: int | None = None
+    #: a transaction not mined after this many seconds (or blocks, if > 0) is replaced
+    replace_after: float = 60.0
+    replace_after_blocks: int = 0
+    poll_interval: float = 1.0
+    #: called with (step, batch id) at each of :data:`STEPS`; for progress and fault tests
+    on_step: Callable[[str, int], None] | None = None
 
 
-FAULT_ENV = "CARBON_LEDGER_FAULT_PAUSE"
-MAX_REORG_DEPTH = 256  # an anchored batch missing from deeper than this is lost state, not a reorg
+@dataclass
+class _Flight:
+    """What this process knows of the batch's transaction in flight (not in the row)."""
 
-
-def fault_point(name: str) -> None:
-    """A named point where the fault tests stop the sealer: with ``CARBON_LEDGER_FAULT_PAUSE``
-    set to ``name`` the process says so on stderr and sleeps until it is killed. Unset (as
-    always outside the tests), it does nothing."""
-    if os.environ.get(FAULT_ENV) == name:
-        sys.stderr.write(f"fault point {name}\n")
-        sys.stderr.flush()
-        while True:
-            time.sleep(3600)
+    sent_at: float | None = None
+    sent_head: int = 0
+    deadline: float = 0.0
+    fresh_sends: int = 0
+    just_sent: bool = False
+    seen: TxReceipt | None = None
 
 
 class Sealer:
@@ -61,71 +83,28 @@ class Sealer:
         self.anchor = anchor
         self.options = options or SealOptions()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        #: batches the last :meth:`seal` found missing on chain and anchored again, and
+        #: those whose anchor a reorg moved to another block (their proofs changed)
+        self.reanchored: list[int] = []
+        self.moved: list[int] = []
+        self._renewed = 0.0
 
     def seal(self) -> list[Batch]:
-        """Finish any batch left half-way, then seal and anchor what is unbatched.
+        """Recheck the anchored tail, finish any batch left half-way, then seal and anchor
+        what is unbatched.
 
         Returns the batches anchored by this call (resumed ones included)."""
-        if not acquire_lease(self.db, SEALER_LEASE, self.holder, seconds=self.options.lease_seconds):
-            raise Conflict("another sealer is running", field="sealer")
+        self._take_lease()
         try:
-            self.reconcile()
+            self.reanchored = self.recheck_anchored()
             done = [self.advance(b) for b in self._unfinished()]
             batch = self.seal_new_batch()
             if batch is not None:
-                fault_point("sealed")
+                self._step("sealed", batch.id)
                 done.append(self.advance(batch.id))
             return done
         finally:
             release_lease(self.db, SEALER_LEASE, self.holder)
-
-    def reconcile(self, recent: int = 16) -> None:
-        """Check the chain still holds what the ledger calls anchored.
-
-        The newest ``recent`` anchored batches are compared with the contract. Batches
-        missing at the end of the chain (a reorg deeper than the confirmations dropped
-        them) go back to ``submitted`` and are anchored again, under the same ids with the
-        same contents. A missing contract, a root that differs, or a gap before batches the
-        chain still holds is not something a resend repairs: it is raised, loudly."""
-        if not self.anchor.has_code():
-            raise AnchorMismatch(f"no contract at {self.anchor.contract_address} on chain "
-                                 f"{self.anchor.chain_id}: did the node restart without its "
-                                 "state? `carbon-ledger chain check` lists what is missing",
-                                 field="contract")
-        latest = self.anchor.latest_batch_id()
-        with self.db.session() as s:
-            rows = s.scalars(select(Batch).where(Batch.status == "anchored")
-                             .order_by(Batch.id.desc()).limit(recent)).all()
-        lost = []
-        head = self.anchor.head_block()
-        for batch in rows:
-            if batch.contract_address not in (None, self.anchor.contract_address):
-                raise AnchorMismatch(f"batch {batch.id} was anchored to {batch.contract_address}, "
-                                     f"the ledger is connected to {self.anchor.contract_address}: "
-                                     "the chain lost its state", field="contract")
-            if batch.id > latest:
-                if (batch.block_number or 0) <= head - MAX_REORG_DEPTH:
-                    raise AnchorMismatch(f"batch {batch.id}, anchored in block {batch.block_number}"
-                                         f", is missing on chain (head {head}): deeper than any "
-                                         "reorg; has the node lost its state?", field="batchId")
-                lost.append(batch.id)
-                continue
-            self._check_on_chain(batch, self.anchor.anchored_batch(batch.id))
-        if lost:
-            with self.db.session(write_lock=True) as s:
-                for row in s.scalars(select(Batch).where(Batch.id.in_(lost))):
-                    row.status = "submitted"  # sent once; the chain no longer has it
-            log.warning("batches %s were anchored but the chain no longer has them (a reorg): "
-                        "anchoring them again", sorted(lost))
-
-    @staticmethod
-    def _check_on_chain(batch: Batch, on_chain: AnchoredBatch | None) -> None:
-        if on_chain is None:
-            raise AnchorMismatch(f"batch {batch.id} is missing on chain", field="batchId")
-        if (on_chain.root, on_chain.leaf_count, on_chain.content_hash) != (
-                batch.root, batch.leaf_count, batch.content_hash):
-            raise AnchorMismatch(f"batch {batch.id} on chain has root 0x{on_chain.root.hex()}, "
-                                 f"the ledger sealed 0x{batch.root.hex()}", field="root")
 
     def _unfinished(self) -> list[int]:
         with self.db.session() as s:
@@ -154,7 +133,6 @@ class Sealer:
         built = build_tree_from_db(self.db.engine, last + 1, newest, workers=self.options.workers)
         if built is None:  # only gaps in seq: nothing to seal
             return None
-        fault_point("entries_chosen")
         with self.db.session(write_lock=True) as s:
             batch = Batch(id=batch_id, first_seq=last + 1, last_seq=newest,
                           leaf_count=built.leaf_count, root=built.root,
@@ -165,130 +143,147 @@ class Sealer:
         return batch
 
     def advance(self, batch_id: int) -> Batch:
-        """Bring one batch to ``anchored``, from whatever state it was left in.
-
-        Anchored means final: the anchoring transaction has the configured confirmations
-        and its block is still canonical. A reorg that drops it before then is noticed and
-        the batch is sent again (same id, same contents)."""
-        with self.db.session() as s:
-            batch = s.get_one(Batch, batch_id)
+        """Bring one batch to ``anchored``, from whatever state it was left in."""
+        batch = self._load(batch_id)
         if batch.status == "anchored":
             return batch
-        if batch.chain_id is not None and batch.chain_id != self.anchor.chain_id:
-            raise ChainError(f"batch {batch_id} was sent to chain {batch.chain_id}, "
-                             f"connected to {self.anchor.chain_id}", field="chain")
-        for _attempt in range(self.options.reanchor_attempts):
-            on_chain = self.anchor.anchored_batch(batch_id)
-            if on_chain is not None:
-                self._check_on_chain(batch, on_chain)
-                receipt = self._anchoring_receipt(batch)
-            else:
-                receipt = self._send(batch)
-            fault_point("before_confirmations")
-            final = self._confirmed(receipt)
-            if final is not None:
-                return self._finish(batch, final)
-            log.warning("the transaction anchoring batch %s was dropped by a reorg; sending "
-                        "it again", batch_id)
-            with self.db.session() as s:
-                batch = s.get_one(Batch, batch_id)
-        raise ChainError(f"batch {batch_id} was dropped by {self.options.reanchor_attempts} "
-                         "reorgs in a row", field="chain")
+        self._check_same_contract(batch)
+        self.anchor.check_contract()
+        flight = _Flight(deadline=time.monotonic() + self.options.receipt_timeout)
+        while True:
+            self._renew_lease()
+            receipt = self._receipt_on_chain(batch)
+            if receipt is None:
+                batch = self._send(batch, flight)
+                if flight.just_sent:  # an automining node has its receipt already
+                    flight.just_sent = False
+                    continue
+            elif is_canonical(self.anchor, receipt):
+                seen = self.anchor.confirmations(receipt.block_number)
+                if seen >= self.options.confirmations:
+                    self._step("confirmed", batch.id)
+                    return self._finish(batch, receipt)
+                if flight.seen != receipt:
+                    flight.seen = receipt
+                    flight.deadline = time.monotonic() + self.options.receipt_timeout
+                    self._step("mined", batch.id)
+                if self.anchor.mine_if_dev(self.options.confirmations - seen):
+                    continue
+            if time.monotonic() > flight.deadline:
+                raise ChainError(f"batch {batch.id} is not anchored with "
+                                 f"{self.options.confirmations} confirmation(s) after "
+                                 f"{self.options.receipt_timeout:.0f}s; its transaction stays "
+                                 "recorded and the next seal goes on from there", field="txHash")
+            time.sleep(self.options.poll_interval)
 
-    def _confirmed(self, receipt: TxReceipt) -> TxReceipt | None:
-        """The receipt once it has enough confirmations, or None if a reorg dropped it."""
-        self.anchor.wait_for_confirmations(receipt.block_number,
-                                           confirmations=self.options.confirmations,
-                                           timeout=self.options.receipt_timeout)
-        if self.anchor.is_canonical(receipt):
-            return receipt
-        moved = self.anchor.receipt(receipt.tx_hash)  # re-mined in another block?
-        if moved is not None and moved.succeeded:
-            return self._confirmed(moved)
-        return None
-
-    def _anchoring_receipt(self, batch: Batch) -> TxReceipt:
-        """The receipt of the transaction that anchored ``batch`` (already on chain)."""
+    def _receipt_on_chain(self, batch: Batch) -> TxReceipt | None:
+        """The receipt of the transaction that anchored ``batch``, if the chain has it:
+        the recorded one, or any other (an earlier attempt, a replacement's predecessor)."""
+        on_chain = self.anchor.anchored_batch(batch.id)
+        if on_chain is None:
+            return None
+        problem = differs_from_chain(batch, on_chain)
+        if problem:
+            raise AnchorMismatch(f"batch {batch.id} on chain: {problem}", field="root")
         if batch.tx_hash is not None:
-            receipt = self.anchor.receipt(batch.tx_hash)
-            if receipt is not None and receipt.succeeded:
-                return receipt
+            recorded = self.anchor.receipt(batch.tx_hash)
+            if (recorded is not None and recorded.succeeded
+                    and recorded.block_number == on_chain.block_number):
+                return recorded
         found = self.anchor.find_anchor_receipt(batch.id)
         if found is None:
             raise AnchorMismatch(f"batch {batch.id} is on chain but its transaction was not found",
                                  field="txHash")
         return found
 
-    def _send(self, batch: Batch) -> TxReceipt:
-        """Send the anchoring transaction and wait for it to be mined, replacing it with
-        higher fees (same nonce) whenever it sits unmined for ``stuck_after`` seconds. Each
-        transaction is recorded before it is broadcast; whichever of them is mined counts."""
-        expected_latest = batch.id - 1
+    def _send(self, batch: Batch, flight: _Flight) -> Batch:
+        """Get a transaction for ``batch`` moving: the recorded one, a replacement, or a new
+        one when the recorded one's nonce went to another transaction."""
+        nonces = self.anchor.nonces()  # before latest_batch_id: a tx mined in between shows
         latest = self.anchor.latest_batch_id()
-        if latest != expected_latest:
+        if latest >= batch.id:
+            return batch  # it landed since we looked: the next look finds its receipt
+        if latest != batch.id - 1:
             raise AnchorMismatch(f"the chain's latest batch is {latest}, the ledger expects "
-                                 f"{expected_latest} before anchoring {batch.id}: has the node "
+                                 f"{batch.id - 1} before anchoring {batch.id}: has the node "
                                  "lost its state?", field="batchId")
-        if batch.tx_hash is not None and self.anchor.is_pending(batch.tx_hash):
-            receipt = self._wait_mined(batch, self.options.stuck_after)
-            if receipt is not None:
-                return receipt
-        deadline = time.monotonic() + self.options.receipt_timeout
-        previous: PreparedAnchor | None = None
-        if batch.tx_hash is not None and batch.raw_tx is not None and batch.nonce is not None \
-                and self.anchor.is_pending(batch.tx_hash):
-            previous = PreparedAnchor(batch.tx_hash, batch.raw_tx, batch.nonce,
-                                      *_fees_of(batch.raw_tx))
-        while True:
-            prepared = self.anchor.prepare_anchor(
-                batch_id=batch.id, root=batch.root, leaf_count=batch.leaf_count,
-                content_hash=batch.content_hash, replacing=previous)
-            with self.db.session(write_lock=True) as s:  # recorded before it leaves the machine
-                row = s.get_one(Batch, batch.id)
-                row.status, row.tx_hash, row.raw_tx, row.nonce = (
-                    "submitted", prepared.tx_hash, prepared.raw, prepared.nonce)
-                row.chain_id, row.contract_address = (self.anchor.chain_id,
-                                                      self.anchor.contract_address)
-                batch = row
-            fault_point("before_broadcast")
-            self.anchor.broadcast(prepared.raw)
-            fault_point("after_broadcast")
-            receipt = self._wait_mined(batch, min(self.options.stuck_after,
-                                                  max(0.0, deadline - time.monotonic())))
-            if receipt is not None:
-                return receipt
-            if time.monotonic() > deadline:
-                raise ChainError(f"the anchor of batch {batch.id} was not mined within "
-                                 f"{self.options.receipt_timeout:.0f}s", field="txHash")
-            if self.anchor.anchored_batch(batch.id) is None and not self.anchor.is_pending(
-                    prepared.tx_hash) and self.anchor.receipt(prepared.tx_hash) is None:
-                previous = None  # dropped from the pool: a fresh nonce and fees
-            else:
-                previous = prepared
-                log.warning("the anchor of batch %s is stuck in the pool; replacing it with "
-                            "higher fees (nonce %s)", batch.id, prepared.nonce)
+        if batch.raw_tx is None or batch.nonce is None or batch.tx_hash is None:
+            return self._send_new(batch, flight)
+        if not nonces.mined <= batch.nonce <= nonces.pending:
+            # Its nonce went to another transaction (ours reverted, or another sealer's), or
+            # lies beyond a gap (earlier transactions lost in a reorg): sign anew.
+            log.warning("batch %s: nonce %s of its recorded transaction is unusable "
+                        "(account nonces %s mined, %s pending); signing a new one",
+                        batch.id, batch.nonce, nonces.mined, nonces.pending)
+            return self._send_new(batch, flight)
+        if flight.sent_at is None or not self.anchor.is_known(batch.tx_hash):
+            try:
+                self._broadcast(batch, flight, "broadcast")  # after a restart, or dropped
+            except FeeTooLow:  # the base fee rose past it while it waited
+                return self._replace(batch, flight)
+        elif self._stuck(flight):
+            return self._replace(batch, flight)
+        return batch
 
-    def _wait_mined(self, batch: Batch, seconds: float) -> TxReceipt | None:
-        """The receipt of whichever transaction anchored ``batch``, if one is mined within
-        ``seconds``; a reverted anchor that did not anchor it is an error."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if batch.tx_hash is not None:
-                receipt = self.anchor.receipt(batch.tx_hash)
-                if receipt is not None:
-                    if receipt.succeeded:
-                        return receipt
-                    if self.anchor.anchored_batch(batch.id) is None:
-                        raise ChainError(f"the anchor transaction for batch {batch.id} reverted",
-                                         field="txHash")
-            if self.anchor.anchored_batch(batch.id) is not None:  # an earlier tx of ours
-                return self._anchoring_receipt(batch)
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.2)
+    def _send_new(self, batch: Batch, flight: _Flight) -> Batch:
+        """A new transaction at the key's next nonce, recorded before it is sent."""
+        flight.fresh_sends += 1
+        if flight.fresh_sends > 3:
+            raise ChainError(f"anchor transactions for batch {batch.id} keep failing to land; "
+                             "see the node's log", field="txHash")
+        prepared = self.anchor.prepare_anchor(batch_id=batch.id, root=batch.root,
+                                              leaf_count=batch.leaf_count,
+                                              content_hash=batch.content_hash,
+                                              max_fee_ceiling=self.options.max_fee_wei)
+        self._step("signed", batch.id)
+        batch = self._record(batch, prepared)
+        self._step("recorded", batch.id)
+        self._broadcast(batch, flight, "broadcast")
+        return batch
+
+    def _stuck(self, flight: _Flight) -> bool:
+        assert flight.sent_at is not None
+        if time.monotonic() - flight.sent_at >= self.options.replace_after:
+            return True
+        blocks = self.options.replace_after_blocks
+        return blocks > 0 and self.anchor.head() - flight.sent_head >= blocks
+
+    def _replace(self, batch: Batch, flight: _Flight) -> Batch:
+        """Same nonce, both fees up by at least 12.5%; recorded before it is sent."""
+        assert batch.raw_tx is not None
+        prepared = self.anchor.prepare_anchor(batch_id=batch.id, root=batch.root,
+                                              leaf_count=batch.leaf_count,
+                                              content_hash=batch.content_hash,
+                                              replacing=batch.raw_tx,
+                                              max_fee_ceiling=self.options.max_fee_wei)
+        log.warning("batch %s: anchor 0x%s not mined in time; replacing it with 0x%s "
+                    "(nonce %s, max fee %s wei, tip %s wei)", batch.id,
+                    (batch.tx_hash or b"").hex(), prepared.tx_hash.hex(), prepared.nonce,
+                    prepared.max_fee, prepared.priority_fee)
+        batch = self._record(batch, prepared)
+        self._step("replacing", batch.id)
+        self._broadcast(batch, flight, "replaced")
+        flight.deadline = time.monotonic() + self.options.receipt_timeout
+        return batch
+
+    def _record(self, batch: Batch, prepared: PreparedAnchor) -> Batch:
+        """Write the signed transaction to the batch's row before it leaves the machine."""
+        self._renew_lease(force=True)  # a sealer that lost its lease must not send
+        with self.db.session(write_lock=True) as s:
+            row = s.get_one(Batch, batch.id)
+            row.status, row.tx_hash, row.raw_tx, row.nonce = (
+                "submitted", prepared.tx_hash, prepared.raw, prepared.nonce)
+            row.chain_id, row.contract_address = self.anchor.chain_id, self.anchor.contract_address
+            return row
+
+    def _broadcast(self, batch: Batch, flight: _Flight, step: str) -> None:
+        assert batch.raw_tx is not None
+        self.anchor.broadcast(batch.raw_tx)
+        flight.sent_at, flight.sent_head = time.monotonic(), self.anchor.head()
+        flight.just_sent = True
+        self._step(step, batch.id)
 
     def _finish(self, batch: Batch, receipt: TxReceipt) -> Batch:
-        fault_point("before_anchored")
         with self.db.session(write_lock=True) as s:
             row = s.get_one(Batch, batch.id)
             row.status, row.tx_hash = "anchored", receipt.tx_hash
@@ -297,11 +292,92 @@ class Sealer:
             row.anchored_at = int(time.time())
             return row
 
+    def recheck_anchored(self) -> list[int]:
+        """The anchored tail held against the chain (see :mod:`ledger.reanchoring`): ids of
+        batches a reorg took away, now ``submitted`` again."""
+        found = recheck_anchored(self.db, self.anchor, confirmations=self.options.confirmations,
+                                 before_write=lambda: self._renew_lease(force=True))
+        self.moved = found.moved
+        return found.reopened
 
-def _fees_of(raw: bytes) -> tuple[int, int]:
-    """(maxFeePerGas, maxPriorityFeePerGas) of a signed EIP-1559 transaction:
-    ``0x02 || rlp([chainId, nonce, tip, maxFee, ...])``. Zero for any other kind."""
-    if not raw or raw[0] != 2:
-        return 0, 0
-    fields = rlp.decode(raw[1:])
-    return int.from_bytes(fields[3], "big"), int.from_bytes(fields[2], "big")
+    # -- helpers --------------------------------------------------------------------
+
+    def _load(self, batch_id: int) -> Batch:
+        with self.db.session() as s:
+            return s.get_one(Batch, batch_id)
+
+    def _check_same_contract(self, batch: Batch) -> None:
+        if batch.chain_id is not None and batch.chain_id != self.anchor.chain_id:
+            raise ChainError(f"batch {batch.id} was sent to chain {batch.chain_id}, "
+                             f"connected to {self.anchor.chain_id}", field="chain")
+        if (batch.contract_address is not None
+                and batch.contract_address.lower() != self.anchor.contract_address.lower()):
+            raise AnchorMismatch(f"batch {batch.id} was sent to contract {batch.contract_address}, "
+                                 f"connected to {self.anchor.contract_address}: has the node "
+                                 "lost its state?", field="contract")
+
+    def _step(self, step: str, batch_id: int) -> None:
+        if self.options.on_step is not None:
+            self.options.on_step(step, batch_id)
+
+    def _take_lease(self) -> None:
+        seconds = self.options.lease_seconds
+        if acquire_lease(self.db, SEALER_LEASE, self.holder, seconds=seconds):
+            self._renewed = time.monotonic()
+            return
+        with self.db.session() as s:
+            lease = s.get(Lease, SEALER_LEASE)
+        if lease is not None and _holder_is_gone(lease.holder):
+            log.warning("the sealer lease holder %s is no longer running; taking over",
+                        lease.holder)
+            with self.db.session(write_lock=True) as s:
+                s.execute(update(Lease).where(Lease.name == SEALER_LEASE,
+                                              Lease.holder == lease.holder)
+                          .values(expires_at=0))
+            if acquire_lease(self.db, SEALER_LEASE, self.holder, seconds=seconds):
+                self._renewed = time.monotonic()
+                return
+        raise Conflict("another sealer is running", field="sealer")
+
+    def _renew_lease(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._renewed < self.options.lease_seconds / 10:
+            return
+        if not acquire_lease(self.db, SEALER_LEASE, self.holder,
+                             seconds=self.options.lease_seconds):
+            raise Conflict("another sealer took over the lease; this one stops", field="sealer")
+        self._renewed = time.monotonic()
+
+
+def _holder_is_gone(holder: str) -> bool:
+    """A lease holder (``host:pid:object``) that was a process on this host, now dead:
+    its lease need not be waited out."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def pause_at(point: str) -> Callable[[str, int], None]:
+    """A step hook for fault tests (``CARBON_LEDGER_FAULT_PAUSE``): at ``point``, say so
+    on stderr and wait there to be killed."""
+
+    if point not in (*STEPS, "replacing", "replaced"):
+        raise InvalidInput(f"{point!r} is not one of the sealer's steps: {', '.join(STEPS)}, "
+                           "replacing, replaced", field="fault_pause")
+
+    def hook(step: str, batch_id: int) -> None:
+        if step != point:
+            return
+        print(f"fault-pause: {step} batch {batch_id} pid {os.getpid()}", file=sys.stderr,
+              flush=True)
+        time.sleep(600)
+        os._exit(70)  # nobody came: do not carry on as if nothing happened
+
+    return hook

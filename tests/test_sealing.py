@@ -17,7 +17,7 @@ from ledger.ingest import submit_records
 from ledger.leases import acquire_lease
 from ledger.models import Batch, Lease, LedgerEntry
 from ledger.proofs import proof_bundle, verify_bundle
-from ledger.sealing import SEALER_LEASE, Sealer, SealOptions
+from ledger.sealing import SEALER_LEASE, STEPS, Sealer, SealOptions
 from tests.conftest import a_record
 
 
@@ -95,34 +95,23 @@ def test_anchored_batch_records_tx_block_and_gas(db, sealer, anchor, credit) -> 
     assert anchor.confirmations(batch.block_number) >= 2
 
 
-@pytest.mark.parametrize("crash_point", [
-    "after_sealing", "before_broadcast", "after_broadcast", "before_finish"])
+@pytest.mark.parametrize("crash_point", STEPS)
 def test_a_crash_at_any_step_is_completed_by_the_next_seal(db, anchor, credit, crash_point) -> None:
     credit(4)
-    crashing = Sealer(db, anchor, SealOptions(confirmations=1, workers=1))
-    real = {name: getattr(anchor, name) for name in ("broadcast", "wait_for_receipt")}
 
-    def crash(*_a, **_k):
-        raise Crash
+    def crash(step: str, _batch_id: int) -> None:
+        if step == crash_point:
+            raise Crash
 
-    if crash_point == "after_sealing":
-        crashing.advance = crash  # type: ignore[method-assign]
-    elif crash_point == "before_broadcast":
-        anchor.broadcast = crash  # type: ignore[method-assign]
-    elif crash_point == "after_broadcast":
-        crashing._wait_mined = crash  # type: ignore[method-assign]
-    else:
-        crashing._finish = crash  # type: ignore[method-assign]
+    crashing = Sealer(db, anchor, SealOptions(confirmations=2, workers=1, on_step=crash))
     with pytest.raises(Crash):
         crashing.seal()
-    for name, fn in real.items():
-        setattr(anchor, name, fn)
     # The dead sealer's lease would expire; here it is ended at once.
     with db.session() as s:
         s.execute(update(Lease).values(expires_at=0))
 
     credit(2)  # entries that arrive meanwhile go into the next batch, not the resumed one
-    restarted = Sealer(db, anchor, SealOptions(confirmations=1, workers=1))
+    restarted = Sealer(db, anchor, SealOptions(confirmations=2, workers=1))
     done = restarted.seal()
     assert [b.id for b in done] == [1, 2]
     assert [b.leaf_count for b in done] == [4, 2]
