@@ -174,7 +174,7 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
 
     import uvicorn
 
-    from api.http.app import create_app
+    from api.http.app import create_app, settle_heap
     from chain.nodes import managed_node_url
 
     c = container(data_dir, chain, rpc)
@@ -184,7 +184,9 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
     options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
                "http": "httptools", "loop": "uvloop"}
     if workers == 1:
-        uvicorn.run(create_app(c, run_sealer=sealer), **options)  # type: ignore[arg-type]
+        served = create_app(c, run_sealer=sealer)
+        settle_heap()  # each of several workers does it in app_from_environment
+        uvicorn.run(served, **options)  # type: ignore[arg-type]
         return
     os.environ.update({"CARBON_LEDGER_DATA_DIR": str(c.settings.data_dir),
                        "CARBON_LEDGER_CHAIN": c.settings.chain,

@@ -3,6 +3,7 @@ and the background sealer, all over one :class:`Container`."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import time
 from collections import deque
@@ -22,9 +23,18 @@ from ledger.credentials import CredentialCache
 from ledger.errors import InvalidInput
 
 
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    """The header's last value, as ``dict(scope["headers"])`` would give, without the dict."""
+    found = None
+    for key, value in scope["headers"]:
+        if key == name:
+            found = value
+    return found
+
+
 def _credential_key(scope: Scope) -> str:
     """Rate-limit per credential (hashed), or per client address when there is none."""
-    auth = dict(scope["headers"]).get(b"authorization")
+    auth = _header(scope, b"authorization")
     if auth:
         return "cred:" + hashlib.sha256(auth).hexdigest()[:32]
     client = scope.get("client")
@@ -93,13 +103,26 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
+            length = _header(scope, b"content-length")
             if length is not None and (not length.isdigit() or int(length) > self.limit):
                 response = problems.problem(413, "too-large", "Request body too large",
                                             f"at most {self.limit} bytes", "body")
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def settle_heap() -> None:
+    """For a serving process, once its app is built: move what startup allocated out of
+    the collector's sight and collect the youngest generation less often.
+
+    A submission to a populated ledger makes tens of thousands of short-lived objects
+    (its records' neighbours); with Python's defaults the collector then re-scans the
+    ~150,000 objects of the imported libraries several times per submission, about a
+    third of its CPU. Not for tests: a frozen object is never collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def app_from_environment() -> FastAPI:
@@ -109,7 +132,9 @@ def app_from_environment() -> FastAPI:
     from api.settings import Settings
 
     run_sealer = os.environ.get("CARBON_LEDGER_RUN_SEALER", "1") == "1"
-    return create_app(Container(Settings()), run_sealer=run_sealer)
+    app = create_app(Container(Settings()), run_sealer=run_sealer)
+    settle_heap()
+    return app
 
 
 def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
@@ -120,6 +145,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
         with ExitStack() as stack:
             anchor = stack.enter_context(container.anchor())
             state = AppState(container, anchor)
+            state.on_proofs_changed = lambda _batches: app.state.proofs.clear()
             app.state.ledger = state
             if run_sealer:
                 state.start_sealer()
