@@ -6,6 +6,7 @@ the count is appended per request."""
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from threading import Lock
@@ -15,6 +16,9 @@ import orjson
 
 # A bundle is about 2 KB of JSON: 16,384 of them are ~32 MB per worker.
 DEFAULT_SIZE = 16_384
+# A bundle changes only if a reorg deeper than the confirmations makes the sealer anchor
+# its batch again: that worker clears its cache at once, the others within this long.
+MAX_AGE_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,7 @@ class CachedProof:
     citizen_id: int
     block_number: int
     head: bytes  # the bundle's JSON without its closing brace
+    cached_at: float = 0.0
 
     def body(self, confirmations: int) -> bytes:
         """The bundle's JSON with ``confirmations`` as its last member."""
@@ -40,14 +45,23 @@ class ProofCache:
         with self._lock:
             cached = self._proofs.get(entry_id)
             if cached is not None:
+                if time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:
+                    del self._proofs[entry_id]  # a re-anchor in another worker shows by then
+                    return None
                 self._proofs.move_to_end(entry_id)
             return cached
+
+    def clear(self) -> None:
+        """Forget every bundle: a batch was anchored again (after a reorg) elsewhere."""
+        with self._lock:
+            self._proofs.clear()
 
     def put(self, entry_id: bytes, citizen_id: int, bundle: dict[str, Any]) -> CachedProof:
         """Keep an anchored entry's bundle (its JSON, without confirmations)."""
         if bundle["status"] != "anchored" or "confirmations" in bundle:
             raise ValueError("only an anchored bundle without confirmations is cached")
-        cached = CachedProof(citizen_id, bundle["blockNumber"], orjson.dumps(bundle)[:-1])
+        cached = CachedProof(citizen_id, bundle["blockNumber"], orjson.dumps(bundle)[:-1],
+                             time.monotonic())
         if self._size <= 0:
             return cached
         with self._lock:
