@@ -12,9 +12,9 @@ background sealer off, no access log) as separate processes on a fresh data dir,
 3. proof GETs: `--proofs` GET /v1/entries/{id}/proof as an auditor from `--clients`
    concurrent connections (asyncio + httpx), random entries; requests/s, p50 and p99;
    then the same load for `--wrk-seconds` from wrk (Debian's `wrk`), a C client that
-   leaves the cores to the server (the Python client alone tops out near 150 requests/s).
-   Each worker keeps anchored bundles in memory (16,384 of them): the Python client's
-   requests warm it, so wrk's are mostly answered from it, as repeats would be.
+   leaves the cores to the server (the Python client alone tops out near 150 requests/s),
+   after `--wrk-warmup` unmeasured seconds. Each worker keeps anchored bundles in memory
+   (16,384 of them), so after the warm-up most proofs are answered from it.
 The client runs on the same 2 cores as the server. Prints figures; asserts nothing.
 """
 
@@ -164,13 +164,20 @@ end
 
 
 def proof_load_wrk(base: str, auditor_key: str, entry_ids: list[str], seconds: int,
-                   clients: int, tmp: Path) -> str:
-    """The same load from wrk (C, 2 threads), so the client does not starve the server."""
+                   clients: int, tmp: Path, warmup: int) -> str:
+    """The same load from wrk (C, 2 threads), so the client does not starve the server;
+    a first, unmeasured `warmup` seconds of it fill the workers' bundle caches."""
     (tmp / "ids.txt").write_text("\n".join(entry_ids) + "\n")
     (tmp / "proofs.lua").write_text(WRK_SCRIPT % (tmp / "ids.txt"))
-    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency",
-                          "-s", str(tmp / "proofs.lua"), "-H", f"Authorization: Bearer {auditor_key}",
-                          base], capture_output=True, text=True, check=True).stdout
+
+    def run(duration: int) -> str:
+        return subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{duration}s", "--latency", "-s",
+                               str(tmp / "proofs.lua"), "-H", f"Authorization: Bearer {auditor_key}",
+                               base], capture_output=True, text=True, check=True).stdout
+
+    if warmup:
+        run(warmup)
+    out = run(seconds)
     figures = {}
     for line in out.splitlines():
         parts = line.split()
@@ -180,7 +187,8 @@ def proof_load_wrk(base: str, auditor_key: str, entry_ids: list[str], seconds: i
             figures["rps"] = parts[1]
         elif "Non-2xx" in line:
             figures["non2xx"] = parts[-1]
-    return (f"proof GETs (wrk, {clients} connections, {seconds} s): {float(figures['rps']):,.0f} "
+    return (f"proof GETs (wrk, {clients} connections, {seconds} s after {warmup} s of warm-up): "
+            f"{float(figures['rps']):,.0f} "
             f"requests/s; p50 {figures.get('50%')}, p99 {figures.get('99%')}; "
             f"non-2xx {figures.get('non2xx', 0)}")
 
@@ -194,6 +202,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
     parser.add_argument("--wrk-seconds", type=int, default=15)
+    parser.add_argument("--wrk-warmup", type=int, default=10, help="unmeasured wrk seconds first")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = Path(tmp)
@@ -221,7 +230,7 @@ def main() -> None:
             elapsed, latencies, errors = asyncio.run(
                 proof_load(base, auditor_key, entry_ids, args.proofs, args.clients))
             with_wrk = (proof_load_wrk(base, auditor_key, entry_ids, args.wrk_seconds, args.clients,
-                                       data_dir) if shutil.which("wrk") else
+                                       data_dir, args.wrk_warmup) if shutil.which("wrk") else
                         "proof GETs (wrk): not run, wrk is not installed (apt-get install wrk)")
         finally:
             stop(server)
