@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, pool
 
 from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
-from chain.nodes import in_process_web3
+from chain.nodes import ManagedAnvil, anvil_binary, in_process_web3
 from ledger import accounts
 from ledger.db import Database, create_schema, upgrade_schema
 from ledger.errors import InvalidInput
@@ -169,3 +169,23 @@ def a_record(citizen: str, *, behaviour: str = "CYCLING", quantity: int = 3200,
         end = min(at + timedelta(seconds=max(seconds, 60)), datetime.now(CST))
         record["ended_at"] = end.isoformat()
     return record
+
+
+def needs_anvil() -> pytest.MarkDecorator:
+    """For a module's ``pytestmark``: skip the module when the anvil binary is missing
+    (run `npm ci`), and mark its tests ``anvil`` otherwise."""
+    try:
+        anvil_binary()
+    except Exception:  # noqa: BLE001 - any reason it cannot be found or run
+        pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+    return pytest.mark.anvil
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
+    """A real anvil on loopback for one test, its state under ``tmp_path``; stopped after
+    (a test may stop or restart it itself)."""
+    anvil = ManagedAnvil(tmp_path / "anvil")
+    anvil.start()
+    yield anvil
+    anvil.stop()

@@ -17,17 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from api.cli import main
-from chain.nodes import ManagedAnvil, anvil_binary
+from chain.nodes import ManagedAnvil
 from ledger.db import Database
 from ledger.models import LedgerEntry
-from tests.conftest import a_record
+from tests.conftest import a_record, needs_anvil
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
-
-pytestmark = pytest.mark.anvil
+pytestmark = needs_anvil()
 
 
 def cli(*args: str) -> int:

@@ -6,34 +6,21 @@ broken, and sealing goes through once the fee falls. Real anvil, its base fee se
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from eth_account import Account
 from sqlalchemy import select
 
 from api.cli import main
 from chain.fees import price
-from chain.nodes import ManagedAnvil, anvil_binary
 from ledger.anchoring import FeeAboveCeiling
 from ledger.models import Batch
+from tests.conftest import needs_anvil
 from tests.fault_support import Entries, anvil_call, anvil_sealer, assert_ledger_matches_chain
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
-
-pytestmark = pytest.mark.anvil
+pytestmark = needs_anvil()
 
 GWEI = 10**9
 
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
-    with ManagedAnvil(tmp_path / "anvil") as anvil:
-        yield anvil
 
 
 def statuses(db) -> list[tuple[str, bytes | None]]:  # type: ignore[no-untyped-def]

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -17,22 +15,12 @@ from api.cli import main
 from api.composition import Container
 from api.settings import Settings
 from chain.keys import load_signer
-from chain.nodes import ManagedAnvil, anvil_binary
 from ledger.errors import ChainError
+from tests.conftest import needs_anvil
 from tests.fault_support import Entries
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+pytestmark = needs_anvil()
 
-pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
-    with ManagedAnvil(tmp_path / "anvil") as anvil:
-        yield anvil
 
 
 def secret_of(account) -> str:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ import json
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -24,10 +23,11 @@ from sqlalchemy import select
 from api.cli import main
 from chain.client import ChainKind
 from chain.connect import connect_anchor, retry_unavailable
-from chain.nodes import ManagedAnvil, anvil_binary, free_port, rpc_web3
+from chain.nodes import ManagedAnvil, free_port, rpc_web3
 from ledger.anchoring import ChainUnavailable
 from ledger.errors import AnchorMismatch
 from ledger.models import Batch
+from tests.conftest import needs_anvil
 from tests.fault_support import (
     Entries,
     SealProcess,
@@ -36,20 +36,8 @@ from tests.fault_support import (
     seal_env,
 )
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+pytestmark = needs_anvil()
 
-pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
-    anvil = ManagedAnvil(tmp_path / "anvil")
-    anvil.start()
-    yield anvil
-    anvil.stop()
 
 
 def restart_later(node: ManagedAnvil, seconds: float, state_dir: Path | None = None

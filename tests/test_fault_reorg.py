@@ -16,9 +16,9 @@ from eth_account import Account
 from sqlalchemy import select
 
 from api.cli import main
-from chain.nodes import ManagedAnvil, anvil_binary
 from ledger.db import Database
 from ledger.models import Batch
+from tests.conftest import needs_anvil
 from tests.fault_support import (
     Entries,
     anvil_call,
@@ -26,18 +26,8 @@ from tests.fault_support import (
     assert_ledger_matches_chain,
 )
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+pytestmark = needs_anvil()
 
-pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with ManagedAnvil(tmp_path / "anvil") as anvil:
-        yield anvil
 
 
 def rows(db: Database) -> dict[int, Batch]:

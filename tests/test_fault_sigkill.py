@@ -10,11 +10,7 @@ verifies against the chain, and the anchoring key sent one transaction per batch
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from chain.nodes import ManagedAnvil, anvil_binary
+from tests.conftest import needs_anvil
 from tests.fault_support import (
     KILL_POINTS,
     Entries,
@@ -24,18 +20,8 @@ from tests.fault_support import (
     sigkill_rounds,
 )
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+pytestmark = needs_anvil()
 
-pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    with ManagedAnvil(tmp_path / "anvil") as anvil:
-        yield anvil
 
 
 def test_sigkill_at_every_step_and_at_random_loses_and_doubles_nothing(db, node, tmp_path) -> None:

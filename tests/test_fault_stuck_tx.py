@@ -6,31 +6,18 @@ Real anvil with automine off, so a transaction waits in the pool until the test 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from eth_account import Account
 from sqlalchemy import select
 
 from chain.fees import bump
-from chain.nodes import ManagedAnvil, anvil_binary
 from ledger.models import Batch
+from tests.conftest import needs_anvil
 from tests.fault_support import Entries, anvil_call, anvil_sealer, assert_ledger_matches_chain
 
-try:
-    anvil_binary()
-except Exception:  # noqa: BLE001
-    pytest.skip("anvil is not installed (run `npm ci`)", allow_module_level=True)
+pytestmark = needs_anvil()
 
-pytestmark = pytest.mark.anvil
-
-
-@pytest.fixture
-def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
-    with ManagedAnvil(tmp_path / "anvil") as anvil:
-        yield anvil
 
 
 def pool(url: str, sender: str) -> list[dict[str, Any]]:
