@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from typing import Any
 
@@ -47,10 +47,16 @@ class Behaviour:
         """Average speed of a distance record (unit ``m``) over ``seconds``."""
         return Fraction(quantity * 3600, max(seconds, 1) * 1000)
 
+    @cached_property
+    def _grams_per_unit(self) -> Fraction:
+        """(baseline − project) per reported unit, exact; worked out once per behaviour."""
+        return (self.baseline - self.project) / self.units_per_factor_unit
+
     def reduction_grams(self, quantity: int) -> int:
-        """(baseline − project) × quantity, in whole grams, never negative, before caps."""
-        exact = (self.baseline - self.project) * quantity / self.units_per_factor_unit
-        return max(0, int(exact // 1))
+        """(baseline − project) × quantity, in whole grams (floored), never negative, before
+        caps: exact integer arithmetic on the fraction's numerator and denominator."""
+        rate = self._grams_per_unit
+        return max(0, rate.numerator * quantity // rate.denominator)
 
 
 @dataclass(frozen=True)
@@ -221,12 +227,17 @@ def partner_kinds() -> tuple[str, ...]:
                          for kind in b.partner_kinds}))
 
 
+@cache
+def _versions_by_start() -> tuple[tuple[int, Methodology], ...]:
+    return tuple((m.effective_from_unix(), m)
+                 for m in (load_methodology(v) for v in available_versions()))
+
+
 def methodology_in_force(occurred_at: int) -> Methodology:
     """The latest version whose effective date is on or before the behaviour."""
     chosen = None
-    for version in available_versions():
-        m = load_methodology(version)
-        if m.effective_from_unix() <= occurred_at:
+    for start, m in _versions_by_start():
+        if start <= occurred_at:
             chosen = m
     if chosen is None:
         raise InvalidInput("no methodology was in force at that time", field="occurred_at")
