@@ -8,23 +8,29 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput, NotFound
-from ledger.leaf import LeafValues, behaviour_code, decode_leaf
+from ledger.leaf import LeafValues, behaviour_code, decode_leaf, encode_leaf
 from ledger.models import LedgerEntry
 
+#: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
+ENTRY_COLUMNS = ("entry_id", "citizen_id", "kind", "behaviour", "quantity", "reduction_grams",
+                 "points", "methodology", "occurred_at", "record_hash", "partner_address", "leaf")
 
-def entry_row(*, entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
-              quantity: int, reduction_grams: int, points: int, methodology: int,
-              occurred_at: int, record_hash: bytes, partner_address: bytes) -> dict[str, Any]:
-    """An entry's column values, its stored leaf encoding exactly those columns.
 
-    A plain dict, so bulk paths can insert many with one executemany."""
-    values = LeafValues(entry_id, account, kind, behaviour_code(behaviour), quantity,
+def entry_values(entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
+                 quantity: int, reduction_grams: int, points: int, methodology: int,
+                 occurred_at: int, record_hash: bytes, partner_address: bytes) -> tuple[Any, ...]:
+    """An entry's column values in :data:`ENTRY_COLUMNS` order, its stored leaf encoding
+    exactly those columns. A tuple, so bulk paths insert many with one executemany."""
+    leaf = encode_leaf((entry_id, account, kind, behaviour_code(behaviour), quantity,
                         reduction_grams, points, methodology, occurred_at, record_hash,
-                        partner_address)
-    return {"entry_id": entry_id, "citizen_id": citizen_id, "kind": kind, "behaviour": behaviour,
-            "quantity": quantity, "reduction_grams": reduction_grams, "points": points,
-            "methodology": methodology, "occurred_at": occurred_at, "record_hash": record_hash,
-            "partner_address": partner_address, "leaf": values.encode()}
+                        partner_address))
+    return (entry_id, citizen_id, kind, behaviour, quantity, reduction_grams, points,
+            methodology, occurred_at, record_hash, partner_address, leaf)
+
+
+def entry_row(**fields: Any) -> dict[str, Any]:
+    """:func:`entry_values` by column name."""
+    return dict(zip(ENTRY_COLUMNS, entry_values(**fields), strict=True))
 
 
 def make_entry(**fields: Any) -> LedgerEntry:

@@ -14,24 +14,23 @@ monthly caps count what earlier submissions credited and what this one did.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, Update, and_, bindparam, insert, select, text, update
+from sqlalchemy import Insert, Table, Update, and_, bindparam, insert, text, update
 from sqlalchemy.orm import Session
 
-from ledger.entries import entry_row
+from ledger.entries import ENTRY_COLUMNS, entry_values
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, credit_entry_id
-from ledger.methodology import Behaviour, methodology_in_force
+from ledger.methodology import Behaviour, methodology_in_force, month_of_day
 from ledger.models import (
     ActivityRecord,
     Balance,
-    Citizen,
     DailyTotal,
     LedgerEntry,
     MonthlyTotal,
@@ -40,7 +39,6 @@ from ledger.models import (
 from ledger.records import MAX_DURATION_SECONDS, ActivityRecordIn, parse_record
 
 MAX_RECORDS_PER_SUBMISSION = 50_000
-_CHUNK = 500
 
 
 @dataclass
@@ -73,7 +71,7 @@ class SubmissionResult:
         return [o.record_hash for o in self.outcomes if o.status == "accepted" and o.record_hash]
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class _Seen:
     """A record of one citizen and behaviour already in the ledger (or earlier in this
     submission), as de-duplication and the per-hour bound see it."""
@@ -84,15 +82,21 @@ class _Seen:
     end: int
     record_hash: bytes
     duplicate: bool
-    matched_by: set[int] = field(default_factory=set)  # partners whose report it absorbed
+    matched_by: set[int] | None = None  # partners whose report it absorbed
+
+
+#: activity_records columns in the order the decisions give them.
+RECORD_COLUMNS = ("partner_id", "partner_record_id", "citizen_id", "behaviour", "quantity",
+                  "occurred_at", "ended_at", "raw", "record_hash", "submission_id",
+                  "received_at", "status", "duplicate_of", "entry_id")
 
 
 @dataclass
 class _Writes:
     """Everything one submission will write, gathered before any of it is."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[Any, ...]] = field(default_factory=list)  # RECORD_COLUMNS
+    entries: list[tuple[Any, ...]] = field(default_factory=list)  # ENTRY_COLUMNS
     points: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     days: dict[tuple[int, str, int], int] = field(default_factory=dict)
     known_days: set[tuple[int, str, int]] = field(default_factory=set)
@@ -132,41 +136,90 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
     now = int(time.time()) if now is None else now
     good, outcomes = parsed if parsed is not None else parse_records(records, now=now)
     result = SubmissionResult(list(outcomes))
-    _lock_partner(session, partner.id)  # before its record ids are read
-    known = _known_records(session, partner.id, [r.record_id for _, r in good])
-    citizens = _citizens(session, [r.citizen for _, r in good])
+    sql = _Sql(session)
+    _lock_partner(sql, partner.id)  # before its record ids are read
+    known = _known_records(sql, partner.id, [r.record_id for _, r in good])
+    citizens = _citizens(sql, [r.citizen for _, r in good])
     ours = [(citizens[r.citizen][0], r) for _, r in good if r.citizen in citizens]
-    _lock_citizens(session, [cid for cid, _ in ours])
+    _lock_citizens(sql, [cid for cid, _ in ours])
     writes = _Writes()
-    _load_totals(session, writes, ours)
-    _load_neighbours(session, writes, ours)
-    for index, record in good:
-        result.outcomes.append(_decide(partner, record, index, known, citizens, writes, now,
-                                       submission_id))
-    _write(session, writes)
+    _load_totals(sql, writes, ours)
+    _load_neighbours(sql, writes, ours)
+    decide = _Decider(partner, known, citizens, writes, now, submission_id).decide
+    result.outcomes.extend([decide(index, record) for index, record in good])
+    _write(sql, writes)
     result.outcomes.sort(key=lambda o: o.index)
     return result
 
 
-def _known_records(session: Session, partner_id: int, ids: list[str]) -> dict[str, bytes]:
-    known: dict[str, bytes] = {}
-    for lo in range(0, len(ids), _CHUNK):
-        rows = session.execute(select(ActivityRecord.partner_record_id, ActivityRecord.record_hash)
-                               .where(ActivityRecord.partner_id == partner_id,
-                                      ActivityRecord.partner_record_id.in_(ids[lo:lo + _CHUNK])))
-        known.update({rid: h for rid, h in rows})
-    return known
+class _Sql:
+    """Plain SQL for the hot path, on the session's connection: lists go in as one
+    parameter (SQLite's ``json_each``, PostgreSQL's arrays) instead of one bound
+    parameter per value, and bulk writes go to the driver's executemany."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.connection = session.connection()
+        self.dialect = self.connection.dialect
+        self.sqlite = self.dialect.name == "sqlite"
+
+    def member(self, column: str, name: str) -> str:
+        """``column`` is one of the list bound as ``name``."""
+        if self.sqlite:
+            return f"{column} IN (SELECT value FROM json_each(:{name}))"
+        return f"{column} = ANY(:{name})"
+
+    def values(self, items: Sequence[Any]) -> Any:
+        return json.dumps(list(items)) if self.sqlite else list(items)
+
+    def rows(self, query: str, **params: Any) -> Sequence[Any]:
+        return self.connection.execute(text(query), params).all()  # type: ignore[return-value]
+
+    def executemany(self, statement: Insert | Update, columns: Sequence[str],
+                    rows: list[tuple[Any, ...]]) -> None:
+        """One statement for many rows (tuples in ``columns`` order) by the driver's
+        executemany. SQLAlchemy's own executemany processes each row's parameters in
+        Python, which costs more than SQLite's insert; these columns (integers, strings,
+        bytes) need no processing on SQLite's or PostgreSQL's driver."""
+        compiled = _compiled(statement, self.dialect, tuple(columns))
+        order = compiled.positiontup
+        if order is None:  # a named paramstyle (psycopg): dicts
+            params: list[Any] = [dict(zip(columns, row, strict=True)) for row in rows]
+        elif tuple(order) == tuple(columns):
+            params = rows
+        else:
+            at = [columns.index(name) for name in order]
+            params = [tuple(row[i] for i in at) for row in rows]
+        self.connection.exec_driver_sql(compiled.string, params)
 
 
-def _citizens(session: Session, pseudonyms: list[str]) -> dict[str, tuple[int, bytes]]:
-    found: dict[str, tuple[int, bytes]] = {}
-    unique = sorted(set(pseudonyms))
-    for lo in range(0, len(unique), _CHUNK):
-        rows = session.execute(select(Citizen.pseudonym, Citizen.id, Citizen.account)
-                               .where(Citizen.pseudonym.in_(unique[lo:lo + _CHUNK]),
-                                      Citizen.erased_at.is_(None)))
-        found.update({p: (cid, account) for p, cid, account in rows})
-    return found
+_COMPILED: dict[tuple[Any, ...], Any] = {}
+
+
+def _compiled(statement: Insert | Update, dialect: Any, columns: tuple[str, ...]) -> Any:
+    key = (str(statement), dialect.name, dialect.paramstyle, columns)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = statement.compile(dialect=dialect, column_keys=list(columns))
+    return compiled
+
+
+def _known_records(sql: _Sql, partner_id: int, ids: list[str]) -> dict[str, bytes]:
+    if not ids:
+        return {}
+    rows = sql.rows("SELECT partner_record_id, record_hash FROM activity_records "
+                    f"WHERE partner_id = :p AND {sql.member('partner_record_id', 'ids')}",
+                    p=partner_id, ids=sql.values(ids))
+    return {rid: bytes(h) for rid, h in rows}
+
+
+def _citizens(sql: _Sql, pseudonyms: list[str]) -> dict[str, tuple[int, bytes]]:
+    if not pseudonyms:
+        return {}
+    rows = sql.rows("SELECT pseudonym, id, account FROM citizens "
+                    f"WHERE erased_at IS NULL AND {sql.member('pseudonym', 'ps')}",
+                    ps=sql.values(sorted(set(pseudonyms))))
+    return {p: (cid, bytes(account)) for p, cid, account in rows}
 
 
 _CITIZEN_LOCKS = 0x43_4C  # advisory-lock namespace for "a citizen's ledger"
@@ -176,102 +229,120 @@ _PARTNER_LOCKS = 0x50_52  # ... and for "a partner's record ids"
 _CITIZEN_LOCK_BUCKETS = 1024
 
 
-def _lock_partner(session: Session, partner_id: int) -> None:
+def _lock_partner(sql: _Sql, partner_id: int) -> None:
     """On PostgreSQL, one submission per partner at a time, so a record id raced by two
     requests is credited by one and a duplicate for the other (not a unique violation)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :p)"),
-                        {"ns": _PARTNER_LOCKS, "p": partner_id})
+    if not sql.sqlite:
+        sql.rows("SELECT pg_advisory_xact_lock(:ns, :p)", ns=_PARTNER_LOCKS, p=partner_id)
 
 
-def _lock_citizens(session: Session, citizen_ids: list[int]) -> None:
+def _lock_citizens(sql: _Sql, citizen_ids: list[int]) -> None:
     """On PostgreSQL, hold each citizen's advisory lock (shared by the citizens of one
     bucket) to the end of the transaction, taken in order so two submissions never
     deadlock. SQLite needs none (one writer)."""
-    if session.get_bind().dialect.name != "postgresql" or not citizen_ids:
+    if sql.sqlite or not citizen_ids:
         return
-    session.execute(text("SELECT count(pg_advisory_xact_lock(:ns, c)) FROM "
-                         "(SELECT unnest(CAST(:ids AS integer[])) AS c ORDER BY 1) AS locked"),
-                    {"ns": _CITIZEN_LOCKS,
-                     "ids": sorted({c % _CITIZEN_LOCK_BUCKETS for c in citizen_ids})})
+    sql.rows("SELECT count(pg_advisory_xact_lock(:ns, c)) FROM "
+             "(SELECT unnest(CAST(:ids AS integer[])) AS c ORDER BY 1) AS locked",
+             ns=_CITIZEN_LOCKS, ids=sorted({c % _CITIZEN_LOCK_BUCKETS for c in citizen_ids}))
 
 
-def _decide(partner: Partner, record: ActivityRecordIn, index: int, known: dict[str, bytes],
-            citizens: dict[str, tuple[int, bytes]], writes: _Writes, now: int,
-            submission_id: str | None) -> RecordOutcome:
-    def reject(field_name: str, reason: str) -> RecordOutcome:
-        return RecordOutcome(index, record.record_id, "rejected", field_name, reason)
+class _Decider:
+    """Decides one submission's records in order, against what was loaded into ``writes``
+    and what the records before each one decided."""
 
-    if record.record_id in known:
-        if known[record.record_id] == record.record_hash:
-            return RecordOutcome(index, record.record_id, "duplicate",
-                                 reason="already received; credited once")
-        return reject("record_id", "this id was submitted before with other content")
-    if record.citizen not in citizens:
-        return reject("citizen", "unknown citizen")
-    citizen_id, account = citizens[record.citizen]
-    try:
-        methodology = methodology_in_force(record.occurred_at)
-        behaviour = methodology.behaviour(record.behaviour)
-    except InvalidInput as exc:
-        return reject(exc.field or "behaviour", exc.message)
-    if partner.kind not in behaviour.partner_kinds:
-        return reject("behaviour", f"a {partner.kind} partner may not report {behaviour.code}")
-    implausible = _implausible(behaviour, record)
-    if implausible:
-        return reject(*implausible)
+    def __init__(self, partner: Partner, known: dict[str, bytes],
+                 citizens: dict[str, tuple[int, bytes]], writes: _Writes, now: int,
+                 submission_id: str | None) -> None:
+        # Plain values, not ORM attributes: this runs once per record.
+        self.partner_id, self.kind = partner.id, partner.kind
+        self.address = partner.signing_address
+        self.known, self.citizens, self.writes = known, citizens, writes
+        self.now, self.submission_id = now, submission_id
 
-    row = {"partner_id": partner.id, "partner_record_id": record.record_id,
-           "citizen_id": citizen_id, "behaviour": behaviour.code, "quantity": record.quantity,
-           "occurred_at": record.occurred_at, "ended_at": record.ended_at,
-           "raw": record.canonical.decode(), "record_hash": record.record_hash,
-           "submission_id": submission_id, "received_at": now, "duplicate_of": None,
-           "entry_id": None}
-    seen = writes.seen[(citizen_id, behaviour.code)]
-    winner = _same_behaviour_elsewhere(behaviour, partner.id, record, seen)
-    if winner is not None:
-        winner.matched_by.add(partner.id)
-        writes.records.append({**row, "status": "duplicate", "duplicate_of": winner.row_id})
-        known[record.record_id] = record.record_hash
-        return RecordOutcome(index, record.record_id, "duplicate", field="occurred_at",
-                             reason=f"the same {behaviour.code} was reported earlier by another "
-                                    "partner and credited once (the first report wins)",
-                             duplicate_of="0x" + winner.record_hash.hex())
-    if behaviour.max_records_per_hour is not None and _too_many_in_an_hour(
-            record.occurred_at, seen, behaviour.max_records_per_hour):
-        return reject("occurred_at", f"implausible: more than {behaviour.max_records_per_hour} "
-                                     f"{behaviour.code} records for this citizen within an hour")
-    seen.append(_Seen(None, partner.id, *record.interval, record.record_hash, duplicate=False))
+    def decide(self, index: int, record: ActivityRecordIn) -> RecordOutcome:
+        rid = record.record_id
+        prior = self.known.get(rid)
+        if prior is not None:
+            if prior == record.record_hash:
+                return RecordOutcome(index, rid, "duplicate", reason="already received; credited once")
+            return RecordOutcome(index, rid, "rejected", "record_id",
+                                 "this id was submitted before with other content")
+        citizen = self.citizens.get(record.citizen)
+        if citizen is None:
+            return RecordOutcome(index, rid, "rejected", "citizen", "unknown citizen")
+        citizen_id, account = citizen
+        try:
+            methodology = methodology_in_force(record.occurred_at)
+            behaviour = methodology.behaviour(record.behaviour)
+        except InvalidInput as exc:
+            return RecordOutcome(index, rid, "rejected", exc.field or "behaviour", exc.message)
+        if self.kind not in behaviour.partner_kinds:
+            return RecordOutcome(index, rid, "rejected", "behaviour",
+                                 f"a {self.kind} partner may not report {behaviour.code}")
+        implausible = _implausible(behaviour, record)
+        if implausible:
+            return RecordOutcome(index, rid, "rejected", *implausible)
 
-    grams = behaviour.reduction_grams(record.quantity)
-    day = (citizen_id, behaviour.code, methodology.local_day(record.occurred_at))
-    month = (citizen_id, behaviour.code, methodology.local_month(record.occurred_at))
-    used_day = writes.days.setdefault(day, 0)  # earlier submissions' grams were preloaded
-    used_month = writes.months.setdefault(month, 0)
-    room = behaviour.daily_cap_grams - used_day
-    if behaviour.monthly_cap_grams is not None:
-        room = min(room, behaviour.monthly_cap_grams - used_month)
-    credited = max(0, min(grams, room))
-    writes.days[day] = used_day + credited
-    writes.months[month] = used_month + credited
-    points = methodology.points(credited)
-    entry_id = credit_entry_id(partner.signing_address, record.record_id) if credited else None
-    writes.records.append({**row, "status": "credited" if credited else "capped",
-                           "entry_id": entry_id})
-    known[record.record_id] = record.record_hash
-    outcome = RecordOutcome(index, record.record_id, "accepted", reduction_grams=credited,
-                            points=points, capped=credited < grams, record_hash=record.record_hash)
-    if entry_id is None:
-        outcome.reason = "daily or monthly cap reached: nothing credited"
+        writes, code, start = self.writes, behaviour.code, record.occurred_at
+        seen = writes.seen[(citizen_id, code)]
+        if behaviour.dedup_window_seconds is not None:
+            winner = _same_behaviour_elsewhere(behaviour.dedup_window_seconds, self.partner_id,
+                                               record, seen)
+            if winner is not None:
+                if winner.matched_by is None:
+                    winner.matched_by = set()
+                winner.matched_by.add(self.partner_id)
+                writes.records.append(self._row(record, citizen_id, code, "duplicate",
+                                                winner.row_id, None))
+                self.known[rid] = record.record_hash
+                return RecordOutcome(
+                    index, rid, "duplicate", field="occurred_at",
+                    reason=f"the same {code} was reported earlier by another partner and "
+                           "credited once (the first report wins)",
+                    duplicate_of="0x" + winner.record_hash.hex())
+        limit = behaviour.max_records_per_hour
+        if limit is not None and _too_many_in_an_hour(start, seen, limit):
+            return RecordOutcome(index, rid, "rejected", "occurred_at",
+                                 f"implausible: more than {limit} {code} records for this "
+                                 "citizen within an hour")
+        seen.append(_Seen(None, self.partner_id, start, record.end, record.record_hash, False))
+
+        grams = behaviour.reduction_grams(record.quantity)
+        local_day = methodology.local_day(start)
+        day = (citizen_id, code, local_day)
+        month = (citizen_id, code, month_of_day(local_day))
+        used_day = writes.days.get(day, 0)  # earlier submissions' grams were preloaded
+        used_month = writes.months.get(month, 0)
+        room = behaviour.daily_cap_grams - used_day
+        if behaviour.monthly_cap_grams is not None:
+            room = min(room, behaviour.monthly_cap_grams - used_month)
+        credited = max(0, min(grams, room))
+        writes.days[day] = used_day + credited
+        writes.months[month] = used_month + credited
+        points = methodology.points(credited)
+        entry_id = credit_entry_id(self.address, rid) if credited else None
+        writes.records.append(self._row(record, citizen_id, code,
+                                        "credited" if credited else "capped", None, entry_id))
+        self.known[rid] = record.record_hash
+        outcome = RecordOutcome(index, rid, "accepted", reduction_grams=credited, points=points,
+                                capped=credited < grams, record_hash=record.record_hash)
+        if entry_id is None:
+            outcome.reason = "daily or monthly cap reached: nothing credited"
+            return outcome
+        writes.entries.append(entry_values(
+            entry_id, citizen_id, account, KIND_CREDIT, code, record.quantity, credited, points,
+            methodology.version, start, record.record_hash, self.address))
+        writes.points[citizen_id] += points
+        outcome.entry_id = "0x" + entry_id.hex()
         return outcome
-    writes.entries.append(entry_row(
-        entry_id=entry_id, citizen_id=citizen_id, account=account, kind=KIND_CREDIT,
-        behaviour=behaviour.code, quantity=record.quantity, reduction_grams=credited,
-        points=points, methodology=methodology.version, occurred_at=record.occurred_at,
-        record_hash=record.record_hash, partner_address=partner.signing_address))
-    writes.points[citizen_id] += points
-    outcome.entry_id = "0x" + entry_id.hex()
-    return outcome
+
+    def _row(self, record: ActivityRecordIn, citizen_id: int, code: str, status: str,
+             duplicate_of: int | None, entry_id: bytes | None) -> tuple[Any, ...]:
+        """The record's activity_records row, in :data:`RECORD_COLUMNS` order."""
+        return (self.partner_id, record.record_id, citizen_id, code, record.quantity,
+                record.occurred_at, record.ended_at, record.canonical.decode(),
+                record.record_hash, self.submission_id, self.now, status, duplicate_of, entry_id)
 
 
 def _implausible(behaviour: Behaviour, record: ActivityRecordIn) -> tuple[str, str] | None:
@@ -282,68 +353,58 @@ def _implausible(behaviour: Behaviour, record: ActivityRecordIn) -> tuple[str, s
     if behaviour.max_speed_kmh is not None:
         if record.ended_at is None:
             return "ended_at", f"required for {behaviour.code}: the trip's end time"
-        speed = behaviour.speed_kmh(record.quantity, record.ended_at - record.occurred_at)
-        if speed > behaviour.max_speed_kmh:
+        seconds = record.ended_at - record.occurred_at
+        if behaviour.too_fast(record.quantity, seconds):
+            speed = behaviour.speed_kmh(record.quantity, seconds)
             return "quantity", (f"implausible: {float(speed):.1f} km/h on average, above "
                                 f"{float(behaviour.max_speed_kmh):g} km/h for {behaviour.code}")
     return None
 
 
-def _same_behaviour_elsewhere(behaviour: Behaviour, partner_id: int, record: ActivityRecordIn,
+def _same_behaviour_elsewhere(window: int, partner_id: int, record: ActivityRecordIn,
                               seen: list[_Seen]) -> _Seen | None:
     """The earliest credited report by another partner that overlaps this one in time and
     has not already absorbed a report from this partner (one-to-one matching)."""
-    window = behaviour.dedup_window_seconds
-    if window is None:
-        return None
-    start, end = record.interval
+    lo, hi = record.occurred_at - 2 * window, record.end + 2 * window
     for other in seen:  # oldest first
         if (other.partner_id != partner_id and not other.duplicate and other.row_id is not None
-                and partner_id not in other.matched_by
-                and start - window <= other.end + window and other.start - window <= end + window):
+                and other.end >= lo and other.start <= hi
+                and (other.matched_by is None or partner_id not in other.matched_by)):
             return other
     return None
 
 
 def _too_many_in_an_hour(at: int, seen: list[_Seen], limit: int) -> bool:
     """Would ``at`` make more than ``limit`` records fall within some hour?"""
-    times = sorted([s.start for s in seen if not s.duplicate and abs(s.start - at) < 3600] + [at])
+    near = [s.start for s in seen if not s.duplicate and abs(s.start - at) < 3600]
+    if len(near) < limit:
+        return False
+    times = sorted([*near, at])
     return any(times[i + limit] - times[i] < 3600 for i in range(len(times) - limit))
 
 
-def _load_totals(session: Session, writes: _Writes,
-                 ours: list[tuple[int, ActivityRecordIn]]) -> None:
+def _load_totals(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
     """What earlier submissions credited on the days and months this one touches."""
     if not ours:
         return
     times = [r.occurred_at for _, r in ours]
     # One day of slack either side covers any methodology's local-day offset.
     first, last = min(times) // 86400 - 1, max(times) // 86400 + 1
-    first_month, last_month = _month_of(min(times) - 86400), _month_of(max(times) + 86400)
-    unique = sorted({cid for cid, _ in ours})
-    for lo in range(0, len(unique), _CHUNK):
-        chunk = unique[lo:lo + _CHUNK]
-        for c, b, d, g in session.execute(
-                select(DailyTotal.citizen_id, DailyTotal.behaviour, DailyTotal.day, DailyTotal.grams)
-                .where(DailyTotal.citizen_id.in_(chunk), DailyTotal.day.between(first, last))):
-            writes.days[(c, b, d)] = g
-            writes.known_days.add((c, b, d))
-        for c, b, m, g in session.execute(
-                select(MonthlyTotal.citizen_id, MonthlyTotal.behaviour, MonthlyTotal.month,
-                       MonthlyTotal.grams)
-                .where(MonthlyTotal.citizen_id.in_(chunk),
-                       MonthlyTotal.month.between(first_month, last_month))):
-            writes.months[(c, b, m)] = g
-            writes.known_months.add((c, b, m))
+    ids = sql.values(sorted({cid for cid, _ in ours}))
+    for c, b, d, g in sql.rows("SELECT citizen_id, behaviour, day, grams FROM daily_totals "
+                               f"WHERE day BETWEEN :a AND :b AND {sql.member('citizen_id', 'ids')}",
+                               a=first, b=last, ids=ids):
+        writes.days[(c, b, d)] = g
+        writes.known_days.add((c, b, d))
+    for c, b, m, g in sql.rows("SELECT citizen_id, behaviour, month, grams FROM monthly_totals "
+                               "WHERE month BETWEEN :a AND :b AND "
+                               f"{sql.member('citizen_id', 'ids')}",
+                               a=month_of_day(first), b=month_of_day(last), ids=ids):
+        writes.months[(c, b, m)] = g
+        writes.known_months.add((c, b, m))
 
 
-def _month_of(unix_seconds: int) -> int:
-    d = datetime.fromtimestamp(unix_seconds, UTC)
-    return d.year * 12 + d.month - 1
-
-
-def _load_neighbours(session: Session, writes: _Writes,
-                     ours: list[tuple[int, ActivityRecordIn]]) -> None:
+def _load_neighbours(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
     """Earlier records that de-duplication or a per-hour bound must look at: the same
     citizens and behaviours, near in time. Only behaviours with such a rule are read."""
     wanted: dict[str, list[tuple[int, ActivityRecordIn]]] = defaultdict(list)
@@ -356,31 +417,28 @@ def _load_neighbours(session: Session, writes: _Writes,
     for code, items in wanted.items():
         slack = 3600 + 2 * windows[code]
         lo = min(r.occurred_at for _, r in items) - slack - MAX_DURATION_SECONDS
-        hi = max(r.interval[1] for _, r in items) + slack
-        unique = sorted({cid for cid, _ in items})
-        for c0 in range(0, len(unique), _CHUNK):
-            rows = session.execute(
-                select(ActivityRecord.id, ActivityRecord.citizen_id, ActivityRecord.partner_id,
-                       ActivityRecord.occurred_at, ActivityRecord.ended_at,
-                       ActivityRecord.record_hash, ActivityRecord.status,
-                       ActivityRecord.duplicate_of)
-                .where(ActivityRecord.citizen_id.in_(unique[c0:c0 + _CHUNK]),
-                       ActivityRecord.behaviour == code,
-                       ActivityRecord.occurred_at.between(lo, hi))
-                .order_by(ActivityRecord.id)).all()
-            by_id: dict[int, _Seen] = {}
-            for rid, citizen, pid, began, ended, rhash, status, dup_of in rows:
-                seen = _Seen(rid, pid, began, ended if ended is not None else began, rhash,
-                             duplicate=status == "duplicate")
-                writes.seen[(citizen or 0, code)].append(seen)
-                by_id[rid] = seen
-                if dup_of in by_id:
-                    by_id[dup_of].matched_by.add(pid)
+        hi = max(r.end for _, r in items) + slack
+        rows = sql.rows(
+            "SELECT id, citizen_id, partner_id, occurred_at, ended_at, record_hash, status, "
+            "duplicate_of FROM activity_records WHERE behaviour = :code AND occurred_at "
+            f"BETWEEN :lo AND :hi AND {sql.member('citizen_id', 'ids')} ORDER BY id",
+            code=code, lo=lo, hi=hi, ids=sql.values(sorted({cid for cid, _ in items})))
+        by_id: dict[int, _Seen] = {}
+        for rid, citizen, pid, began, ended, rhash, status, dup_of in rows:
+            seen = _Seen(rid, pid, began, began if ended is None else ended, bytes(rhash),
+                         status == "duplicate")
+            writes.seen[(citizen or 0, code)].append(seen)
+            by_id[rid] = seen
+            winner = by_id.get(dup_of) if dup_of is not None else None
+            if winner is not None:
+                if winner.matched_by is None:
+                    winner.matched_by = set()
+                winner.matched_by.add(pid)
 
 
 def _behaviour_or_none(record: ActivityRecordIn) -> Behaviour | None:
     try:
-        return methodology_in_force(record.occurred_at).behaviour(record.behaviour)
+        return methodology_in_force(record.occurred_at).behaviours.get(record.behaviour)
     except InvalidInput:
         return None
 
@@ -389,43 +447,29 @@ def _table(model: type[Any]) -> Table:
     return model.__table__  # type: ignore[no-any-return]
 
 
-def _executemany(session: Session, statement: Insert | Update, rows: list[dict[str, Any]]) -> None:
-    """One statement for many rows, by the driver's executemany, in the caller's
-    transaction. SQLAlchemy's own executemany processes each row's parameters in Python,
-    which costs more than SQLite's insert; these columns (integers, strings, bytes) need
-    no processing on SQLite's or PostgreSQL's driver."""
-    conn = session.connection()
-    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
-    order = compiled.positiontup  # None for named paramstyles, which take the dicts
-    params = rows if order is None else [tuple(row[k] for k in order) for row in rows]
-    conn.exec_driver_sql(compiled.string, params)  # type: ignore[arg-type]
-
-
-def _write(session: Session, writes: _Writes) -> None:
+def _write(sql: _Sql, writes: _Writes) -> None:
     """Bulk statements (executemany), in the caller's transaction."""
     records, entries, balances = _table(ActivityRecord), _table(LedgerEntry), _table(Balance)
     if writes.records:
-        _executemany(session, insert(records).inline(), writes.records)
+        sql.executemany(insert(records).inline(), RECORD_COLUMNS, writes.records)
     if writes.entries:
-        _executemany(session, insert(entries).inline(), writes.entries)
+        sql.executemany(insert(entries).inline(), ENTRY_COLUMNS, writes.entries)
     if writes.points:
-        _executemany(session, update(balances).where(balances.c.citizen_id == bindparam("cid"))
-                     .values(points=balances.c.points + bindparam("add")),
-                     [{"cid": c, "add": p} for c, p in writes.points.items()])
-    _write_totals(session, _table(DailyTotal), "day", writes.days, writes.known_days)
-    _write_totals(session, _table(MonthlyTotal), "month", writes.months, writes.known_months)
+        sql.executemany(update(balances).where(balances.c.citizen_id == bindparam("cid"))
+                        .values(points=balances.c.points + bindparam("add")),
+                        ("cid", "add"), list(writes.points.items()))
+    _write_totals(sql, _table(DailyTotal), "day", writes.days, writes.known_days)
+    _write_totals(sql, _table(MonthlyTotal), "month", writes.months, writes.known_months)
 
 
-def _write_totals(session: Session, table: Table, period: str,
+def _write_totals(sql: _Sql, table: Table, period: str,
                   totals: dict[tuple[int, str, int], int], known: set[tuple[int, str, int]]) -> None:
-    new = [k for k, g in totals.items() if k not in known and g]
-    old = [k for k in totals if k in known]
+    new = [(*k, g) for k, g in totals.items() if k not in known and g]
+    old = [(g, *k) for k, g in totals.items() if k in known]
     if new:
-        _executemany(session, insert(table).inline(), [
-            {"citizen_id": c, "behaviour": b, period: p, "grams": totals[(c, b, p)]}
-            for c, b, p in new])
+        sql.executemany(insert(table).inline(), ("citizen_id", "behaviour", period, "grams"), new)
     if old:
-        _executemany(session, update(table).where(and_(
+        sql.executemany(update(table).where(and_(
             table.c.citizen_id == bindparam("c"), table.c.behaviour == bindparam("b"),
             table.c[period] == bindparam("p"))).values(grams=bindparam("g")),
-            [{"c": c, "b": b, "p": p, "g": totals[(c, b, p)]} for c, b, p in old])
+            ("g", "c", "b", "p"), old)

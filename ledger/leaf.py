@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_utils import to_checksum_address
 
@@ -91,6 +92,24 @@ class LeafValues:
 
 def encode_leaf(values: tuple) -> bytes:  # type: ignore[type-arg]
     """Encode a tuple of leaf values in :data:`LEAF_ENCODING` order."""
+    if len(values) == len(LEAF_FIELDS):  # the common case, checked in one expression
+        entry, account, kind, behaviour, quantity, grams, points, version, at, record, partner = values
+        if (type(entry) is bytes and len(entry) == 32 and type(account) is bytes
+                and len(account) == 32 and type(kind) is int and 0 <= kind < 2**8
+                and type(behaviour) is bytes and len(behaviour) == 32
+                and type(quantity) is int and 0 <= quantity < 2**64
+                and type(grams) is int and 0 <= grams < 2**64
+                and type(points) is int and 0 <= points < 2**64
+                and type(version) is int and 0 <= version < 2**32
+                and type(at) is int and 0 <= at < 2**64
+                and type(record) is bytes and len(record) == 32
+                and type(partner) is bytes and len(partner) == 20):
+            return _WORDS.pack(*values)
+    _check_leaf_values(values)  # raises, naming the field
+    return _WORDS.pack(*values)
+
+
+def _check_leaf_values(values: tuple) -> None:  # type: ignore[type-arg]
     if len(values) != len(LEAF_FIELDS):
         raise InvalidInput(f"a leaf has {len(LEAF_FIELDS)} values, got {len(values)}", field="values")
     for name, value in zip(LEAF_FIELDS, values, strict=True):
@@ -102,7 +121,6 @@ def encode_leaf(values: tuple) -> bytes:  # type: ignore[type-arg]
             width = 20 if name == "partner" else 32
             if not isinstance(value, bytes) or len(value) != width:
                 raise InvalidInput(f"expected {width} bytes", field=name)
-    return _WORDS.pack(*values)
 
 
 def decode_leaf(encoded: bytes) -> LeafValues:
@@ -163,8 +181,10 @@ def leaf_values_from_json(items: list) -> LeafValues:  # type: ignore[type-arg]
     return LeafValues(*values)  # type: ignore[arg-type]
 
 
+@lru_cache(maxsize=1024)
 def behaviour_code(code: str) -> bytes:
-    """A behaviour code as bytes32: ASCII, right-padded with zero bytes."""
+    """A behaviour code as bytes32: ASCII, right-padded with zero bytes (a few dozen
+    codes exist, so each is padded once)."""
     raw = code.encode("ascii", errors="strict") if code.isascii() else b""
     if not raw or len(raw) > 32:
         raise InvalidInput(f"{code!r} is not 1-32 ASCII characters", field="behaviour")

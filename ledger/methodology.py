@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -46,6 +46,14 @@ class Behaviour:
     def speed_kmh(self, quantity: int, seconds: int) -> Fraction:
         """Average speed of a distance record (unit ``m``) over ``seconds``."""
         return Fraction(quantity * 3600, max(seconds, 1) * 1000)
+
+    def too_fast(self, quantity: int, seconds: int) -> bool:
+        """Whether ``quantity`` metres in ``seconds`` is above the speed bound: the same
+        comparison as ``speed_kmh(...) > max_speed_kmh``, in integers."""
+        bound = self.max_speed_kmh
+        if bound is None:
+            return False
+        return quantity * 3600 * bound.denominator > bound.numerator * max(seconds, 1) * 1000
 
     @cached_property
     def _grams_per_unit(self) -> Fraction:
@@ -78,18 +86,28 @@ class Methodology:
     def points(self, grams: int) -> int:
         return grams // self.grams_per_point
 
+    @cached_property
+    def _offset_seconds(self) -> int:
+        return int(self.day_offset.total_seconds())
+
     def local_day(self, unix_seconds: int) -> int:
         """The day number (since 1970-01-01, local) a behaviour counts toward for caps."""
-        return int((unix_seconds + self.day_offset.total_seconds()) // 86400)
+        return (unix_seconds + self._offset_seconds) // 86400
 
     def local_month(self, unix_seconds: int) -> int:
         """The month (``year * 12 + month - 1``, local) a behaviour counts toward for caps."""
-        day = date(1970, 1, 1) + timedelta(days=self.local_day(unix_seconds))
-        return day.year * 12 + day.month - 1
+        return month_of_day(self.local_day(unix_seconds))
 
     def effective_from_unix(self) -> int:
         start = datetime.combine(self.effective_from, datetime.min.time(), UTC)
         return int((start - self.day_offset).timestamp())
+
+
+@lru_cache(maxsize=4096)
+def month_of_day(day: int) -> int:
+    """The month (``year * 12 + month - 1``) of a day number since 1970-01-01."""
+    when = date(1970, 1, 1) + timedelta(days=day)
+    return when.year * 12 + when.month - 1
 
 
 def _factor(obj: dict[str, Any], grid: Fraction, where: str) -> Fraction:
