@@ -99,9 +99,9 @@ class _Writes:
     entries: list[tuple[Any, ...]] = field(default_factory=list)  # ENTRY_COLUMNS
     points: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     days: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    known_days: set[tuple[int, str, int]] = field(default_factory=set)
+    stored_days: dict[tuple[int, str, int], int] = field(default_factory=dict)  # as loaded
     months: dict[tuple[int, str, int], int] = field(default_factory=dict)
-    known_months: set[tuple[int, str, int]] = field(default_factory=set)
+    stored_months: dict[tuple[int, str, int], int] = field(default_factory=dict)
     seen: dict[tuple[int, str], list[_Seen]] = field(default_factory=lambda: defaultdict(list))
 
 
@@ -172,8 +172,18 @@ class _Sql:
     def values(self, items: Sequence[Any]) -> Any:
         return json.dumps(list(items)) if self.sqlite else list(items)
 
-    def rows(self, query: str, **params: Any) -> Sequence[Any]:
-        return self.connection.execute(text(query), params).all()  # type: ignore[return-value]
+    def rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
+        """The query's rows as plain tuples from the driver's cursor, in the session's
+        transaction (building SQLAlchemy's rows costs more than SQLite reading them)."""
+        compiled = _compiled_text(query, self.dialect)
+        order = compiled.positiontup
+        args = params if order is None else tuple(params[name] for name in order)
+        cursor = self.connection.connection.cursor()
+        try:
+            cursor.execute(compiled.string, args)
+            return cursor.fetchall()  # type: ignore[no-any-return]
+        finally:
+            cursor.close()
 
     def executemany(self, statement: Insert | Update, columns: Sequence[str],
                     rows: list[tuple[Any, ...]]) -> None:
@@ -194,6 +204,14 @@ class _Sql:
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
+
+
+def _compiled_text(query: str, dialect: Any) -> Any:
+    key = (query, dialect.name, dialect.paramstyle)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _COMPILED[key] = text(query).compile(dialect=dialect)
+    return compiled
 
 
 def _compiled(statement: Insert | Update, dialect: Any, columns: tuple[str, ...]) -> Any:
@@ -384,24 +402,25 @@ def _too_many_in_an_hour(at: int, seen: list[_Seen], limit: int) -> bool:
 
 
 def _load_totals(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
-    """What earlier submissions credited on the days and months this one touches."""
+    """What earlier submissions credited on the days and months this one touches, for
+    the behaviours it reports (the key's prefix, so the primary key finds them)."""
     if not ours:
         return
     times = [r.occurred_at for _, r in ours]
     # One day of slack either side covers any methodology's local-day offset.
     first, last = min(times) // 86400 - 1, max(times) // 86400 + 1
-    ids = sql.values(sorted({cid for cid, _ in ours}))
-    for c, b, d, g in sql.rows("SELECT citizen_id, behaviour, day, grams FROM daily_totals "
-                               f"WHERE day BETWEEN :a AND :b AND {sql.member('citizen_id', 'ids')}",
-                               a=first, b=last, ids=ids):
-        writes.days[(c, b, d)] = g
-        writes.known_days.add((c, b, d))
-    for c, b, m, g in sql.rows("SELECT citizen_id, behaviour, month, grams FROM monthly_totals "
-                               "WHERE month BETWEEN :a AND :b AND "
-                               f"{sql.member('citizen_id', 'ids')}",
-                               a=month_of_day(first), b=month_of_day(last), ids=ids):
-        writes.months[(c, b, m)] = g
-        writes.known_months.add((c, b, m))
+    params = {"ids": sql.values(sorted({cid for cid, _ in ours})),
+              "codes": sql.values(sorted({r.behaviour for _, r in ours}))}
+    where = f"{sql.member('citizen_id', 'ids')} AND {sql.member('behaviour', 'codes')}"
+    days = sql.rows(f"SELECT citizen_id, behaviour, day, grams FROM daily_totals WHERE {where} "
+                    "AND day BETWEEN :a AND :b", a=first, b=last, **params)
+    writes.stored_days = {(c, b, d): g for c, b, d, g in days}
+    months = sql.rows(f"SELECT citizen_id, behaviour, month, grams FROM monthly_totals WHERE "
+                      f"{where} AND month BETWEEN :a AND :b",
+                      a=month_of_day(first), b=month_of_day(last), **params)
+    writes.stored_months = {(c, b, m): g for c, b, m, g in months}
+    writes.days.update(writes.stored_days)
+    writes.months.update(writes.stored_months)
 
 
 def _load_neighbours(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
@@ -458,14 +477,15 @@ def _write(sql: _Sql, writes: _Writes) -> None:
         sql.executemany(update(balances).where(balances.c.citizen_id == bindparam("cid"))
                         .values(points=balances.c.points + bindparam("add")),
                         ("cid", "add"), list(writes.points.items()))
-    _write_totals(sql, _table(DailyTotal), "day", writes.days, writes.known_days)
-    _write_totals(sql, _table(MonthlyTotal), "month", writes.months, writes.known_months)
+    _write_totals(sql, _table(DailyTotal), "day", writes.days, writes.stored_days)
+    _write_totals(sql, _table(MonthlyTotal), "month", writes.months, writes.stored_months)
 
 
-def _write_totals(sql: _Sql, table: Table, period: str,
-                  totals: dict[tuple[int, str, int], int], known: set[tuple[int, str, int]]) -> None:
-    new = [(*k, g) for k, g in totals.items() if k not in known and g]
-    old = [(g, *k) for k, g in totals.items() if k in known]
+def _write_totals(sql: _Sql, table: Table, period: str, totals: dict[tuple[int, str, int], int],
+                  stored: dict[tuple[int, str, int], int]) -> None:
+    """Insert the new totals and update the changed ones (most loaded ones are not)."""
+    new = [(*k, g) for k, g in totals.items() if g and k not in stored]
+    old = [(g, *k) for k, g in totals.items() if k in stored and g != stored[k]]
     if new:
         sql.executemany(insert(table).inline(), ("citizen_id", "behaviour", period, "grams"), new)
     if old:
