@@ -181,7 +181,7 @@ class _Sql:
         cursor = self.connection.connection.cursor()
         try:
             cursor.execute(compiled.string, args)
-            return cursor.fetchall()  # type: ignore[no-any-return]
+            return cursor.fetchall()  # type: ignore[return-value]
         finally:
             cursor.close()
 
