@@ -3,8 +3,14 @@ to the version the code expects (Alembic migrations in ``ledger/migrations``).""
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +39,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE_REVISION = "0001"
 # pg_advisory_xact_lock key: "carbonle" as an int64, so two processes never migrate at once.
 _MIGRATION_LOCK = int.from_bytes(b"carbonle", "big") >> 1
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -244,6 +252,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        path = self.engine.url.database if self.is_sqlite else None
+        self._writer_lock = (WriterLock(path + "-writer.lock")
+                             if path and path != ":memory:" else None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -255,7 +266,10 @@ class Database:
         read-then-write unit of work never fails to upgrade its lock halfway. PostgreSQL
         has no such lock to take: there the units of work lock the rows they decide on
         (``SELECT … FOR UPDATE``) and take amounts with conditional UPDATEs."""
-        with self._sessions() as s:
+        with ExitStack() as stack:
+            if write_lock and self._writer_lock is not None:
+                stack.enter_context(self._writer_lock)
+            s = stack.enter_context(self._sessions())
             if write_lock and self.is_sqlite:
                 s.connection(execution_options={"sqlite_immediate": True})
             try:
@@ -268,3 +282,118 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def background_checkpoints(self, *, interval: float = 1.0) -> Iterator[WalCheckpointer | None]:
+        """For a serving process on a SQLite file: its connections leave the write-ahead
+        log to a :class:`WalCheckpointer` thread instead of checkpointing when they commit."""
+        path = self.engine.url.database
+        if not self.is_sqlite or not path or path == ":memory:":
+            yield None
+            return
+
+        @event.listens_for(self.engine, "connect")
+        def _backstop(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.BACKSTOP_PAGES}")
+
+        self.engine.dispose()  # pooled connections were opened with the default
+        checkpointer = WalCheckpointer(path, interval=interval)
+        checkpointer.start()
+        try:
+            yield checkpointer
+        finally:
+            checkpointer.stop()
+            event.remove(self.engine, "connect", _backstop)
+            self.engine.dispose()
+
+
+class WriterLock:
+    """The turn to write a SQLite file, across threads and processes: an exclusive
+    ``flock`` on a file beside it, taken before ``BEGIN IMMEDIATE``.
+
+    SQLite's own busy handler sleeps in steps of up to 25-100 ms while another
+    connection writes, so a waiting writer oversleeps the holder by about half a step,
+    and under steady ingest the lock stood idle that long between two submissions. This
+    lock is polled every half millisecond (a failed ``flock`` is one system call), so the
+    next writer starts almost as soon as the last one commits. Each acquisition opens
+    the file anew: two threads of one process then exclude each other too. A holder
+    that dies releases it with its descriptors."""
+
+    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+        self.path, self.timeout = path, timeout
+        self._local = threading.local()
+
+    def __enter__(self) -> WriterLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        deadline, pause = time.monotonic() + self.timeout, 0.0005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise DatabaseUnavailable(f"another writer held the database for over "
+                                              f"{self.timeout:g} s", field="database") from None
+                time.sleep(pause)
+        self._local.fd = fd
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        os.close(self._local.fd)  # closing the descriptor releases the lock
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from a thread of its own.
+
+    By default the connection whose commit takes the log past 1,000 pages copies it into
+    the database file and syncs both, on the request's time. A submission dirties about
+    2,000 index pages once the ledger holds a few hundred thousand entries, so every
+    commit paid for a checkpoint, and the same hot pages were copied again and again.
+    Here, each ``interval``: a passive checkpoint (waits for no one) copies what it can;
+    if the log has grown past ``restart_pages`` a restart checkpoint then rewinds it, so
+    it does not grow without end under steady writes. The restart holds new writers
+    back while it waits for readers, so it gives up after ``wait_ms`` and tries again
+    next time. Serving connections checkpoint on commit only past
+    :attr:`BACKSTOP_PAGES` (if this thread stops). Several processes may each run one:
+    SQLite lets one checkpoint run at a time, and the others find it busy."""
+
+    BACKSTOP_PAGES = 20_000
+
+    def __init__(self, path: str, *, interval: float = 1.0, restart_pages: int = 4_000,
+                 wait_ms: int = 100) -> None:
+        self.path, self.interval = path, interval
+        self.restart_pages, self.wait_ms = restart_pages, wait_ms
+        self.checkpoints = self.restarts = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=self.wait_ms / 1000, isolation_level=None,
+                               check_same_thread=False)
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.checkpoint(conn)
+                except sqlite3.Error as exc:  # e.g. another process's checkpoint: next time
+                    log.debug("WAL checkpoint skipped: %s", exc)
+        finally:
+            conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int]:
+        """One round: the log's pages and how many of them are in the database file."""
+        busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
+        self.checkpoints += 1
+        if not busy and pages >= self.restart_pages:
+            busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0]
+            self.restarts += not busy
+        return pages, copied

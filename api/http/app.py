@@ -143,6 +143,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ExitStack() as stack:
+            stack.enter_context(container.db.background_checkpoints())
             anchor = stack.enter_context(container.anchor())
             state = AppState(container, anchor)
             state.on_proofs_changed = lambda _batches: app.state.proofs.clear()
