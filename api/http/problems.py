@@ -17,6 +17,7 @@ from ledger.credentials import Forbidden, Unauthenticated
 from ledger.errors import (
     ChainError,
     Conflict,
+    DatabaseUnavailable,
     InvalidInput,
     LedgerError,
     NotFound,
@@ -28,6 +29,7 @@ log = logging.getLogger("carbon_ledger.http")
 STATUS: list[tuple[type[LedgerError], int]] = [
     (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
     (InvalidInput, 422), (VerificationError, 422), (ChainError, 503),
+    (DatabaseUnavailable, 503),  # e.g. another writer held SQLite past the timeout
 ]
 MEDIA_TYPE = "application/problem+json"
 

@@ -93,3 +93,30 @@ def test_each_credential_is_rate_limited_with_retry_after(api) -> None:
     limited = client.get("/v1/me", headers=auth)
     body = assert_problem(limited, 429)
     assert int(limited.headers["Retry-After"]) > 0 and body["type"].endswith("rate-limited")
+
+
+def test_a_writer_holding_the_database_too_long_gives_503_and_writes_nothing(tmp_path: Path) -> None:
+    from ledger.db import WriterLock
+
+    container = Container(Settings(data_dir=tmp_path, chain="tester"))
+    key = Account.create()
+    with container.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
+                                          signing_address=bytes.fromhex(key.address[2:]))
+        citizen = accounts.create_citizen(s)
+        creds = {"partner": issue_api_key(s, role="partner", partner=partner),
+                 "citizen": issue_citizen_token(s, citizen=citizen), "pseudonym": citizen.pseudonym}
+    lock = container.db._writer_lock
+    assert lock is not None
+    lock.timeout = 0.2
+    records = [a_record(creds["pseudonym"], record_id="r1")]
+    with TestClient(create_app(container, run_sealer=False)) as client:
+        with WriterLock(lock.path):  # another process's long write, as the server sees it
+            answer = signed_post(client, key, creds, json.dumps(records).encode(), records,
+                                 "application/json")
+        assert_problem(answer, 503, "database")
+        me = client.get("/v1/me", headers={"Authorization": f"Bearer {creds['citizen']}"}).json()
+        assert me["points"] == 0
+        again = signed_post(client, key, creds, json.dumps(records).encode(), records,
+                            "application/json")
+        assert again.status_code == 200 and again.json()["accepted"] == 1
