@@ -253,8 +253,10 @@ class Database:
         self.engine = make_engine(url, **kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         path = self.engine.url.database if self.is_sqlite else None
-        self._writer_lock = (WriterLock(path + "-writer.lock")
-                             if path and path != ":memory:" else None)
+        #: The SQLite file, or None (PostgreSQL, or SQLite in memory).
+        self.sqlite_file = path if path and path != ":memory:" else None
+        self._writer_lock = (WriterLock(self.sqlite_file + "-writer.lock") if self.sqlite_file
+                             else None)
 
     @property
     def is_sqlite(self) -> bool:
@@ -287,8 +289,8 @@ class Database:
     def background_checkpoints(self, *, interval: float = 1.0) -> Iterator[WalCheckpointer | None]:
         """For a serving process on a SQLite file: its connections leave the write-ahead
         log to a :class:`WalCheckpointer` thread instead of checkpointing when they commit."""
-        path = self.engine.url.database
-        if not self.is_sqlite or not path or path == ":memory:":
+        path = self.sqlite_file
+        if path is None:
             yield None
             return
 

@@ -23,6 +23,13 @@ from tests.conftest import a_record
 def api(tmp_path: Path):  # type: ignore[no-untyped-def]
     container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="30/minute",
                                    max_body_bytes=64 * 1024))
+    key, creds = a_partner_and_citizen(container)
+    with TestClient(create_app(container, run_sealer=False)) as client:
+        yield client, key, creds
+
+
+def a_partner_and_citizen(container: Container) -> tuple[Account, dict[str, str]]:
+    """A bike-share partner (its signing key) and a citizen, with their credentials."""
     key = Account.create()
     with container.db.session(write_lock=True) as s:
         partner = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
@@ -30,8 +37,7 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
         citizen = accounts.create_citizen(s)
         creds = {"partner": issue_api_key(s, role="partner", partner=partner),
                  "citizen": issue_citizen_token(s, citizen=citizen), "pseudonym": citizen.pseudonym}
-    with TestClient(create_app(container, run_sealer=False)) as client:
-        yield client, key, creds
+    return key, creds
 
 
 def signed_post(client, key, creds, body: bytes, records: list, content_type: str):  # type: ignore[no-untyped-def]
@@ -99,13 +105,7 @@ def test_a_writer_holding_the_database_too_long_gives_503_and_writes_nothing(tmp
     from ledger.db import WriterLock
 
     container = Container(Settings(data_dir=tmp_path, chain="tester"))
-    key = Account.create()
-    with container.db.session(write_lock=True) as s:
-        partner = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
-                                          signing_address=bytes.fromhex(key.address[2:]))
-        citizen = accounts.create_citizen(s)
-        creds = {"partner": issue_api_key(s, role="partner", partner=partner),
-                 "citizen": issue_citizen_token(s, citizen=citizen), "pseudonym": citizen.pseudonym}
+    key, creds = a_partner_and_citizen(container)
     lock = container.db._writer_lock
     assert lock is not None
     lock.timeout = 0.2
