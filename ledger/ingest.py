@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from ledger.entries import ENTRY_COLUMNS, entry_values
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, credit_entry_id
-from ledger.methodology import Behaviour, methodology_in_force, month_of_day
+from ledger.methodology import Behaviour, Methodology, methodology_in_force, month_of_day
 from ledger.models import (
     ActivityRecord,
     Balance,
@@ -85,10 +85,11 @@ class _Seen:
     matched_by: set[int] | None = None  # partners whose report it absorbed
 
 
-#: activity_records columns in the order the decisions give them.
+#: activity_records columns in the order the decisions give them: the table's order, so
+#: SQLite's positional parameters take the rows as they are.
 RECORD_COLUMNS = ("partner_id", "partner_record_id", "citizen_id", "behaviour", "quantity",
-                  "occurred_at", "ended_at", "raw", "record_hash", "submission_id",
-                  "received_at", "status", "duplicate_of", "entry_id")
+                  "occurred_at", "ended_at", "raw", "record_hash", "status", "duplicate_of",
+                  "entry_id", "submission_id", "received_at")
 
 
 @dataclass
@@ -105,10 +106,71 @@ class _Writes:
     seen: dict[tuple[int, str], list[_Seen]] = field(default_factory=lambda: defaultdict(list))
 
 
-ParsedRecords = tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]]
+@dataclass(slots=True, frozen=True)
+class Quantified:
+    """What a record's own content decides under the methodology in force when it
+    happened, before the ledger or the other records are looked at: the reduction before
+    caps, the local day and month its caps count in, and its credit's entry id."""
+
+    methodology: Methodology
+    behaviour: Behaviour
+    grams: int
+    day: int
+    month: int
+    entry_id: bytes
 
 
-def parse_records(records: Sequence[object], *, now: int) -> ParsedRecords:
+#: A record's assessment: quantified, or the field and reason it is rejected.
+Assessment = Quantified | tuple[str, str]
+
+
+def assess(record: ActivityRecordIn, *, kind: str, address: bytes) -> Assessment:
+    """Check a record against the methodology alone (behaviour known, reportable by this
+    kind of partner, plausible) and quantify it. Needs no database."""
+    try:
+        methodology = methodology_in_force(record.occurred_at)
+        behaviour = methodology.behaviour(record.behaviour)
+    except InvalidInput as exc:
+        return exc.field or "behaviour", exc.message
+    if kind not in behaviour.partner_kinds:
+        return "behaviour", f"a {kind} partner may not report {behaviour.code}"
+    implausible = _implausible(behaviour, record)
+    if implausible:
+        return implausible
+    day = methodology.local_day(record.occurred_at)
+    return Quantified(methodology, behaviour, behaviour.reduction_grams(record.quantity), day,
+                      month_of_day(day), credit_entry_id(address, record.record_id))
+
+
+@dataclass
+class PreparedRecords:
+    """A submission's records checked on their own for one partner (kind and signing
+    address): each well-formed one with its assessment, and a rejection for each other.
+    Everything here needs no database, so it is worked out before the write lock."""
+
+    kind: str
+    address: bytes
+    good: list[tuple[int, ActivityRecordIn, Assessment]]
+    rejected: list[RecordOutcome]
+
+    def for_partner(self, kind: str, address: bytes) -> PreparedRecords:
+        """The records assessed for the partner as it is now (its kind or key may have
+        changed since they were prepared)."""
+        if (kind, address) == (self.kind, self.address):
+            return self
+        return PreparedRecords(kind, address, [(i, r, assess(r, kind=kind, address=address))
+                                               for i, r, _ in self.good], self.rejected)
+
+
+def prepare_records(records: Sequence[object], *, kind: str, address: bytes,
+                    now: int) -> PreparedRecords:
+    good, rejected = parse_records(records, now=now)
+    return PreparedRecords(kind, address, [(i, r, assess(r, kind=kind, address=address))
+                                           for i, r in good], rejected)
+
+
+def parse_records(records: Sequence[object], *,
+                  now: int) -> tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]]:
     """Shape checks for every record: the parsed ones, and a rejection for each other."""
     if len(records) > MAX_RECORDS_PER_SUBMISSION:
         raise InvalidInput(f"at most {MAX_RECORDS_PER_SUBMISSION} records per submission",
@@ -126,7 +188,7 @@ def parse_records(records: Sequence[object], *, now: int) -> ParsedRecords:
 
 def submit_records(session: Session, *, partner: Partner, records: Sequence[object],
                    now: int | None = None, submission_id: str | None = None,
-                   parsed: ParsedRecords | None = None) -> SubmissionResult:
+                   prepared: PreparedRecords | None = None) -> SubmissionResult:
     """Decide and write every record of one submission.
 
     Call it in a write-locked session: caps and de-duplication read what earlier
@@ -134,19 +196,24 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
     SQLite the session's write lock serialises them; on PostgreSQL the citizens' advisory
     locks do."""
     now = int(time.time()) if now is None else now
-    good, outcomes = parsed if parsed is not None else parse_records(records, now=now)
-    result = SubmissionResult(list(outcomes))
+    kind, address = partner.kind, partner.signing_address
+    if prepared is None:
+        prepared = prepare_records(records, kind=kind, address=address, now=now)
+    prepared = prepared.for_partner(kind, address)
+    good = prepared.good
+    result = SubmissionResult(list(prepared.rejected))
     sql = _Sql(session)
     _lock_partner(sql, partner.id)  # before its record ids are read
-    known = _known_records(sql, partner.id, [r.record_id for _, r in good])
-    citizens = _citizens(sql, [r.citizen for _, r in good])
-    ours = [(citizens[r.citizen][0], r) for _, r in good if r.citizen in citizens]
-    _lock_citizens(sql, [cid for cid, _ in ours])
+    known = _known_records(sql, partner.id, [r.record_id for _, r, _ in good])
+    citizens = _citizens(sql, [r.citizen for _, r, _ in good])
+    ours = [(citizens[r.citizen][0], r, q) for _, r, q in good
+            if r.citizen in citizens and isinstance(q, Quantified)]
+    _lock_citizens(sql, [cid for cid, _, _ in ours])
     writes = _Writes()
     _load_totals(sql, writes, ours)
     _load_neighbours(sql, writes, ours)
     decide = _Decider(partner, known, citizens, writes, now, submission_id).decide
-    result.outcomes.extend([decide(index, record) for index, record in good])
+    result.outcomes.extend([decide(index, record, q) for index, record, q in good])
     _write(sql, writes)
     result.outcomes.sort(key=lambda o: o.index)
     return result
@@ -215,11 +282,15 @@ def _compiled_text(query: str, dialect: Any) -> Any:
 
 
 def _compiled(statement: Insert | Update, dialect: Any, columns: tuple[str, ...]) -> Any:
-    key = (str(statement), dialect.name, dialect.paramstyle, columns)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = _COMPILED[key] = statement.compile(dialect=dialect, column_keys=list(columns))
-    return compiled
+    """The statement compiled once per dialect and columns. Keyed by the statement's
+    identity (rendering it to a string for a key costs as much as compiling it); the cache
+    holds the statement too, so its id cannot be reused by another while cached."""
+    key = (id(statement), dialect.name, dialect.paramstyle, columns)
+    cached = _COMPILED.get(key)
+    if cached is None or cached[0] is not statement:
+        cached = _COMPILED[key] = (statement, statement.compile(dialect=dialect,
+                                                                column_keys=list(columns)))
+    return cached[1]
 
 
 def _known_records(sql: _Sql, partner_id: int, ids: list[str]) -> dict[str, bytes]:
@@ -273,12 +344,11 @@ class _Decider:
                  citizens: dict[str, tuple[int, bytes]], writes: _Writes, now: int,
                  submission_id: str | None) -> None:
         # Plain values, not ORM attributes: this runs once per record.
-        self.partner_id, self.kind = partner.id, partner.kind
-        self.address = partner.signing_address
+        self.partner_id, self.address = partner.id, partner.signing_address
         self.known, self.citizens, self.writes = known, citizens, writes
         self.now, self.submission_id = now, submission_id
 
-    def decide(self, index: int, record: ActivityRecordIn) -> RecordOutcome:
+    def decide(self, index: int, record: ActivityRecordIn, assessed: Assessment) -> RecordOutcome:
         rid = record.record_id
         prior = self.known.get(rid)
         if prior is not None:
@@ -290,18 +360,10 @@ class _Decider:
         if citizen is None:
             return RecordOutcome(index, rid, "rejected", "citizen", "unknown citizen")
         citizen_id, account = citizen
-        try:
-            methodology = methodology_in_force(record.occurred_at)
-            behaviour = methodology.behaviour(record.behaviour)
-        except InvalidInput as exc:
-            return RecordOutcome(index, rid, "rejected", exc.field or "behaviour", exc.message)
-        if self.kind not in behaviour.partner_kinds:
-            return RecordOutcome(index, rid, "rejected", "behaviour",
-                                 f"a {self.kind} partner may not report {behaviour.code}")
-        implausible = _implausible(behaviour, record)
-        if implausible:
-            return RecordOutcome(index, rid, "rejected", *implausible)
+        if not isinstance(assessed, Quantified):
+            return RecordOutcome(index, rid, "rejected", *assessed)
 
+        behaviour, methodology = assessed.behaviour, assessed.methodology
         writes, code, start = self.writes, behaviour.code, record.occurred_at
         seen = writes.seen[(citizen_id, code)]
         if behaviour.dedup_window_seconds is not None:
@@ -326,10 +388,9 @@ class _Decider:
                                  "citizen within an hour")
         seen.append(_Seen(None, self.partner_id, start, record.end, record.record_hash, False))
 
-        grams = behaviour.reduction_grams(record.quantity)
-        local_day = methodology.local_day(start)
-        day = (citizen_id, code, local_day)
-        month = (citizen_id, code, month_of_day(local_day))
+        grams = assessed.grams
+        day = (citizen_id, code, assessed.day)
+        month = (citizen_id, code, assessed.month)
         used_day = writes.days.get(day, 0)  # earlier submissions' grams were preloaded
         used_month = writes.months.get(month, 0)
         room = behaviour.daily_cap_grams - used_day
@@ -339,7 +400,7 @@ class _Decider:
         writes.days[day] = used_day + credited
         writes.months[month] = used_month + credited
         points = methodology.points(credited)
-        entry_id = credit_entry_id(self.address, rid) if credited else None
+        entry_id = assessed.entry_id if credited else None
         writes.records.append(self._row(record, citizen_id, code,
                                         "credited" if credited else "capped", None, entry_id))
         self.known[rid] = record.record_hash
@@ -360,7 +421,7 @@ class _Decider:
         """The record's activity_records row, in :data:`RECORD_COLUMNS` order."""
         return (self.partner_id, record.record_id, citizen_id, code, record.quantity,
                 record.occurred_at, record.ended_at, record.canonical.decode(),
-                record.record_hash, self.submission_id, self.now, status, duplicate_of, entry_id)
+                record.record_hash, status, duplicate_of, entry_id, self.submission_id, self.now)
 
 
 def _implausible(behaviour: Behaviour, record: ActivityRecordIn) -> tuple[str, str] | None:
@@ -401,36 +462,38 @@ def _too_many_in_an_hour(at: int, seen: list[_Seen], limit: int) -> bool:
     return any(times[i + limit] - times[i] < 3600 for i in range(len(times) - limit))
 
 
-def _load_totals(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
+Ours = list[tuple[int, ActivityRecordIn, Quantified]]  # quantified records of known citizens
+
+
+def _load_totals(sql: _Sql, writes: _Writes, ours: Ours) -> None:
     """What earlier submissions credited on the days and months this one touches, for
     the behaviours it reports (the key's prefix, so the primary key finds them)."""
     if not ours:
         return
-    times = [r.occurred_at for _, r in ours]
-    # One day of slack either side covers any methodology's local-day offset.
-    first, last = min(times) // 86400 - 1, max(times) // 86400 + 1
-    params = {"ids": sql.values(sorted({cid for cid, _ in ours})),
-              "codes": sql.values(sorted({r.behaviour for _, r in ours}))}
+    days = [q.day for _, _, q in ours]
+    months = [q.month for _, _, q in ours]
+    params = {"ids": sql.values(sorted({cid for cid, _, _ in ours})),
+              "codes": sql.values(sorted({q.behaviour.code for _, _, q in ours}))}
     where = f"{sql.member('citizen_id', 'ids')} AND {sql.member('behaviour', 'codes')}"
-    days = sql.rows(f"SELECT citizen_id, behaviour, day, grams FROM daily_totals WHERE {where} "
-                    "AND day BETWEEN :a AND :b", a=first, b=last, **params)
-    writes.stored_days = {(c, b, d): g for c, b, d, g in days}
-    months = sql.rows(f"SELECT citizen_id, behaviour, month, grams FROM monthly_totals WHERE "
-                      f"{where} AND month BETWEEN :a AND :b",
-                      a=month_of_day(first), b=month_of_day(last), **params)
-    writes.stored_months = {(c, b, m): g for c, b, m, g in months}
+    stored = sql.rows(f"SELECT citizen_id, behaviour, day, grams FROM daily_totals WHERE "
+                      f"{where} AND day BETWEEN :a AND :b", a=min(days), b=max(days), **params)
+    writes.stored_days = {(c, b, d): g for c, b, d, g in stored}
+    stored = sql.rows(f"SELECT citizen_id, behaviour, month, grams FROM monthly_totals WHERE "
+                      f"{where} AND month BETWEEN :a AND :b", a=min(months), b=max(months),
+                      **params)
+    writes.stored_months = {(c, b, m): g for c, b, m, g in stored}
     writes.days.update(writes.stored_days)
     writes.months.update(writes.stored_months)
 
 
-def _load_neighbours(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityRecordIn]]) -> None:
+def _load_neighbours(sql: _Sql, writes: _Writes, ours: Ours) -> None:
     """Earlier records that de-duplication or a per-hour bound must look at: the same
     citizens and behaviours, near in time. Only behaviours with such a rule are read."""
     wanted: dict[str, list[tuple[int, ActivityRecordIn]]] = defaultdict(list)
     windows: dict[str, int] = defaultdict(int)
-    for cid, r in ours:
-        b = _behaviour_or_none(r)
-        if b is not None and (b.dedup_window_seconds is not None or b.max_records_per_hour):
+    for cid, r, q in ours:
+        b = q.behaviour
+        if b.dedup_window_seconds is not None or b.max_records_per_hour:
             wanted[b.code].append((cid, r))
             windows[b.code] = max(windows[b.code], b.dedup_window_seconds or 0)
     for code, items in wanted.items():
@@ -455,41 +518,46 @@ def _load_neighbours(sql: _Sql, writes: _Writes, ours: list[tuple[int, ActivityR
                 winner.matched_by.add(pid)
 
 
-def _behaviour_or_none(record: ActivityRecordIn) -> Behaviour | None:
-    try:
-        return methodology_in_force(record.occurred_at).behaviours.get(record.behaviour)
-    except InvalidInput:
-        return None
-
-
 def _table(model: type[Any]) -> Table:
     return model.__table__  # type: ignore[no-any-return]
 
 
+def _totals_update(table: Table, period: str) -> Update:
+    return update(table).where(and_(
+        table.c.citizen_id == bindparam("c"), table.c.behaviour == bindparam("b"),
+        table.c[period] == bindparam("p"))).values(grams=bindparam("g"))
+
+
+_balances = _table(Balance)
+# The bulk statements, built once (so they are compiled once, see _compiled).
+_INSERT_RECORDS = insert(_table(ActivityRecord)).inline()
+_INSERT_ENTRIES = insert(_table(LedgerEntry)).inline()
+_ADD_POINTS = (update(_balances).where(_balances.c.citizen_id == bindparam("cid"))
+               .values(points=_balances.c.points + bindparam("add")))
+_TOTALS = {period: (insert(_table(model)).inline(), _totals_update(_table(model), period))
+           for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))}
+
+
 def _write(sql: _Sql, writes: _Writes) -> None:
     """Bulk statements (executemany), in the caller's transaction."""
-    records, entries, balances = _table(ActivityRecord), _table(LedgerEntry), _table(Balance)
     if writes.records:
-        sql.executemany(insert(records).inline(), RECORD_COLUMNS, writes.records)
+        sql.executemany(_INSERT_RECORDS, RECORD_COLUMNS, writes.records)
     if writes.entries:
-        sql.executemany(insert(entries).inline(), ENTRY_COLUMNS, writes.entries)
-    if writes.points:
-        sql.executemany(update(balances).where(balances.c.citizen_id == bindparam("cid"))
-                        .values(points=balances.c.points + bindparam("add")),
-                        ("cid", "add"), list(writes.points.items()))
-    _write_totals(sql, _table(DailyTotal), "day", writes.days, writes.stored_days)
-    _write_totals(sql, _table(MonthlyTotal), "month", writes.months, writes.stored_months)
+        sql.executemany(_INSERT_ENTRIES, ENTRY_COLUMNS, writes.entries)
+    if writes.points:  # SET before WHERE: the compiled order of the parameters
+        sql.executemany(_ADD_POINTS, ("add", "cid"),
+                        [(add, cid) for cid, add in writes.points.items()])
+    _write_totals(sql, "day", writes.days, writes.stored_days)
+    _write_totals(sql, "month", writes.months, writes.stored_months)
 
 
-def _write_totals(sql: _Sql, table: Table, period: str, totals: dict[tuple[int, str, int], int],
+def _write_totals(sql: _Sql, period: str, totals: dict[tuple[int, str, int], int],
                   stored: dict[tuple[int, str, int], int]) -> None:
     """Insert the new totals and update the changed ones (most loaded ones are not)."""
     new = [(*k, g) for k, g in totals.items() if g and k not in stored]
     old = [(g, *k) for k, g in totals.items() if k in stored and g != stored[k]]
+    add, change = _TOTALS[period]
     if new:
-        sql.executemany(insert(table).inline(), ("citizen_id", "behaviour", period, "grams"), new)
+        sql.executemany(add, ("citizen_id", "behaviour", period, "grams"), new)
     if old:
-        sql.executemany(update(table).where(and_(
-            table.c.citizen_id == bindparam("c"), table.c.behaviour == bindparam("b"),
-            table.c[period] == bindparam("p"))).values(grams=bindparam("g")),
-            ("g", "c", "b", "p"), old)
+        sql.executemany(change, ("g", "c", "b", "p"), old)

@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import rfc8785
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ledger.credentials import Forbidden
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
-from ledger.ingest import ParsedRecords, RecordOutcome, parse_records, submit_records
+from ledger.ingest import PreparedRecords, RecordOutcome, prepare_records, submit_records
 from ledger.models import Partner, Submission
 from ledger.records import canonical_json
 from ledger.signing import records_hash, sign_receipt, submission_signer
@@ -47,10 +47,11 @@ def record_hashes(records: Sequence[object]) -> list[bytes]:
 
 @dataclass(frozen=True)
 class CheckedSubmission:
-    """A submission whose signature is the partner's: its records parsed, not yet decided."""
+    """A submission whose signature is the partner's: its records parsed and assessed on
+    their own, not yet decided against the ledger."""
 
     records: Sequence[object]
-    parsed: ParsedRecords
+    prepared: PreparedRecords
     digest: bytes
     signature: str
     signer: bytes
@@ -67,13 +68,15 @@ def check_submission(*, partner: Partner, records: Sequence[object], signature: 
     if not signature:
         raise InvalidInput("the submission must be signed (EIP-712 over the records' hash)",
                            field="X-Signature")
-    parsed = parse_records(records, now=now)  # canonicalises every well-formed record once
-    known = {index: record.record_hash for index, record in parsed[0]}
+    # Canonicalises every well-formed record once, and quantifies it.
+    prepared = prepare_records(records, kind=partner.kind, address=partner.signing_address,
+                               now=now)
+    known = {index: record.record_hash for index, record, _ in prepared.good}
     digest = records_hash([known.get(i) or record_hash(raw, i) for i, raw in enumerate(records)])
     signer = submission_signer(signature, chain_id=chain_id, partner=partner.code, digest=digest,
                                count=len(records))
     _check_signer(partner, signer)
-    return CheckedSubmission(records, parsed, digest, signature, signer, now)
+    return CheckedSubmission(records, prepared, digest, signature, signer, now)
 
 
 def _check_signer(partner: Partner, signer: bytes) -> None:
@@ -82,15 +85,35 @@ def _check_signer(partner: Partner, signer: bytes) -> None:
                           field="X-Signature")
 
 
+@dataclass(frozen=True)
+class RecordedSubmission:
+    """A submission decided and written, with the operator's receipt."""
+
+    submission_id: str
+    digest: bytes
+    counts: dict[str, int]
+    grams: int
+    receipt: dict[str, Any]
+    outcomes: list[RecordOutcome] = field(repr=False)
+
+    def answer(self) -> dict[str, Any]:
+        """The partner's answer: every record's outcome and the receipt. Built after the
+        write lock is released (a large submission's list costs milliseconds)."""
+        return {"submissionId": self.submission_id, "recordsHash": "0x" + self.digest.hex(),
+                **self.counts, "reductionGrams": self.grams,
+                "records": [outcome_json(o) for o in self.outcomes], "receipt": self.receipt}
+
+
 def record_submission(session: Session, checked: CheckedSubmission, *, partner: Partner,
-                      chain_id: int, operator_key: bytes, anchor_within: int) -> dict[str, Any]:
-    """Decide and write a checked submission in a write-locked session; the answer with
-    the operator's receipt."""
+                      chain_id: int, operator_key: bytes,
+                      anchor_within: int) -> RecordedSubmission:
+    """Decide and write a checked submission in a write-locked session, and sign the
+    operator's receipt."""
     _check_signer(partner, checked.signer)  # the partner's key may have changed meanwhile
     now = checked.now
     submission_id = "0x" + secrets.token_hex(32)
     result = submit_records(session, partner=partner, records=checked.records, now=now,
-                            submission_id=submission_id, parsed=checked.parsed)
+                            submission_id=submission_id, prepared=checked.prepared)
     accepted = result.accepted_hashes()
     receipt = sign_receipt(operator_key, chain_id=chain_id,
                            submission_id=bytes.fromhex(submission_id[2:]), partner=partner.code,
@@ -101,9 +124,8 @@ def record_submission(session: Session, checked: CheckedSubmission, *, partner: 
                            record_count=len(checked.records), signature=checked.signature,
                            grams=result.grams, receipt=json.dumps(receipt), received_at=now,
                            **counts))
-    return {"submissionId": submission_id, "recordsHash": "0x" + checked.digest.hex(),
-            **counts, "reductionGrams": result.grams,
-            "records": [outcome_json(o) for o in result.outcomes], "receipt": receipt}
+    return RecordedSubmission(submission_id, checked.digest, counts, result.grams, receipt,
+                              result.outcomes)
 
 
 def outcome_json(o: RecordOutcome) -> dict[str, Any]:
@@ -126,4 +148,4 @@ def accept_submission(session: Session, *, partner: Partner, records: Sequence[o
     checked = check_submission(partner=partner, records=records, signature=signature,
                                chain_id=chain_id, now=now)
     return record_submission(session, checked, partner=partner, chain_id=chain_id,
-                             operator_key=operator_key, anchor_within=anchor_within)
+                             operator_key=operator_key, anchor_within=anchor_within).answer()

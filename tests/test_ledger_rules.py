@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import rfc8785
 from sqlalchemy import func, select
+from sqlalchemy.dialects import sqlite
 
-from ledger import accounts
+from ledger import accounts, ingest
+from ledger.entries import ENTRY_COLUMNS
 from ledger.errors import InsufficientPoints, InvalidInput, OutOfStock
 from ledger.hashing import keccak
-from ledger.ingest import submit_records
-from ledger.leaf import decode_leaf
+from ledger.ingest import Quantified, prepare_records, submit_records
+from ledger.leaf import credit_entry_id, decode_leaf
 from ledger.models import ActivityRecord, LedgerEntry
 from ledger.redemption import redeem
 from tests.conftest import a_record
@@ -158,3 +162,32 @@ def test_insufficient_points_or_stock_refuse_and_write_nothing(db, make_partner,
     assert points(db, citizen) == 187
     with pytest.raises(InvalidInput):
         do_redeem(db, citizen, "")
+
+
+def test_records_prepared_for_a_partner_that_changed_are_assessed_again(db, make_partner,
+                                                                        make_citizen) -> None:
+    """Records are assessed before the write lock; if the partner's kind or key changed in
+    between, the ledger decides them for the partner as it is when they are written."""
+    partner, citizen = make_partner(kind="bike_share"), make_citizen()
+    records = [a_record(citizen.pseudonym, behaviour="METRO", quantity=8000, record_id="m-1"),
+               a_record(citizen.pseudonym, quantity=3200, record_id="b-1")]
+    stale = prepare_records(records, kind="maas", address=b"\x11" * 20, now=int(time.time()))
+    assert all(isinstance(q, Quantified) for _, _, q in stale.good)  # as a MaaS partner's
+    with db.session(write_lock=True) as s:
+        metro, bike = submit_records(s, partner=s.merge(partner), records=records,
+                                     prepared=stale).outcomes
+    assert (metro.status, metro.field) == ("rejected", "behaviour")
+    assert bike.status == "accepted"
+    assert bike.entry_id == "0x" + credit_entry_id(partner.signing_address, "b-1").hex()
+
+
+def test_bulk_rows_are_built_in_the_order_sqlite_binds_them() -> None:
+    """The hot path hands its row tuples to the driver as they are when the compiled
+    statement binds the columns in that order (no per-row reordering)."""
+    dialect = sqlite.dialect()
+    for statement, columns in ((ingest._INSERT_RECORDS, ingest.RECORD_COLUMNS),
+                               (ingest._INSERT_ENTRIES, ENTRY_COLUMNS),
+                               (ingest._ADD_POINTS, ("add", "cid"))):
+        compiled = ingest._compiled(statement, dialect, tuple(columns))
+        assert tuple(compiled.positiontup) == tuple(columns)
+        assert ingest._compiled(statement, dialect, tuple(columns)) is compiled

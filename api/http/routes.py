@@ -132,11 +132,11 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
 
     def decide(checked: CheckedSubmission) -> bytes:
         with state.container.db.session(write_lock=True) as s:
-            answer = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
-                                       chain_id=state.chain_id,
-                                       operator_key=bytes(state.container.signer.key),
-                                       anchor_within=int(2 * settings.seal_interval + 600))
-        return orjson.dumps(answer)
+            recorded = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
+                                         chain_id=state.chain_id,
+                                         operator_key=bytes(state.container.signer.key),
+                                         anchor_within=int(2 * settings.seal_interval + 600))
+        return orjson.dumps(recorded.answer())  # committed, and the lock released
 
     checked = await run_in_threadpool(check)
     return Response(await run_in_threadpool(decide, checked), media_type=JSON)
