@@ -255,8 +255,7 @@ class Database:
         path = self.engine.url.database if self.is_sqlite else None
         #: The SQLite file, or None (PostgreSQL, or SQLite in memory).
         self.sqlite_file = path if path and path != ":memory:" else None
-        self._writer_lock = (WriterLock(self.sqlite_file + "-writer.lock") if self.sqlite_file
-                             else None)
+        self._writer_lock = WriterLock.beside(self.sqlite_file) if self.sqlite_file else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -325,6 +324,11 @@ class WriterLock:
         self.path, self.timeout = path, timeout
         self._local = threading.local()
 
+    @classmethod
+    def beside(cls, sqlite_file: str, *, timeout: float = 30.0) -> WriterLock:
+        """The lock every writer of ``sqlite_file`` takes: ``<file>-writer.lock``."""
+        return cls(sqlite_file + "-writer.lock", timeout=timeout)
+
     def __enter__(self) -> WriterLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline, pause = time.monotonic() + self.timeout, 0.0005
@@ -354,18 +358,24 @@ class WalCheckpointer:
     commit paid for a checkpoint, and the same hot pages were copied again and again.
     Here, each ``interval``: a passive checkpoint (waits for no one) copies what it can;
     if the log has grown past ``restart_pages`` a restart checkpoint then rewinds it, so
-    it does not grow without end under steady writes. The restart holds new writers
-    back while it waits for readers, so it gives up after ``wait_ms`` and tries again
-    next time. Serving connections checkpoint on commit only past
-    :attr:`BACKSTOP_PAGES` (if this thread stops). Several processes may each run one:
-    SQLite lets one checkpoint run at a time, and the others find it busy."""
+    it does not grow without end under steady writes. A restart waits until no one
+    writes and holds new writers back meanwhile, so it first takes the writers' turn
+    (``writer_lock``) like any writer: taken inside SQLite instead, the writer arriving
+    next fell through to SQLite's busy handler and overslept the restart by tens of
+    milliseconds, and a restart begun mid-write waited out ``wait_ms`` and failed. It
+    still waits up to ``wait_ms`` for readers, then gives up until next time, as it does
+    when the turn is not free within ``turn_timeout``. Serving connections checkpoint
+    on commit only past :attr:`BACKSTOP_PAGES` (if this thread stops). Several processes
+    may each run one: SQLite lets one checkpoint run at a time, and the others find it
+    busy."""
 
     BACKSTOP_PAGES = 20_000
 
     def __init__(self, path: str, *, interval: float = 1.0, restart_pages: int = 4_000,
-                 wait_ms: int = 100) -> None:
+                 wait_ms: int = 100, turn_timeout: float = 1.0) -> None:
         self.path, self.interval = path, interval
         self.restart_pages, self.wait_ms = restart_pages, wait_ms
+        self.writer_lock = WriterLock.beside(path, timeout=turn_timeout)
         self.checkpoints = self.restarts = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -386,7 +396,7 @@ class WalCheckpointer:
             while not self._stop.wait(self.interval):
                 try:
                     self.checkpoint(conn)
-                except sqlite3.Error as exc:  # e.g. another process's checkpoint: next time
+                except (sqlite3.Error, DatabaseUnavailable) as exc:  # busy: next time
                     log.debug("WAL checkpoint skipped: %s", exc)
         finally:
             conn.close()
@@ -396,6 +406,7 @@ class WalCheckpointer:
         busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
         self.checkpoints += 1
         if not busy and pages >= self.restart_pages:
-            busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0]
+            with self.writer_lock:
+                busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0]
             self.restarts += not busy
         return pages, copied

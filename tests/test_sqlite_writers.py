@@ -107,6 +107,43 @@ def test_the_checkpointer_copies_the_log_and_rewinds_it(tmp_path: Path) -> None:
     db.engine.dispose()
 
 
+def test_the_checkpointers_restart_waits_for_the_writers_turn(tmp_path: Path) -> None:
+    import sqlite3
+    path = tmp_path / "ledger.db"
+    db = Database(f"sqlite:///{path}")
+    with db.background_checkpoints(interval=3600):  # rounds driven below
+        with db.session(write_lock=True) as s:
+            s.execute(text("CREATE TABLE blob (b BLOB)"))
+            s.execute(text("INSERT INTO blob SELECT randomblob(4000) FROM "
+                           "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                           "WHERE i < 1500) SELECT i FROM n)"))
+        conn = sqlite3.connect(path, isolation_level=None)
+        writing = threading.Event()
+
+        def writer() -> None:  # a writer in the middle of its unit of work
+            with db.session(write_lock=True) as s:
+                s.execute(text("INSERT INTO blob VALUES (x'01')"))
+                writing.set()
+                time.sleep(0.3)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        writing.wait(5)
+        impatient = WalCheckpointer(str(path), restart_pages=1000, turn_timeout=0.05)
+        with pytest.raises(DatabaseUnavailable):  # the thread's loop skips to its next round
+            impatient.checkpoint(conn)
+        patient = WalCheckpointer(str(path), restart_pages=1000, wait_ms=10)
+        started = time.monotonic()
+        pages, copied = patient.checkpoint(conn)
+        waited = time.monotonic() - started
+        t.join()
+        # It restarted the log once the writer committed, rather than failing busy
+        # after wait_ms with new writers held back meanwhile.
+        assert waited > 0.1 and patient.restarts == 1 and pages == copied > 1500
+        conn.close()
+    db.engine.dispose()
+
+
 def test_the_checkpointer_thread_runs_on_its_own(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'ledger.db'}")
     with db.background_checkpoints(interval=0.05) as checkpointer:
