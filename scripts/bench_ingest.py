@@ -1,0 +1,143 @@
+"""Benchmark ingest in process: where a 1,000-record submission's time goes, no HTTP.
+
+    python scripts/bench_ingest.py [--requests 150] [--citizens 5000] [--block 50]
+                                   [--data-dir DIR]
+
+The same submissions as `bench_api.py` (signed rides, all credited), decided one after
+another by this process on a fresh SQLite ledger, with the serving process's WAL
+checkpointer running and its heap settled. Per block of ``--block`` submissions it
+prints medians of ``check`` (parse, canonicalise, quantify, recover the signer: outside
+the write lock), ``locked`` (deciding and writing, in the lock) and ``commit``, and the
+mean time in the cyclic garbage collector (most submissions have none, a few a full
+collection). For the last block it also prints each bulk statement's median
+(SQLAlchemy's cursor events; the plain reads go to the driver directly and are not
+among them). ``1000 / (locked + commit)`` bounds what the HTTP API can ingest on
+SQLite, however many workers serve. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_api import payloads, prepare  # noqa: E402
+
+from api.composition import Container  # noqa: E402
+from api.http.app import settle_heap  # noqa: E402
+from api.settings import Settings  # noqa: E402
+from ledger.models import Partner  # noqa: E402
+from ledger.submissions import check_submission, record_submission  # noqa: E402
+
+CHAIN_ID = 31337  # signatures only: no chain is started
+
+
+def _median_ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1000:.1f}" if values else "-"
+
+
+class Clock:
+    """Per-submission timings, and each bulk statement's time from cursor events."""
+
+    def __init__(self, engine: Any) -> None:
+        self.phases: dict[str, list[float]] = defaultdict(list)
+        self.statements: dict[str, list[float]] = defaultdict(list)
+        self._gc_started = 0.0
+        self._gc_total = 0.0
+        self._started: dict[int, float] = {}
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+        gc.callbacks.append(self._gc)
+
+    def _before(self, _conn: Any, cursor: Any, *_args: Any) -> None:
+        self._started[id(cursor)] = time.perf_counter()
+
+    def _after(self, _conn: Any, cursor: Any, statement: str, _params: Any, _context: Any,
+               executemany: bool) -> None:
+        started = self._started.pop(id(cursor), None)
+        if executemany and started is not None:
+            label = " ".join(statement.split()[:3]).replace(" INTO", "")
+            self.statements[label].append(time.perf_counter() - started)
+
+    def _gc(self, phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self._gc_total += time.perf_counter() - self._gc_started
+
+    def gc_seconds(self) -> float:
+        """Collector time since the last call."""
+        total, self._gc_total = self._gc_total, 0.0
+        return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument("--citizens", type=int, default=5000)
+    parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the scratch ledger goes (default: a temporary directory)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.data_dir) as tmp:
+        data_dir = Path(tmp)
+        key, _partner_key, _auditor_key, pseudonyms = prepare(data_dir, args.citizens)
+        bodies = payloads(key, CHAIN_ID, pseudonyms, args.requests)
+        container = Container(Settings(data_dir=data_dir))
+        db, operator_key = container.db, bytes(container.signer.key)
+        with db.background_checkpoints():
+            clock = Clock(db.engine)
+            settle_heap()
+            for n, (body, signature) in enumerate(bodies):
+                if n == args.requests - args.block:
+                    clock.statements.clear()  # the statements of the last block only
+                clock.gc_seconds()
+                t0 = time.perf_counter()
+                with db.session() as s:
+                    partner = s.get_one(Partner, 1)
+                checked = check_submission(partner=partner, records=json.loads(body),
+                                           signature=signature, chain_id=CHAIN_ID)
+                t1 = time.perf_counter()
+                with db.session(write_lock=True) as s:
+                    recorded = record_submission(s, checked, partner=s.get_one(Partner, 1),
+                                                 chain_id=CHAIN_ID, operator_key=operator_key,
+                                                 anchor_within=1200)
+                    t2 = time.perf_counter()
+                t3 = time.perf_counter()
+                if recorded.counts["accepted"] != 1000:
+                    raise SystemExit(f"submission {n}: only {recorded.counts['accepted']} "
+                                     "of 1,000 accepted")
+                for name, seconds in (("check", t1 - t0), ("locked", t2 - t1),
+                                      ("commit", t3 - t2), ("gc", clock.gc_seconds())):
+                    clock.phases[name].append(seconds)
+        db.engine.dispose()
+
+    print(f"in process, per submission of 1,000 records (medians, ms), {args.citizens:,} citizens:")
+    print(f"{'records before':>16} {'check':>7} {'locked':>7} {'commit':>7} {'gc':>5}  lock-bound")
+    for start in range(0, args.requests, args.block):
+        block = {k: v[start:start + args.block] for k, v in clock.phases.items()}
+        bound = 1000 / (statistics.median(block["locked"]) + statistics.median(block["commit"]))
+        print(f"{start * 1000:>9,}–{(start + len(block['check'])) * 1000:<7,} "
+              f"{_median_ms(block['check']):>6} {_median_ms(block['locked']):>7} "
+              f"{_median_ms(block['commit']):>7} {statistics.mean(block['gc']) * 1000:>5.1f}  "
+              f"{bound:,.0f} records/s")
+    print("bulk statements in the lock, last block (medians, ms):")
+    for label, times in sorted(clock.statements.items(), key=lambda kv: -statistics.median(kv[1])):
+        print(f"  {_median_ms(times):>5}  {label} (x{len(times) / args.block:.1f} per submission)")
+
+
+if __name__ == "__main__":
+    main()
