@@ -16,6 +16,8 @@ background sealer off, no access log) as separate processes on a fresh data dir,
    after `--wrk-warmup` unmeasured seconds. Each worker keeps anchored bundles in memory
    (16,384 of them), so after the warm-up most proofs are answered from it.
 The client runs on the same 2 cores as the server. Prints figures; asserts nothing.
+It first times a fixed SQLite workload with none of our code in it (`host_reference`):
+a figure that moves between runs says the host, not the code, changed speed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -212,6 +215,35 @@ def proof_load_wrk(base: str, auditor_key: str, entry_ids: list[str], seconds: i
             f"non-2xx {figures.get('non2xx', 0)}")
 
 
+def host_reference(directory: Path, batches: int = 40) -> float:
+    """Median ms to insert and commit 1,000 rows (a random 32-byte unique key, a citizen id
+    with a second index, a 300-byte body) into a WAL-mode SQLite file, 20,000 rows in: the
+    shape of ingest's locked part. The same rows every run."""
+    rng = random.Random(20261204)
+    path = directory / "host-reference.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, key BLOB UNIQUE, citizen INTEGER, "
+                     "at INTEGER, body BLOB)")
+        conn.execute("CREATE INDEX t_citizen ON t (citizen, at)")
+        times = []
+        for batch in range(batches):
+            rows = [(rng.randbytes(32), rng.randrange(5000), batch, rng.randbytes(300))
+                    for _ in range(1000)]
+            started = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO t (key, citizen, at, body) VALUES (?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+            times.append(time.perf_counter() - started)
+        return statistics.median(times[batches // 2:]) * 1000
+    finally:
+        conn.close()
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20)
@@ -227,6 +259,7 @@ def main() -> None:
         data_dir = Path(tmp)
         env = {**os.environ, "CARBON_LEDGER_DATA_DIR": str(data_dir),
                "CARBON_LEDGER_RATE_LIMIT": "1000000/minute"}
+        reference_ms = host_reference(data_dir)
         key, partner_key, auditor_key, pseudonyms = prepare(data_dir, args.citizens)
         node = start(["node"], env=env, read_stdout=True)
         rpc = node.stdout.readline().strip()  # type: ignore[union-attr]
@@ -258,6 +291,8 @@ def main() -> None:
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     median_ms = statistics.median(per_request) * 1000
+    print(f"host reference: {reference_ms:.1f} ms per 1,000 rows (a fixed SQLite workload, "
+          "none of our code; higher is a slower or busier host)")
     print(f"ingest: {accepted:,} records accepted in {args.requests} requests of 1,000 from "
           f"{args.ingest_clients} client(s) in {seconds:.2f} s = {accepted / seconds:,.0f} records/s "
           f"(median request {median_ms:.0f} ms)")
