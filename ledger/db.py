@@ -360,7 +360,7 @@ class WalCheckpointer:
     if the log has grown past ``restart_pages`` a restart checkpoint then rewinds it, so
     it does not grow without end under steady writes. A restart waits until no one
     writes and holds new writers back meanwhile, so it first takes the writers' turn
-    (``writer_lock``) like any writer: taken inside SQLite instead, the writer arriving
+    (:class:`WriterLock`) like any writer: taken inside SQLite instead, the writer arriving
     next fell through to SQLite's busy handler and overslept the restart by tens of
     milliseconds, and a restart begun mid-write waited out ``wait_ms`` and failed. It
     still waits up to ``wait_ms`` for readers, then gives up until next time, as it does
@@ -375,7 +375,7 @@ class WalCheckpointer:
                  wait_ms: int = 100, turn_timeout: float = 1.0) -> None:
         self.path, self.interval = path, interval
         self.restart_pages, self.wait_ms = restart_pages, wait_ms
-        self.writer_lock = WriterLock.beside(path, timeout=turn_timeout)
+        self._writer_lock = WriterLock.beside(path, timeout=turn_timeout)
         self.checkpoints = self.restarts = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -406,7 +406,7 @@ class WalCheckpointer:
         busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()[0]
         self.checkpoints += 1
         if not busy and pages >= self.restart_pages:
-            with self.writer_lock:
+            with self._writer_lock:
                 busy, pages, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()[0]
             self.restarts += not busy
         return pages, copied

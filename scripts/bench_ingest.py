@@ -125,7 +125,8 @@ def main() -> None:
                     clock.phases[name].append(seconds)
         db.engine.dispose()
 
-    print(f"in process, per submission of 1,000 records (medians, ms), {args.citizens:,} citizens:")
+    print(f"in process, per submission of 1,000 records (ms; medians, gc a mean), "
+          f"{args.citizens:,} citizens:")
     print(f"{'records before':>16} {'check':>7} {'locked':>7} {'commit':>7} {'gc':>5}  lock-bound")
     for start in range(0, args.requests, args.block):
         block = {k: v[start:start + args.block] for k, v in clock.phases.items()}

@@ -3,6 +3,7 @@ checkpointer that keeps the write-ahead log short while serving."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -69,6 +70,14 @@ def test_write_locked_sessions_serialise_their_read_then_write(tmp_path: Path) -
     db.engine.dispose()
 
 
+def _insert_blobs(db: Database, rows: int) -> None:
+    """``rows`` rows of 4,000 random bytes each, in one write-locked unit of work."""
+    with db.session(write_lock=True) as s:
+        s.execute(text("INSERT INTO blob SELECT randomblob(4000) FROM "
+                       "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                       "WHERE i < :rows) SELECT i FROM n)"), {"rows": rows})
+
+
 def _wal_pages(path: Path) -> int:
     return path.with_name(path.name + "-wal").stat().st_size // 4096
 
@@ -84,14 +93,10 @@ def test_the_checkpointer_copies_the_log_and_rewinds_it(tmp_path: Path) -> None:
         with db.session() as s:
             s.execute(text("CREATE TABLE blob (b BLOB)"))
         for _ in range(3):
-            with db.session(write_lock=True) as s:
-                s.execute(text("INSERT INTO blob SELECT randomblob(4000) FROM "
-                               "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-                               "WHERE i < 1500) SELECT i FROM n)"))
+            _insert_blobs(db, 1500)
         grown = _wal_pages(path)
         assert grown > 1500 * 3  # nothing checkpointed on commit
 
-        import sqlite3
         conn = sqlite3.connect(path, isolation_level=None)
         small = WalCheckpointer(str(path), restart_pages=1000)
         pages, copied = small.checkpoint(conn)
@@ -108,15 +113,12 @@ def test_the_checkpointer_copies_the_log_and_rewinds_it(tmp_path: Path) -> None:
 
 
 def test_the_checkpointers_restart_waits_for_the_writers_turn(tmp_path: Path) -> None:
-    import sqlite3
     path = tmp_path / "ledger.db"
     db = Database(f"sqlite:///{path}")
     with db.background_checkpoints(interval=3600):  # rounds driven below
-        with db.session(write_lock=True) as s:
+        with db.session() as s:
             s.execute(text("CREATE TABLE blob (b BLOB)"))
-            s.execute(text("INSERT INTO blob SELECT randomblob(4000) FROM "
-                           "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-                           "WHERE i < 1500) SELECT i FROM n)"))
+        _insert_blobs(db, 1500)
         conn = sqlite3.connect(path, isolation_level=None)
         writing = threading.Event()
 
