@@ -5,8 +5,9 @@ raw record (as the partner submitted it, RFC 8785) must hash to the leaf's ``rec
 and re-parse to the same behaviour, quantity and time; the methodology version in force
 at that time must be the one recorded; the reduction recomputed from the published
 factors must equal the credited grams, or exceed them only where a daily or monthly
-cap shows it was reached; points must follow that version's rule. The batch's tree is
-rebuilt from the leaves and must give the stored root.
+cap shows it was reached; points must follow that version's rule; the locator must
+find the entry by its id. The batch's tree is rebuilt from the leaves and must give the
+stored root.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from ledger.hashing import keccak
 from ledger.leaf import KIND_CREDIT, behaviour_code, decode_leaf
 from ledger.merkle import build_tree, hash_leaf, root
 from ledger.methodology import load_methodology, methodology_in_force
-from ledger.models import ActivityRecord, Batch, DailyTotal, LedgerEntry, MonthlyTotal
+from ledger.models import (
+    ActivityRecord,
+    Batch,
+    DailyTotal,
+    EntryLocator,
+    LedgerEntry,
+    MonthlyTotal,
+)
 from ledger.records import parse_record
 
 
@@ -51,8 +59,16 @@ def audit_batch(session: Session, batch_id: int) -> AuditReport:
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
     report = AuditReport(batch_id)
-    entries = session.scalars(select(LedgerEntry).where(
-        LedgerEntry.seq.between(batch.first_seq, batch.last_seq)).order_by(LedgerEntry.seq)).all()
+    rows = session.execute(
+        select(LedgerEntry, EntryLocator.seq, EntryLocator.batch_id)
+        .outerjoin(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
+        .where(LedgerEntry.seq.between(batch.first_seq, batch.last_seq))
+        .order_by(LedgerEntry.seq)).all()
+    entries = [entry for entry, _, _ in rows]
+    for entry, seq, in_batch in rows:  # so a proof by entry id finds this entry
+        if (seq, in_batch) != (entry.seq, batch_id):
+            report.problems.append(f"entry 0x{entry.entry_id.hex()}: the locator "
+                                   f"{'lacks it' if seq is None else 'points elsewhere'}")
     records = {r.entry_id: r for r in session.scalars(select(ActivityRecord).where(
         ActivityRecord.entry_id.in_([e.entry_id for e in entries if e.kind == KIND_CREDIT])))}
     capped_at: dict[tuple[int, str], list[int]] = defaultdict(list)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, null, select, union_all
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput, NotFound
 from ledger.leaf import LeafValues, behaviour_code, decode_leaf, encode_leaf
-from ledger.models import LedgerEntry
+from ledger.models import Batch, EntryLocator, LedgerEntry
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
 ENTRY_COLUMNS = ("entry_id", "citizen_id", "kind", "behaviour", "quantity", "reduction_grams",
@@ -50,8 +51,41 @@ def parse_entry_id(text: str) -> bytes:
     return value
 
 
+def sealed_through(session: Session) -> int:
+    """The last seq any batch holds (0 before the first): entries above it are unsealed."""
+    # Core on the session's connection: this is on the proof path, as cheap as it gets
+    return session.connection().execute(_SEALED_THROUGH).scalar() or 0
+
+
+_SEALED_THROUGH = select(Batch.last_seq).order_by(Batch.id.desc()).limit(1)
+
+
+def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) -> Select[Any]:
+    """A query for the entry whose id is bound as ``entry_id``: ``entry_columns`` of it
+    and ``batch_columns`` of its batch (NULL while it is unsealed), one row or none.
+
+    A sealed entry is found through :class:`EntryLocator`; an unsealed one by scanning the
+    entries above the bound ``sealed_through`` (read it with :func:`sealed_through` first;
+    an entry sealed in between is still above it). One statement, so one snapshot: an
+    entry sealed meanwhile is found in one arm or the other. ``LIMIT 1`` ends it at the
+    locator's row, so the scan runs only for unsealed or unknown ids."""
+    sealed = (select(*entry_columns, *batch_columns).select_from(EntryLocator)
+              .join(LedgerEntry, LedgerEntry.seq == EntryLocator.seq)
+              .join(Batch, Batch.id == EntryLocator.batch_id)
+              .where(EntryLocator.entry_id == bindparam("entry_id")))
+    unsealed = (select(*entry_columns, *[null().label(c.key) for c in batch_columns])
+                .where(LedgerEntry.seq > bindparam("sealed_through"),
+                       LedgerEntry.entry_id == bindparam("entry_id")))
+    return union_all(sealed, unsealed).limit(1)  # type: ignore[return-value]
+
+
+_FIND_SEQ = find_entry([LedgerEntry.seq])
+
+
 def get_entry(session: Session, entry_id: bytes) -> LedgerEntry:
-    entry = session.scalar(select(LedgerEntry).where(LedgerEntry.entry_id == entry_id))
+    seq = session.scalar(_FIND_SEQ, {"entry_id": entry_id,
+                                     "sealed_through": sealed_through(session)})
+    entry = None if seq is None else session.get(LedgerEntry, seq)
     if entry is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     return entry

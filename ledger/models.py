@@ -115,14 +115,18 @@ class MonthlyTotal(Base):
 class LedgerEntry(Base):
     """A credit (a reduction) or a debit (a redemption). Immutable once written.
 
-    ``seq`` orders entries; a batch holds a contiguous range of it.
+    ``seq`` orders entries; a batch holds a contiguous range of it. ``entry_id`` has no
+    index here: :class:`EntryLocator` finds sealed entries by it, and the few not sealed
+    yet are scanned (see :func:`ledger.entries.find_entry`). Its ids are unique by
+    construction (a partner's address and record id, unique per partner; a citizen's
+    redemption key), and the locator's key holds them unique when they are sealed.
     """
 
     __tablename__ = "ledger_entries"
     __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),)
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32))
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
     kind: Mapped[int] = mapped_column(Integer)
     behaviour: Mapped[str] = mapped_column(String(32))
@@ -161,6 +165,24 @@ class Batch(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EntryLocator(Base):
+    """Where a sealed entry is: its id's seq and batch, for lookups by entry id.
+
+    Written when its batch is sealed, in the batch's transaction, all of a batch's ids
+    in id order. An index on the random 32-byte ids kept at ingest instead dirties about
+    one index page per entry once the ledger outgrows the cache (measured: ~60 % of the
+    pages a 1,000-record submission wrote at 100,000 entries); inserted sorted, a batch's
+    ids share pages.
+    """
+
+    __tablename__ = "entry_locator"
+    __table_args__ = {"sqlite_with_rowid": False}  # the key is the table: no rowid b-tree
+
+    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
 
 
 class BatchTree(Base):

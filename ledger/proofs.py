@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from threading import Lock
 from typing import IO, Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.anchoring import ChainReader
+from ledger.entries import find_entry, sealed_through
 from ledger.errors import Conflict, InvalidInput, LedgerError, NotFound, VerificationError
 from ledger.leaf import LEAF_ENCODING, decode_leaf, leaf_values_from_json
 from ledger.models import Batch, BatchTree, LedgerEntry
@@ -60,13 +61,10 @@ class TreeCache:
 _default_cache = TreeCache()
 
 # An entry and the batch holding it (if any), in one query.
-_ENTRY_AND_BATCH = (
-    select(LedgerEntry.citizen_id, LedgerEntry.leaf, Batch.id.label("batch_id"), Batch.root,
-           Batch.status, Batch.chain_id, Batch.contract_address, Batch.tx_hash,
-           Batch.block_number)
-    .select_from(LedgerEntry)
-    .outerjoin(Batch, and_(Batch.first_seq <= LedgerEntry.seq, Batch.last_seq >= LedgerEntry.seq))
-    .where(LedgerEntry.entry_id == bindparam("entry_id")))
+_ENTRY_AND_BATCH = find_entry(
+    [LedgerEntry.citizen_id, LedgerEntry.leaf],
+    [Batch.id.label("batch_id"), Batch.root, Batch.status, Batch.chain_id,
+     Batch.contract_address, Batch.tx_hash, Batch.block_number])
 
 
 @dataclass(frozen=True)
@@ -83,7 +81,8 @@ def entry_proof(session: Session, entry_id: bytes, *, cache: TreeCache = _defaul
                 require_anchored: bool = True) -> EntryProof:
     """The entry's owner and bundle, from the stored tree (no rebuilding)."""
     # Core, on the session's connection: no ORM entities, so none of the ORM's execute path
-    row = session.connection().execute(_ENTRY_AND_BATCH, {"entry_id": entry_id}).first()
+    row = session.connection().execute(_ENTRY_AND_BATCH, {
+        "entry_id": entry_id, "sealed_through": sealed_through(session)}).first()
     if row is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     if row.batch_id is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import balance
@@ -123,7 +123,10 @@ def partner_contribution(session: Session, partner_id: int, window: Window, *,
     day = _local_day_expr(ActivityRecord.occurred_at)
     rows = session.execute(
         select(day, ActivityRecord.behaviour, func.count(), func.sum(LedgerEntry.reduction_grams))
-        .join(LedgerEntry, LedgerEntry.entry_id == ActivityRecord.entry_id)
+        # by the entries' citizen index: entry_id alone has none (see EntryLocator)
+        .join(LedgerEntry, and_(LedgerEntry.citizen_id == ActivityRecord.citizen_id,
+                                LedgerEntry.occurred_at == ActivityRecord.occurred_at,
+                                LedgerEntry.entry_id == ActivityRecord.entry_id))
         .where(ActivityRecord.partner_id == partner_id,
                ActivityRecord.occurred_at >= window.since, ActivityRecord.occurred_at < window.until)
         .group_by("day", ActivityRecord.behaviour)).all()

@@ -28,15 +28,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Insert, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ledger.anchor_audit import differs_from_chain
 from ledger.anchoring import Anchor, FeeTooLow, PreparedAnchor, TxReceipt
 from ledger.batch_builder import build_tree_from_db
 from ledger.db import Database
-from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput
+from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, LedgerError
 from ledger.leases import acquire_lease, release_lease
-from ledger.models import Batch, BatchTree, Lease, LedgerEntry
+from ledger.models import Batch, BatchTree, EntryLocator, Lease, LedgerEntry
 from ledger.reanchoring import is_canonical, recheck_anchored
 
 SEALER_LEASE = "sealer"
@@ -133,13 +134,23 @@ class Sealer:
         built = build_tree_from_db(self.db.engine, last + 1, newest, workers=self.options.workers)
         if built is None:  # only gaps in seq: nothing to seal
             return None
-        with self.db.session(write_lock=True) as s:
-            batch = Batch(id=batch_id, first_seq=last + 1, last_seq=newest,
-                          leaf_count=built.leaf_count, root=built.root,
-                          content_hash=built.content_hash, status="sealed",
-                          sealed_at=int(time.time()))
-            s.add(batch)
-            s.add(BatchTree(batch_id=batch_id, nodes=built.nodes))
+        try:
+            with self.db.session(write_lock=True) as s:
+                batch = Batch(id=batch_id, first_seq=last + 1, last_seq=newest,
+                              leaf_count=built.leaf_count, root=built.root,
+                              content_hash=built.content_hash, status="sealed",
+                              sealed_at=int(time.time()))
+                s.add(batch)
+                s.add(BatchTree(batch_id=batch_id, nodes=built.nodes))
+                s.flush()
+                s.execute(_locate(batch_id, last + 1, newest))
+        except IntegrityError:
+            shared = _shared_id(self.db, last + 1, newest)
+            if shared is None:
+                raise
+            raise LedgerError(f"entry id 0x{shared.hex()} is held by two entries: seq "
+                              f"{last + 1}–{newest} not sealed (the ledger makes each id "
+                              "once; this invariant is broken)", field="entry_id") from None
         return batch
 
     def advance(self, batch_id: int) -> Batch:
@@ -346,6 +357,30 @@ class Sealer:
                              seconds=self.options.lease_seconds):
             raise Conflict("another sealer took over the lease; this one stops", field="sealer")
         self._renewed = time.monotonic()
+
+
+def _locate(batch_id: int, first_seq: int, last_seq: int) -> Insert:
+    """The batch's entries into the locator, in id order (neighbouring ids share pages)."""
+    return insert(EntryLocator).from_select(
+        ["entry_id", "seq", "batch_id"],
+        select(LedgerEntry.entry_id, LedgerEntry.seq, literal(batch_id))
+        .where(LedgerEntry.seq.between(first_seq, last_seq)).order_by(LedgerEntry.entry_id))
+
+
+def _shared_id(db: Database, first_seq: int, last_seq: int) -> bytes | None:
+    """An id two entries hold, one of them in ``first_seq..last_seq``: why the locator
+    would refuse that batch. The ledger makes each id once (a partner's record id, a
+    redemption key), so this is a broken invariant, and sealing stops rather than anchor
+    a tree whose entries cannot be told apart."""
+    in_range = LedgerEntry.seq.between(first_seq, last_seq)
+    with db.session() as s:
+        shared = s.scalar(select(LedgerEntry.entry_id).where(in_range)  # twice in the batch
+                          .group_by(LedgerEntry.entry_id).having(func.count() > 1).limit(1))
+        if shared is None:  # or once in it and once in an earlier batch
+            shared = s.scalar(select(LedgerEntry.entry_id).where(in_range)
+                              .join(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
+                              .limit(1))
+    return shared
 
 
 def _holder_is_gone(holder: str) -> bool:

@@ -1,0 +1,122 @@
+"""Entries found by id: through the locator once sealed, in the unsealed tail before, on
+both backends; an id held twice stops sealing; the audit and the migration keep the
+locator whole."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import delete, func, insert, select
+
+from ledger.audit import audit_batch
+from ledger.db import Database
+from ledger.entries import find_entry, get_entry, sealed_through
+from ledger.errors import LedgerError, NotFound
+from ledger.ingest import submit_records
+from ledger.models import Batch, EntryLocator, LedgerEntry
+from ledger.proofs import entry_proof
+from tests.conftest import a_record
+from tests.test_migrations import run_alembic
+
+
+@pytest.fixture
+def credit(db: Database, make_partner, make_citizen):
+    partner, citizen = make_partner(), make_citizen()
+    made = iter(range(10**6))
+
+    def add(n: int) -> list[bytes]:
+        records = [a_record(citizen.pseudonym, quantity=1000, record_id=f"r{k}",
+                            hours_ago=1 + k) for k in [next(made) for _ in range(n)]]
+        with db.session(write_lock=True) as s:
+            outcomes = submit_records(s, partner=s.merge(partner), records=records).outcomes
+        assert [o.status for o in outcomes] == ["accepted"] * n
+        return [bytes.fromhex(o.entry_id[2:]) for o in outcomes if o.entry_id]
+    return add
+
+
+def located(db: Database) -> dict[bytes, tuple[int, int]]:
+    with db.session() as s:
+        return {e: (seq, b) for e, seq, b in s.execute(select(EntryLocator.entry_id,
+                                                              EntryLocator.seq,
+                                                              EntryLocator.batch_id))}
+
+
+def seqs(db: Database, ids: list[bytes]) -> list[int]:
+    with db.session() as s:
+        return [get_entry(s, i).seq for i in ids]
+
+
+def test_an_entry_is_found_by_id_unsealed_and_sealed(db, sealer, credit) -> None:
+    first = credit(3)
+    with db.session() as s:
+        assert all(entry_proof(s, i).pending == f"entry 0x{i.hex()} is not sealed yet"
+                   for i in first)
+    assert seqs(db, first) == [1, 2, 3] and located(db) == {}
+    [batch] = sealer.seal()
+    later = credit(2)  # the tail: above the batch, not in the locator
+    assert located(db) == {i: (seq, batch.id) for i, seq in zip(first, [1, 2, 3], strict=True)}
+    with db.session() as s:
+        assert all(entry_proof(s, i).bundle["batchId"] == batch.id for i in first)
+        assert all(entry_proof(s, i).bundle is None for i in later)
+        assert [get_entry(s, i).entry_id for i in first + later] == first + later
+        with pytest.raises(NotFound, match="no entry 0x00"):
+            get_entry(s, bytes(32))
+        with pytest.raises(NotFound, match="no entry 0x00"):
+            entry_proof(s, bytes(32))
+
+
+def test_an_entry_sealed_after_the_bound_was_read_is_still_found(db, sealer, credit) -> None:
+    [entry_id] = credit(1)
+    with db.session() as s:
+        bound = sealed_through(s)
+    sealer.seal()  # between reading the bound and the lookup
+    query = find_entry([LedgerEntry.seq], [Batch.id])
+    with db.session() as s:
+        assert s.execute(query, {"entry_id": entry_id, "sealed_through": bound}).one() == (1, 1)
+        assert sealed_through(s) == 1
+
+
+def _copy_entry(db: Database, entry_id: bytes) -> None:
+    """A second entry with an existing id: what the ledger never makes itself."""
+    columns = [c for c in LedgerEntry.__table__.columns if c.key != "seq"]
+    with db.session(write_lock=True) as s:
+        s.execute(insert(LedgerEntry).from_select(
+            [c.key for c in columns],
+            select(*columns).where(LedgerEntry.entry_id == entry_id)))
+
+
+@pytest.mark.parametrize("where", ["in the same batch", "in an earlier batch"])
+def test_an_id_held_by_two_entries_stops_sealing_and_is_named(db, sealer, credit,
+                                                                where) -> None:
+    ids = credit(2)
+    if where == "in an earlier batch":
+        sealer.seal()
+    _copy_entry(db, ids[1])
+    before = located(db)
+    with pytest.raises(LedgerError, match=f"entry id 0x{ids[1].hex()} is held by two entries"):
+        sealer.seal()
+    with db.session() as s:  # nothing of the refused batch was written
+        assert s.scalar(select(func.count()).select_from(Batch)) == len(before) // 2
+    assert located(db) == before
+
+
+def test_the_audit_names_an_entry_the_locator_lost(db, sealer, credit) -> None:
+    ids = credit(2)
+    [batch] = sealer.seal()
+    with db.session(write_lock=True) as s:
+        s.execute(delete(EntryLocator).where(EntryLocator.entry_id == ids[0]))
+    with db.session() as s:
+        problems = audit_batch(s, batch.id).problems
+    assert problems == [f"entry 0x{ids[0].hex()}: the locator lacks it"]
+
+
+def test_the_migration_fills_the_locator_for_every_sealed_entry(db, sealer, credit) -> None:
+    credit(4)
+    sealer.seal()
+    credit(2)
+    sealer.seal()
+    credit(1)  # unsealed: not located
+    sealed = located(db)
+    assert len(sealed) == 6
+    run_alembic(db.engine, "downgrade", "0002")  # the unique index back, the locator gone
+    run_alembic(db.engine, "upgrade", "head")
+    assert located(db) == sealed
