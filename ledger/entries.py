@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, bindparam, null, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, null, select, union_all
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput, NotFound
@@ -60,7 +60,7 @@ def sealed_through(session: Session) -> int:
 _SEALED_THROUGH = select(Batch.last_seq).order_by(Batch.id.desc()).limit(1)
 
 
-def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) -> Select[Any]:
+def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) -> CompoundSelect:
     """A query for the entry whose id is bound as ``entry_id``: ``entry_columns`` of it
     and ``batch_columns`` of its batch (NULL while it is unsealed), one row or none.
 
@@ -76,7 +76,7 @@ def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) 
     unsealed = (select(*entry_columns, *[null().label(c.key) for c in batch_columns])
                 .where(LedgerEntry.seq > bindparam("sealed_through"),
                        LedgerEntry.entry_id == bindparam("entry_id")))
-    return union_all(sealed, unsealed).limit(1)  # type: ignore[return-value]
+    return union_all(sealed, unsealed).limit(1)
 
 
 _FIND_SEQ = find_entry([LedgerEntry.seq])
