@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,21 +162,36 @@ class PreparedRecords:
                                                for i, r, _ in self.good], self.rejected)
 
 
-def prepare_records(records: Sequence[object], *, kind: str, address: bytes,
-                    now: int) -> PreparedRecords:
-    good, rejected = parse_records(records, now=now)
-    return PreparedRecords(kind, address, [(i, r, assess(r, kind=kind, address=address))
-                                           for i, r in good], rejected)
+#: Records parsed and assessed between two calls of ``prepare_records``' ``pause``.
+PREPARE_CHUNK = 100
 
 
-def parse_records(records: Sequence[object], *,
-                  now: int) -> tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]]:
-    """Shape checks for every record: the parsed ones, and a rejection for each other."""
+def prepare_records(records: Sequence[object], *, kind: str, address: bytes, now: int,
+                    pause: Callable[[], object] | None = None) -> PreparedRecords:
+    """``pause`` is called before each :data:`PREPARE_CHUNK` records: a serving process
+    passes one that waits while it is deciding another submission in the write lock."""
     if len(records) > MAX_RECORDS_PER_SUBMISSION:
         raise InvalidInput(f"at most {MAX_RECORDS_PER_SUBMISSION} records per submission",
                            field="records")
+    good: list[tuple[int, ActivityRecordIn, Assessment]] = []
+    rejected: list[RecordOutcome] = []
+    for start in range(0, len(records), PREPARE_CHUNK):
+        if pause is not None:
+            pause()
+        parsed, bad = parse_records(records, now=now, start=start, stop=start + PREPARE_CHUNK)
+        good += [(i, r, assess(r, kind=kind, address=address)) for i, r in parsed]
+        rejected += bad
+    return PreparedRecords(kind, address, good, rejected)
+
+
+def parse_records(records: Sequence[object], *, now: int, start: int = 0,
+                  stop: int | None = None
+                  ) -> tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]]:
+    """Shape checks for records ``start:stop``: the parsed ones (with their index), and a
+    rejection for each other."""
     parsed, rejected = [], []
-    for index, raw in enumerate(records):
+    for index in range(start, len(records) if stop is None else min(stop, len(records))):
+        raw = records[index]
         try:
             parsed.append((index, parse_record(raw, now=now)))
         except InvalidInput as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +59,11 @@ class CheckedSubmission:
 
 
 def check_submission(*, partner: Partner, records: Sequence[object], signature: str | None,
-                     chain_id: int, now: int | None = None) -> CheckedSubmission:
+                     chain_id: int, now: int | None = None,
+                     pause: Callable[[], object] | None = None) -> CheckedSubmission:
     """Parse and canonicalise every record and check the EIP-712 signature over them
-    (no database: safe to run before the write lock)."""
+    (no database: safe to run before the write lock). ``pause``: see
+    :func:`~ledger.ingest.prepare_records`."""
     now = int(time.time()) if now is None else now
     if not records:
         raise InvalidInput("a submission holds at least one record", field="records")
@@ -70,7 +72,7 @@ def check_submission(*, partner: Partner, records: Sequence[object], signature: 
                            field="X-Signature")
     # Canonicalises every well-formed record once, and quantifies it.
     prepared = prepare_records(records, kind=partner.kind, address=partner.signing_address,
-                               now=now)
+                               now=now, pause=pause)
     known = {index: record.record_hash for index, record, _ in prepared.good}
     digest = records_hash([known.get(i) or record_hash(raw, i) for i, raw in enumerate(records)])
     signer = submission_signer(signature, chain_id=chain_id, partner=partner.code, digest=digest,

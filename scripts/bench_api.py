@@ -113,9 +113,20 @@ def payloads(key: Account, chain_id: int, pseudonyms: list[str], requests: int) 
     return out
 
 
-def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, str]],
-           clients: int) -> tuple[float, int, list[float]]:
-    """Each client sends its share of the bodies one after another; all start together."""
+def server_timing(header: str) -> dict[str, float]:
+    """``check;dur=12.3, wait;dur=0.4`` → {"check": 12.3, "wait": 0.4} (ms)."""
+    out = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            out[name] = float(duration)
+    return out
+
+
+def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, str]], clients: int,
+           phases: dict[str, list[float]] | None = None) -> tuple[float, int, list[float]]:
+    """Each client sends its share of the bodies one after another; all start together.
+    The server's own timings of each request (its Server-Timing header) go to ``phases``."""
     def send(share: list[tuple[bytes, str]]) -> tuple[int, list[float]]:
         accepted, per_request = 0, []
         with httpx.Client(base_url=base, timeout=300) as client:
@@ -126,6 +137,9 @@ def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, str]],
                     "Content-Type": "application/json"})
                 r.raise_for_status()
                 per_request.append(time.perf_counter() - t)
+                if phases is not None:
+                    for name, ms in server_timing(r.headers.get("server-timing", "")).items():
+                        phases.setdefault(name, []).append(ms)
                 answer = r.json()
                 if answer["accepted"] != 1000:
                     other = [o for o in answer["records"] if o["status"] != "accepted"][:3]
@@ -272,7 +286,9 @@ def main() -> None:
             wait_http(f"{base}/v1/info")
             chain_id = httpx.get(f"{base}/v1/info").json()["chainId"]
             bodies = payloads(key, chain_id, pseudonyms, args.requests)
-            seconds, accepted, per_request = ingest(base, partner_key, bodies, args.ingest_clients)
+            phases: dict[str, list[float]] = {}
+            seconds, accepted, per_request = ingest(base, partner_key, bodies, args.ingest_clients,
+                                                    phases)
             subprocess.run(CLI + ["seal", "--rpc", rpc], env=env, check=True,
                            stdout=subprocess.DEVNULL)
             entry_ids = []
@@ -296,6 +312,8 @@ def main() -> None:
     print(f"ingest: {accepted:,} records accepted in {args.requests} requests of 1,000 from "
           f"{args.ingest_clients} client(s) in {seconds:.2f} s = {accepted / seconds:,.0f} records/s "
           f"(median request {median_ms:.0f} ms)")
+    print("  server side per request (Server-Timing, medians, ms): " + ", ".join(
+        f"{name} {statistics.median(ms):.1f}" for name, ms in phases.items()))
     print(f"server: {args.workers} uvicorn worker(s); {checked} sampled bundles verified "
           "against the chain by /v1/verify")
     print(with_wrk)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from api.composition import Container
+from api.http.gate import DecideFirst
 from chain.client import EvmAnchor
 from ledger.anchoring import ChainUnavailable
 from ledger.errors import Conflict, LedgerError
@@ -26,6 +27,8 @@ class AppState:
     #: called with the ids of batches whose proofs a reorg changed (sent again, or their
     #: anchor mined in another block): anything caching their bundles must drop them
     on_proofs_changed: Callable[[list[int]], None] | None = None
+    #: this process's checks wait while it holds the write lock (see api.http.gate)
+    decide_first: DecideFirst = field(default_factory=DecideFirst)
     _head: tuple[float, int] = (0.0, 0)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None

@@ -67,6 +67,17 @@ def test_ndjson_submissions_are_accepted_like_json_arrays(api) -> None:
     assert answer.status_code == 200 and answer.json()["accepted"] == 5
 
 
+def test_a_submission_says_where_its_time_went(api) -> None:
+    client, key, creds = api
+    records = [a_record(creds["pseudonym"], record_id="t1")]
+    answer = signed_post(client, key, creds, json.dumps(records).encode(), records, "application/json")
+    assert answer.status_code == 200
+    timing = {name: float(ms) for name, ms in (part.split(";dur=") for part in
+                                              answer.headers["server-timing"].split(", "))}
+    assert list(timing) == ["check", "wait", "locked", "commit", "answer"]
+    assert all(ms >= 0 for ms in timing.values()) and timing["locked"] > 0
+
+
 def test_bad_json_and_wrong_shapes_are_4xx_problems_naming_the_field(api) -> None:
     client, key, creds = api
     auth = {"Authorization": f"Bearer {creds['partner']}", "X-Signature": "0x00"}
