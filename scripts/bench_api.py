@@ -7,7 +7,9 @@ Starts `carbon-ledger node` and `carbon-ledger serve` (`--workers` uvicorn worke
 background sealer off, no access log) as separate processes on a fresh data dir, then:
 1. ingest: `--requests` signed submissions of 1,000 records each (rides with a plausible
    end time), sent by `--ingest-clients` clients, each one request after another over a
-   keep-alive connection (payloads and signatures prepared before the clock starts);
+   keep-alive connection (payloads and signatures prepared before the clock starts),
+   with the medians of the server's own timings of each (its `Server-Timing` header:
+   check, wait for the write lock, locked, commit, answer);
 2. seals them (`carbon-ledger seal`), so every entry has an anchored proof;
 3. proof GETs: `--proofs` GET /v1/entries/{id}/proof as an auditor from `--clients`
    concurrent connections (asyncio + httpx), random entries; requests/s, p50 and p99;
