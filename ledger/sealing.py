@@ -35,6 +35,7 @@ from ledger.anchor_audit import differs_from_chain
 from ledger.anchoring import Anchor, FeeTooLow, PreparedAnchor, TxReceipt
 from ledger.batch_builder import build_tree_from_db
 from ledger.db import Database
+from ledger.entries import sealed_through
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, LedgerError
 from ledger.leases import acquire_lease, release_lease
 from ledger.models import Batch, BatchTree, EntryLocator, Lease, LedgerEntry
@@ -126,7 +127,7 @@ class Sealer:
                 # INSERT on) and holds new ones off for the three reads below; reads go on.
                 # Sequences hand out values in order (CACHE 1), so later inserts get more.
                 s.connection().exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
-            last = s.scalar(select(func.max(Batch.last_seq))) or 0
+            last = sealed_through(s)
             newest = s.scalar(select(func.max(LedgerEntry.seq))) or 0
             batch_id = (s.scalar(select(func.max(Batch.id))) or 0) + 1
         if newest <= last:

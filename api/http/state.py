@@ -14,8 +14,9 @@ from api.composition import Container
 from api.http.gate import DecideFirst
 from chain.client import EvmAnchor
 from ledger.anchoring import ChainUnavailable
+from ledger.entries import sealed_through
 from ledger.errors import Conflict, LedgerError
-from ledger.models import Batch, LedgerEntry
+from ledger.models import LedgerEntry
 
 log = logging.getLogger("carbon_ledger.sealer")
 
@@ -53,8 +54,8 @@ class AppState:
 
     def pending_entries(self) -> int:
         with self.container.db.session() as s:
-            last = s.scalar(select(func.max(Batch.last_seq))) or 0
-            return int(s.scalar(select(func.count()).where(LedgerEntry.seq > last)) or 0)
+            return int(s.scalar(select(func.count())
+                                .where(LedgerEntry.seq > sealed_through(s))) or 0)
 
     def seal_once(self) -> bool:
         """One seal; False if it failed (it is tried again later: the state is in the
