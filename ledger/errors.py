@@ -28,6 +28,18 @@ class InvalidInput(LedgerError):
     code = "invalid-input"
 
 
+class TooLarge(InvalidInput):
+    """An input over its size limit (a body, a file, a header)."""
+
+    code = "too-large"
+
+
+class UnsupportedMediaType(InvalidInput):
+    """A body sent as a type the route does not read."""
+
+    code = "unsupported-media-type"
+
+
 class NotFound(LedgerError):
     """An entity named by the caller does not exist."""
 

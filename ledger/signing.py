@@ -108,3 +108,8 @@ def receipt_signer(receipt: dict[str, Any]) -> str:
                "acceptedHash": bytes.fromhex(m["acceptedHash"][2:])}
     signable = _typed(RECEIPT_TYPES, "Receipt", receipt["domain"]["chainId"], message)
     return str(Account.recover_message(signable, signature=bytes.fromhex(receipt["signature"][2:])))
+
+
+def submission_typed_data(chain_id: int) -> dict[str, Any]:
+    """What a partner signs, as ``GET /v1/info`` publishes it: domain, types, primary type."""
+    return {"domain": domain(chain_id), "types": SUBMISSION_TYPES, "primaryType": "Submission"}

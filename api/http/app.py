@@ -15,7 +15,7 @@ from limits import RateLimitItem, parse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.composition import Container
-from api.http import problems, report_routes
+from api.http import ledger_routes, problems, report_routes, submission_routes
 from api.http.cache import ProofCache
 from api.http.routes import router
 from api.http.state import AppState
@@ -162,5 +162,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
 
     problems.install(app)
     app.include_router(router)
+    app.include_router(submission_routes.router)
+    app.include_router(ledger_routes.router)
     app.include_router(report_routes.router)
     return app

@@ -21,13 +21,16 @@ from ledger.errors import (
     InvalidInput,
     LedgerError,
     NotFound,
+    TooLarge,
+    UnsupportedMediaType,
     VerificationError,
 )
 
 log = logging.getLogger("carbon_ledger.http")
 
 STATUS: list[tuple[type[LedgerError], int]] = [
-    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409),
+    (Unauthenticated, 401), (Forbidden, 403), (TooLarge, 413), (UnsupportedMediaType, 415),
+    (NotFound, 404), (Conflict, 409),
     (InvalidInput, 422), (VerificationError, 422), (ChainError, 503),
     (DatabaseUnavailable, 503),  # e.g. another writer held SQLite past the timeout
 ]

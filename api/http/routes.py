@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
-from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep, ledger_state
+from api.http.deps import AuditorDep, CitizenDep, SessionDep, StateDep, ledger_state
+from api.http.responses import JSON, json_response
 from ledger import accounts, views
 from ledger.entries import parse_entry_id
-from ledger.errors import InvalidInput, NotFound, VerificationError
-from ledger.methodology import available_versions, methodology_text
-from ledger.models import Partner, Reward
-from ledger.proofs import entry_proof, verify_bundle, write_oz_dump
+from ledger.errors import NotFound
+from ledger.methodology import methodology_text
+from ledger.models import Reward
+from ledger.proofs import entry_proof, write_oz_dump
 from ledger.redemption import redeem
-from ledger.signing import DOMAIN_NAME, DOMAIN_VERSION, SUBMISSION_TYPES
-from ledger.submissions import CheckedSubmission, check_submission, record_submission
 
 router = APIRouter(prefix="/v1")
-
-NDJSON = "application/x-ndjson"
-JSON = "application/json"
-
-
-def json_response(content: Any) -> Response:
-    """JSON from orjson, for the hot routes (FastAPI's own path validates through Pydantic)."""
-    return Response(orjson.dumps(content), media_type=JSON)
-
 
 # -- proofs: declared first, since the router tries routes in order and these are hot ---
 
@@ -66,109 +53,10 @@ async def any_proof(entry_id: str, request: Request, who: AuditorDep) -> Respons
     return _proof_response(request, parse_entry_id(entry_id))
 
 
-@router.get("/info", tags=["public"])
-def info(state: StateDep) -> dict[str, Any]:
-    """Where this ledger anchors, who signs receipts, and what partners sign."""
-    return {"chainId": state.chain_id, "contract": state.anchor.contract_address,
-            "operator": state.container.signer.address,
-            "eip712": {"domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION,
-                                  "chainId": state.chain_id},
-                       "types": SUBMISSION_TYPES, "primaryType": "Submission"},
-            "methodologies": list(available_versions())}
-
-
 @router.get("/methodologies/{version}", tags=["public"])
 def methodology(version: int) -> Any:
     """A published methodology file, exactly as the ledger uses it."""
     return json.loads(methodology_text(version))
-
-
-# -- partners ---------------------------------------------------------------------------
-
-async def _body(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise InvalidInput(f"the body is over {limit} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _records_from_body(body: bytes, content_type: str) -> list[object]:
-    kind = content_type.split(";")[0].strip()
-    try:
-        if kind == NDJSON:
-            return [json.loads(line) for line in body.splitlines() if line.strip()]
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"not valid JSON: {exc}", field="body") from exc
-    if not isinstance(data, list):
-        raise InvalidInput("expected a JSON array of records (or NDJSON)", field="body")
-    return data
-
-
-_SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-    NDJSON: {"schema": {"type": "string"}}}}}
-
-
-@router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY,
-             response_model=dict[str, Any])
-async def submit(request: Request, state: StateDep, who: PartnerDep,
-                 x_signature: Annotated[str | None, Header()] = None) -> Response:
-    """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
-    settings = state.container.settings
-    body = await _body(request, settings.max_body_bytes)
-    content_type = request.headers.get("content-type", "")
-
-    # Blocking work, off the event loop. Parsing and the signature need no lock, so
-    # workers do them in parallel; deciding and writing hold the write lock.
-    # Where the time went, for the partner and the benchmark (W3C Server-Timing, ms).
-    clock: dict[str, float] = {}
-
-    def check() -> CheckedSubmission:
-        started = time.perf_counter()
-        records = _records_from_body(body, content_type)
-        with state.container.db.session() as s:
-            partner = s.get_one(Partner, who.partner_id)
-        checked = check_submission(partner=partner, records=records, signature=x_signature,
-                                   chain_id=state.chain_id, pause=state.decide_first.pause)
-        clock["check"] = time.perf_counter() - started
-        return checked
-
-    def decide(checked: CheckedSubmission) -> bytes:
-        started = time.perf_counter()
-        with (state.decide_first.deciding() as begin,
-              state.container.db.session(write_lock=True) as s):
-            begin()  # the lock is ours: this process's checks wait until it is released
-            locked = time.perf_counter()
-            recorded = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
-                                         chain_id=state.chain_id,
-                                         operator_key=bytes(state.container.signer.key),
-                                         anchor_within=int(2 * settings.seal_interval + 600))
-            decided = time.perf_counter()
-        committed = time.perf_counter()  # and the lock released
-        clock.update(wait=locked - started, locked=decided - locked, commit=committed - decided)
-        answer = orjson.dumps(recorded.answer())
-        clock["answer"] = time.perf_counter() - committed
-        return answer
-
-    checked = await run_in_threadpool(check)
-    answer = await run_in_threadpool(decide, checked)
-    timing = ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in clock.items())
-    return Response(answer, media_type=JSON, headers={"Server-Timing": timing})
-
-
-@router.get("/submissions", tags=["partners"])
-def my_submissions(session: SessionDep, who: PartnerDep,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
-    return views.partner_submissions(session, who.partner_id, limit=limit)  # type: ignore[arg-type]
-
-
-@router.get("/submissions/{submission_id}", tags=["partners"])
-def my_submission(submission_id: str, session: SessionDep, who: PartnerDep) -> dict[str, Any]:
-    return views.partner_submission(session, who.partner_id, submission_id)  # type: ignore[arg-type]
 
 
 # -- citizens ---------------------------------------------------------------------------
@@ -230,14 +118,3 @@ def batch_dump(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionD
     buf = io.StringIO()
     write_oz_dump(session, batch_id, buf)
     return PlainTextResponse(buf.getvalue(), media_type="application/json")
-
-
-@router.post("/verify", tags=["auditors"])
-def verify(bundle: Annotated[dict[str, Any], Body()], state: StateDep,
-           who: AuditorDep) -> dict[str, Any]:
-    """Check a bundle against the chain server-side (the CLI verifier is the independent path)."""
-    try:
-        verdict = verify_bundle(bundle, state.anchor.reader())
-    except VerificationError as exc:
-        return {"valid": False, "field": exc.field, "reason": exc.message}
-    return {"valid": True, "verdict": verdict.line()}

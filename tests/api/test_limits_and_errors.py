@@ -80,16 +80,33 @@ def test_a_submission_says_where_its_time_went(api) -> None:
 
 def test_bad_json_and_wrong_shapes_are_4xx_problems_naming_the_field(api) -> None:
     client, key, creds = api
-    auth = {"Authorization": f"Bearer {creds['partner']}", "X-Signature": "0x00"}
+    auth = {"Authorization": f"Bearer {creds['partner']}", "X-Signature": "0x00",
+            "Content-Type": "application/json"}
     assert_problem(client.post("/v1/submissions", content=b"[{", headers=auth), 422, "body")
     assert_problem(client.post("/v1/submissions", content=b'{"a": 1}', headers=auth), 422, "body")
     assert_problem(client.post("/v1/submissions", content=b"[]", headers=auth), 422, "records")
+    deep = b'[{"details": ' + b"[" * 20_000 + b"]" * 20_000 + b"}]"
+    assert_problem(client.post("/v1/submissions", content=deep, headers=auth), 422, "body")
+    ndjson = {**auth, "Content-Type": "application/x-ndjson"}
+    assert_problem(client.post("/v1/submissions", content=b'{"a": 1}\n[{', headers=ndjson),
+                   422, "body line 2")
     citizen = {"Authorization": f"Bearer {creds['citizen']}"}
     assert_problem(client.get("/v1/me/entries?limit=100000", headers=citizen), 422, "limit")
     assert_problem(client.get("/v1/me/entries?from=-1", headers=citizen), 422, "from")
     assert_problem(client.post("/v1/redemptions", json={"reward": "coffee"}, headers=citizen),
                    422, "idempotency-key")
     assert_problem(client.get("/v1/me/entries/0xzz/proof", headers=citizen), 422, "entry_id")
+
+
+def test_a_submission_must_say_it_is_json_or_ndjson(api) -> None:
+    client, key, creds = api
+    records = [a_record(creds["pseudonym"], record_id="typed")]
+    body = json.dumps(records).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        assert_problem(signed_post(client, key, creds, body, records, content_type), 415,
+                       "content-type")
+    me = client.get("/v1/me", headers={"Authorization": f"Bearer {creds['citizen']}"}).json()
+    assert me["points"] == 0
 
 
 def test_oversized_bodies_get_413_and_write_nothing(api) -> None:

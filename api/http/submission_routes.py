@@ -1,0 +1,108 @@
+"""Partners' routes: signed submissions of records, and their history."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from api.http.deps import PartnerDep, SessionDep, StateDep
+from api.http.responses import JSON, NDJSON
+from ledger import views
+from ledger.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from ledger.json_input import parse_json, parse_ndjson
+from ledger.models import Partner
+from ledger.submissions import CheckedSubmission, check_submission, record_submission
+
+router = APIRouter(prefix="/v1")
+
+async def _body(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the body is over {limit} bytes", field="body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _records_from_body(body: bytes, content_type: str, limit: int) -> list[object]:
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == NDJSON:
+        return parse_ndjson(body, field="body", max_bytes=limit)
+    if kind != JSON:
+        raise UnsupportedMediaType(f"send {JSON} (an array of records) or {NDJSON}, "
+                                   f"not {kind or 'no Content-Type'}", field="content-type")
+    data = parse_json(body, field="body", max_bytes=limit)
+    if not isinstance(data, list):
+        raise InvalidInput("expected a JSON array of records (or NDJSON)", field="body")
+    return data
+
+
+_SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+    NDJSON: {"schema": {"type": "string"}}}}}
+
+
+@router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY,
+             response_model=dict[str, Any])
+async def submit(request: Request, state: StateDep, who: PartnerDep,
+                 x_signature: Annotated[str | None, Header()] = None) -> Response:
+    """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
+    settings = state.container.settings
+    body = await _body(request, settings.max_body_bytes)
+    content_type = request.headers.get("content-type", "")
+
+    # Blocking work, off the event loop. Parsing and the signature need no lock, so
+    # workers do them in parallel; deciding and writing hold the write lock.
+    # Where the time went, for the partner and the benchmark (W3C Server-Timing, ms).
+    clock: dict[str, float] = {}
+
+    def check() -> CheckedSubmission:
+        started = time.perf_counter()
+        records = _records_from_body(body, content_type, settings.max_body_bytes)
+        with state.container.db.session() as s:
+            partner = s.get_one(Partner, who.partner_id)
+        checked = check_submission(partner=partner, records=records, signature=x_signature,
+                                   chain_id=state.chain_id, pause=state.decide_first.pause)
+        clock["check"] = time.perf_counter() - started
+        return checked
+
+    def decide(checked: CheckedSubmission) -> bytes:
+        started = time.perf_counter()
+        with (state.decide_first.deciding() as begin,
+              state.container.db.session(write_lock=True) as s):
+            begin()  # the lock is ours: this process's checks wait until it is released
+            locked = time.perf_counter()
+            recorded = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
+                                         chain_id=state.chain_id,
+                                         operator_key=bytes(state.container.signer.key),
+                                         anchor_within=int(2 * settings.seal_interval + 600))
+            decided = time.perf_counter()
+        committed = time.perf_counter()  # and the lock released
+        clock.update(wait=locked - started, locked=decided - locked, commit=committed - decided)
+        answer = orjson.dumps(recorded.answer())
+        clock["answer"] = time.perf_counter() - committed
+        return answer
+
+    checked = await run_in_threadpool(check)
+    answer = await run_in_threadpool(decide, checked)
+    timing = ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in clock.items())
+    return Response(answer, media_type=JSON, headers={"Server-Timing": timing})
+
+
+@router.get("/submissions", tags=["partners"])
+def my_submissions(session: SessionDep, who: PartnerDep,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+    return views.partner_submissions(session, who.partner_id, limit=limit)  # type: ignore[arg-type]
+
+
+@router.get("/submissions/{submission_id}", tags=["partners"])
+def my_submission(submission_id: str, session: SessionDep, who: PartnerDep) -> dict[str, Any]:
+    return views.partner_submission(session, who.partner_id, submission_id)  # type: ignore[arg-type]
+
+
