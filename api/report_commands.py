@@ -90,7 +90,8 @@ def partner(code: Annotated[str, typer.Argument(help="partner code")], first: Fr
 @report_app.command("city")
 def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None,
          as_json: Json = False, chart: Chart = None) -> None:
-    """City totals by period and behaviour (cells of fewer than 3 citizens withheld)."""
+    """City totals by day or whole month and behaviour, for days already final; cells of
+    fewer than 3 citizens withheld, and totals only of the cells shown."""
     c = container(data_dir)
     with c.db.session() as s:
         report = city_totals(s, window(first, last), period=period)
@@ -99,7 +100,8 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
           [[r["period"], r["behaviour"], r["citizens"] or "-", r["entries"] or "-",
             _kg(r["reductionGrams"])] for r in report["rows"]])
     if not as_json:
-        out.print(f"total {_kg(report['reductionGrams'])} kg CO2e from {report['citizens']} citizens")
+        out.print(f"total of the cells shown {_kg(report['reductionGrams'])} kg CO2e from "
+                  f"{report['citizens']} citizens; final through {report['closedThrough']}")
 
 
 @app.command()

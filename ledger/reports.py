@@ -4,12 +4,36 @@ Periods are local calendar days or months (China Standard Time, the methodology'
 day), given as inclusive ISO dates. Every figure is an integer sum of ledger entries,
 so a report can be recomputed from the entries an auditor already holds. Each report
 also carries a ``chart``: the series a page (or :mod:`api.charts`) draws.
+
+The city report is public, so no combination of its answers, asked for any windows at
+any times, may reveal a cell of fewer than :data:`MIN_CELL_CITIZENS` citizens. The rule:
+
+1. The unit is the (local day, behaviour) cell; a month cell covers the whole calendar
+   month (a month report's window widens to whole months), so no window cuts a cell and
+   differencing two windows yields whole cells, never part of one.
+2. A cell is final before it is shown: a day shows once it ended :data:`PUBLISH_AFTER`
+   ago, and counts only credits received within :data:`SETTLE` of its end; a month shows
+   once its last day does. A late record never changes a figure already published, so
+   asking again later yields no difference either.
+3. A day cell is published when it has at least :data:`MIN_CELL_CITIZENS` citizens.
+4. A month cell is published when it has enough citizens and its withheld days together
+   are empty or have enough citizens (secondary suppression: the month less its
+   published days is exactly its withheld days). Decided from final days only, so a
+   published day is never withheld later.
+5. Totals are sums of the published cells of the answer, never of withheld ones.
+
+So every published figure is a sum of disjoint blocks (a published day, or a published
+month's withheld days), each of at least :data:`MIN_CELL_CITIZENS` citizens, and any
+combination of them is a combination of such blocks. Noise (differential privacy) would
+need a privacy budget that unlimited public queries exhaust; suppression keeps exact
+integers and a rule anyone can check.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,6 +50,9 @@ PERIODS = ("day", "month")
 MAX_DAYS = 366 * 3
 EARLIEST, LATEST = date(1970, 1, 2), date(2999, 12, 31)
 MIN_CELL_CITIZENS = 3  # city cells with fewer citizens are withheld (small-cell privacy)
+SETTLE = timedelta(days=2)  # a credit counts in the city's day if received this soon after it
+PUBLISH_AFTER = SETTLE + timedelta(hours=1)  # and the day shows once no such credit can commit
+EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -67,7 +94,7 @@ def _local_day_expr(column: Any) -> Any:
 
 
 def _period_key(day_number: int, period: str) -> str:
-    day = date(1970, 1, 1) + timedelta(days=int(day_number))
+    day = EPOCH + timedelta(days=int(day_number))
     return day.isoformat() if period == "day" else day.strftime("%Y-%m")
 
 
@@ -142,34 +169,111 @@ def partner_contribution(session: Session, partner_id: int, window: Window, *,
             "chart": _series(out, "reductionGrams")}
 
 
-def city_totals(session: Session, window: Window, *, period: str = "day") -> dict[str, Any]:
-    """Reductions across all citizens, per period and behaviour. A cell with fewer than
-    :data:`MIN_CELL_CITIZENS` citizens is withheld, so no one's day can be read off it."""
+@dataclass
+class _Cell:
+    """One city cell: its entries, grams and the citizens behind them."""
+
+    entries: int = 0
+    grams: int = 0
+    citizens: set[int] = field(default_factory=set)
+
+    def add(self, other: _Cell) -> None:
+        self.entries += other.entries
+        self.grams += other.grams
+        self.citizens |= other.citizens
+
+    @property
+    def large_enough(self) -> bool:
+        return len(self.citizens) >= MIN_CELL_CITIZENS
+
+
+def closed_through(now: int) -> date:
+    """The last local day whose city cells are final at unix time ``now``."""
+    return _local_date(now - int(PUBLISH_AFTER.total_seconds())) - timedelta(days=1)
+
+
+def city_totals(session: Session, window: Window, *, period: str = "day",
+                now: int | None = None) -> dict[str, Any]:
+    """Credited reductions across all citizens, per day or calendar month and behaviour,
+    for the closed periods of the window, under the rule in this module's docstring."""
     _check_period(period)
-    day = _local_day_expr(LedgerEntry.occurred_at)
-    rows = session.execute(
-        select(day, LedgerEntry.behaviour, LedgerEntry.citizen_id, func.count(),
-               func.sum(LedgerEntry.reduction_grams))
-        .where(LedgerEntry.kind == KIND_CREDIT, LedgerEntry.occurred_at >= window.since,
-               LedgerEntry.occurred_at < window.until)
-        .group_by("day", LedgerEntry.behaviour, LedgerEntry.citizen_id)).all()
-    cells: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"entries": 0, "grams": 0, "citizens": set()})
-    for d, b, citizen, n, g in rows:
-        cell = cells[(_period_key(d, period), b)]
-        cell["entries"] += n
-        cell["grams"] += int(g or 0)
-        cell["citizens"].add(citizen)
-    out = []
-    for (p, b), cell in sorted(cells.items()):
-        shown = len(cell["citizens"]) >= MIN_CELL_CITIZENS
-        out.append({"period": p, "behaviour": b, "citizens": len(cell["citizens"]) if shown else None,
-                    "entries": cell["entries"] if shown else None,
-                    "reductionGrams": cell["grams"] if shown else None, "withheld": not shown})
-    return {"period": window.as_dict(), "by": period, "rows": out,
-            "reductionGrams": sum(c["grams"] for c in cells.values()),
-            "citizens": len(set().union(*(c["citizens"] for c in cells.values()))),
+    last_closed = closed_through(int(time.time()) if now is None else now)
+    if period == "day":
+        shown = window
+        cells = _day_cells(session, window.first, min(window.last, last_closed))
+        rows = [(day.isoformat(), b, cell, cell.large_enough)
+                for (day, b), cell in sorted(cells.items())]
+    else:
+        shown = Window(window.first.replace(day=1), _month_end(window.last))
+        rows = _month_rows(_day_cells(session, shown.first, min(shown.last, _whole_months(last_closed))))
+    published = [cell for _, _, cell, ok in rows if ok]
+    out = [{"period": p, "behaviour": b,
+            "citizens": len(cell.citizens) if ok else None,
+            "entries": cell.entries if ok else None,
+            "reductionGrams": cell.grams if ok else None, "withheld": not ok}
+           for p, b, cell, ok in rows]
+    return {"period": shown.as_dict(), "by": period, "closedThrough": last_closed.isoformat(),
+            "rows": out,
+            # sums of the published cells only: a total never carries a withheld cell
+            "reductionGrams": sum(cell.grams for cell in published),
+            "citizens": len(set().union(*(cell.citizens for cell in published))),
             "chart": _series([r for r in out if not r["withheld"]], "reductionGrams")}
+
+
+def _day_cells(session: Session, first: date, last: date) -> dict[tuple[date, str], _Cell]:
+    """The city's day cells from ``first`` to ``last``, each frozen at its cut-off: only
+    credits whose record was received by the end of their local day plus :data:`SETTLE`."""
+    if last < first:
+        return {}
+    day = (LedgerEntry.occurred_at + int(LOCAL.total_seconds())) // 86400
+    cut_off = (day + 1) * 86400 - int(LOCAL.total_seconds()) + int(SETTLE.total_seconds())
+    rows = session.execute(
+        select(day.label("day"), LedgerEntry.behaviour, LedgerEntry.citizen_id, func.count(),
+               func.sum(LedgerEntry.reduction_grams))
+        .join(ActivityRecord, and_(ActivityRecord.citizen_id == LedgerEntry.citizen_id,
+                                   ActivityRecord.behaviour == LedgerEntry.behaviour,
+                                   ActivityRecord.occurred_at == LedgerEntry.occurred_at,
+                                   ActivityRecord.entry_id == LedgerEntry.entry_id))
+        .where(LedgerEntry.kind == KIND_CREDIT, LedgerEntry.occurred_at >= _unix(first),
+               LedgerEntry.occurred_at < _unix(last + timedelta(days=1)),
+               ActivityRecord.received_at < cut_off)
+        .group_by("day", LedgerEntry.behaviour, LedgerEntry.citizen_id)).all()
+    cells: dict[tuple[date, str], _Cell] = defaultdict(_Cell)
+    for d, b, citizen, n, g in rows:
+        cells[(EPOCH + timedelta(days=int(d)), b)].add(_Cell(n, int(g or 0), {citizen}))
+    return cells
+
+
+def _month_rows(days: dict[tuple[date, str], _Cell]) -> list[tuple[str, str, _Cell, bool]]:
+    """Whole months from their day cells. A month is published when it has enough citizens
+    and the days withheld inside it are none, or together hold enough citizens: the month
+    less its published days is exactly those days, so that difference must be safe too."""
+    months: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
+    withheld: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
+    for (day, b), cell in days.items():
+        key = (day.strftime("%Y-%m"), b)
+        months[key].add(cell)
+        if not cell.large_enough:
+            withheld[key].add(cell)
+    rows = []
+    for (month, b), cell in sorted(months.items()):
+        rest = withheld.get((month, b))
+        rows.append((month, b, cell, cell.large_enough and (rest is None or rest.large_enough)))
+    return rows
+
+
+def _month_end(day: date) -> date:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def _whole_months(through: date) -> date:
+    """The last day of the last whole month up to ``through``."""
+    return through if _month_end(through) == through else through.replace(day=1) - timedelta(days=1)
+
+
+def _local_date(unix: int) -> date:
+    return EPOCH + timedelta(days=(unix + int(LOCAL.total_seconds())) // 86400)
 
 
 def _series(rows: list[dict[str, Any]], value: str) -> dict[str, Any]:

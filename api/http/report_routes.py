@@ -37,8 +37,10 @@ def contribution(session: SessionDep, who: PartnerDep, first: First, last: Last,
 
 @router.get("/reports/city", tags=["public"])
 def city(session: SessionDep, first: First, last: Last, period: Period = "day") -> dict[str, Any]:
-    """Reductions across the city by behaviour and day or month. Aggregates only: a cell
-    of fewer than three citizens is withheld."""
+    """Reductions across the city by behaviour and day or whole month, for the days that
+    are final (``closedThrough``). Aggregates only: a cell of fewer than three citizens is
+    withheld, so is a month whose withheld days would show by difference, and totals add
+    up the cells shown."""
     return city_totals(session, Window.of(first, last), period=period)
 
 
