@@ -3,9 +3,13 @@ HTTP app both build what they need here, and nowhere else."""
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
@@ -18,11 +22,13 @@ from ledger.db import Database, create_schema
 from ledger.errors import InvalidInput
 from ledger.sealing import Sealer, SealOptions, pause_at
 
+log = logging.getLogger("carbon_ledger.data_dir")
+
 
 class Container:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        open_data_dir(settings.data_dir)
 
     @cached_property
     def db(self) -> Database:
@@ -65,3 +71,37 @@ class Container:
             receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))
+
+
+def open_data_dir(path: Path) -> None:
+    """Make the data dir owner-only (0700): it holds citizens' salts, raw records, key
+    hashes and the anchoring keystore, and what the ledger writes in it is 0600. A data dir
+    that exists already is left as it is, with one warning line if it or a file in it is
+    open to other users (the operator may share it on purpose, e.g. with a backup group)."""
+    try:
+        path.mkdir(parents=True, mode=0o700)
+        return
+    except FileExistsError:
+        pass
+    open_to_others = [(p, mode) for p, mode in _modes(path) if mode & 0o077]
+    if open_to_others:
+        shown = ", ".join(f"{p.relative_to(path) if p != path else 'the folder'} "
+                          f"{mode:04o}" for p, mode in open_to_others[:4])
+        more = f" and {len(open_to_others) - 4} more" if len(open_to_others) > 4 else ""
+        log.warning("data dir %s is open to other users (%s%s); it holds salts, records and "
+                    "keys: chmod -R go-rwx %s", path, shown, more, path)
+
+
+def _modes(path: Path, *, depth: int = 2) -> Iterator[tuple[Path, int]]:
+    """The permission bits of ``path`` and what is under it, ``depth`` levels down;
+    symbolic links are not followed."""
+    st = path.lstat()
+    yield path, stat.S_IMODE(st.st_mode)
+    if depth and stat.S_ISDIR(st.st_mode):
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError:  # unreadable: its mode above says enough
+            return
+        for entry in entries:
+            if not entry.is_symlink():
+                yield from _modes(Path(entry.path), depth=depth - 1)

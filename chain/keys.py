@@ -1,8 +1,8 @@
 """The anchoring key: from the environment or an encrypted keystore, never from code.
 
 On a dev chain with neither configured, a key is made once per data dir and kept as
-an encrypted keystore there, its password in a 0600 file beside it, so a demo needs no
-set-up. The key itself is never printed or logged; only its address is.
+an encrypted keystore there (0600), its password in a 0600 file beside it, so a demo
+needs no set-up. The key itself is never printed or logged; only its address is.
 """
 
 from __future__ import annotations
@@ -56,12 +56,17 @@ def _dev_signer(data_dir: Path) -> LocalAccount:
     path, pw_path = data_dir / DEV_KEYSTORE, data_dir / DEV_PASSWORD
     if path.exists():
         return _decrypt(path, pw_path.read_text().strip())
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     account = Account.create()
     password = secrets.token_urlsafe(24)
-    fd = os.open(pw_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(password + "\n")
+    _write_private(pw_path, password + "\n")
     encrypted = Account.encrypt(account.key, password, kdf="pbkdf2", iterations=_KDF_ITERATIONS)
-    path.write_text(json.dumps(encrypted) + "\n")
+    _write_private(path, json.dumps(encrypted) + "\n")
     return account
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner may read (0600 from its creation on)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

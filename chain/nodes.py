@@ -85,13 +85,15 @@ class ManagedAnvil:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, timeout: float = 30.0) -> None:
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.state_dir / "anvil.log", "ab")  # noqa: SIM115 - owned by the process
-        self._proc = subprocess.Popen(
-            [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
-             "--chain-id", str(ANVIL_CHAIN_ID), "--state", str(self.state_dir / "state.json"),
-             "--state-interval", "1", "--preserve-historical-states"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir / "anvil.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "ab") as log:  # the child keeps its own copy of the descriptor
+            self._proc = subprocess.Popen(
+                [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(self.port),
+                 "--chain-id", str(ANVIL_CHAIN_ID), "--state", str(self.state_dir / "state.json"),
+                 "--state-interval", "1", "--preserve-historical-states"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                umask=0o077)  # its state file: owner-only, like the rest of the data dir
         deadline = time.monotonic() + timeout
         while not is_reachable(self.url):
             if self._proc.poll() is not None:
@@ -158,7 +160,9 @@ def managed_node_url(data_dir: Path) -> Iterator[str]:
 @contextmanager
 def node_file(data_dir: Path, url: str) -> Iterator[None]:
     path = data_dir / NODE_FILE
-    path.write_text(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"url": url, "pid": os.getpid()}) + "\n")
     try:
         yield
     finally:

@@ -60,6 +60,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     if url in ("sqlite://", "sqlite:///:memory:"):
         kwargs.pop("pool_size"), kwargs.pop("max_overflow")
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    _create_private(engine.url.database, engine.url.query)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -77,6 +78,15 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _create_private(path: str | None, query: Any) -> None:
+    """Create a new SQLite file owner-only (0600) before SQLite does (0644 less the umask):
+    SQLite gives its -wal, -shm and journal files the database file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:") or "uri" in query:
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
 # -- schema versions ----------------------------------------------------------------------
