@@ -8,16 +8,17 @@ Errors become one line on stderr and an exit code, never a traceback:
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from api.composition import Container
+from api.files import write_atomically
 from api.settings import Settings
 from ledger.errors import (
     ChainError,
@@ -29,8 +30,7 @@ from ledger.errors import (
     VerificationError,
 )
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="A blockchain-anchored personal carbon ledger.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 batch_app = typer.Typer(no_args_is_help=True, help="Sealed batches: list and export.")
 admin_app = typer.Typer(no_args_is_help=True, help="Operator tasks: partners, citizens, rewards.")
 chain_app = typer.Typer(no_args_is_help=True, help="The anchoring chain.")
@@ -70,27 +70,61 @@ def emit_json(data: Any, target: Path | None) -> None:
     if target is None:
         print(text)
     else:
-        target.write_text(text + "\n")
+        write_atomically(target, text + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"carbon-ledger {version('carbon-ledger')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(_version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="print the version and exit")] = False
+             ) -> None:
+    """A blockchain-anchored personal carbon ledger."""
 
 
 def main(argv: list[str] | None = None) -> int:
     # Importing the command modules registers their commands on ``app``.
-    from api import commands, demo, report_commands  # noqa: F401
+    from api import commands, demo, report_commands, verify_commands  # noqa: F401
 
     try:
         app(args=argv, prog_name="carbon-ledger", standalone_mode=False)
+    except VerificationError as exc:
+        err.print(f"[red]refused[/red] ({exc.check}): {exc}", highlight=False)
+        return 1
     except LedgerError as exc:
         err.print(f"[red]error[/red] ({exc.code}): {exc}", highlight=False)
         return next((code for cls, code in EXIT_CODES if isinstance(exc, cls)), 1)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
+    except typer.TyperException as exc:  # click's usage errors, as typer vendors click
+        return _usage_error(exc)
+    except Exception as exc:  # noqa: BLE001 - never a traceback to a user
+        if os.environ.get("CARBON_LEDGER_DEBUG"):
+            raise
+        err.print(f"[red]internal error[/red]: {type(exc).__name__}: {str(exc)[:300]} "
+                  "(CARBON_LEDGER_DEBUG=1 shows the trace)", highlight=False)
+        return 70
     return 0
+
+
+def _usage_error(exc: Exception) -> int:
+    """One line: the error (with click's "did you mean"), and where help is."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    if not message:  # no arguments: the help was printed, that is the answer
+        return int(getattr(exc, "exit_code", 2))
+    ctx = getattr(exc, "ctx", None)
+    where = f"{ctx.command_path} --help" if ctx is not None else "carbon-ledger --help"
+    err.print(f"[red]usage[/red]: {message} (see `{where}`)", highlight=False)
+    return int(getattr(exc, "exit_code", 2))
 
 
 def run() -> None:

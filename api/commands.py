@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import sys
@@ -29,12 +28,14 @@ from api.cli import (
     out,
     table,
 )
+from api.files import atomic_writer
 from ledger import accounts
 from ledger.entries import parse_entry_id
-from ledger.errors import AnchorMismatch, InvalidInput, VerificationError
+from ledger.errors import AnchorMismatch, InvalidInput
 from ledger.ingest import submit_records
+from ledger.json_input import parse_json, parse_ndjson, read_bounded
 from ledger.models import Batch, LedgerEntry
-from ledger.proofs import proof_bundle, verify_bundle, write_oz_dump
+from ledger.proofs import proof_bundle, write_oz_dump
 from ledger.redemption import redeem
 
 
@@ -123,39 +124,6 @@ def proof(entry_id: Annotated[str, typer.Argument(help="0x-hex entry id, as the 
     with c.db.session() as s:
         bundle = proof_bundle(s, parse_entry_id(entry_id))
     emit_json(bundle, out_file)
-
-
-@app.command()
-def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSON)")],
-           rpc: RpcUrl = None, data_dir: DataDir = None) -> None:
-    """Check a bundle against the chain alone; exit 0 if it holds, 1 with the reason if not.
-
-    Without --rpc, the chain of the data dir's settings is used (a running `carbon-ledger
-    node`, or the managed node started for this check)."""
-    from chain.client import ChainKind, EvmAnchor
-    from chain.nodes import managed_node_url, rpc_web3
-
-    try:
-        bundle = json.loads(bundle_file.read_text())
-    except FileNotFoundError:
-        raise InvalidInput(f"no file {bundle_file}", field="bundle") from None
-    except json.JSONDecodeError as exc:
-        raise VerificationError(f"not JSON: {exc}", field="bundle") from exc
-    contract = bundle.get("contract") if isinstance(bundle, dict) else None
-    if not isinstance(contract, str) or len(contract) != 42:
-        raise VerificationError("missing or malformed 'contract'", field="contract")
-
-    def check(url: str) -> None:
-        reader = EvmAnchor(rpc_web3(url), ChainKind.RPC, contract, signer=None)
-        print(verify_bundle(bundle, reader).line())
-
-    settings = container(data_dir).settings
-    url = rpc or settings.rpc_url
-    if url:
-        check(url)
-    else:
-        with managed_node_url(settings.data_dir) as node_url:
-            check(node_url)
 
 
 @app.command()
@@ -252,33 +220,26 @@ def batch_list(data_dir: DataDir = None) -> None:
 
 
 @batch_app.command("export")
-def batch_export(batch_id: int, out_file: Annotated[Path, typer.Option("--out")],
+def batch_export(batch_id: Annotated[int, typer.Argument(min=1, max=2**62)],
+                 out_file: Annotated[Path, typer.Option("--out")],
                  data_dir: DataDir = None) -> None:
-    """Write a batch as OpenZeppelin's StandardMerkleTree dump JSON."""
+    """Write a batch as OpenZeppelin's StandardMerkleTree dump JSON (whole, or not at all)."""
     c = container(data_dir)
-    with c.db.session() as s, out_file.open("w") as f:
+    with c.db.session() as s, atomic_writer(out_file) as f:
         n = write_oz_dump(s, batch_id, f)
     out.print(f"wrote batch {batch_id} ({n} leaves) to {out_file}")
 
 
-def _read_records(path: Path) -> list[object]:
-    text = path.read_text()
+def _read_records(path: Path, limit: int) -> list[object]:
+    """A file of records (JSON array, or NDJSON by its suffix), read with the same bounds
+    as an HTTP submission."""
+    data = read_bounded(path, field="records", max_bytes=limit)
     if path.suffix in (".ndjson", ".jsonl"):
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InvalidInput(f"line {number}: {exc.msg}", field="records") from exc
-        return records
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"not JSON: {exc.msg} at line {exc.lineno}", field="records") from exc
-    if not isinstance(data, list):
+        return parse_ndjson(data, field="records", max_bytes=limit)
+    records = parse_json(data, field="records", max_bytes=limit)
+    if not isinstance(records, list):
         raise InvalidInput("expected a JSON array of records", field="records")
-    return data
+    return records
 
 
 @app.command()
@@ -287,7 +248,7 @@ def submit(partner: Annotated[str, typer.Option(help="partner code")],
            data_dir: DataDir = None) -> None:
     """Submit a partner's activity records (as the operator, on the partner's behalf)."""
     c = container(data_dir)
-    records = _read_records(records_file)
+    records = _read_records(records_file, c.settings.max_body_bytes)
     with c.db.session(write_lock=True) as s:
         result = submit_records(s, partner=accounts.get_partner(s, partner), records=records)
     for o in result.outcomes:

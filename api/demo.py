@@ -24,11 +24,13 @@ from sqlalchemy import func, select
 from api.cli import DataDir, app, container, out, table
 from chain.client import EvmAnchor
 from ledger import accounts
+from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
 from ledger.ingest import submit_records
 from ledger.models import Batch, Citizen, LedgerEntry, Partner
-from ledger.proofs import proof_bundle, verify_bundle
+from ledger.proofs import proof_bundle
 from ledger.redemption import redeem
+from ledger.verification import TrustRoot, verify_bundle
 
 CST = timezone(timedelta(hours=8))
 
@@ -173,6 +175,8 @@ def redeem_some(c, pseudonyms: list[str], rng: random.Random, tally: Tally) -> N
 def verify_all(c, anchor: EvmAnchor, batch_ids: list[int]) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
     """Check every entry of ``batch_ids`` as an outsider would: bundle + chain only."""
     reader = anchor.reader()
+    # The demo made this deployment itself, so it is the one trust root it can pin.
+    trusted = TrustRoot(anchor.chain_id, anchor.contract_address, "the demo's own deployment")
     with c.db.session() as s:
         ranges = s.execute(select(Batch.first_seq, Batch.last_seq).where(Batch.id.in_(batch_ids))).all()
         ids = [e for lo, hi in ranges for e in s.scalars(
@@ -184,7 +188,7 @@ def verify_all(c, anchor: EvmAnchor, batch_ids: list[int]) -> tuple[int, list[st
             with c.db.session() as s:
                 bundle = proof_bundle(s, entry_id)
             try:
-                verify_bundle(bundle, reader)
+                verify_bundle(ProofBundle.from_json(bundle), reader, trusted=trusted)
             except VerificationError as exc:
                 failures.append(f"0x{entry_id.hex()}: {exc}")
             progress.advance(task)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
         "anvil", description="anvil: managed local node (or rpc_url if it is an anvil); "
                              "tester: in-process, ephemeral; rpc: any EVM JSON-RPC at rpc_url")
     rpc_url: str | None = None
+    public_rpc_url: str | None = Field(None, description="a JSON-RPC URL the ledger descriptor "
+                                       "names for verifiers (a hint, never trusted); default: "
+                                       "rpc_url")
     confirmations: int = Field(1, ge=1, le=1000)
     anchor_key: SecretStr | None = None
     keystore: Path | None = None

@@ -26,6 +26,7 @@ from web3.exceptions import (
     BadFunctionCallOutput,
     BlockNotFound,
     ContractCustomError,
+    MismatchedABI,
     ProviderConnectionError,
     TimeExhausted,
     TransactionNotFound,
@@ -138,14 +139,37 @@ class EvmAnchor:
     def anchor_events(self, tx_hash: bytes) -> list[AnchorEvent]:
         r = call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
                   f"receipt {_hex(tx_hash)}")
+        anchored = self._contract.events.BatchAnchored()
+        topic = bytes(HexBytes(anchored.topic))
         events = []
         for log in r["logs"]:
-            if Web3.to_checksum_address(log["address"]) != self._contract.address:
+            # Only this contract's BatchAnchored logs: the same transaction may carry
+            # another event of the contract (RoleGranted, say), which is not an anchor.
+            if (Web3.to_checksum_address(log["address"]) != self._contract.address
+                    or not log["topics"] or bytes(log["topics"][0]) != topic):
                 continue
-            ev = self._contract.events.BatchAnchored().process_log(log)
+            try:
+                ev = anchored.process_log(log)
+            except (MismatchedABI, ValueError):
+                continue
             events.append(AnchorEvent(int(ev["args"]["batchId"]), bytes(ev["args"]["root"]),
                                       int(ev["args"]["leafCount"]), bytes(ev["args"]["contentHash"])))
         return events
+
+    def created_contract(self, tx_hash: bytes) -> tuple[str, int] | None:
+        """The contract a deployment transaction created, and its block (None if the
+        transaction is unknown or created nothing)."""
+        try:
+            r = call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
+                           "deployment txHash")
+        except ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound):
+                return None
+            raise
+        address = r.get("contractAddress")
+        if r["status"] != 1 or not address:
+            return None
+        return Web3.to_checksum_address(address), int(r["blockNumber"])
 
     def confirmations(self, block_number: int) -> int:
         return max(0, self.head() - block_number + 1)

@@ -83,9 +83,14 @@ class AnchorMismatch(ChainError):
 
 
 class VerificationError(LedgerError):
-    """A proof bundle does not hold; the message says which claim failed."""
+    """A proof bundle does not hold; the message says which claim failed, ``check``
+    which of the verifier's checks it was (the stable ids docs/proof-bundle.md lists)."""
 
     code = "verification-failed"
+
+    def __init__(self, message: str, *, field: str | None = None, check: str = "claim") -> None:
+        super().__init__(message, field=field)
+        self.check = check
 
 
 class InvalidProof(VerificationError):

@@ -153,8 +153,9 @@ def leaf_values_to_json(values: tuple) -> list[str | int]:  # type: ignore[type-
     return out
 
 
-def leaf_values_from_json(items: list) -> LeafValues:  # type: ignore[type-arg]
-    """Parse values as :func:`leaf_values_to_json` writes them, naming the bad field."""
+def leaf_values_from_json(items: list, *, strings_only: bool = False) -> LeafValues:  # type: ignore[type-arg]
+    """Parse values as :func:`leaf_values_to_json` writes them, naming the bad field
+    (``strings_only``: integers only as decimal strings, as a proof bundle has them)."""
     if not isinstance(items, list) or len(items) != len(LEAF_FIELDS):
         raise InvalidInput(f"expected a list of {len(LEAF_FIELDS)} values", field="values")
     parsed: list[bytes | int] = []
@@ -167,12 +168,13 @@ def leaf_values_from_json(items: list) -> LeafValues:  # type: ignore[type-arg]
                 raise InvalidInput("mixed-case address with a wrong EIP-55 checksum",
                                    field=f"values.{name}")
             parsed.append(bytes.fromhex(item[2:]))
-        elif isinstance(item, int) and not isinstance(item, bool):
+        elif isinstance(item, int) and not isinstance(item, bool) and not strings_only:
             parsed.append(item)
-        elif isinstance(item, str) and re.fullmatch(r"0|[1-9][0-9]*", item):
+        elif isinstance(item, str) and len(item) <= 20 and re.fullmatch(r"0|[1-9][0-9]*", item):
             parsed.append(int(item))
         else:
-            raise InvalidInput("expected a decimal integer", field=f"values.{name}")
+            raise InvalidInput("expected a decimal integer as a string of at most 20 digits",
+                               field=f"values.{name}")
     values = tuple(parsed)
     try:
         encode_leaf(values)  # range and width checks

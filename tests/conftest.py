@@ -189,3 +189,9 @@ def node(tmp_path: Path) -> Iterator[ManagedAnvil]:
     anvil.start()
     yield anvil
     anvil.stop()
+
+
+@pytest.fixture(autouse=True)
+def own_trust_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test pins ledgers in a config folder of its own, never the user's."""
+    monkeypatch.setenv("CARBON_LEDGER_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))

@@ -70,10 +70,17 @@ def test_records_to_verified_proofs_over_json_rpc_and_across_a_node_restart(
             path = tmp_path / f"bundle-{k}.json"
             assert cli("proof", entry_id, "--out", path, "--data-dir", data_dir) == 0
             bundles.append(path)
+        descriptor = tmp_path / "ledger.json"
+        assert cli("ledger", "descriptor", "--out", descriptor, "--data-dir", data_dir) == 0
         capsys.readouterr()
-        for path in bundles:
+        assert cli("verify", bundles[0], "--rpc", node.url, "--ledger", descriptor) == 0
+        said = capsys.readouterr()
+        assert "PINNED on first use" in said.err and said.out.startswith("OK: entry ")
+        assert f"pinned by descriptor {descriptor}" in said.out
+        for path in bundles:  # pinned now: the endpoint alone names the ledger
             assert cli("verify", path, "--rpc", node.url) == 0
-            assert capsys.readouterr().out.startswith("OK: entry ")
+            said = capsys.readouterr()
+            assert said.out.startswith("OK: entry ") and "PINNED" not in said.err
 
     # A new node process on the same state: anchors survived, the contract is the same.
     with ManagedAnvil(data_dir / "anvil") as node:
@@ -123,13 +130,16 @@ def test_verify_fails_with_the_reason_for_each_kind_of_lie(ledger_dir, tmp_path,
         def block(b):
             b["blockNumber"] = b["blockNumber"] + 1
 
-        expected = {values: "values", root: "root", claimed_root: "values", batch: "batchId",
-                    tx: "txHash", block: "blockNumber"}
+        expected = {values: "(fold): values:", root: "(batch): root:",
+                    claimed_root: "(fold): values:", batch: "(batch): batchId:",
+                    tx: "(transaction): txHash:", block: "(transaction): blockNumber:"}
+        contract = json.loads(good.read_text())["contract"]  # this test's own deployment
+        assert cli("ledger", "pin", "--rpc", node.url, "--contract", contract) == 0
         capsys.readouterr()
-        for change, field in expected.items():
+        for change, said in expected.items():
             assert cli("verify", mutated(good, tmp_path, change), "--rpc", node.url) == 1
             err = capsys.readouterr().err
-            assert f"({'verification-failed'}): {field}:" in err, (change.__name__, err)
+            assert said in err, (change.__name__, err)
             assert "Traceback" not in err
 
 
@@ -174,7 +184,9 @@ def test_node_command_serves_other_commands_while_it_runs(ledger_dir, tmp_path) 
         assert cli("seal", "--data-dir", data_dir) == 0  # finds the node through node.json
         bundle = tmp_path / "b.json"
         assert cli("proof", entries(data_dir)[0], "--out", bundle, "--data-dir", data_dir) == 0
-        assert cli("verify", bundle, "--rpc", url) == 0
+        descriptor = tmp_path / "ledger.json"
+        assert cli("ledger", "descriptor", "--out", descriptor, "--data-dir", data_dir) == 0
+        assert cli("verify", bundle, "--rpc", url, "--ledger", descriptor) == 0
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

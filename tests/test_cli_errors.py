@@ -28,7 +28,7 @@ def run(capsys, *args: str) -> tuple[int, str]:
 @pytest.mark.parametrize(("content", "name", "field"), [
     ("[{", "bad.json", "records"),
     ('{"record_id": "x"}', "obj.json", "records"),
-    ('{"a": 1}\n{oops\n', "bad.ndjson", "records"),
+    ('{"a": 1}\n{oops\n', "bad.ndjson", "records line 2"),
 ])
 def test_malformed_record_files_exit_2_naming_the_field(capsys, data_dir, tmp_path, content,
                                                         name, field) -> None:
@@ -65,7 +65,7 @@ def test_verify_of_a_bundle_with_no_contract_fails_with_the_reason(capsys, tmp_p
     path = tmp_path / "b.json"
     path.write_text('{"values": []}')
     code, err = run(capsys, "verify", path, "--rpc", "http://127.0.0.1:9")
-    assert code == 1 and "contract:" in err
+    assert code == 1 and "(shape): format:" in err
 
 
 def test_unknown_settings_values_are_bad_input(capsys, tmp_path) -> None:

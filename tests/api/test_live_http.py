@@ -129,11 +129,13 @@ def test_partner_submits_service_seals_citizen_proves_cli_verifies(tmp_path: Pat
                                        headers=auth).json())["status"] != "anchored":
                 assert time.monotonic() < deadline, bundle
                 time.sleep(0.5)
+            descriptor = tmp_path / "ledger.json"  # as a city would publish it
+            descriptor.write_bytes(httpx.get(f"{base}/v1/ledger").content)
         assert bundle["confirmations"] >= 1
         path = tmp_path / "bundle.json"
         path.write_text(json.dumps(bundle))
         capsys.readouterr()
-        assert main(["verify", str(path), "--rpc", node.url]) == 0
+        assert main(["verify", str(path), "--rpc", node.url, "--ledger", str(descriptor)]) == 0
         assert capsys.readouterr().out.startswith(f"OK: entry {entry_id}")
 
 

@@ -25,6 +25,7 @@ OK, NO_CREDENTIAL, WRONG_ROLE, NOT_YOURS = 200, 401, 403, 404
 # route → the answer each role gets (in ROLES order)
 MATRIX: dict[str, list[int]] = {
     "GET /v1/info":                       [OK, OK, OK, OK, OK, OK],
+    "GET /v1/ledger":                     [OK, OK, OK, OK, OK, OK],
     "GET /v1/methodologies/1":            [OK, OK, OK, OK, OK, OK],
     "POST /v1/submissions":               [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
     "GET /v1/submissions":                [NO_CREDENTIAL, OK, OK, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE],
