@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy import select
@@ -28,6 +28,7 @@ from api.cli import (
     out,
     table,
 )
+from api.composition import Container
 from api.files import atomic_writer
 from ledger import accounts
 from ledger.entries import parse_entry_id
@@ -136,25 +137,28 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
           ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and seal in the background.
 
-    With several workers, each is its own process over the same database and chain; the
-    managed node (if no --rpc is given) is started here once and shared by all of them."""
+    Each worker is its own process over the same database and chain, watched by a parent
+    that starts a new one if a worker dies (one worker too), so a crash costs the requests
+    in flight, not the service. The managed node (if no --rpc is given) is started here
+    once and shared by all of them."""
     import os
 
     import uvicorn
 
-    from api.http.app import create_app, settle_heap
     from chain.nodes import managed_node_url
 
     c = container(data_dir, chain, rpc)
     c.db  # noqa: B018 - refuse a schema not at head (exit 6) before anything starts
-    # httptools and uvloop (pinned) by name, for one worker and for each of several: the C
-    # parser and loop cost a fraction of h11's and asyncio's per request.
+    # httptools and uvloop (pinned) by name: the C parser and loop cost a fraction of
+    # h11's and asyncio's per request. Header lines and their count are bounded by
+    # httptools itself (80 KiB of headers); the app bounds the Authorization header.
     options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
                "http": "httptools", "loop": "uvloop"}
-    if workers == 1:
-        served = create_app(c, run_sealer=sealer)
-        settle_heap()  # each of several workers does it in app_from_environment
-        uvicorn.run(served, **options)  # type: ignore[arg-type]
+    if c.settings.chain == "tester":
+        if workers != 1:
+            raise InvalidInput("an in-process chain cannot be shared by several workers",
+                               field="workers")
+        _serve_in_process(c, sealer, options)  # tests only: the chain dies with the process
         return
     os.environ.update({"CARBON_LEDGER_DATA_DIR": str(c.settings.data_dir),
                        "CARBON_LEDGER_CHAIN": c.settings.chain,
@@ -162,16 +166,38 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
     if c.settings.database_url:
         os.environ["CARBON_LEDGER_DATABASE_URL"] = c.settings.database_url
     c.signer  # noqa: B018 - make the dev key once, before the workers race to
-    if c.settings.chain == "tester":
-        raise InvalidInput("an in-process chain cannot be shared by several workers", field="workers")
     with contextlib.ExitStack() as stack:
         url = c.settings.rpc_url or stack.enter_context(managed_node_url(c.settings.data_dir))
         os.environ["CARBON_LEDGER_RPC_URL"] = url
         shared = container(c.settings.data_dir, c.settings.chain, url)
         with shared.anchor():  # deploy (once) here, so the workers never race to deploy
             pass
-        uvicorn.run("api.http.app:app_from_environment", factory=True, workers=workers,
-                    **options)  # type: ignore[arg-type]
+        _supervise(uvicorn.Config("api.http.app:app_from_environment", factory=True,
+                                  workers=workers, **options))  # type: ignore[arg-type]
+
+
+def _serve_in_process(c: Container, sealer: bool, options: dict[str, Any]) -> None:
+    import uvicorn
+
+    from api.http.app import create_app, settle_heap
+
+    served = create_app(c, run_sealer=sealer)
+    settle_heap()
+    uvicorn.run(served, **options)
+
+
+def _supervise(config: Any) -> None:
+    """uvicorn's own supervisor (what ``uvicorn.run`` uses for several workers), for one
+    worker as well: it replaces a worker that dies or stops answering its health check."""
+    from uvicorn.supervisors import Multiprocess
+
+    sock = config.bind_socket()
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
 
 
 @admin_app.command("key-add")

@@ -2,17 +2,14 @@
 
 Implements the anchoring protocol that :mod:`ledger.anchoring` defines.
 
-Two libraries under web3 and eth-tester (py_ecc, py-evm) raise the interpreter's
-recursion limit when first imported (py_ecc to 100,000). Deep recursion in C code, such
-as a JSON parser given a deeply nested document, then overflows the C stack and kills the
-process instead of raising. So they are imported here, before anything else in this
-package, and the limit is put back.
+py-evm (eth-tester's EVM) raises the interpreter's recursion limit when first imported;
+it is imported here and the limit set back (see :mod:`ledger`).
 """
 
 import sys as _sys
 
-_LIMIT = _sys.getrecursionlimit()
-import eth  # noqa: E402, F401 - py-evm, eth-tester's EVM: raises the limit
-import py_ecc  # noqa: E402, F401 - web3 imports it: raises the limit
+import eth as _py_evm  # noqa: F401 - imported for its side effect, undone below
+
+from ledger import RECURSION_LIMIT as _LIMIT
 
 _sys.setrecursionlimit(_LIMIT)
