@@ -333,6 +333,12 @@ _PARTNER_LOCKS = 0x50_52  # ... and for "a partner's record ids"
 _CITIZEN_LOCK_BUCKETS = 1024
 
 
+def lock_partner(session: Session, partner_id: int) -> None:
+    """Hold the partner's lock to the end of the session's transaction (PostgreSQL; on
+    SQLite the write lock is held already)."""
+    _lock_partner(_Sql(session), partner_id)
+
+
 def _lock_partner(sql: _Sql, partner_id: int) -> None:
     """On PostgreSQL, one submission per partner at a time, so a record id raced by two
     requests is credited by one and a duplicate for the other (not a unique violation)."""

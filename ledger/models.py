@@ -268,9 +268,13 @@ class CitizenToken(Base):
 
 
 class Submission(Base):
-    """One signed partner submission and the operator's signed receipt for it."""
+    """One signed partner submission and the operator's signed receipt for it.
+
+    ``nonce`` and ``deadline`` are what the partner signed with it (NULL before signing
+    version 2): a partner's nonce is used once, which the unique index holds."""
 
     __tablename__ = "submissions"
+    __table_args__ = (Index("uq_submissions_partner_nonce", "partner_id", "nonce", unique=True),)
 
     id: Mapped[str] = mapped_column(String(66), primary_key=True)  # 0x + 32 bytes hex
     partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
@@ -283,3 +287,5 @@ class Submission(Base):
     grams: Mapped[int] = mapped_column(BigInteger)
     receipt: Mapped[str] = mapped_column(Text)
     received_at: Mapped[int] = mapped_column(BigInteger)
+    nonce: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    deadline: Mapped[int | None] = mapped_column(BigInteger)

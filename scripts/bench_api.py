@@ -51,7 +51,7 @@ from api.settings import Settings  # noqa: E402
 from chain.nodes import free_port  # noqa: E402
 from ledger import accounts  # noqa: E402
 from ledger.credentials import issue_api_key  # noqa: E402
-from ledger.signing import records_hash, sign_submission  # noqa: E402
+from ledger.signing import records_hash, submission_headers  # noqa: E402
 from ledger.submissions import record_hashes  # noqa: E402
 
 CLI = [sys.executable, "-c", "from api.cli import run; run()"]
@@ -99,19 +99,22 @@ def ride(record_id: str, citizen: str, metres: int, start: int) -> dict[str, obj
             "occurred_at": start, "ended_at": start + metres // 4}
 
 
-def payloads(key: Account, chain_id: int, pseudonyms: list[str], requests: int) -> list[tuple[bytes, str]]:
+def payloads(key: Account, chain_id: int, contract: str, pseudonyms: list[str], requests: int
+             ) -> list[tuple[bytes, dict[str, str]]]:
     """Record k is ride k // len(pseudonyms) of citizen k % len(pseudonyms), each of a
     citizen's rides six hours before the last: no per-hour bound or daily cap is reached,
-    so every record is decided all the way to a credit, as most real ones are."""
+    so every record is decided all the way to a credit, as most real ones are. Each body
+    comes with its signed headers (signature, nonce, a deadline an hour ahead)."""
     now = int(time.time())
     out = []
     for r in range(requests):
         ks = range(r * 1000, (r + 1) * 1000)
         records = [ride(f"bench-{k}", pseudonyms[k % len(pseudonyms)], 800 + (k * 37) % 4000,
                         now - 3600 - (k // len(pseudonyms)) * 6 * 3600 - k % 600) for k in ks]
-        signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
-                                    digest=records_hash(record_hashes(records)), count=1000)
-        out.append((json.dumps(records).encode(), signature))
+        signed = submission_headers(key.key, chain_id=chain_id, contract=contract,
+                                    partner="greenbike", count=1000, valid_for=3600,
+                                    digest=records_hash(record_hashes(records)))
+        out.append((json.dumps(records).encode(), signed))
     return out
 
 
@@ -125,17 +128,17 @@ def server_timing(header: str) -> dict[str, float]:
     return out
 
 
-def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, str]], clients: int,
+def ingest(base: str, partner_key: str, bodies: list[tuple[bytes, dict[str, str]]], clients: int,
            phases: dict[str, list[float]] | None = None) -> tuple[float, int, list[float]]:
     """Each client sends its share of the bodies one after another; all start together.
     The server's own timings of each request (its Server-Timing header) go to ``phases``."""
-    def send(share: list[tuple[bytes, str]]) -> tuple[int, list[float]]:
+    def send(share: list[tuple[bytes, dict[str, str]]]) -> tuple[int, list[float]]:
         accepted, per_request = 0, []
         with httpx.Client(base_url=base, timeout=300) as client:
-            for body, signature in share:
+            for body, signed in share:
                 t = time.perf_counter()
                 r = client.post("/v1/submissions", content=body, headers={
-                    "Authorization": f"Bearer {partner_key}", "X-Signature": signature,
+                    "Authorization": f"Bearer {partner_key}", **signed,
                     "Content-Type": "application/json"})
                 r.raise_for_status()
                 per_request.append(time.perf_counter() - t)
@@ -286,8 +289,8 @@ def main() -> None:
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/v1/info")
-            chain_id = httpx.get(f"{base}/v1/info").json()["chainId"]
-            bodies = payloads(key, chain_id, pseudonyms, args.requests)
+            info = httpx.get(f"{base}/v1/info").json()
+            bodies = payloads(key, info["chainId"], info["contract"], pseudonyms, args.requests)
             phases: dict[str, list[float]] = {}
             seconds, accepted, per_request = ingest(base, partner_key, bodies, args.ingest_clients,
                                                     phases)

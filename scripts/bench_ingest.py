@@ -43,6 +43,7 @@ from ledger.models import Partner  # noqa: E402
 from ledger.submissions import check_submission, record_submission  # noqa: E402
 
 CHAIN_ID = 31337  # signatures only: no chain is started
+CONTRACT = "0x" + "c1" * 20  # the domain's verifyingContract, the same in signing and checking
 
 
 def _median_ms(values: list[float]) -> str:
@@ -95,13 +96,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.data_dir) as tmp:
         data_dir = Path(tmp)
         key, _partner_key, _auditor_key, pseudonyms = prepare(data_dir, args.citizens)
-        bodies = payloads(key, CHAIN_ID, pseudonyms, args.requests)
+        bodies = payloads(key, CHAIN_ID, CONTRACT, pseudonyms, args.requests)
         container = Container(Settings(data_dir=data_dir))
         db, operator_key = container.db, bytes(container.signer.key)
         with db.background_checkpoints():
             clock = Clock(db.engine)
             settle_heap()
-            for n, (body, signature) in enumerate(bodies):
+            for n, (body, signed) in enumerate(bodies):
                 if n == args.requests - args.block:
                     clock.statements.clear()  # the statements of the last block only
                 clock.gc_seconds()
@@ -109,12 +110,14 @@ def main() -> None:
                 with db.session() as s:
                     partner = s.get_one(Partner, 1)
                 checked = check_submission(partner=partner, records=json.loads(body),
-                                           signature=signature, chain_id=CHAIN_ID)
+                                           signature=signed["X-Signature"],
+                                           nonce=signed["X-Nonce"],
+                                           deadline=signed["X-Deadline"],
+                                           chain_id=CHAIN_ID, contract=CONTRACT)
                 t1 = time.perf_counter()
                 with db.session(write_lock=True) as s:
                     recorded = record_submission(s, checked, partner=s.get_one(Partner, 1),
-                                                 chain_id=CHAIN_ID, operator_key=operator_key,
-                                                 anchor_within=1200)
+                                                 operator_key=operator_key, anchor_within=1200)
                     t2 = time.perf_counter()
                 t3 = time.perf_counter()
                 if recorded.counts["accepted"] != 1000:

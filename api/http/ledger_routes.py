@@ -29,7 +29,7 @@ def info(state: StateDep) -> dict[str, Any]:
     """Where this ledger anchors, who signs receipts, and what partners sign."""
     return {"chainId": state.chain_id, "contract": state.anchor.contract_address,
             "operator": state.container.signer.address,
-            "eip712": submission_typed_data(state.chain_id),
+            "eip712": submission_typed_data(state.chain_id, state.anchor.contract_address),
             "methodologies": list(available_versions())}
 
 @router.get("/ledger", tags=["public"])

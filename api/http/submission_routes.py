@@ -51,8 +51,13 @@ _SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
 @router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY,
              response_model=dict[str, Any])
 async def submit(request: Request, state: StateDep, who: PartnerDep,
-                 x_signature: Annotated[str | None, Header()] = None) -> Response:
-    """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key."""
+                 x_signature: Annotated[str | None, Header()] = None,
+                 x_nonce: Annotated[str | None, Header()] = None,
+                 x_deadline: Annotated[str | None, Header()] = None) -> Response:
+    """Submit records (JSON array or NDJSON), signed with EIP-712 by the partner's key:
+    ``Submission(partner, recordsHash, count, nonce, deadline)`` in the domain
+    ``GET /v1/info`` publishes, the nonce (32 random bytes, used once) and deadline (unix
+    seconds, at most an hour ahead) in ``X-Nonce`` and ``X-Deadline`` (docs/signing.md)."""
     settings = state.container.settings
     body = await _body(request, settings.max_body_bytes)
     content_type = request.headers.get("content-type", "")
@@ -68,7 +73,9 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
         with state.container.db.session() as s:
             partner = s.get_one(Partner, who.partner_id)
         checked = check_submission(partner=partner, records=records, signature=x_signature,
-                                   chain_id=state.chain_id, pause=state.decide_first.pause)
+                                   nonce=x_nonce, deadline=x_deadline, chain_id=state.chain_id,
+                                   contract=state.anchor.contract_address,
+                                   pause=state.decide_first.pause)
         clock["check"] = time.perf_counter() - started
         return checked
 
@@ -79,7 +86,6 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
             begin()  # the lock is ours: this process's checks wait until it is released
             locked = time.perf_counter()
             recorded = record_submission(s, checked, partner=s.get_one(Partner, who.partner_id),
-                                         chain_id=state.chain_id,
                                          operator_key=bytes(state.container.signer.key),
                                          anchor_within=int(2 * settings.seal_interval + 600))
             decided = time.perf_counter()

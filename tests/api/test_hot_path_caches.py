@@ -19,7 +19,7 @@ from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import CredentialCache, issue_api_key, issue_citizen_token, revoke
 from ledger.proofs import proof_bundle
-from ledger.signing import records_hash, sign_submission
+from ledger.signing import records_hash, submission_headers
 from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
@@ -57,11 +57,12 @@ def auth(credential: str) -> dict[str, str]:
 
 def submit_one(client: TestClient, key, creds) -> str:  # type: ignore[no-untyped-def]
     records = [a_record(creds["pseudonym"], record_id="r-1", quantity=3000)]
-    chain_id = client.get("/v1/info").json()["chainId"]
-    signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
-                                digest=records_hash(record_hashes(records)), count=1)
+    info = client.get("/v1/info").json()
+    signed = submission_headers(key.key, chain_id=info["chainId"], contract=info["contract"],
+                                partner="greenbike", digest=records_hash(record_hashes(records)),
+                                count=1)
     answer = client.post("/v1/submissions", content=json.dumps(records).encode(), headers={
-        **auth(creds["partner"]), "X-Signature": signature, "Content-Type": "application/json"})
+        **auth(creds["partner"]), **signed, "Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text
     return str(answer.json()["records"][0]["entry_id"])
 

@@ -14,7 +14,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
-from ledger.signing import records_hash, sign_submission
+from ledger.signing import records_hash, submission_headers
 from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
@@ -41,11 +41,12 @@ def a_partner_and_citizen(container: Container) -> tuple[Account, dict[str, str]
 
 
 def signed_post(client, key, creds, body: bytes, records: list, content_type: str):  # type: ignore[no-untyped-def]
-    chain_id = client.get("/v1/info").json()["chainId"]
-    signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
-                                digest=records_hash(record_hashes(records)), count=len(records))
+    info = client.get("/v1/info").json()
+    signed = submission_headers(key.key, chain_id=info["chainId"], contract=info["contract"],
+                                partner="greenbike", digest=records_hash(record_hashes(records)),
+                                count=len(records))
     return client.post("/v1/submissions", content=body, headers={
-        "Authorization": f"Bearer {creds['partner']}", "X-Signature": signature,
+        "Authorization": f"Bearer {creds['partner']}", **signed,
         "Content-Type": content_type})
 
 

@@ -23,7 +23,7 @@ from api.settings import Settings
 from chain.nodes import ManagedAnvil, free_port
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
-from ledger.signing import records_hash, sign_submission
+from ledger.signing import records_hash, submission_headers
 from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
@@ -59,12 +59,13 @@ def setup_ledger(container: Container, partner_key: Account, *, stock: int) -> d
 
 
 def submit(base: str, creds: dict[str, str], key: Account, records: list[dict]) -> dict:
-    chain_id = httpx.get(f"{base}/v1/info").json()["chainId"]
-    signature = sign_submission(key.key, chain_id=chain_id, partner="greenbike",
-                                digest=records_hash(record_hashes(records)), count=len(records))
+    info = httpx.get(f"{base}/v1/info").json()
+    signed = submission_headers(key.key, chain_id=info["chainId"], contract=info["contract"],
+                                partner="greenbike", digest=records_hash(record_hashes(records)),
+                                count=len(records))
     answer = httpx.post(f"{base}/v1/submissions", content=json.dumps(records), timeout=60,
                         headers={"Authorization": f"Bearer {creds['partner']}",
-                                 "X-Signature": signature, "Content-Type": "application/json"})
+                                 **signed, "Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text
     return answer.json()
 

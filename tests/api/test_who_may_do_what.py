@@ -15,7 +15,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
-from ledger.signing import records_hash, sign_submission
+from ledger.signing import records_hash, submission_headers
 from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
@@ -84,10 +84,11 @@ class World:
         code, behaviour, citizen = self.partner[signer]
         records = [a_record(self.pseudonyms[citizen], behaviour=behaviour, quantity=3000,
                             record_id=f"{code}-{next(self.counter)}")]
-        chain_id = client.get("/v1/info").json()["chainId"]
-        signature = sign_submission(self.keys[signer].key, chain_id=chain_id, partner=code,
+        info = client.get("/v1/info").json()
+        signed = submission_headers(self.keys[signer].key, chain_id=info["chainId"],
+                                    contract=info["contract"], partner=code,
                                     digest=records_hash(record_hashes(records)), count=1)
-        return json.dumps(records).encode(), {**self.headers(role), "X-Signature": signature,
+        return json.dumps(records).encode(), {**self.headers(role), **signed,
                                               "Content-Type": "application/json"}
 
 
@@ -143,10 +144,10 @@ def test_the_matrix_covers_every_route(world: World) -> None:
 
 def test_a_submission_signed_by_another_key_is_refused(world: World) -> None:
     body, headers = world.submission(world.client, "partner_a")
-    stranger = sign_submission(Account.create().key, chain_id=1, partner="greenbike",
-                               digest=b"\0" * 32, count=1)
+    stranger = submission_headers(Account.create().key, chain_id=1, contract="0x" + "11" * 20,
+                                  partner="greenbike", digest=b"\0" * 32, count=1)
     answer = world.client.post("/v1/submissions", content=body,
-                               headers={**headers, "X-Signature": stranger})
+                               headers={**headers, "X-Signature": stranger["X-Signature"]})
     assert answer.status_code == 403
     assert answer.json()["type"].endswith("wrong-signer")
 
