@@ -17,7 +17,7 @@ import typer
 from api.cli import DataDir, app, container, err, out
 from api.files import write_atomically
 from api.trust_store import Pin, TrustStore
-from ledger.bundle import ProofBundle, address
+from ledger.bundle import MAX_BUNDLE_BYTES, BundleRefused, ProofBundle, address
 from ledger.descriptor import (
     MAX_DESCRIPTOR_BYTES,
     DescriptorRefused,
@@ -25,7 +25,7 @@ from ledger.descriptor import (
     check_on_chain,
     descriptor_for,
 )
-from ledger.errors import ChainError, InvalidInput, VerificationError
+from ledger.errors import ChainError, InvalidInput, TooLarge, VerificationError
 from ledger.json_input import read_bounded
 from ledger.verification import TrustRoot, check_claims_against_pin, verify_bundle
 
@@ -137,7 +137,10 @@ def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSO
     Exit 0: the entry is in a batch the pinned contract anchored. 1: the bundle is refused
     (the message names the failed check). 2: bad input or nothing pinned. 4: the pin for
     this chain names another contract. 5: the chain could not be read."""
-    raw = read_bounded(bundle_file, field="bundle", max_bytes=64 * 1024)
+    try:
+        raw = read_bounded(bundle_file, field="bundle", max_bytes=MAX_BUNDLE_BYTES)
+    except TooLarge as exc:
+        raise BundleRefused(exc.message, field="bundle", check="parse") from None
     bundle = ProofBundle.from_bytes(raw)
     store = TrustStore()
     trusted, url = pin_trust_root(rpc=rpc, contract=contract, chain_id=chain_id, ledger=ledger,

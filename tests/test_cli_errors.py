@@ -81,3 +81,70 @@ def test_a_value_too_long_for_its_column_is_bad_input_on_postgresql(capsys, tmp_
     code, err = run(capsys, "admin", "reward-set", "coffee", "x" * 201, "--cost", "100",
                     "--stock", "1", "--data-dir", tmp_path)
     assert code == 2 and "title:" in err, err
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["nosuch"], "No such command 'nosuch'"),
+    (["balnce", "c_x"], "Did you mean 'balance'?"),
+    (["verify"], "Missing argument"),
+    (["verify", "b.json", "--bogus"], "No such option: --bogus"),
+    (["batch", "export", "x", "--out", "d.json"], "Invalid value for 'batch_id'"),
+    (["batch", "export", str(2**64), "--out", "d.json"], "less than or equal to"),
+])
+def test_usage_mistakes_are_one_line_and_exit_2(capsys, args, said) -> None:
+    code, err = run(capsys, *args)
+    assert code == 2 and said in err, err
+    assert len(err.strip().splitlines()) == 1, err
+
+
+def test_version_is_printed(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("carbon-ledger ")
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/full", "missing/dump.json", ""])
+def test_export_to_an_odd_path_is_one_line(capsys, data_dir, tmp_path, target) -> None:
+    (tmp_path / "folder").mkdir()
+    path = str(tmp_path / target) if target and not target.startswith("/") else target
+    code, err = run(capsys, "batch", "export", "1", "--out", path, "--data-dir", data_dir)
+    assert code in (2, 3) and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_failed_export_leaves_the_existing_file_as_it_was(capsys, data_dir, tmp_path) -> None:
+    target = tmp_path / "dump.json"
+    target.write_text("yesterday's dump\n")
+    code, err = run(capsys, "batch", "export", "7", "--out", target, "--data-dir", data_dir)
+    assert code == 3 and "batch_id:" in err
+    assert target.read_text() == "yesterday's dump\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".dump")] == []
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b'{"values": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "(parse): bundle:"),
+    (b'{"batchId": ' + b"9" * 5000 + b"}", "(parse): bundle:"),
+    (b'{"contract": "\xff\xfe"}', "(parse): bundle:"),
+    (b"", "(parse): bundle:"),
+])
+def test_verify_refuses_hostile_files_in_one_line_before_any_chain(capsys, tmp_path, content,
+                                                                   said) -> None:
+    path = tmp_path / "b.json"
+    path.write_bytes(content)
+    code, err = run(capsys, "verify", path, "--rpc", "http://127.0.0.1:9")
+    assert code == 1 and said in err, err
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/null/x.json"])
+def test_verify_of_an_unreadable_path_is_bad_input(capsys, tmp_path, target) -> None:
+    (tmp_path / "folder").mkdir()
+    path = tmp_path / target if not target.startswith("/") else Path(target)
+    code, err = run(capsys, "verify", path, "--rpc", "http://127.0.0.1:9")
+    assert code == 2 and "bundle:" in err, err
+
+
+def test_verify_with_nothing_pinned_refuses_and_says_how_to_pin(capsys, tmp_path,
+                                                                monkeypatch) -> None:
+    bundle = Path(__file__).parent / "data" / "bundle_corpus" / "cases" / "001-good-credit.json"
+    monkeypatch.chdir(tmp_path)
+    code, err = run(capsys, "verify", str(bundle))
+    assert code == 2 and "no ledger is pinned for chain 31337" in err and "--contract" in err
+    assert list(tmp_path.iterdir()) == [], "verify starts no node and makes no data dir"
