@@ -27,7 +27,13 @@ from sqlalchemy.orm import Session
 from ledger.entries import ENTRY_COLUMNS, entry_values
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, credit_entry_id
-from ledger.methodology import Behaviour, Methodology, methodology_in_force, month_of_day
+from ledger.methodology import (
+    Behaviour,
+    Methodology,
+    SubmissionWindow,
+    methodology_in_force,
+    month_of_day,
+)
 from ledger.models import (
     ActivityRecord,
     Balance,
@@ -167,9 +173,12 @@ PREPARE_CHUNK = 100
 
 
 def prepare_records(records: Sequence[object], *, kind: str, address: bytes, now: int,
+                    window: SubmissionWindow | None = None,
                     pause: Callable[[], object] | None = None) -> PreparedRecords:
-    """``pause`` is called before each :data:`PREPARE_CHUNK` records: a serving process
-    passes one that waits while it is deciding another submission in the write lock."""
+    """``window``: records that happened before it are rejected (partners' submissions
+    pass the methodology's, :func:`~ledger.methodology.submission_window`). ``pause`` is
+    called before each :data:`PREPARE_CHUNK` records: a serving process passes one that
+    waits while it is deciding another submission in the write lock."""
     if len(records) > MAX_RECORDS_PER_SUBMISSION:
         raise InvalidInput(f"at most {MAX_RECORDS_PER_SUBMISSION} records per submission",
                            field="records")
@@ -178,26 +187,34 @@ def prepare_records(records: Sequence[object], *, kind: str, address: bytes, now
     for start in range(0, len(records), PREPARE_CHUNK):
         if pause is not None:
             pause()
-        parsed, bad = parse_records(records, now=now, start=start, stop=start + PREPARE_CHUNK)
+        parsed, bad = parse_records(records, now=now, start=start, stop=start + PREPARE_CHUNK,
+                                    window=window)
         good += [(i, r, assess(r, kind=kind, address=address)) for i, r in parsed]
         rejected += bad
     return PreparedRecords(kind, address, good, rejected)
 
 
 def parse_records(records: Sequence[object], *, now: int, start: int = 0,
-                  stop: int | None = None
+                  stop: int | None = None, window: SubmissionWindow | None = None
                   ) -> tuple[list[tuple[int, ActivityRecordIn]], list[RecordOutcome]]:
-    """Shape checks for records ``start:stop``: the parsed ones (with their index), and a
-    rejection for each other."""
+    """Shape checks for records ``start:stop`` (and their age, given a ``window``): the
+    parsed ones (with their index), and a rejection for each other."""
     parsed, rejected = [], []
+    oldest, too_old = (None, "") if window is None else (window.oldest(now), window.too_old())
     for index in range(start, len(records) if stop is None else min(stop, len(records))):
         raw = records[index]
         try:
-            parsed.append((index, parse_record(raw, now=now)))
+            record = parse_record(raw, now=now)
         except InvalidInput as exc:
             rid = raw.get("record_id") if isinstance(raw, dict) else None
             rejected.append(RecordOutcome(index, rid if isinstance(rid, str) else None,
                                           "rejected", exc.field, exc.message))
+            continue
+        if oldest is not None and record.occurred_at < oldest:
+            rejected.append(RecordOutcome(index, record.record_id, "rejected", "occurred_at",
+                                          too_old))
+        else:
+            parsed.append((index, record))
     return parsed, rejected
 
 

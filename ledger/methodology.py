@@ -8,7 +8,8 @@ the conservative side.
 
 Versions are immutable once published (a test pins each file's hash): a new factor is a
 new version with a later ``effective_from``, and a record is quantified by the version in
-force when the behaviour happened.
+force when the behaviour happened. How old a record a partner may still submit is the
+rule of the version in force when it is received (:func:`submission_window`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,16 @@ from typing import Any
 from ledger.errors import InvalidInput, MethodologyError
 
 AREAS = {"clothing", "food", "housing", "transport", "travel", "shopping"}
+
+#: How many days after a behaviour began a partner may still report it, for versions
+#: that do not state ``submission_window_days`` (1 and 2 were published before the rule;
+#: the next version states it). The longest behaviour, a 30-night hotel stay reported at
+#: check-out, is 31 days old when it arrives; two weeks more leave room for a return
+#: window (an appliance is reported once it can no longer be returned) or a partner's
+#: late batch. With the caps, the window bounds what one report can credit, per citizen
+#: and behaviour: the daily caps of the ~46 local days it spans, and the monthly caps of
+#: at most 3 calendar months.
+DEFAULT_SUBMISSION_WINDOW_DAYS = 45
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,8 @@ class Methodology:
     points_rule_version: int
     day_offset: timedelta  # local day boundary for caps, as an offset from UTC
     behaviours: dict[str, Behaviour]
+    submission_window_days: int = DEFAULT_SUBMISSION_WINDOW_DAYS
+    states_submission_window: bool = False  # or the default above applies
 
     def behaviour(self, code: str) -> Behaviour:
         try:
@@ -101,6 +114,30 @@ class Methodology:
     def effective_from_unix(self) -> int:
         start = datetime.combine(self.effective_from, datetime.min.time(), UTC)
         return int((start - self.day_offset).timestamp())
+
+
+@dataclass(frozen=True)
+class SubmissionWindow:
+    """How long after a behaviour began a partner may still submit it."""
+
+    days: int
+    version: int  # the methodology that sets it: the one in force at receipt
+    stated: bool  # by the file, or the code's default for versions before the rule
+
+    def oldest(self, now: int) -> int:
+        """The earliest ``occurred_at`` accepted in a submission received at ``now``."""
+        return now - self.days * 86400
+
+    def too_old(self) -> str:
+        source = "" if self.stated else ", the default for versions that state none"
+        return (f"more than {self.days} days before it was received: older than the "
+                f"submission window (methodology v{self.version}{source})")
+
+
+def submission_window(now: int) -> SubmissionWindow:
+    """The submission window of the methodology in force at ``now`` (receipt time)."""
+    m = methodology_in_force(now)
+    return SubmissionWindow(m.submission_window_days, m.version, m.states_submission_window)
 
 
 @lru_cache(maxsize=4096)
@@ -207,6 +244,9 @@ def parse_methodology(doc: dict[str, Any]) -> Methodology:
             points_rule_version=int(points["rule_version"]),
             day_offset=timedelta(hours=int(doc.get("cap_day_utc_offset_hours", 8))),
             behaviours={b.code: b for b in behaviours},
+            submission_window_days=_positive_int(doc, "submission_window_days", "methodology",
+                                                 required=False) or DEFAULT_SUBMISSION_WINDOW_DAYS,
+            states_submission_window="submission_window_days" in doc,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise MethodologyError(f"malformed methodology: {exc}", field="methodology") from exc

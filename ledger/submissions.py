@@ -30,6 +30,7 @@ from ledger.ingest import (
     prepare_records,
     submit_records,
 )
+from ledger.methodology import submission_window
 from ledger.models import Partner, Submission
 from ledger.records import canonical_json
 from ledger.signing import (
@@ -140,7 +141,8 @@ def check_submission(*, partner: Partner, records: Sequence[object], signature: 
                      pause: Callable[[], object] | None = None) -> CheckedSubmission:
     """Parse and canonicalise every record and check the EIP-712 signature over them, made
     for this ledger (``chain_id``, ``contract``) and not expired (no database: safe to run
-    before the write lock). ``pause``: see :func:`~ledger.ingest.prepare_records`."""
+    before the write lock). Records older than the submission window are rejected.
+    ``pause``: see :func:`~ledger.ingest.prepare_records`."""
     now = int(time.time()) if now is None else now
     if not records:
         raise InvalidInput("a submission holds at least one record", field="records")
@@ -148,7 +150,7 @@ def check_submission(*, partner: Partner, records: Sequence[object], signature: 
                                      now=now)
     # Canonicalises every well-formed record once, and quantifies it.
     prepared = prepare_records(records, kind=partner.kind, address=partner.signing_address,
-                               now=now, pause=pause)
+                               now=now, window=submission_window(now), pause=pause)
     known = {index: record.record_hash for index, record, _ in prepared.good}
     digest = records_hash([known.get(i) or record_hash(raw, i) for i, raw in enumerate(records)])
     signer = submission_signer(envelope.signature, chain_id=chain_id, contract=contract,
