@@ -29,7 +29,9 @@ from ledger import accounts
 from ledger.credentials import issue_api_key
 from ledger.db import Database
 from ledger.errors import LedgerError
+from ledger.hashing import keccak
 from ledger.models import ActivityRecord, Balance, LedgerEntry, Partner, Submission
+from ledger.records import canonical_json
 from ledger.signing import (
     MAX_VALIDITY_SECONDS,
     MalleableSignature,
@@ -37,6 +39,7 @@ from ledger.signing import (
     records_hash,
     sign_submission,
     submission_headers,
+    submission_typed_data,
 )
 from ledger.submissions import Replayed, check_submission, record_hashes, record_submission
 from tests.conftest import a_record
@@ -331,3 +334,32 @@ def test_two_racing_copies_of_one_request_are_credited_once(ledger: Ledger) -> N
     assert sorted(outcomes) == sorted(["recorded", Replayed.__name__])
     submissions, recorded, entries, _points = ledger.written()
     assert (submissions, recorded, entries) == (1, 3, 3)
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "signing.md"
+
+
+def test_the_worked_example_in_docs_signing_md_holds() -> None:
+    """Every value of the documented example, recomputed (the page cannot drift)."""
+    page = DOCS.read_text()
+    key = keccak(b"carbon-ledger signing example")
+    contract, nonce = "0x5FbDB2315678afecb367f032d93F642f64180aa3", bytes.fromhex(
+        "7f3c9a0e5b1d4c2a8e6f0b9d3a7c5e1f2b4d6a8c0e9f1b3d5a7c9e0f2b4d6a8c")
+    record = {"record_id": "greenbike-000123", "citizen": "c_3f9a0b1c2d3e4f5a6b7c8d9e",
+              "behaviour": "CYCLING", "quantity": 3200,
+              "occurred_at": "2026-11-24T08:13:00+08:00", "ended_at": "2026-11-24T08:29:00+08:00"}
+    [one] = record_hashes([record])
+    digest = records_hash([one])
+    eip712 = submission_typed_data(31337, contract)
+    signable = encode_typed_data(eip712["domain"], eip712["types"], {
+        "partner": "greenbike", "recordsHash": digest, "count": 1, "nonce": nonce,
+        "deadline": 1795929180})
+    signature = sign_submission(key, chain_id=31337, contract=contract, partner="greenbike",
+                                digest=digest, count=1, nonce=nonce, deadline=1795929180)
+    shown = [Account.from_key(key).address, canonical_json(record).decode(), one, digest,
+             signable.header, signable.body,
+             keccak(b"\x19" + signable.version + signable.header + signable.body), signature]
+    for value in shown:
+        text = value if isinstance(value, str) else "0x" + value.hex()
+        assert f"`{text}`" in page, text
+    assert "0x" + bytes(Account.sign_message(signable, key).signature).hex() == signature
