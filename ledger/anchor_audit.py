@@ -1,8 +1,9 @@
-"""Hold what the ledger says it anchored against what the chain holds now.
+"""What the chain holds for a batch, against what the ledger says it anchored.
 
-``carbon-ledger chain check`` runs :func:`chain_problems` over every batch; the sealer
-uses :func:`differs_from_chain` on the tail at each start. Only reads: putting things
-right is the sealer's business.
+:func:`anchoring_receipt` is the one answer to "what does the chain hold for batch N":
+the sealer asks it before sending, re-anchoring asks it for the anchored tail after a
+reorg, and ``carbon-ledger chain check`` (:func:`chain_problems`) asks it for every
+batch. Only reads: putting things right is the sealer's business.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.anchoring import AnchoredBatch, ChainReader
+from ledger.anchoring import AnchoredBatch, ChainReader, TxReceipt
+from ledger.errors import AnchorMismatch
 from ledger.models import Batch
 
 
@@ -32,17 +34,40 @@ def differs_from_chain(batch: Batch, on_chain: AnchoredBatch) -> str | None:
     return None
 
 
+def anchoring_receipt(reader: ChainReader, batch: Batch) -> TxReceipt | None:
+    """The receipt of the transaction that anchored ``batch`` as the chain holds it now
+    (the one the ledger recorded, or any other: an earlier attempt, a replacement's
+    predecessor, the same transaction mined again after a reorg); None while the chain
+    does not hold the batch. :class:`AnchorMismatch` if the chain holds other contents
+    under its id, or holds it with no transaction to show for it."""
+    on_chain = reader.anchored_batch(batch.id)
+    if on_chain is None:
+        return None
+    problem = differs_from_chain(batch, on_chain)
+    if problem:
+        raise AnchorMismatch(f"batch {batch.id} on chain: {problem}", field="root")
+    if batch.tx_hash is not None:
+        recorded = reader.receipt(batch.tx_hash)
+        if (recorded is not None and recorded.succeeded
+                and recorded.block_number == on_chain.block_number):
+            return recorded
+    found = reader.find_anchor_receipt(batch.id)
+    if found is None:
+        raise AnchorMismatch(f"batch {batch.id} is on chain but its transaction was not found",
+                             field="txHash")
+    return found
+
+
 def batch_problem(reader: ChainReader, batch: Batch) -> str | None:
     """What is wrong with an ``anchored`` batch on chain: its root missing or different,
     or the anchoring transaction its proofs name gone or moved to another block."""
-    on_chain = reader.anchored_batch(batch.id)
-    if on_chain is None:
+    try:
+        receipt = anchoring_receipt(reader, batch)
+    except AnchorMismatch as exc:
+        return exc.message.removeprefix(f"batch {batch.id} on chain: ")
+    if receipt is None:
         return "missing on chain"
-    problem = differs_from_chain(batch, on_chain)
-    if problem or batch.tx_hash is None:
-        return problem
-    receipt = reader.receipt(batch.tx_hash)
-    if receipt is None or not receipt.succeeded:
+    if batch.tx_hash is not None and receipt.tx_hash != batch.tx_hash:
         return f"its anchoring transaction 0x{batch.tx_hash.hex()} is not on chain"
     if receipt.block_number != batch.block_number:
         return (f"its anchoring transaction is in block {receipt.block_number}, the ledger "

@@ -113,6 +113,10 @@ class ChainReader(Protocol):
 
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool: ...
 
+    def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
+        """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``."""
+        ...
+
 
 class Anchor(ChainReader, Protocol):
     """Read and write access, what the sealer needs."""
@@ -136,10 +140,6 @@ class Anchor(ChainReader, Protocol):
         """Send; a transaction the node already has, or whose nonce is already used, is
         not an error (whether it counts is for the receipt to say). Raises
         :class:`FeeTooLow` when the base fee has risen above the transaction's max fee."""
-        ...
-
-    def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
-        """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``."""
         ...
 
     def is_known(self, tx_hash: bytes) -> bool:

@@ -12,6 +12,17 @@ from sqlalchemy.exc import IntegrityError
 from ledger.db import Database
 from ledger.models import Lease
 
+_BOOT = f"{os.getpid()}:{time.time_ns():x}"
+
+
+def process_holder() -> str:
+    """This process's name as a lease holder: ``host:pid:start``. The start time tells a
+    process from a later one that reused its pid (a fork gets its own)."""
+    global _BOOT
+    if not _BOOT.startswith(f"{os.getpid()}:"):
+        _BOOT = f"{os.getpid()}:{time.time_ns():x}"
+    return f"{socket.gethostname()}:{_BOOT}"
+
 
 def holder_is_dead(holder: str) -> bool:
     """A holder named ``host:pid:...`` on this host whose process is gone (killed, say):

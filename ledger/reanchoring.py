@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select, update
 
-from ledger.anchor_audit import differs_from_chain
+from ledger.anchor_audit import anchoring_receipt
 from ledger.anchoring import Anchor, TxReceipt
 from ledger.db import Database
 from ledger.errors import AnchorMismatch
@@ -89,26 +89,19 @@ def _repair_moved_anchors(db: Database, anchor: Anchor, newest: int,
     for batch_id in range(newest, 0, -1):
         with db.session() as s:
             batch = s.get_one(Batch, batch_id)
-        on_chain = anchor.anchored_batch(batch_id)
-        problem = "missing on chain" if on_chain is None else differs_from_chain(batch, on_chain)
-        if problem:
-            raise AnchorMismatch(f"batch {batch_id}: {problem}", field="root")
-        recorded = anchor.receipt(batch.tx_hash) if batch.tx_hash else None
-        if (recorded is not None and recorded.succeeded
-                and recorded.block_number == batch.block_number
-                and is_canonical(anchor, recorded)):
+        receipt = anchoring_receipt(anchor, batch)
+        if receipt is None:
+            raise AnchorMismatch(f"batch {batch_id}: missing on chain", field="root")
+        if (receipt.tx_hash == batch.tx_hash and receipt.block_number == batch.block_number
+                and is_canonical(anchor, receipt)):
             break
-        found = anchor.find_anchor_receipt(batch_id)
-        if found is None:
-            raise AnchorMismatch(f"batch {batch_id} is on chain but its transaction was not found",
-                                 field="txHash")
         log.warning("batch %s: its anchor is now tx 0x%s in block %s (was block %s): a reorg "
-                    "mined it again", batch_id, found.tx_hash.hex(), found.block_number,
+                    "mined it again", batch_id, receipt.tx_hash.hex(), receipt.block_number,
                     batch.block_number)
         before_write()
         with db.session(write_lock=True) as s:
             row = s.get_one(Batch, batch_id)
             row.tx_hash, row.block_number, row.gas_used = (
-                found.tx_hash, found.block_number, found.gas_used)
+                receipt.tx_hash, receipt.block_number, receipt.gas_used)
         moved.append(batch_id)
     return moved

@@ -22,26 +22,28 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Insert, func, insert, literal, select, update
+from sqlalchemy import Insert, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
-from ledger.anchor_audit import differs_from_chain
+from ledger.anchor_audit import anchoring_receipt
 from ledger.anchoring import Anchor, FeeTooLow, PreparedAnchor, TxReceipt
 from ledger.batch_builder import build_tree_from_db
 from ledger.db import Database
 from ledger.entries import sealed_through
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, LedgerError
-from ledger.leases import acquire_lease, release_lease
-from ledger.models import Batch, BatchTree, EntryLocator, Lease, LedgerEntry
+from ledger.leases import acquire_lease, process_holder, release_lease
+from ledger.models import Batch, BatchTree, EntryLocator, LedgerEntry
 from ledger.reanchoring import is_canonical, recheck_anchored
 
 SEALER_LEASE = "sealer"
+#: one sealing at a time within a process (the lease's holder is the process)
+_SEALING_HERE = threading.Lock()
 log = logging.getLogger("carbon_ledger.sealer")
 
 #: The steps a batch passes, in order, as :attr:`SealOptions.on_step` hears them; a
@@ -84,7 +86,9 @@ class Sealer:
         self.db = db
         self.anchor = anchor
         self.options = options or SealOptions()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        #: one identity per process, so a lease this process left behind (its release
+        #: failed with the database down) is its own again at the next seal
+        self.holder = process_holder()
         #: batches the last :meth:`seal` found missing on chain and anchored again, and
         #: those whose anchor a reorg moved to another block (their proofs changed)
         self.reanchored: list[int] = []
@@ -106,7 +110,7 @@ class Sealer:
                 done.append(self.advance(batch.id))
             return done
         finally:
-            release_lease(self.db, SEALER_LEASE, self.holder)
+            self._release_lease()
 
     def _unfinished(self) -> list[int]:
         with self.db.session() as s:
@@ -164,7 +168,7 @@ class Sealer:
         flight = _Flight(deadline=time.monotonic() + self.options.receipt_timeout)
         while True:
             self._renew_lease()
-            receipt = self._receipt_on_chain(batch)
+            receipt = anchoring_receipt(self.anchor, batch)
             if receipt is None:
                 batch = self._send(batch, flight)
                 if flight.just_sent:  # an automining node has its receipt already
@@ -187,26 +191,6 @@ class Sealer:
                                  f"{self.options.receipt_timeout:.0f}s; its transaction stays "
                                  "recorded and the next seal goes on from there", field="txHash")
             time.sleep(self.options.poll_interval)
-
-    def _receipt_on_chain(self, batch: Batch) -> TxReceipt | None:
-        """The receipt of the transaction that anchored ``batch``, if the chain has it:
-        the recorded one, or any other (an earlier attempt, a replacement's predecessor)."""
-        on_chain = self.anchor.anchored_batch(batch.id)
-        if on_chain is None:
-            return None
-        problem = differs_from_chain(batch, on_chain)
-        if problem:
-            raise AnchorMismatch(f"batch {batch.id} on chain: {problem}", field="root")
-        if batch.tx_hash is not None:
-            recorded = self.anchor.receipt(batch.tx_hash)
-            if (recorded is not None and recorded.succeeded
-                    and recorded.block_number == on_chain.block_number):
-                return recorded
-        found = self.anchor.find_anchor_receipt(batch.id)
-        if found is None:
-            raise AnchorMismatch(f"batch {batch.id} is on chain but its transaction was not found",
-                                 field="txHash")
-        return found
 
     def _send(self, batch: Batch, flight: _Flight) -> Batch:
         """Get a transaction for ``batch`` moving: the recorded one, a replacement, or a new
@@ -333,23 +317,27 @@ class Sealer:
             self.options.on_step(step, batch_id)
 
     def _take_lease(self) -> None:
-        seconds = self.options.lease_seconds
-        if acquire_lease(self.db, SEALER_LEASE, self.holder, seconds=seconds):
-            self._renewed = time.monotonic()
-            return
-        with self.db.session() as s:
-            lease = s.get(Lease, SEALER_LEASE)
-        if lease is not None and _holder_is_gone(lease.holder):
-            log.warning("the sealer lease holder %s is no longer running; taking over",
-                        lease.holder)
-            with self.db.session(write_lock=True) as s:
-                s.execute(update(Lease).where(Lease.name == SEALER_LEASE,
-                                              Lease.holder == lease.holder)
-                          .values(expires_at=0))
-            if acquire_lease(self.db, SEALER_LEASE, self.holder, seconds=seconds):
+        if not _SEALING_HERE.acquire(blocking=False):
+            raise Conflict("another sealer is running in this process", field="sealer")
+        try:
+            if acquire_lease(self.db, SEALER_LEASE, self.holder,
+                             seconds=self.options.lease_seconds):
                 self._renewed = time.monotonic()
                 return
+        except BaseException:
+            _SEALING_HERE.release()
+            raise
+        _SEALING_HERE.release()
         raise Conflict("another sealer is running", field="sealer")
+
+    def _release_lease(self) -> None:
+        try:
+            release_lease(self.db, SEALER_LEASE, self.holder)
+        except LedgerError as exc:  # the database is down: this process reclaims it later
+            log.warning("could not release the sealer lease (%s); this process takes it back "
+                        "at its next seal, another after it expires", exc)
+        finally:
+            _SEALING_HERE.release()
 
     def _renew_lease(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._renewed < self.options.lease_seconds / 10:
@@ -382,22 +370,6 @@ def _shared_id(db: Database, first_seq: int, last_seq: int) -> bytes | None:
                               .join(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
                               .limit(1))
     return shared
-
-
-def _holder_is_gone(holder: str) -> bool:
-    """A lease holder (``host:pid:object``) that was a process on this host, now dead:
-    its lease need not be waited out."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def pause_at(point: str) -> Callable[[str, int], None]:

@@ -14,7 +14,7 @@ from ledger.db import Database
 from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
 from ledger.hashing import keccak
 from ledger.ingest import submit_records
-from ledger.leases import acquire_lease
+from ledger.leases import acquire_lease, process_holder
 from ledger.models import Batch, Lease, LedgerEntry
 from ledger.proofs import proof_bundle
 from ledger.sealing import SEALER_LEASE, STEPS, Sealer, SealOptions
@@ -177,3 +177,13 @@ def test_erasing_a_citizen_unlinks_them_and_every_proof_still_verifies(
         [outcome] = submit_records(s, partner=s.merge(partner),
                                    records=[a_record(gone.pseudonym, record_id="g2")]).outcomes
     assert (outcome.status, outcome.field) == ("rejected", "citizen")
+
+
+def test_a_lease_this_process_left_behind_is_taken_back_at_once(db, anchor, credit) -> None:
+    """A seal whose lease release failed (the database went down) must not stall this
+    process's next seal until the lease expires."""
+    credit(2)
+    assert acquire_lease(db, SEALER_LEASE, process_holder(), seconds=600)  # left behind
+    assert [b.id for b in Sealer(db, anchor).seal()] == [1]
+    with db.session() as s:
+        assert s.get(Lease, SEALER_LEASE) is None  # released this time
