@@ -17,7 +17,6 @@ from enum import Enum
 from typing import Any
 
 import requests
-from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
@@ -381,10 +380,6 @@ def deploy_contract(w3: Web3, signer: LocalAccount, *, admin: str | None = None)
         raise ChainError("the anchor contract's deployment reverted", field="contract")
     return Deployment(chain_id, str(receipt["contractAddress"]), _hex(bytes(tx_hash)),
                       int(receipt["blockNumber"]))
-
-
-def new_signer(private_key: str | bytes | None = None) -> LocalAccount:
-    return Account.from_key(private_key) if private_key else Account.create()
 
 
 def call_chain(fn: Any, what: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from ledger.errors import InvalidInput, VerificationError
+from ledger.hashing import parse_hex32
 from ledger.json_input import parse_json
 from ledger.leaf import LEAF_ENCODING, LeafValues, leaf_values_from_json
 
@@ -33,7 +34,6 @@ REQUIRED = ("format", "entryId", "values", "leafEncoding", "proof", "root", "bat
 #: Informational members the operator adds; a verifier never relies on them.
 OPTIONAL = ("status", "confirmations")
 
-_BYTES32 = re.compile(r"0x[0-9a-fA-F]{64}")
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
@@ -57,9 +57,10 @@ def safe_integer(value: Any, name: str, *, minimum: int = 0) -> int:
 
 
 def bytes32(value: Any, name: str) -> bytes:
-    if not isinstance(value, str) or not _BYTES32.fullmatch(value):
-        raise BundleRefused(f"expected 0x and 64 hex digits, got {_show(value)}", field=name)
-    return bytes.fromhex(value[2:])
+    try:
+        return parse_hex32(value, field=name)
+    except InvalidInput as exc:
+        raise BundleRefused(exc.message, field=name) from None
 
 
 def address(value: Any, name: str) -> str:

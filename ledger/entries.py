@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import CompoundSelect, bindparam, null, select, union_all
 from sqlalchemy.orm import Session
 
-from ledger.errors import InvalidInput, NotFound
-from ledger.leaf import LeafValues, behaviour_code, decode_leaf, encode_leaf
+from ledger.errors import NotFound
+from ledger.hashing import parse_hex32
+from ledger.leaf import behaviour_code, encode_leaf
 from ledger.models import Batch, EntryLocator, LedgerEntry
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
@@ -40,15 +41,9 @@ def make_entry(**fields: Any) -> LedgerEntry:
 
 
 def parse_entry_id(text: str) -> bytes:
-    """An entry id as the dump and the proof bundle print it: 0x + 64 hex digits."""
-    raw = text[2:] if text.startswith("0x") else text
-    try:
-        value = bytes.fromhex(raw)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise InvalidInput(f"{text!r} is not a 32-byte hex entry id", field="entry_id")
-    return value
+    """An entry id as the dump and the proof bundle print it: 0x + 64 hex digits (the 0x
+    may be left out; nothing else may surround or split the digits)."""
+    return parse_hex32(text if text.startswith("0x") else "0x" + text, field="entry_id")
 
 
 def sealed_through(session: Session) -> int:
@@ -89,8 +84,3 @@ def get_entry(session: Session, entry_id: bytes) -> LedgerEntry:
     if entry is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     return entry
-
-
-def leaf_values(entry: LedgerEntry) -> LeafValues:
-    """The values that were sealed: decoded from the stored leaf, not the columns."""
-    return decode_leaf(entry.leaf)
