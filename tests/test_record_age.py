@@ -15,13 +15,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from fastapi.testclient import TestClient
 
-from api.composition import Container
-from api.http.app import create_app
-from api.settings import Settings
-from ledger import accounts
-from ledger.credentials import issue_api_key
 from ledger.db import Database
 from ledger.errors import MethodologyError
 from ledger.methodology import (
@@ -34,51 +28,26 @@ from ledger.methodology import (
     parse_methodology,
     submission_window,
 )
-from ledger.signing import records_hash, submission_headers
-from ledger.submissions import record_hashes
 from tests.conftest import CST
+from tests.signed_ledger import Ledger, open_ledger
 
 DAY = 86400
 
 
-class Partner:
-    """A bike-share partner sending signed submissions to a running app, for one citizen."""
-
-    def __init__(self, client: TestClient, db: Database, key: Any, credential: str,
-                 citizen: str) -> None:
-        self.client, self.db, self.key = client, db, key
-        self.credential, self.citizen = credential, citizen
-        self.info = client.get("/v1/info").json()
-
-    def send(self, records: list[dict]) -> dict[str, Any]:
-        signed = submission_headers(self.key.key, chain_id=self.info["chainId"],
-                                    contract=self.info["contract"], partner="greenbike",
-                                    digest=records_hash(record_hashes(records)),
-                                    count=len(records))
-        answer = self.client.post("/v1/submissions", content=json.dumps(records), headers={
-            "Authorization": f"Bearer {self.credential}", **signed,
-            "Content-Type": "application/json"})
-        assert answer.status_code == 200, answer.text
-        return dict(answer.json())
-
-    def points(self) -> int:
-        with self.db.session() as s:
-            return accounts.balance(s, accounts.get_citizen(s, self.citizen).id)
-
-
 @pytest.fixture
-def partner(db: Database, tmp_path: Path) -> Iterator[Partner]:
-    key = Account.create()
-    container = Container(Settings(data_dir=tmp_path / "state", chain="tester",
-                                   database_url=db.url, rate_limit="100000/minute"))
-    with container.db.session(write_lock=True) as s:
-        bikes = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
-                                        signing_address=bytes.fromhex(key.address[2:]))
-        citizen = accounts.create_citizen(s).pseudonym
-        credential = issue_api_key(s, role="partner", partner=bikes)
-    with TestClient(create_app(container, run_sealer=False)) as client:
-        yield Partner(client, container.db, key, credential, citizen)
-    container.db.engine.dispose()
+def partner(db: Database, tmp_path: Path) -> Iterator[Ledger]:
+    with open_ledger(tmp_path / "state", db.url, Account.create()) as opened:
+        yield opened
+
+
+def send(partner: Ledger, records: list[dict]) -> dict[str, Any]:
+    answer = partner.post(records, partner.headers(records))
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def points(partner: Ledger) -> int:
+    return partner.written()[3]
 
 
 def ride(citizen: str, rid: str, start: int, metres: int = 5000) -> dict[str, Any]:
@@ -104,44 +73,44 @@ def capped_total(records: list[dict]) -> int:
 
 
 def test_the_issue_attack_is_refused_beyond_the_window_and_bounded_by_the_caps(
-        partner: Partner) -> None:
+        partner: Ledger) -> None:
     """One signed request of 1,000 rides over 430 days for one citizen (the issue's was
     10,000 and credited +289,240 points): rides older than the window are rejected naming
     ``occurred_at``; the rest credit what the caps allow for the window's days, no more."""
     now = int(time.time())
     step = 430 * DAY // 1000
-    rides = [ride(partner.citizen, f"a-{i}", now - 3600 - i * step) for i in range(1000)]
+    rides = [ride(partner.pseudonym, f"a-{i}", now - 3600 - i * step) for i in range(1000)]
     window = submission_window(now)
     oldest = now - window.days * DAY
     inside = [r for r in rides if r["occurred_at"] >= oldest]
-    answer = partner.send(rides)
+    answer = send(partner, rides)
 
     stale = [o for o in answer["records"] if o["status"] == "rejected"]
     assert len(stale) == 1000 - len(inside) > 850
     assert {o["field"] for o in stale} == {"occurred_at"}
     assert "submission window" in stale[0]["reason"]
     assert answer["accepted"] == len(inside)
-    credited = partner.points()
+    credited = points(partner)
     assert credited == capped_total(inside)
     cycling = load_methodology(window.version).behaviour("CYCLING")
     assert credited <= (window.days + 1) * cycling.daily_cap_grams  # the window's days at most
     assert capped_total(rides) > 5 * credited  # what the same request credited before
 
 
-def test_a_ride_from_2022_is_refused(partner: Partner) -> None:
+def test_a_ride_from_2022_is_refused(partner: Ledger) -> None:
     long_ago = int(datetime(2022, 6, 1, 8, tzinfo=CST).timestamp())
-    answer = partner.send([ride(partner.citizen, "old-1", long_ago)])
+    answer = send(partner, [ride(partner.pseudonym, "old-1", long_ago)])
     [outcome] = answer["records"]
     assert (outcome["status"], outcome["field"]) == ("rejected", "occurred_at")
     assert f"more than {DEFAULT_SUBMISSION_WINDOW_DAYS} days" in outcome["reason"]
-    assert partner.points() == 0
+    assert points(partner) == 0
 
 
-def test_the_window_edge_a_day_inside_is_credited_a_day_outside_is_not(partner: Partner) -> None:
+def test_the_window_edge_a_day_inside_is_credited_a_day_outside_is_not(partner: Ledger) -> None:
     now = int(time.time())
     days = submission_window(now).days
-    answer = partner.send([ride(partner.citizen, "in", now - (days - 1) * DAY),
-                           ride(partner.citizen, "out", now - (days + 1) * DAY)])
+    answer = send(partner, [ride(partner.pseudonym, "in", now - (days - 1) * DAY),
+                           ride(partner.pseudonym, "out", now - (days + 1) * DAY)])
     assert [o["status"] for o in answer["records"]] == ["accepted", "rejected"]
 
 
