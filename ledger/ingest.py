@@ -220,8 +220,10 @@ def parse_records(records: Sequence[object], *, now: int, start: int = 0,
 
 def submit_records(session: Session, *, partner: Partner, records: Sequence[object],
                    now: int | None = None, submission_id: str | None = None,
-                   prepared: PreparedRecords | None = None) -> SubmissionResult:
-    """Decide and write every record of one submission.
+                   prepared: PreparedRecords | None = None,
+                   window: SubmissionWindow | None = None) -> SubmissionResult:
+    """Decide and write every record of one submission (``window``: see
+    :func:`prepare_records`; partners' signed submissions prepare theirs with it).
 
     Call it in a write-locked session: caps and de-duplication read what earlier
     submissions wrote, so two submissions touching one citizen must not interleave. On
@@ -230,7 +232,7 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
     now = int(time.time()) if now is None else now
     kind, address = partner.kind, partner.signing_address
     if prepared is None:
-        prepared = prepare_records(records, kind=kind, address=address, now=now)
+        prepared = prepare_records(records, kind=kind, address=address, now=now, window=window)
     prepared = prepared.for_partner(kind, address)
     good = prepared.good
     result = SubmissionResult(list(prepared.rejected))

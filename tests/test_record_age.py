@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from ledger import accounts
 from ledger.db import Database
 from ledger.errors import MethodologyError
+from ledger.ingest import submit_records
 from ledger.methodology import (
     DEFAULT_SUBMISSION_WINDOW_DAYS,
     available_versions,
@@ -131,3 +133,17 @@ def test_a_version_that_states_a_window_is_read_and_a_bad_one_refused() -> None:
         with pytest.raises(MethodologyError) as refused:
             parse_methodology({**doc, "submission_window_days": bad})
         assert refused.value.field == "methodology.submission_window_days"
+
+
+def test_the_operator_path_applies_the_window_when_asked(db: Database) -> None:
+    """``submit_records`` (the CLI's path) takes the same window as the signed route."""
+    with db.session(write_lock=True) as s:
+        bikes = accounts.create_partner(s, code="greenbike", name="g", kind="bike_share",
+                                        signing_address=b"\x11" * 20)
+        citizen = accounts.create_citizen(s).pseudonym
+    now = int(time.time())
+    long_ago = ride(citizen, "old-1", int(datetime(2022, 6, 1, 8, tzinfo=CST).timestamp()))
+    with db.session(write_lock=True) as s:
+        [outcome] = submit_records(s, partner=s.merge(bikes), records=[long_ago], now=now,
+                                   window=submission_window(now)).outcomes
+    assert (outcome.status, outcome.field) == ("rejected", "occurred_at")
