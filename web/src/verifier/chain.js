@@ -1,0 +1,80 @@
+// The chain as a verifier reads it, over JSON-RPC with viem: only the pinned contract's
+// views, receipts and code. Every read is timed, so a verdict can say how much of its time
+// was the network's. A failure to read is ChainUnreadable, never a verdict.
+
+import { createPublicClient, decodeEventLog, http, toEventSelector } from 'viem';
+import { ANCHOR_ABI, BATCH_ANCHORED } from './abi.js';
+
+const ANCHORED_TOPIC = toEventSelector(BATCH_ANCHORED);
+
+export class ChainUnreadable extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'ChainUnreadable';
+  }
+}
+
+/** A reader of `contract` through the JSON-RPC endpoint `url`. */
+export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
+  const client = createPublicClient({ transport: http(url, { retryCount: 0, timeout: timeoutMs }), cacheTime: 0 });
+  const clock = { rpcMs: 0, calls: 0 };
+  const read = async (what, call) => {
+    const started = performance.now();
+    try {
+      return await call();
+    } catch (e) {
+      throw new ChainUnreadable(`cannot read ${what} from ${url}: ${e.shortMessage ?? e.message}`);
+    } finally {
+      clock.rpcMs += performance.now() - started;
+      clock.calls += 1;
+    }
+  };
+  const view = (functionName, args = []) => read(functionName, () =>
+    client.readContract({ address: contract, abi: ANCHOR_ABI, functionName, args }));
+  const receipt = (tx) => read(`the receipt of ${tx}`, () =>
+    client.request({ method: 'eth_getTransactionReceipt', params: [tx] }));
+
+  return {
+    url,
+    contract,
+    clock,
+    chainId: () => read('the chain id', async () => Number(await client.request({ method: 'eth_chainId' }))),
+    head: () => read('the head block', async () => Number(await client.request({ method: 'eth_blockNumber' }))),
+    hasCode: () => read('the contract code', async () => {
+      const code = await client.request({ method: 'eth_getCode', params: [contract, 'latest'] });
+      return typeof code === 'string' && code.length > 2;
+    }),
+    latestBatchId: () => view('latestBatchId'),
+    batch: (batchId) => view('batch', [BigInt(batchId)]),
+    verifyOnChain: (batchId, leaf, proof) => view('verify', [BigInt(batchId), leaf, proof]),
+    /** The receipt (status, to, block, logs) or null when the chain has no such transaction. */
+    receipt: async (tx) => {
+      const r = await receipt(tx);
+      if (!r) return null;
+      return { succeeded: r.status === '0x1', to: r.to ?? null, blockNumber: Number(r.blockNumber),
+        contractAddress: r.contractAddress ?? null, logs: r.logs ?? [] };
+    },
+    /** The contract a deployment transaction created and its block, or null. */
+    createdContract: async (tx) => {
+      const r = await receipt(tx);
+      if (!r || r.status !== '0x1' || !r.contractAddress) return null;
+      return { address: r.contractAddress, blockNumber: Number(r.blockNumber) };
+    },
+  };
+}
+
+/** The contract's BatchAnchored logs in a receipt, by topic: other events are not anchors. */
+export function anchorEvents(receipt, contract) {
+  const events = [];
+  for (const log of receipt.logs) {
+    if (String(log.address).toLowerCase() !== contract.toLowerCase()) continue;
+    if (!log.topics?.length || String(log.topics[0]).toLowerCase() !== ANCHORED_TOPIC) continue;
+    try {
+      const { args } = decodeEventLog({ abi: [BATCH_ANCHORED], data: log.data, topics: log.topics });
+      events.push({ batchId: args.batchId, root: args.root.toLowerCase(), leafCount: args.leafCount });
+    } catch {
+      // a log with the topic but not the event's shape anchors nothing
+    }
+  }
+  return events;
+}
