@@ -35,6 +35,7 @@ from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
 from ledger.ingest import submit_records
 from ledger.json_input import parse_json, parse_ndjson, read_bounded
+from ledger.methodology import submission_window
 from ledger.models import Batch, LedgerEntry
 from ledger.proofs import proof_bundle, write_oz_dump
 from ledger.redemption import redeem
@@ -276,7 +277,8 @@ def submit(partner: Annotated[str, typer.Option(help="partner code")],
     c = container(data_dir)
     records = _read_records(records_file, c.settings.max_body_bytes)
     with c.db.session(write_lock=True) as s:
-        result = submit_records(s, partner=accounts.get_partner(s, partner), records=records)
+        result = submit_records(s, partner=accounts.get_partner(s, partner), records=records,
+                                window=submission_window(int(time.time())))
     for o in result.outcomes:
         if o.status == "rejected":
             out.print(f"record {o.index} ({o.record_id}): rejected, {o.field}: {o.reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,17 @@ def test_verify_with_nothing_pinned_refuses_and_says_how_to_pin(capsys, tmp_path
     code, err = run(capsys, "verify", str(bundle))
     assert code == 2 and "no ledger is pinned for chain 31337" in err and "--contract" in err
     assert list(tmp_path.iterdir()) == [], "verify starts no node and makes no data dir"
+
+
+def test_the_operators_submit_refuses_records_older_than_the_window(capsys, data_dir,
+                                                                     tmp_path) -> None:
+    assert main(["admin", "citizen-add", "--data-dir", str(data_dir)]) == 0
+    citizen = capsys.readouterr().out.strip().splitlines()[-1]
+    old = {"record_id": "from-2022", "citizen": citizen, "behaviour": "CYCLING",
+           "quantity": 3200, "occurred_at": "2022-03-01T08:00:00+08:00",
+           "ended_at": "2022-03-01T08:20:00+08:00"}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps([old]))
+    assert main(["submit", "--partner", "greenbike", str(path), "--data-dir", str(data_dir)]) == 0
+    said = capsys.readouterr().out
+    assert "0 accepted" in said and "occurred_at" in said, said
