@@ -54,6 +54,13 @@ export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
       return { succeeded: r.status === '0x1', to: r.to ?? null, blockNumber: Number(r.blockNumber),
         contractAddress: r.contractAddress ?? null, logs: r.logs ?? [] };
     },
+    /** Every BatchAnchored log of the contract from `fromBlock` on, oldest first. */
+    anchorLogs: (fromBlock = 0) => read('the anchor logs', async () => {
+      const logs = await client.request({ method: 'eth_getLogs', params: [{ address: contract,
+        topics: [ANCHORED_TOPIC], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest' }] });
+      return logs.flatMap((log) => anchorEvents({ logs: [log] }, contract).map((e) => ({
+        ...e, txHash: log.transactionHash, blockNumber: Number(log.blockNumber) })));
+    }),
     /** The contract a deployment transaction created and its block, or null. */
     createdContract: async (tx) => {
       const r = await receipt(tx);

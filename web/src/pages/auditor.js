@@ -1,0 +1,130 @@
+// Auditor (key sign-in): every batch with its status; per batch the audit (recomputation
+// from the partners' raw records and the methodology), the OpenZeppelin dump to download,
+// and any entry's proof verified in the browser; and a chain check of every batch's root
+// against the pinned contract.
+
+import { api, ApiError, query } from '../ui/api.js';
+import { runVerification } from '../ui/checks.js';
+import { clear, download, h, hexCell } from '../ui/dom.js';
+import { dateTime, kg, num, t } from '../ui/i18n.js';
+import { currentPin, rpcUrl } from '../ui/pins.js';
+import { busy, mountPage, notice, section, table } from '../ui/shell.js';
+import { signedIn, signInForm, signOutButton } from '../ui/signin.js';
+import { trustPanel } from '../ui/trust.js';
+import { chainReader } from '../verifier/index.js';
+
+const ROLE = 'auditor';
+const as = (path, options) => api(path, { role: ROLE, ...options });
+
+async function render(main) {
+  main.append(h('h1', {}, t('auditor.title')));
+  if (!signedIn(ROLE)) {
+    main.append(signInForm(ROLE, '/batches?limit=1', () => mountPage('auditor', render)));
+    return;
+  }
+  const list = h('div', { id: 'batches-body' }, busy());
+  const check = h('div', { id: 'chain-check-body' });
+  const detail = h('div', { id: 'batch-detail' });
+  main.append(signOutButton(ROLE, () => mountPage('auditor', render)),
+    section('batches', t('auditor.batches'), list),
+    section('batch', t('auditor.batch'), detail),
+    trustPanel(() => mountPage('auditor', render)),
+    section('chain-check', t('auditor.chainCheck'),
+      h('p', { class: 'small' }, t('auditor.chainCheckHelp')),
+      h('button', { type: 'button', id: 'run-chain-check', onclick: () => chainCheck(check) }, t('auditor.runCheck')), check));
+  try {
+    const batches = await allBatches();
+    clear(list, batches.length ? table([t('col.batch'), t('col.entries'), t('col.status'), t('col.tx'), t('col.root'), ''],
+      batches.map((b) => h('tr', { dataset: { batch: b.batchId } },
+        h('td', { 'data-label': t('col.batch') }, `#${b.batchId}`),
+        h('td', { 'data-label': t('col.entries'), class: 'num' }, num(b.leafCount)),
+        h('td', { 'data-label': t('col.status') }, h('span', { class: `badge badge-${b.status}` }, t(`batch.${b.status}`) ?? b.status)),
+        h('td', { 'data-label': t('col.tx') }, b.txHash ? hexCell(b.txHash) : '—', b.blockNumber ? ` · ${t('field.block')} ${num(b.blockNumber)}` : ''),
+        h('td', { 'data-label': t('col.root') }, hexCell(b.root)),
+        h('td', {}, h('button', { type: 'button', class: 'small-button open-batch', onclick: () => openBatch(b, detail) }, t('auditor.open'))))),
+    { caption: t('auditor.batches') }) : notice('info', t('auditor.noBatches')));
+  } catch (e) {
+    clear(list, notice('error', `${t('api.error')} ${e.message}`));
+  }
+}
+
+async function allBatches() {
+  const out = [];
+  for (let after = 0; ;) {
+    const page = await as(`/batches${query({ after, limit: 500 })}`);
+    out.push(...page.batches);
+    if (!page.next) return out;
+    after = Number(page.next);
+  }
+}
+
+async function openBatch(b, box) {
+  clear(box, busy());
+  try {
+    const [audit, dump] = await Promise.all([as(`/batches/${b.batchId}/audit`), as(`/batches/${b.batchId}/dump`, { raw: true })]);
+    const entries = JSON.parse(dump).values.map((v) => v.value[0]);
+    const verifyBox = h('div', { id: 'entry-verify' });
+    const pick = h('select', { id: 'entry-pick' }, entries.map((id) => h('option', { value: id }, id)));
+    clear(box,
+      h('h3', {}, t('auditor.batchN', { n: b.batchId })),
+      h('div', { id: 'audit', dataset: { ok: String(audit.ok) }, class: `notice ${audit.ok ? 'notice-ok' : 'notice-error'}` },
+        h('p', {}, h('strong', {}, audit.ok ? t('audit.ok') : t('audit.failed'))),
+        h('dl', { class: 'facts' },
+          h('dt', {}, t('audit.entries')), h('dd', {}, num(audit.entries)),
+          h('dt', {}, t('audit.credits')), h('dd', {}, num(audit.credits)),
+          h('dt', {}, t('audit.capped')), h('dd', {}, num(audit.capped)),
+          h('dt', {}, t('audit.reduction')), h('dd', {}, kg(audit.reductionGrams)),
+          h('dt', {}, t('field.sealed')), h('dd', {}, b.sealedAt ? dateTime(b.sealedAt) : '—')),
+        audit.problems.length ? h('ul', { class: 'problems' }, audit.problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null),
+      h('p', {}, h('button', { type: 'button', id: 'download-dump', onclick: () => download(`batch-${b.batchId}.json`, dump) }, t('auditor.dump')),
+        ' ', h('span', { class: 'small' }, t('auditor.dumpHelp'))),
+      h('div', { class: 'field row' }, h('label', { for: 'entry-pick' }, t('auditor.entry')), pick,
+        h('button', { type: 'button', id: 'verify-entry', onclick: async () => {
+          clear(verifyBox, busy());
+          try {
+            const bundle = await as(`/entries/${pick.value}/proof`, { raw: true });
+            await runVerification(bundle, verifyBox);
+          } catch (e) {
+            clear(verifyBox, notice('error', `${t('api.error')} ${e.message}`));
+          }
+        } }, t('citizen.verify'))),
+      verifyBox);
+  } catch (e) {
+    clear(box, notice('error', e instanceof ApiError ? `${t('api.error')} ${e.message}` : e.message));
+  }
+}
+
+// Every batch the API lists, its root read back from the pinned contract over the chosen
+// endpoint: a mismatch or a batch missing on chain is named.
+async function chainCheck(box) {
+  const pin = currentPin();
+  if (!pin) {
+    clear(box, notice('error', t('verify.unpinned')));
+    return;
+  }
+  clear(box, busy());
+  try {
+    const reader = chainReader(rpcUrl(), pin.contract);
+    const [batches, latest] = await Promise.all([allBatches(), reader.latestBatchId()]);
+    const rows = [];
+    let good = 0;
+    for (const b of batches.filter((x) => x.status === 'anchored')) {
+      const onChain = BigInt(b.batchId) <= latest ? (await reader.batch(b.batchId)).root : null;
+      const ok = onChain !== null && onChain.toLowerCase() === b.root.toLowerCase()
+        && b.contract.toLowerCase() === pin.contract.toLowerCase();
+      good += ok;
+      rows.push(h('tr', { dataset: { batch: b.batchId, ok: String(ok) } },
+        h('td', { 'data-label': t('col.batch') }, `#${b.batchId}`),
+        h('td', { 'data-label': t('col.root') }, hexCell(b.root)),
+        h('td', { 'data-label': t('auditor.onChain') }, onChain ? hexCell(onChain) : t('auditor.missing')),
+        h('td', { 'data-label': t('col.status') }, ok ? '✓' : '✗')));
+    }
+    clear(box, h('p', { id: 'chain-check-summary', class: `notice ${good === rows.length ? 'notice-ok' : 'notice-error'}`,
+      dataset: { good, total: rows.length } }, t('auditor.checkSummary', { good: num(good), total: num(rows.length), contract: pin.contract })),
+    table([t('col.batch'), t('col.root'), t('auditor.onChain'), ''], rows, { caption: t('auditor.chainCheck') }));
+  } catch (e) {
+    clear(box, notice('error', `${t('chain.unreadable')} ${e.message}`));
+  }
+}
+
+mountPage('auditor', render);

@@ -1,0 +1,62 @@
+// One verification on screen: the eight checks of docs/proof-bundle.md in order, each
+// marked as it passes or fails, then the verdict. The verdict comes from the browser
+// verifier alone, never from the API.
+
+import { CHECKS, ChainUnreadable, Refusal, verifyBundle } from '../verifier/index.js';
+import { clear, h, hexCell } from './dom.js';
+import { num, t } from './i18n.js';
+import { currentPin, rpcUrl, trustRoot } from './pins.js';
+
+/** Verify `input` (bytes or text) into `box`; resolves to {verdict} or {refusal} or {error}. */
+export async function runVerification(input, box) {
+  const rows = new Map(CHECKS.map((check) => [check, h('li', { dataset: { check, state: 'pending' } },
+    h('span', { class: 'mark', 'aria-hidden': 'true' }), h('span', { class: 'check-name' }, t(`check.${check}`)),
+    h('span', { class: 'check-detail' }))]));
+  const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
+  clear(box, h('ol', { class: 'checks', 'aria-label': t('checks.label') }, [...rows.values()]), outcome);
+  const trust = trustRoot(currentPin());
+  if (!trust) {
+    box.dataset.verdict = 'unpinned';
+    clear(outcome, h('p', { class: 'notice notice-error' }, t('verify.unpinned')));
+    return { error: 'unpinned' };
+  }
+  const onStep = (check, ok, detail) => {
+    const row = rows.get(check);
+    row.dataset.state = ok ? 'ok' : 'fail';
+    if (!ok) row.querySelector('.check-detail').textContent = ` ${detail.field}: ${detail.message}`;
+  };
+  try {
+    const verdict = await verifyBundle(input, { trust, rpcUrl: rpcUrl(), onStep });
+    Object.assign(box.dataset, { verdict: 'valid', check: '', field: '' });
+    clear(outcome, verdictView(verdict));
+    return { verdict };
+  } catch (e) {
+    if (e instanceof Refusal) {
+      Object.assign(box.dataset, { verdict: 'refused', check: e.check, field: e.field });
+      clear(outcome, h('p', { class: 'notice notice-error verdict-refused' },
+        h('strong', {}, t('verify.refused')), ' ', t('verify.refusedBy', { check: t(`check.${e.check}`), field: e.field }),
+        h('br'), h('span', { class: 'small' }, t(`why.${e.check}`)), h('br'), h('code', { class: 'reason' }, e.message)));
+      return { refusal: e };
+    }
+    Object.assign(box.dataset, { verdict: 'error', check: '', field: '' });
+    const text = e instanceof ChainUnreadable ? t('chain.unreadable') : t('verify.error');
+    clear(outcome, h('p', { class: 'notice notice-error' }, text, ' ', h('code', {}, e.message)));
+    return { error: e };
+  }
+}
+
+function verdictView(v) {
+  return h('div', { class: 'notice notice-ok verdict-valid' },
+    h('p', {}, h('strong', {}, t('verify.valid')), ' ', t('verify.validWhat', {
+      batch: v.batchId, chain: v.chainId, confirmations: num(v.confirmations) })),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('field.entry')), h('dd', {}, hexCell(v.entryId)),
+      h('dt', {}, t('field.root')), h('dd', {}, hexCell(v.root)),
+      h('dt', {}, t('field.contract')), h('dd', {}, h('code', { class: 'addr' }, v.contract)),
+      h('dt', {}, t('field.tx')), h('dd', {}, hexCell(v.txHash), ` · ${t('field.block')} ${num(v.blockNumber)}`),
+      h('dt', {}, t('field.pinnedBy')), h('dd', {}, v.pinnedBy),
+      h('dt', {}, t('field.time')), h('dd', { class: 'timing' }, t('verify.timing', {
+        total: num(v.timings.totalMs, { maximumFractionDigits: 1 }),
+        local: num(v.timings.totalMs - v.timings.rpcMs, { maximumFractionDigits: 1 }),
+        calls: v.timings.rpcCalls }))));
+}
