@@ -4,13 +4,16 @@ A credential is ``<prefix>_<key id>.<secret>``; the key id finds the row, the se
 SHA-256 is compared in constant time. Secrets are 256-bit random, so a fast hash is
 enough; the plain secret is shown once, when issued, and never stored. A server keeps
 what key ids resolve to for a few seconds (:class:`CredentialCache`) and still checks the
-secret on every request.
+secret on every request. A credential not of that shape (a key id of 16 hex digits, a
+secret of at most :data:`MAX_SECRET` URL-safe characters) is refused before any lookup,
+so nothing an anonymous caller sends is kept beyond its bounded share of the cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from collections import OrderedDict
@@ -27,6 +30,11 @@ from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.models import ApiKey, Citizen, CitizenToken, Partner
 
 ROLES = ("partner", "auditor")
+
+#: The longest secret accepted (ours are 43 characters): longer is malformed, unread.
+MAX_SECRET = 128
+_KEY_ID = re.compile(r"[0-9a-f]{16}")
+_SECRET = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SECRET}}}")
 
 
 class Unauthenticated(LedgerError):
@@ -46,6 +54,17 @@ class Principal:
     role: str  # partner | auditor | citizen
     partner_id: int | None = None
     citizen_id: int | None = None
+    key_id: str | None = None  # of the credential presented
+
+    @property
+    def subject(self) -> str:
+        """Who is calling, for limits counted per caller: the partner or the citizen
+        whichever of their credentials is used, an auditor by their key."""
+        if self.role == "partner":
+            return f"partner:{self.partner_id}"
+        if self.role == "citizen":
+            return f"citizen:{self.citizen_id}"
+        return f"{self.role}:{self.key_id}"
 
 
 def _hash(secret: str) -> bytes:
@@ -77,9 +96,11 @@ def issue_citizen_token(session: Session, *, citizen: Citizen) -> str:
 
 def _split(presented: str, prefix: str) -> tuple[str, str]:
     head, _, secret = presented.partition(".")
-    if not head.startswith(prefix + "_") or not secret:
+    key_id = head[len(prefix) + 1:]
+    if (not head.startswith(prefix + "_") or not _KEY_ID.fullmatch(key_id)
+            or not _SECRET.fullmatch(secret)):
         raise Unauthenticated("malformed credential", field="authorization")
-    return head[len(prefix) + 1:], secret
+    return key_id, secret
 
 
 @dataclass(frozen=True)
@@ -104,8 +125,10 @@ def _stored(session: Session, model: Any, key_id: str) -> StoredCredential | Non
     if row.revoked_at is not None:
         return StoredCredential(row.secret_hash, None)
     if isinstance(row, CitizenToken):
-        return StoredCredential(row.secret_hash, Principal("citizen", citizen_id=row.citizen_id))
-    return StoredCredential(row.secret_hash, Principal(row.role, partner_id=row.partner_id))
+        return StoredCredential(row.secret_hash, Principal("citizen", citizen_id=row.citizen_id,
+                                                           key_id=key_id))
+    return StoredCredential(row.secret_hash, Principal(row.role, partner_id=row.partner_id,
+                                                       key_id=key_id))
 
 
 def _check(stored: StoredCredential | None, secret: str) -> Principal:
@@ -122,16 +145,24 @@ def authenticate(session: Session, presented: str) -> Principal:
 
 
 class CredentialCache:
-    """Key id → stored credential (hash and principal, or unknown) for at most ``ttl``
-    seconds, in a bounded LRU: a revoked credential stops working within ``ttl``. The
-    secret is still hashed and compared in constant time on every request."""
+    """Key id → stored credential (hash and principal) for at most ``ttl`` seconds, in a
+    bounded LRU: a revoked credential stops working within ``ttl``. The secret is still
+    hashed and compared in constant time on every request.
 
-    def __init__(self, ttl: float = 5.0, size: int = 10_000,
+    Key ids found in the database and key ids that are not are kept apart, each in an LRU
+    of its own bound (``size``, ``unknown_size``): anyone can make up well-formed key ids,
+    and a flood of them must neither grow the cache nor push out the credentials in use.
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000, unknown_size: int = 1_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl, self._size, self._clock = ttl, size, clock
-        self._entries: OrderedDict[tuple[str, str], tuple[float, StoredCredential | None]] = (
-            OrderedDict())
+        self.ttl, self._clock = ttl, clock
+        self._known = _Lru(size)
+        self._unknown = _Lru(unknown_size)
         self._lock = Lock()
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._unknown)
 
     def authenticate(self, presented: str,
                      open_session: Callable[[], AbstractContextManager[Session]]) -> Principal:
@@ -140,17 +171,44 @@ class CredentialCache:
         model, key_id, secret = _parse(presented)
         key, now = (model.__tablename__, key_id), self._clock()
         with self._lock:
-            hit = self._entries.get(key)
+            hit = self._known.get(key) or self._unknown.get(key)
         if hit is None or now - hit[0] >= self.ttl:
             with open_session() as session:
                 stored = _stored(session, model, key_id)
             hit = (now, stored)
             with self._lock:
-                self._entries[key] = hit
-                self._entries.move_to_end(key)
-                while len(self._entries) > self._size:
-                    self._entries.popitem(last=False)
+                (self._known if stored is not None else self._unknown).put(key, hit)
+                (self._unknown if stored is not None else self._known).drop(key)
         return _check(hit[1], secret)
+
+
+_Cached = tuple[float, StoredCredential | None]
+
+
+class _Lru:
+    """An ordered dict that forgets its least recently used entry beyond ``size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[str, str]) -> _Cached | None:
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[str, str], value: _Cached) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: tuple[str, str]) -> None:
+        self._entries.pop(key, None)
 
 
 def revoke(session: Session, presented_or_key_id: str) -> None:

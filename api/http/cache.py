@@ -41,6 +41,9 @@ class ProofCache:
         self._proofs: OrderedDict[bytes, CachedProof] = OrderedDict()
         self._lock = Lock()
 
+    def __len__(self) -> int:
+        return len(self._proofs)
+
     def get(self, entry_id: bytes) -> CachedProof | None:
         with self._lock:
             cached = self._proofs.get(entry_id)

@@ -12,8 +12,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy.orm import Session
 
+from api.http.limits import caller_of
 from api.http.state import AppState
-from ledger.credentials import CredentialCache, Forbidden, Principal, Unauthenticated
+from ledger.credentials import Forbidden, Principal, Unauthenticated
 
 
 def ledger_state(request: Request) -> AppState:
@@ -41,9 +42,10 @@ SessionDep = Annotated[Session, Depends(session)]
 class BearerRole(HTTPBearer):
     """The caller's principal, from ``Authorization: Bearer``, if its role is allowed.
 
-    The app's :class:`CredentialCache` reads the database only for a key id it has not
-    seen within its ttl; the secret is checked every time. Being the HTTP bearer scheme,
-    it is what OpenAPI shows as the routes' security."""
+    The credential was checked once for the request, before the rate limit counted it
+    (:func:`api.http.limits.caller_of`), and before any body is read: no route takes a
+    body parameter, each reads its body itself once this has passed. Being the HTTP
+    bearer scheme, it is what OpenAPI shows as the routes' security."""
 
     def __init__(self, *allowed: str) -> None:
         super().__init__(auto_error=False, scheme_name="HTTPBearer",
@@ -51,12 +53,13 @@ class BearerRole(HTTPBearer):
         self.allowed = allowed
 
     async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
-        creds = await super().__call__(request)
-        if creds is None:
+        caller = caller_of(request.scope)
+        if caller.refused is not None:
+            raise caller.refused
+        who = caller.principal
+        if who is None:
             raise Unauthenticated("send 'Authorization: Bearer <key or token>'",
                                   field="authorization")
-        cache: CredentialCache = request.app.state.credentials
-        who = cache.authenticate(creds.credentials, ledger_state(request).container.db.session)
         if who.role not in self.allowed:
             raise Forbidden(f"a {who.role} may not use this route", field="authorization")
         return who
