@@ -10,7 +10,7 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api.composition import Container
-from api.http import ledger_routes, problems, report_routes, submission_routes
+from api.http import ledger_routes, problems, report_routes, submission_routes, web
 from api.http.cache import ProofCache
 from api.http.limits import BodyLimit, MovingWindow, RateLimit
 from api.http.routes import router
@@ -73,4 +73,5 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     app.include_router(submission_routes.router)
     app.include_router(ledger_routes.router)
     app.include_router(report_routes.router)
+    web.install(app)  # the pages at / (web/dist), after the API's routes
     return app

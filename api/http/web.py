@@ -90,7 +90,7 @@ def _page(name: str) -> Any:
 
 
 for _path, _name in PAGES.items():
-    router.add_api_route(f"/{_path}", _page(_name), methods=["GET"], include_in_schema=False)
+    router.add_api_route(f"/{_path}", _page(_name), methods=["GET", "HEAD"], include_in_schema=False)
 
 
 def install(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ import { clear, h, randomKey } from '../ui/dom.js';
 import { behaviour, dateTime, kg, num, period, t } from '../ui/i18n.js';
 import { busy, mountPage, notice, section, table } from '../ui/shell.js';
 import { signedIn, signInForm, signOutButton } from '../ui/signin.js';
+import { trustPanel } from '../ui/trust.js';
 
 const ROLE = 'citizen';
 const PAGE = 20;
@@ -39,7 +40,8 @@ async function render(root) {
     section('entries', t('citizen.entries'), filters(entries), entries),
     section('rewards', t('citizen.rewards'), rewards),
     section('redemptions', t('citizen.redemptions'), redemptions),
-    section('statement', t('citizen.statement'), statementForm(statement), statement));
+    section('statement', t('citizen.statement'), statementForm(statement), statement),
+    trustPanel());
   await Promise.all([drawSummary(summary, charts), drawEntries(entries), drawRewards(rewards), drawRedemptions(redemptions)]);
 }
 

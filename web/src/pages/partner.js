@@ -141,7 +141,7 @@ function answerLoader() {
 }
 
 function signingGuide() {
-  const domain = h('pre', { id: 'eip712-domain', class: 'code' }, busy());
+  const domain = h('pre', { id: 'eip712-domain', class: 'code', tabindex: '0' }, t('loading'));
   api('/info').then((info) => { domain.textContent = JSON.stringify(info.eip712, null, 2); })
     .catch((e) => { domain.textContent = e.message; });
   return section('signing', t('partner.signing'),

@@ -18,6 +18,9 @@ export function mountPage(id, render) {
     return render(main);
   };
   onLangChange(draw);
+  if (document.readyState === 'loading') {
+    return new Promise((resolve) => document.addEventListener('DOMContentLoaded', () => resolve(draw()), { once: true }));
+  }
   return draw();
 }
 
