@@ -29,8 +29,10 @@ from ledger.errors import InvalidInput, TooLarge
 #: a recursive parser or canonicaliser would need to fear.
 MAX_DEPTH = 32
 
-# A JSON string with its escapes; possessive, so a long string costs one pass.
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"')
+# A JSON string with its escapes, or an unterminated one to the end of the text: possessive
+# and never tried again from inside a string, so linear (an unterminated "\"\"\"… was
+# quadratic: 64 KB took ~14 s).
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]++")
 _PAIR = re.compile(rb"\[\]|\{\}")
 _BOM = b"\xef\xbb\xbf"
@@ -73,8 +75,8 @@ def parse_json(data: bytes | str, *, field: str, max_bytes: int,
         raise InvalidInput(f"not accepted: nested deeper than {max_depth} levels", field=field)
     try:
         value = orjson.loads(raw)
-        if unique_keys:
-            value = json.loads(raw, object_pairs_hook=_unique_members)
+        if unique_keys:  # only to see duplicate names: orjson's value is the one returned
+            json.loads(raw, object_pairs_hook=_unique_members)
     except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"not valid JSON: {_short(exc)}", field=field) from None
     return value
