@@ -5,10 +5,13 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/carbon-ledger
 STAMP_PY   := $(VENV)/.installed
 STAMP_NODE := node_modules/.installed
+STAMP_WEB  := web/dist/.built
+DATA       ?= .carbon-ledger
+PORT       ?= 8000
 
 .PHONY: setup demo test lint bench compile clean
 
-setup: $(STAMP_PY) $(STAMP_NODE)
+setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WEB)
 
 $(STAMP_PY): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +23,16 @@ $(STAMP_NODE): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The browser pages (web/), built from the pinned npm packages into web/dist.
+$(STAMP_WEB): $(STAMP_NODE) $(shell find web/src web/examples -type f) web/build.mjs
+	node web/build.mjs
+	touch $@
+
+# The demo day, then the ledger served with its pages: prints the URL and credentials.
 demo: setup
-	$(CLI) demo $(ARGS)
+	$(CLI) demo --data-dir $(DATA) $(ARGS)
+	$(PY) -m api.http.web $(DATA) http://127.0.0.1:$(PORT)
+	$(CLI) serve --data-dir $(DATA) --port $(PORT)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -37,4 +48,4 @@ compile: setup
 	$(CLI) compile
 
 clean:
-	rm -rf $(VENV) node_modules .carbon-ledger .pytest_cache
+	rm -rf $(VENV) node_modules .carbon-ledger .pytest_cache web/dist
