@@ -22,7 +22,7 @@ from functools import cache, cached_property, lru_cache
 from importlib import resources
 from typing import Any
 
-from ledger.errors import InvalidInput, MethodologyError
+from ledger.errors import InvalidInput, MethodologyError, NotFound
 
 AREAS = {"clothing", "food", "housing", "transport", "travel", "shopping"}
 
@@ -258,11 +258,11 @@ def parse_methodology(doc: dict[str, Any]) -> Methodology:
 
 
 def methodology_text(version: int) -> str:
-    path = resources.files("ledger") / "methodologies" / f"v{version}.json"
-    try:
-        return path.read_text()
-    except FileNotFoundError:
-        raise MethodologyError(f"no methodology version {version}", field="methodology") from None
+    """A published methodology file's text; :class:`NotFound` for a version never published
+    (looked up among the published ones, so no name is made from what a caller sent)."""
+    if version not in available_versions():
+        raise NotFound(f"no methodology version {version}", field="methodology")
+    return (resources.files("ledger") / "methodologies" / f"v{version}.json").read_text()
 
 
 @cache

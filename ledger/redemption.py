@@ -3,7 +3,11 @@
 Stock and balance are taken with conditional UPDATEs in one transaction, so however
 many requests race, neither goes below zero; the idempotency key replays the first
 answer instead of debiting twice (one citizen's redemptions take turns on their balance
-row, so a racing replay sees the first one's answer).
+row, so a racing replay sees the first one's answer), and a key used again for another
+reward is refused (the IETF Idempotency-Key draft's "key reused with another payload").
+
+The answer's balance is the balance as of the redemption, :func:`balance_after`: the sum
+of the citizen's entries up to its debit. A replay tomorrow gives the same figure.
 """
 
 from __future__ import annotations
@@ -11,18 +15,25 @@ from __future__ import annotations
 import time
 
 import rfc8785
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import debit_points
 from ledger.entries import make_entry
-from ledger.errors import InvalidInput, NotFound, OutOfStock
+from ledger.errors import Conflict, InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
-from ledger.leaf import KIND_DEBIT, debit_entry_id
+from ledger.ingest import _CITIZEN_LOCK_BUCKETS, _CITIZEN_LOCKS
+from ledger.leaf import KIND_CREDIT, KIND_DEBIT, debit_entry_id
 from ledger.methodology import methodology_in_force
-from ledger.models import Balance, Citizen, Redemption, Reward
+from ledger.models import Balance, Citizen, LedgerEntry, Redemption, Reward
 
 REDEMPTION_BEHAVIOUR = "REDEMPTION"
+
+
+class IdempotencyKeyReused(Conflict):
+    """An idempotency key sent again with another reward than it was first used for."""
+
+    code = "idempotency-key-reused"
 
 
 def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_key: str,
@@ -30,14 +41,15 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
     """Redeem one reward. Returns the redemption and whether it was a replay."""
     if not idempotency_key or len(idempotency_key) > 128 or not idempotency_key.isprintable():
         raise InvalidInput("1-128 printable characters", field="idempotency_key")
-    # PostgreSQL: wait for this citizen's other redemptions to commit, so the query below
-    # sees theirs (SQLite's write lock already serialises writers; FOR UPDATE is not
-    # rendered there).
-    session.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen.id)
-                    .with_for_update())
+    _take_turn(session, citizen.id)
     earlier = session.scalar(select(Redemption).where(Redemption.citizen_id == citizen.id,
                                                       Redemption.idempotency_key == idempotency_key))
     if earlier is not None:
+        first = session.get_one(Reward, earlier.reward_id).code
+        if first != reward_code:
+            raise IdempotencyKeyReused(f"this Idempotency-Key redeemed {first!r}; "
+                                       "use a new key for another reward",
+                                       field="idempotency_key")
         return earlier, True
     now = int(time.time()) if now is None else now
     reward = session.scalar(select(Reward).where(Reward.code == reward_code))
@@ -65,3 +77,29 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
     session.add(redemption)
     session.flush()
     return redemption, False
+
+
+def balance_after(session: Session, redemption: Redemption) -> int:
+    """The citizen's balance just after ``redemption``: their credits less their debits,
+    up to and including its debit entry."""
+    debit_seq = (select(LedgerEntry.seq)
+                 .where(LedgerEntry.citizen_id == redemption.citizen_id,
+                        LedgerEntry.entry_id == redemption.entry_id).scalar_subquery())
+    signed = case((LedgerEntry.kind == KIND_CREDIT, LedgerEntry.points), else_=-LedgerEntry.points)
+    total = session.scalar(select(func.coalesce(func.sum(signed), 0))
+                           .where(LedgerEntry.citizen_id == redemption.citizen_id,
+                                  LedgerEntry.seq <= debit_seq))
+    return int(total or 0)
+
+
+def _take_turn(session: Session, citizen_id: int) -> None:
+    """Wait for any other write to this citizen's ledger to commit: their redemptions
+    (the balance row, FOR UPDATE) and, on PostgreSQL, submissions crediting them too
+    (the citizen's advisory lock ingest takes). So the citizen's entries commit in the
+    order of their seq, and :func:`balance_after` never changes once answered. SQLite's
+    write lock already serialises every writer (FOR UPDATE is not rendered there)."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :bucket)"),
+                        {"ns": _CITIZEN_LOCKS, "bucket": citizen_id % _CITIZEN_LOCK_BUCKETS})
+    session.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen_id)
+                    .with_for_update())

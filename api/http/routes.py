@@ -5,23 +5,32 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
+from api.http.bodies import read_body
 from api.http.deps import AuditorDep, CitizenDep, SessionDep, StateDep, ledger_state
 from api.http.responses import JSON, json_response
 from ledger import accounts, views
 from ledger.entries import parse_entry_id
-from ledger.errors import NotFound
+from ledger.errors import InvalidInput, NotFound, UnsupportedMediaType
+from ledger.json_input import parse_json
 from ledger.methodology import methodology_text
 from ledger.models import Reward
 from ledger.proofs import entry_proof, write_oz_dump
-from ledger.redemption import redeem
+from ledger.redemption import balance_after, redeem
 
 router = APIRouter(prefix="/v1")
 
 # -- proofs: declared first, since the router tries routes in order and these are hot ---
+
+def _no_entry(entry_id: bytes) -> NotFound:
+    """The one answer for an id that is not the caller's, whether or not it exists: a
+    citizen cannot tell another citizen's entry from no entry."""
+    return NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
+
 
 def _proof_response(request: Request, entry_id: bytes, owner: int | None = None) -> Response:
     """The entry's bundle with its confirmations, or its pending status. An anchored
@@ -30,15 +39,18 @@ def _proof_response(request: Request, entry_id: bytes, owner: int | None = None)
     cached = proofs.get(entry_id)
     if cached is None:
         with state.container.db.session() as s:
-            found = entry_proof(s, entry_id)
+            try:
+                found = entry_proof(s, entry_id)
+            except NotFound:
+                raise _no_entry(entry_id) from None
         if owner is not None and found.citizen_id != owner:
-            raise NotFound(f"no entry 0x{entry_id.hex()} in your ledger", field="entry_id")
+            raise _no_entry(entry_id)
         if found.bundle is None:
             return json_response({"entryId": "0x" + entry_id.hex(), "status": "pending",
                                   "detail": found.pending})
         cached = proofs.put(entry_id, found.citizen_id, found.bundle)
     elif owner is not None and cached.citizen_id != owner:
-        raise NotFound(f"no entry 0x{entry_id.hex()} in your ledger", field="entry_id")
+        raise _no_entry(entry_id)
     return Response(cached.body(state.confirmations(cached.block_number)), media_type=JSON)
 
 
@@ -54,7 +66,7 @@ async def any_proof(entry_id: str, request: Request, who: AuditorDep) -> Respons
 
 
 @router.get("/methodologies/{version}", tags=["public"])
-def methodology(version: int) -> Any:
+def methodology(version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
     """A published methodology file, exactly as the ledger uses it."""
     return json.loads(methodology_text(version))
 
@@ -84,20 +96,48 @@ def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
             for r in session.scalars(select(Reward).order_by(Reward.code))]
 
 
-@router.post("/redemptions", tags=["citizens"])
-def redeem_reward(state: StateDep, who: CitizenDep,
-                  reward: Annotated[str, Body(embed=True, max_length=64)],
-                  idempotency_key: Annotated[str, Header(max_length=128)]) -> dict[str, Any]:
-    """Redeem a reward; the same Idempotency-Key replays the first answer."""
+#: A redemption's body is one short member; anything longer is refused unread.
+MAX_REDEMPTION_BYTES = 1024
+_REDEMPTION_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {
+    "type": "object", "required": ["reward"], "additionalProperties": False,
+    "properties": {"reward": {"type": "string", "minLength": 1, "maxLength": 64}}}}}}}
+
+
+def _reward_code(body: bytes, content_type: str) -> str:
+    """The reward a redemption's body names: ``{"reward": "<code>"}``, as JSON."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind != JSON:
+        raise UnsupportedMediaType(f"send {JSON}, not {kind or 'no Content-Type'}",
+                                   field="content-type")
+    data = parse_json(body, field="body", max_bytes=MAX_REDEMPTION_BYTES)
+    if not isinstance(data, dict) or set(data) != {"reward"}:
+        raise InvalidInput('expected {"reward": "<reward code>"}', field="body")
+    reward = data["reward"]
+    if not isinstance(reward, str) or not 1 <= len(reward) <= 64:
+        raise InvalidInput("a reward code: 1-64 characters", field="reward")
+    return reward
+
+
+@router.post("/redemptions", tags=["citizens"], openapi_extra=_REDEMPTION_BODY,
+             response_model=dict[str, Any])
+async def redeem_reward(request: Request, state: StateDep, who: CitizenDep,
+                        idempotency_key: Annotated[str, Header(max_length=128)]) -> Response:
+    """Redeem a reward; the same Idempotency-Key replays the first answer (409 if it was
+    used for another reward)."""
+    body = await read_body(request, MAX_REDEMPTION_BYTES)  # read once the caller is known
+    reward = _reward_code(body, request.headers.get("content-type", ""))
     operator = bytes.fromhex(state.container.signer.address[2:])
-    with state.container.db.session(write_lock=True) as s:
-        citizen = s.get_one(accounts.Citizen, who.citizen_id)
-        r, replay = redeem(s, citizen=citizen, reward_code=reward,
-                           idempotency_key=idempotency_key, operator_address=operator)
-        reward_code = s.get_one(Reward, r.reward_id).code
-        return {"entryId": "0x" + r.entry_id.hex(), "reward": reward_code, "points": r.points,
-                "balance": accounts.balance(s, citizen.id), "replayed": replay,
-                "createdAt": r.created_at}
+
+    def write() -> dict[str, Any]:
+        with state.container.db.session(write_lock=True) as s:
+            citizen = s.get_one(accounts.Citizen, who.citizen_id)
+            r, replayed = redeem(s, citizen=citizen, reward_code=reward,
+                                 idempotency_key=idempotency_key, operator_address=operator)
+            return {"entryId": "0x" + r.entry_id.hex(), "reward": reward, "points": r.points,
+                    "balance": balance_after(s, r), "replayed": replayed,
+                    "createdAt": r.created_at}
+
+    return json_response(await run_in_threadpool(write))
 
 
 # -- auditors ---------------------------------------------------------------------------
