@@ -27,7 +27,9 @@ export async function runVerification(input, box) {
   };
   try {
     const verdict = await verifyBundle(input, { trust, rpcUrl: rpcUrl(), onStep });
-    Object.assign(box.dataset, { verdict: 'valid', check: '', field: '' });
+    Object.assign(box.dataset, { verdict: 'valid', check: '', field: '',
+      totalMs: verdict.timings.totalMs.toFixed(2), rpcMs: verdict.timings.rpcMs.toFixed(2),
+      rpcCalls: verdict.timings.rpcCalls });
     clear(outcome, verdictView(verdict));
     return { verdict };
   } catch (e) {
