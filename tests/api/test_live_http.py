@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,7 +26,7 @@ from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
 from ledger.signing import records_hash, submission_headers
 from ledger.submissions import record_hashes
-from tests.conftest import a_record
+from tests.conftest import CST, a_record
 
 
 @contextmanager
@@ -70,14 +71,24 @@ def submit(base: str, creds: dict[str, str], key: Account, records: list[dict]) 
     return answer.json()
 
 
+def hours_since_yesterday(hour: int, *, minutes: int = 0) -> float:
+    """How many hours ago yesterday's ``hour`` (plus ``minutes``) was in UTC+8, the day
+    the methodology's caps count in."""
+    at = (datetime.now(CST) - timedelta(days=1)).replace(hour=hour, minute=0, second=0,
+                                                         microsecond=0)
+    return (datetime.now(CST) - at - timedelta(minutes=minutes)).total_seconds() / 3600
+
+
 def test_racing_redemptions_never_overdraw_the_balance_or_the_stock(tmp_path: Path) -> None:
     container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="10000/minute"))
     key = Account.create()
     creds = setup_ledger(container, key, stock=40)
-    # 7 rides of 4.9 km (238 g each, under the daily cap of 1000 g) = 7 credits, capped
-    # at 1000 g in total: 1000 points, enough for exactly 10 coffees of 100 points.
-    rides = [a_record(creds["pseudonym"], quantity=4900, record_id=f"ride-{i}", hours_ago=2 + i / 10)
-             for i in range(7)]
+    # 6 rides of 4.9 km (238 g each) on one local day: 1428 g, capped at the day's
+    # 1000 g: 1000 points, enough for exactly 10 coffees of 100 points. The day is fixed
+    # (yesterday from noon, UTC+8, where caps count): rides at 2 to 2.6 hours ago fell on
+    # two days' caps when run from 02:00 to 02:36 there (1428 g).
+    rides = [a_record(creds["pseudonym"], quantity=4900, record_id=f"ride-{i}",
+                      hours_ago=hours_since_yesterday(12, minutes=25 * i)) for i in range(6)]
     with live_server(container, run_sealer=False) as base:
         assert submit(base, creds, key, rides)["reductionGrams"] == 1000
         auth = {"Authorization": f"Bearer {creds['citizen']}"}
