@@ -33,7 +33,7 @@ from api.files import atomic_writer
 from ledger import accounts
 from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.json_input import parse_json, parse_ndjson, read_bounded
 from ledger.methodology import submission_window
 from ledger.models import Batch, LedgerEntry

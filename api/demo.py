@@ -26,7 +26,7 @@ from chain.client import EvmAnchor
 from ledger import accounts
 from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import Batch, Citizen, LedgerEntry, Partner
 from ledger.proofs import proof_bundle
 from ledger.redemption import redeem

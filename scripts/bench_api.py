@@ -51,8 +51,8 @@ from api.settings import Settings  # noqa: E402
 from chain.nodes import free_port  # noqa: E402
 from ledger import accounts  # noqa: E402
 from ledger.credentials import issue_api_key  # noqa: E402
+from ledger.intake.signed import record_hashes  # noqa: E402
 from ledger.signing import records_hash, submission_headers  # noqa: E402
-from ledger.submissions import record_hashes  # noqa: E402
 
 CLI = [sys.executable, "-c", "from api.cli import run; run()"]
 

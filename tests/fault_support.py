@@ -29,7 +29,7 @@ from chain.nodes import rpc_web3
 from ledger import accounts
 from ledger.bundle import ProofBundle
 from ledger.db import Database
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import Batch, LedgerEntry, Partner
 from ledger.proofs import TreeCache, proof_bundle
 from ledger.sealing import STEPS, Sealer, SealOptions

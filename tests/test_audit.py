@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from api.cli import main
 from ledger.audit import audit_batch
 from ledger.entries import entry_row
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import ActivityRecord, LedgerEntry
 from tests.conftest import a_record
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from ledger import accounts
 from ledger.db import Database
 from ledger.errors import InsufficientPoints
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.leases import acquire_lease
 from ledger.methodology import methodology_in_force
 from ledger.models import ActivityRecord, Batch, LedgerEntry, Reward

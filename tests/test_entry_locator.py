@@ -11,7 +11,7 @@ from ledger.audit import audit_batch
 from ledger.db import Database
 from ledger.entries import find_entry, get_entry, sealed_through
 from ledger.errors import LedgerError, NotFound
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import Batch, EntryLocator, LedgerEntry
 from ledger.proofs import entry_proof
 from tests.conftest import a_record

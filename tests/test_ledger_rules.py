@@ -9,11 +9,13 @@ import rfc8785
 from sqlalchemy import func, select
 from sqlalchemy.dialects import sqlite
 
-from ledger import accounts, ingest
+from ledger import accounts
 from ledger.entries import ENTRY_COLUMNS
 from ledger.errors import InsufficientPoints, InvalidInput, OutOfStock
 from ledger.hashing import keccak
-from ledger.ingest import Quantified, prepare_records, submit_records
+from ledger.intake import sql
+from ledger.intake.rules import RECORD_COLUMNS, Quantified, prepare_records
+from ledger.intake.service import OperatorSubmission, record_submission, submit_records
 from ledger.leaf import credit_entry_id, decode_leaf
 from ledger.models import ActivityRecord, LedgerEntry
 from ledger.redemption import redeem
@@ -174,8 +176,8 @@ def test_records_prepared_for_a_partner_that_changed_are_assessed_again(db, make
     stale = prepare_records(records, kind="maas", address=b"\x11" * 20, now=int(time.time()))
     assert all(isinstance(q, Quantified) for _, _, q in stale.good)  # as a MaaS partner's
     with db.session(write_lock=True) as s:
-        metro, bike = submit_records(s, partner=s.merge(partner), records=records,
-                                     prepared=stale).outcomes
+        metro, bike = record_submission(s, OperatorSubmission(stale, int(time.time())),
+                                        partner=s.merge(partner)).outcomes
     assert (metro.status, metro.field) == ("rejected", "behaviour")
     assert bike.status == "accepted"
     assert bike.entry_id == "0x" + credit_entry_id(partner.signing_address, "b-1").hex()
@@ -185,9 +187,9 @@ def test_bulk_rows_are_built_in_the_order_sqlite_binds_them() -> None:
     """The hot path hands its row tuples to the driver as they are when the compiled
     statement binds the columns in that order (no per-row reordering)."""
     dialect = sqlite.dialect()
-    for statement, columns in ((ingest._INSERT_RECORDS, ingest.RECORD_COLUMNS),
-                               (ingest._INSERT_ENTRIES, ENTRY_COLUMNS),
-                               (ingest._ADD_POINTS, ("add", "cid"))):
-        compiled = ingest._compiled(statement, dialect, tuple(columns))
+    for statement, columns in ((sql._INSERT_RECORDS, RECORD_COLUMNS),
+                               (sql._INSERT_ENTRIES, ENTRY_COLUMNS),
+                               (sql._ADD_POINTS, ("add", "cid"))):
+        compiled = sql._compiled(statement, dialect, tuple(columns))
         assert tuple(compiled.positiontup) == tuple(columns)
-        assert ingest._compiled(statement, dialect, tuple(columns)) is compiled
+        assert sql._compiled(statement, dialect, tuple(columns)) is compiled

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from ledger import accounts
 from ledger.db import Database, create_schema
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.methodology import available_versions, load_methodology
 from ledger.models import LedgerEntry
 from tests.conftest import CST

@@ -15,7 +15,7 @@ from eth_account import Account
 from sqlalchemy import func, select
 
 from ledger import accounts
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.methodology import (
     Behaviour,
     available_versions,

@@ -19,7 +19,7 @@ from eth_account import Account
 from ledger import accounts
 from ledger.db import Database
 from ledger.errors import MethodologyError
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.methodology import (
     DEFAULT_SUBMISSION_WINDOW_DAYS,
     available_versions,

@@ -30,7 +30,7 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.db import Database
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import Citizen, LedgerEntry
 from tests.conftest import CST, a_record
 

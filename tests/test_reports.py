@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from api.cli import main
 from ledger import accounts
 from ledger.errors import InvalidInput
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import LedgerEntry
 from ledger.redemption import redeem
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution

@@ -13,7 +13,7 @@ from ledger import merkle
 from ledger.db import Database
 from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
 from ledger.hashing import keccak
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.leases import acquire_lease, process_holder
 from ledger.models import Batch, Lease, LedgerEntry
 from ledger.proofs import proof_bundle

@@ -14,9 +14,10 @@ from api.http.deps import PartnerDep, SessionDep, StateDep
 from api.http.responses import JSON, NDJSON
 from ledger import views
 from ledger.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from ledger.intake.service import record_submission
+from ledger.intake.signed import SignedSubmission, check_submission
 from ledger.json_input import parse_json, parse_ndjson
 from ledger.models import Partner
-from ledger.submissions import CheckedSubmission, check_submission, record_submission
 
 router = APIRouter(prefix="/v1")
 
@@ -67,7 +68,7 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
     # Where the time went, for the partner and the benchmark (W3C Server-Timing, ms).
     clock: dict[str, float] = {}
 
-    def check() -> CheckedSubmission:
+    def check() -> SignedSubmission:
         started = time.perf_counter()
         records = _records_from_body(body, content_type, settings.max_body_bytes)
         with state.container.db.session() as s:
@@ -79,7 +80,7 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
         clock["check"] = time.perf_counter() - started
         return checked
 
-    def decide(checked: CheckedSubmission) -> bytes:
+    def decide(checked: SignedSubmission) -> bytes:
         started = time.perf_counter()
         with (state.decide_first.deciding() as begin,
               state.container.db.session(write_lock=True) as s):

@@ -6,7 +6,7 @@ import threading
 import time
 
 from api.http.gate import DecideFirst
-from ledger.ingest import PREPARE_CHUNK, prepare_records
+from ledger.intake.rules import PREPARE_CHUNK, prepare_records
 from tests.conftest import a_record
 
 

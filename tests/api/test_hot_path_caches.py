@@ -18,9 +18,9 @@ from api.http.app import MovingWindow, create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import CredentialCache, issue_api_key, issue_citizen_token, revoke
+from ledger.intake.signed import record_hashes
 from ledger.proofs import proof_bundle
 from ledger.signing import records_hash, submission_headers
-from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
 

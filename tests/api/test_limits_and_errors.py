@@ -14,8 +14,8 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
+from ledger.intake.signed import record_hashes
 from ledger.signing import records_hash, submission_headers
-from ledger.submissions import record_hashes
 from tests.conftest import a_record
 
 

@@ -23,7 +23,7 @@ from api.composition import Container
 from api.settings import Settings
 from chain.nodes import ManagedAnvil, free_port
 from ledger import accounts
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import Batch, LedgerEntry, Reward
 from tests.api.test_live_http import setup_ledger, submit
 from tests.conftest import a_record

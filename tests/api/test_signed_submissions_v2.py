@@ -23,6 +23,8 @@ from ledger.credentials import issue_api_key
 from ledger.db import Database
 from ledger.errors import LedgerError
 from ledger.hashing import keccak
+from ledger.intake.service import record_submission
+from ledger.intake.signed import Replayed, check_submission, record_hashes
 from ledger.models import Partner
 from ledger.records import canonical_json
 from ledger.signing import (
@@ -33,7 +35,6 @@ from ledger.signing import (
     sign_submission,
     submission_typed_data,
 )
-from ledger.submissions import Replayed, check_submission, record_hashes, record_submission
 from tests.conftest import a_record
 from tests.signed_ledger import Ledger, open_ledger
 
