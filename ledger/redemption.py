@@ -22,7 +22,8 @@ from ledger.accounts import debit_points
 from ledger.entries import make_entry
 from ledger.errors import Conflict, InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
-from ledger.ingest import _CITIZEN_LOCK_BUCKETS, _CITIZEN_LOCKS
+from ledger.intake.sql import CITIZEN_LOCK_BUCKETS as _CITIZEN_LOCK_BUCKETS
+from ledger.intake.sql import CITIZEN_LOCKS as _CITIZEN_LOCKS
 from ledger.leaf import KIND_CREDIT, KIND_DEBIT, debit_entry_id
 from ledger.methodology import methodology_in_force
 from ledger.models import Balance, Citizen, LedgerEntry, Redemption, Reward

@@ -668,10 +668,10 @@ class Record(Target):
         import rfc8785
 
         from ledger.errors import LedgerError
-        from ledger.ingest import prepare_records
+        from ledger.intake.rules import prepare_records
+        from ledger.intake.signed import record_hash
         from ledger.json_input import parse_json
         from ledger.records import parse_record
-        from ledger.submissions import record_hash
 
         self.rfc8785 = rfc8785
         self.LedgerError = LedgerError
@@ -1039,10 +1039,10 @@ def child_main(args: argparse.Namespace) -> None:
         import api.http.app  # noqa: F401 - the server's imports, in its order
         import ledger.bundle  # noqa: F401
         import ledger.descriptor  # noqa: F401
-        import ledger.ingest  # noqa: F401
+        import ledger.intake.service  # noqa: F401
+        import ledger.intake.signed  # noqa: F401
         import ledger.json_input  # noqa: F401
         import ledger.records  # noqa: F401
-        import ledger.submissions  # noqa: F401
     target = CLASSES[args.child](int(time.time()))
     target.setup()
     child = Child(target, workdir, args.seconds)

@@ -24,8 +24,8 @@ from api.settings import Settings
 from chain.nodes import ManagedAnvil, free_port
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
+from ledger.intake.signed import record_hashes
 from ledger.signing import records_hash, submission_headers
-from ledger.submissions import record_hashes
 from tests.conftest import CST, a_record
 
 

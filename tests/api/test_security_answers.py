@@ -27,7 +27,7 @@ from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
 from ledger.db import Database
-from ledger.ingest import submit_records
+from ledger.intake.service import submit_records
 from ledger.models import LedgerEntry, Partner
 from tests.conftest import a_record
 
