@@ -61,7 +61,12 @@ async function newPage({ lang = 'en', viewport = PHONE, offline = false } = {}) 
   return page;
 }
 
-const shot = (page, name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+/** A screenshot of what the screen shows (scrolled to `focus` if given), for the README. */
+async function shot(page, name, focus) {
+  if (focus) await page.locator(focus).first().evaluate((e) => e.scrollIntoView({ block: 'center' }));
+  else await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
 
 async function noHorizontalScroll(page) {
   const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
@@ -109,8 +114,8 @@ describe('the public verify page', () => {
       const got = await verifyFile(page, c.file.split('/').pop(), readFileSync(join(CORPUS, c.file)));
       if (JSON.stringify(got) === JSON.stringify(expected(c))) agreed += 1;
       else disagreements.push({ kind: c.kind, got, want: expected(c) });
-      if (c.kind === 'good-credit') await shot(page, 'verify-valid');
-      if (c.kind === 'fold-changed-points') await shot(page, 'verify-refused');
+      if (c.kind === 'good-credit') await shot(page, 'verify-valid', '#result');
+      if (c.kind === 'fold-changed-points') await shot(page, 'verify-refused', '#result');
     }
     assert.deepEqual(disagreements, []);
     assert.equal(agreed, manifest.cases.length);
@@ -208,7 +213,7 @@ describe('a citizen', () => {
     await row.locator('[data-status="verified"]').waitFor();
     assert.equal(await row.locator('.entry-verify').getAttribute('data-verdict'), 'valid');
     assert.equal(await row.locator('.entry-verify li[data-state="ok"]').count(), 8);
-    await shot(page, 'citizen-verified');
+    await shot(page, 'citizen-verified', '[data-status="verified"]');
   });
 
   test('redeems with a double click and is debited once', async () => {
@@ -259,7 +264,7 @@ describe('an auditor', () => {
     const dump = JSON.parse(readFileSync(await download.path(), 'utf8'));
     assert.equal(dump.format, 'standard-v1');
     await noHorizontalScroll(page);
-    await shot(page, 'auditor');
+    await shot(page, 'auditor', '#batch');
     await axe(page);
     await page.context().close();
   });
@@ -280,7 +285,7 @@ describe('a partner', () => {
     assert.match(await page.textContent('#eip712-domain'), /"verifyingContract"/);
     assert.match(await page.textContent('#signing-example'), /signTypedData/);
     await noHorizontalScroll(page);
-    await shot(page, 'partner');
+    await shot(page, 'partner', '#contribution');
     await axe(page);
     await page.context().close();
   });
