@@ -28,6 +28,8 @@ test('a member named twice is refused, even when spelled with an escape', () => 
   refused('{"a":1,"\\u0061":2}');
   assert.deepEqual(read('{"a":{"a":1},"b":[{"a":1},{"a":2}]}'), { a: { a: 1 }, b: [{ a: 1 }, { a: 2 }] });
   assert.deepEqual(read('{"x":"a","a":"x"}'), { x: 'a', a: 'x' });
+  refused('{"a\u0001":1}'); // a raw control character in a name: a refusal, never a crash
+  refused('{"a\\q":1}');
 });
 
 test('surrogates: a pair is one character, a lone half is refused', () => {

@@ -43,7 +43,12 @@ export function scanTokens(text, maxDepth) {
       checkSurrogates(token);
       const top = stack[stack.length - 1];
       if (expectName && top) {
-        const name = JSON.parse(token);
+        let name;
+        try {
+          name = JSON.parse(token);
+        } catch {
+          return; // not a JSON string (a raw control character, a bad escape): JSON.parse refuses it
+        }
         if (top.has(name)) throw new JsonRefused(`duplicate member name ${JSON.stringify(name)}`);
         top.add(name);
       }
