@@ -150,11 +150,11 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
 
     c = container(data_dir, chain, rpc)
     c.db  # noqa: B018 - refuse a schema not at head (exit 6) before anything starts
-    # httptools and uvloop (pinned) by name: the C parser and loop cost a fraction of
-    # h11's and asyncio's per request. Header lines and their count are bounded by
-    # httptools itself (80 KiB of headers); the app bounds the Authorization header.
+    # httptools and uvloop (pinned): the C parser and loop cost a fraction of h11's and
+    # asyncio's per request. httptools bounds no header, so the protocol is uvicorn's
+    # httptools one with a bound on a request's head (431 past 64 KiB, api.http.limits).
     options = {"host": host, "port": port, "log_level": "info", "access_log": access_log,
-               "http": "httptools", "loop": "uvloop"}
+               "http": "api.http.limits:BoundedHttpTools", "loop": "uvloop"}
     if c.settings.chain == "tester":
         if workers != 1:
             raise InvalidInput("an in-process chain cannot be shared by several workers",

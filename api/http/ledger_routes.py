@@ -14,9 +14,9 @@ from fastapi.responses import Response
 from api.http.bodies import read_body
 from api.http.deps import AuditorDep, StateDep
 from api.http.responses import JSON
-from ledger.bundle import MAX_BUNDLE_BYTES, ProofBundle
+from ledger.bundle import MAX_BUNDLE_BYTES, BundleRefused, ProofBundle
 from ledger.descriptor import descriptor_for
-from ledger.errors import VerificationError
+from ledger.errors import InvalidInput, VerificationError
 from ledger.methodology import available_versions
 from ledger.signing import submission_typed_data
 from ledger.verification import TrustRoot, verify_bundle
@@ -60,11 +60,16 @@ async def verify(request: Request, state: StateDep, who: AuditorDep) -> dict[str
     browser verifier) with the ledger pinned from its descriptor."""
     raw = await read_body(request, MAX_BUNDLE_BYTES)
     trusted = TrustRoot(state.chain_id, state.anchor.contract_address, "this server's ledger")
+    try:
+        bundle = ProofBundle.from_bytes(raw)
+    except BundleRefused as exc:
+        if exc.check == "parse":  # not a JSON document within bounds: a bad request body
+            raise InvalidInput(exc.message, field="body") from None
+        return {"valid": False, "check": exc.check, "field": exc.field, "reason": exc.message}
 
     def check() -> dict[str, Any]:
         try:
-            verdict = verify_bundle(ProofBundle.from_bytes(raw), state.anchor.reader(),
-                                    trusted=trusted)
+            verdict = verify_bundle(bundle, state.anchor.reader(), trusted=trusted)
         except VerificationError as exc:
             return {"valid": False, "check": exc.check, "field": exc.field, "reason": exc.message}
         return {"valid": True, "verdict": verdict.line()}

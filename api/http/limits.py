@@ -280,24 +280,30 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     LINGER = 1.0
     _head: int | None = 0  # bytes of the head being read; None while in a body
+    _tail = b""  # the last bytes of the head so far: its end may straddle two reads
     _refused = False
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         if self._head is not None:
-            self._head += len(data)
+            # One read may hold the end of the head and the start of the body: only the
+            # bytes up to the blank line that ends the head count.
+            end = (self._tail + data).find(b"\r\n\r\n")
+            counted = len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._head += counted
+            self._tail = (self._tail + data)[-3:]
             if self._head > MAX_HEAD:
                 self._refuse_head()
                 return
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self._head = None
+        self._head, self._tail = None, b""
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._head = 0
+        self._head, self._tail = 0, b""
         super().on_message_complete()
 
     def _refuse_head(self) -> None:

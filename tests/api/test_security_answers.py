@@ -141,10 +141,9 @@ def test_a_bundle_with_a_lone_surrogate_is_refused_at_parsing(world: World) -> N
     bundle = b'{"format": "carbon-ledger-proof/1", "contract": "\\ud800"}'
     answer = world.client.post("/v1/verify", content=bundle, headers={
         "Authorization": f"Bearer {world.tokens['auditor']}", "Content-Type": "application/json"})
-    assert answer.status_code < 500, answer.text
-    verdict = answer.json()
-    assert verdict["valid"] is False and verdict["check"] == "parse", verdict
-    assert "surrogate" in verdict["reason"]
+    assert answer.status_code == 422, answer.text
+    problem = answer.json()
+    assert problem["field"] == "body" and "surrogate" in problem["detail"], problem
 
 
 @pytest.mark.parametrize(("body", "content_type", "status", "field"), [

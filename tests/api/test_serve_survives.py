@@ -98,3 +98,14 @@ def test_a_worker_killed_by_a_signal_is_replaced_and_the_service_goes_on(served)
         time.sleep(0.3)
     assert proc.poll() is None
     assert len(workers_of(proc.pid)) == 1
+
+
+def test_a_huge_header_is_431_and_the_server_lives(served) -> None:
+    base, proc = served
+    before = workers_of(proc.pid)
+    answer = httpx.get(f"{base}/v1/me", timeout=30,
+                       headers={"Authorization": "Bearer " + "k" * (1 << 20)})
+    assert answer.status_code == 431, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert httpx.get(f"{base}/v1/info").status_code == 200
+    assert workers_of(proc.pid) == before
