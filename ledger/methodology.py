@@ -14,7 +14,6 @@ rule of the version in force when it is received (:func:`submission_window`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -23,6 +22,7 @@ from importlib import resources
 from typing import Any
 
 from ledger.errors import InvalidInput, MethodologyError, NotFound
+from ledger.json_input import parse_json
 
 AREAS = {"clothing", "food", "housing", "transport", "travel", "shopping"}
 
@@ -34,6 +34,8 @@ AREAS = {"clothing", "food", "housing", "transport", "travel", "shopping"}
 #: late batch. With the caps, the window bounds what one report can credit, per citizen
 #: and behaviour: the daily caps of the ~46 local days it spans, and the monthly caps of
 #: at most 3 calendar months.
+#: a published methodology file is read with the same bounds as any JSON from outside
+MAX_METHODOLOGY_BYTES = 1024 * 1024
 DEFAULT_SUBMISSION_WINDOW_DAYS = 45
 
 
@@ -267,7 +269,9 @@ def methodology_text(version: int) -> str:
 
 @cache
 def load_methodology(version: int) -> Methodology:
-    return parse_methodology(json.loads(methodology_text(version)))
+    text = methodology_text(version)
+    return parse_methodology(parse_json(text, field=f"methodology v{version}",
+                                        max_bytes=MAX_METHODOLOGY_BYTES, unique_keys=True))
 
 
 @cache
