@@ -174,10 +174,11 @@ def parse_records(records: Sequence[object], *, now: int, start: int = 0,
     return parsed, rejected
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Neighbour:
     """A record of one citizen and behaviour already in the ledger (or earlier in this
-    submission), as de-duplication and the per-hour bound see it."""
+    submission), as de-duplication and the per-hour bound see it. Not frozen, though
+    never changed: one is built per record, and a frozen one costs four times as much."""
 
     row_id: int | None  # None until written (records of this submission)
     partner_id: int
@@ -278,7 +279,10 @@ class _Decider:
             return RecordOutcome(index, rid, "rejected", *assessed)
 
         behaviour, code = assessed.behaviour, assessed.behaviour.code
-        seen = self._seen((citizen_id, code))
+        key = (citizen_id, code)
+        seen = self.seen.get(key)
+        if seen is None:  # this citizen's first record of the behaviour here
+            seen = self.seen[key] = list(self.snapshot.neighbours.get(key, ()))
         if behaviour.dedup_window_seconds is not None:
             winner = same_behaviour_elsewhere(behaviour.dedup_window_seconds, self.partner_id,
                                               record, seen, self.matched)
@@ -292,12 +296,6 @@ class _Decider:
         seen.append(Neighbour(None, self.partner_id, record.occurred_at, record.end,
                               record.record_hash, False))
         return self._credit(index, record, citizen_id, account, assessed)
-
-    def _seen(self, key: CitizenBehaviour) -> list[Neighbour]:
-        seen = self.seen.get(key)
-        if seen is None:
-            seen = self.seen[key] = list(self.snapshot.neighbours.get(key, ()))
-        return seen
 
     def _duplicate(self, index: int, record: ActivityRecordIn, citizen_id: int, code: str,
                    winner: Neighbour) -> RecordOutcome:

@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -72,13 +73,16 @@ class RecordedSubmission:
     receipt: Receipt | None = None
 
     def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
+        return self.counts[status]
 
-    @property
+    @cached_property
     def counts(self) -> dict[str, int]:
-        return {status: self.count(status) for status in STATUSES}
+        counts = dict.fromkeys(STATUSES, 0)
+        for o in self.outcomes:
+            counts[o.status] += 1
+        return counts
 
-    @property
+    @cached_property
     def grams(self) -> int:
         return sum(o.reduction_grams for o in self.outcomes if o.status == "accepted")
 
