@@ -43,6 +43,9 @@ A child that dies is restarted for the rest of its time. Each finding is saved, 
 kind, under ``WORKDIR/findings/<target>/<id>/``: ``input.bin`` (libFuzzer's bytes;
 ``--reproduce`` runs them again), ``document.bin`` (the exact JSON sent), ``request.json``
 (for ``http``: method, path, headers) and ``finding.txt`` (what failed, the traceback).
+An input that takes over 10 s, or raises the process's peak memory by over 1 GiB, is a
+finding too (a denial of service needs no crash); limits are drawn up to 32 MiB, the
+largest one the service reads JSON under (a request body).
 
 ``--minutes`` is the whole run's fuzzing time, shared out (``http`` gets twice a direct
 target's share: a request costs more). Exit status 0: no finding; 1: findings.
@@ -57,6 +60,7 @@ import json
 import math
 import os
 import re
+import resource
 import shlex
 import shutil
 import subprocess
@@ -82,6 +86,8 @@ CITIZEN = "c_fuzz_citizen"
 PARTNER = "greenbike"
 MAX_LEN = 20_000  # libFuzzer's largest input; generated documents are far larger
 SLOW_SECONDS = 10.0  # one input taking longer is a finding (libFuzzer stops a child at 120 s)
+MEMORY_MB = 1024  # one input raising the process's peak memory by more is a finding
+LARGEST_LIMIT = 32 << 20  # the largest size limit anything here reads JSON under (a body)
 
 
 # -- reading choices from libFuzzer's bytes --------------------------------------------
@@ -512,6 +518,13 @@ def _deep_array(n: int) -> bytes:
     return b"[" * n + b"]" * n
 
 
+def full_bodies() -> list[bytes]:
+    """Bodies of the largest size read, made of the smallest pieces: what costs a reader
+    the most per byte (the deepest, and millions of tiny arrays or strings)."""
+    return [_deep_array(LARGEST_LIMIT // 2), b"[" + b"[1]," * (LARGEST_LIMIT // 4 - 2) + b"[1]]",
+            b"[" + b'"",' * (LARGEST_LIMIT // 3 - 1) + b'""]']
+
+
 class ParseJson(Target):
     name = "parse_json"
 
@@ -519,7 +532,8 @@ class ParseJson(Target):
         template = self.templates[src.choice(("bundle", "record", "submission", "descriptor",
                                               "redemption"))]
         kind, doc = document(src, template)
-        max_bytes = src.choice((len(doc), max(0, len(doc) - 1), 1 << 20, 64 << 10, 16 << 10, 1, 32 << 20))
+        max_bytes = min(LARGEST_LIMIT, src.choice((len(doc), max(0, len(doc) - 1), 1 << 20, 64 << 10,
+                                                   16 << 10, 1, LARGEST_LIMIT)))
         max_depth = src.choice((0, 1, 2, 8, 32, 33, 64)) if src.chance(2) else src.between(0, 200)
         return Case(kind, doc, {"max_bytes": max_bytes, "max_depth": max_depth,
                                 "unique_keys": src.chance(2), "as_str": src.chance(4)})
@@ -529,8 +543,8 @@ class ParseJson(Target):
         docs = [_deep_array(100_000), _deep_array(1_000_000), b'{"details": ' + _deep_array(40_000) + b"}",
                 b"[" + b"1" * 5000 + b"]", rb'["\ud800"]', b'["\xed\xa0\x80"]', b"\xef\xbb\xbf[]",
                 b"[NaN]", b'{"a":1,"a":2}', b'"' + b'\\"' * 500_000 + b'"', _deep_array(32), _deep_array(33)]
-        return [Case("known", d, p) for d in docs] + [Case("known", d, {**p, "unique_keys": True})
-                                                        for d in docs]
+        return [Case("known", d, p) for d in [*docs, *full_bodies()]] + [
+            Case("known", d, {**p, "unique_keys": True}) for d in docs]
 
     def setup(self) -> None:
         from ledger.errors import LedgerError
@@ -561,7 +575,8 @@ class ParseNdjson(ParseJson):
 
     def make(self, src: Src) -> Case:
         kind, doc = ndjson(src, self.templates[src.choice(("record", "submission", "redemption"))])
-        max_bytes = src.choice((len(doc), max(0, len(doc) - 1), 1 << 20, 32 << 20))
+        max_bytes = min(LARGEST_LIMIT, src.choice((len(doc), max(0, len(doc) - 1), 1 << 20,
+                                                   LARGEST_LIMIT)))
         return Case(kind, doc, {"max_bytes": max_bytes,
                                 "max_depth": src.choice((0, 1, 2, 8, 32, 33, 64))})
 
@@ -789,8 +804,8 @@ class Http(Target):
                        {**sub, "path": "/v1/verify"}),
                   Case("known", json.dumps({**bundle, "contract": "0x\ud800"}, ensure_ascii=False)
                        .encode("utf-8", "surrogatepass"), {**sub, "path": "/v1/verify"})]
-        # the most a depth check may have to read: a partner's 32 MiB body of brackets
-        cases.append(Case("known", _deep_array(16 * 1024 * 1024), sub))
+        # the most a reader may have to read: a partner's body at the limit, of the smallest pieces
+        cases += [Case("known", body, sub) for body in full_bodies()]
         for segment in ("1" + "0" * 300, "1" + "0" * 5000, "-1", "%00", "99999999999999999999"):
             cases.append(Case("known", b"", {"method": "GET", "path": f"/v1/methodologies/{segment}",
                                              "auth": "none", "headers": {}, "chunked": False}))
@@ -942,6 +957,7 @@ class Child:
         tmp.replace(self.stats_path)
 
     def execute(self, case: Case, data: bytes | None) -> None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         started = time.perf_counter()
         try:
             outcome = self.target.run(case)
@@ -956,6 +972,10 @@ class Child:
             self.slowest = (round(elapsed, 3), f"{case.kind}, {len(case.document)} bytes")
         if elapsed > SLOW_SECONDS:
             self.record(case, data, Finding(f"slow: took {elapsed:.1f} s, answer {outcome}"))
+        grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) // 1024
+        if grown > MEMORY_MB:
+            self.record(case, data, Finding(f"memory: peak up {grown} MB for {len(case.document)} "
+                                            f"bytes, answer {outcome}"))
 
     def record(self, case: Case, data: bytes | None, exc: BaseException) -> None:
         frames = traceback.extract_tb(exc.__traceback__)
@@ -1058,7 +1078,7 @@ def child_main(args: argparse.Namespace) -> None:
         child.run_known()
     child.deadline = child.started + args.seconds
     atheris.Setup([sys.argv[0], str(corpus), f"-max_total_time={int(args.seconds) + 120}",
-                   "-timeout=120", "-rss_limit_mb=3072", f"-max_len={MAX_LEN}",
+                   "-timeout=120", "-rss_limit_mb=6144", f"-max_len={MAX_LEN}",
                    f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-handle_segv=0",
                    "-handle_bus=0", "-handle_abrt=0", "-handle_ill=0", "-handle_fpe=0"],
                   child.one_input)
