@@ -124,14 +124,20 @@ class EvmAnchor:
             lambda: self._contract.functions.batch(batch_id).call(), f"batch {batch_id}")
         return AnchoredBatch(batch_id, bytes(root), int(leaf_count), bytes(content_hash), int(block))
 
-    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
+    def _raw_receipt(self, tx_hash: bytes, what: str) -> Any:
+        """The node's receipt of ``tx_hash``, or None if it does not know the transaction."""
         try:
-            r = call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
-                      "txHash")
+            return call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
+                              what)
         except ChainError as exc:
             if isinstance(exc.__cause__, TransactionNotFound):
                 return None
             raise
+
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        r = self._raw_receipt(tx_hash, "txHash")
+        if r is None:
+            return None
         return TxReceipt(bytes(r["transactionHash"]), int(r["blockNumber"]), r["status"] == 1,
                          int(r["gasUsed"]), r.get("to"), bytes(r["blockHash"]))
 
@@ -158,15 +164,9 @@ class EvmAnchor:
     def created_contract(self, tx_hash: bytes) -> tuple[str, int] | None:
         """The contract a deployment transaction created, and its block (None if the
         transaction is unknown or created nothing)."""
-        try:
-            r = call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
-                           "deployment txHash")
-        except ChainError as exc:
-            if isinstance(exc.__cause__, TransactionNotFound):
-                return None
-            raise
-        address = r.get("contractAddress")
-        if r["status"] != 1 or not address:
+        r = self._raw_receipt(tx_hash, "deployment txHash")
+        address = r.get("contractAddress") if r is not None else None
+        if r is None or r["status"] != 1 or not address:
             return None
         return Web3.to_checksum_address(address), int(r["blockNumber"])
 

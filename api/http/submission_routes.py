@@ -10,25 +10,17 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api.http.bodies import read_body
 from api.http.deps import PartnerDep, SessionDep, StateDep
 from api.http.responses import JSON, NDJSON
 from ledger import views
-from ledger.errors import InvalidInput, TooLarge, UnsupportedMediaType
+from ledger.errors import InvalidInput, UnsupportedMediaType
 from ledger.intake.service import record_submission
 from ledger.intake.signed import SignedSubmission, check_submission
 from ledger.json_input import parse_json, parse_ndjson
 from ledger.models import Partner
 
 router = APIRouter(prefix="/v1")
-
-async def _body(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the body is over {limit} bytes", field="body")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _records_from_body(body: bytes, content_type: str, limit: int) -> list[object]:
@@ -60,7 +52,7 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
     ``GET /v1/info`` publishes, the nonce (32 random bytes, used once) and deadline (unix
     seconds, at most an hour ahead) in ``X-Nonce`` and ``X-Deadline`` (docs/signing.md)."""
     settings = state.container.settings
-    body = await _body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes)
     content_type = request.headers.get("content-type", "")
 
     # Blocking work, off the event loop. Parsing and the signature need no lock, so
