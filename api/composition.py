@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -18,9 +19,10 @@ from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.keys import load_signer
 from chain.nodes import in_process_web3, managed_node_url, rpc_web3
-from ledger.db import Database, create_schema
 from ledger.errors import InvalidInput
 from ledger.sealing import Sealer, SealOptions, pause_at
+from ledger.store.database import Database
+from ledger.store.schema import create_schema
 
 log = logging.getLogger("carbon_ledger.data_dir")
 
@@ -71,6 +73,19 @@ class Container:
             receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))
+
+
+def container(data_dir: Path | None = None, chain: str | None = None, rpc: str | None = None,
+              **overrides: Any) -> Container:
+    """The composition root for one command or process: settings from the options given
+    (the rest from the environment and defaults), then the container that builds the rest."""
+    given = {"data_dir": data_dir, "chain": chain, "rpc_url": rpc, **overrides}
+    try:
+        settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise InvalidInput(str(exc).splitlines()[1] if "\n" in str(exc) else str(exc),
+                           field="settings") from exc
+    return Container(settings)
 
 
 def open_data_dir(path: Path) -> None:

@@ -34,16 +34,8 @@ from web3.exceptions import (
 
 from chain.compiler import load_artifact
 from chain.fees import bump, price
-from ledger.anchoring import (
-    AccountNonces,
-    AnchoredBatch,
-    AnchorEvent,
-    ChainUnavailable,
-    FeeTooLow,
-    PreparedAnchor,
-    TxReceipt,
-)
-from ledger.errors import AnchorMismatch, ChainError
+from ledger.anchoring import AccountNonces, AnchoredBatch, AnchorEvent, PreparedAnchor, TxReceipt
+from ledger.errors import AnchorMismatch, ChainError, ChainUnavailable, FeeTooLow
 
 ANCHOR_GAS = 200_000
 TRANSPORT_ERRORS = (requests.RequestException, ProviderConnectionError, TimeExhausted, OSError)

@@ -17,10 +17,9 @@ from web3 import Web3
 from web3.types import Wei
 
 from chain.client import ChainKind, EvmAnchor, call_chain, deploy_contract
-from ledger.anchoring import ChainUnavailable
-from ledger.db import Database
-from ledger.errors import ChainError
-from ledger.models import ChainDeployment
+from ledger.errors import ChainError, ChainUnavailable
+from ledger.store.database import Database
+from ledger.store.models import ChainDeployment
 
 T = TypeVar("T")
 log = logging.getLogger("carbon_ledger.chain")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ledger.anchoring import FeeAboveCeiling
+from ledger.errors import FeeAboveCeiling
 
 
 def gwei(wei: int) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
 from ledger.leaf import account_commitment
 from ledger.methodology import partner_kinds
-from ledger.models import Balance, Citizen, Partner, Reward
+from ledger.store.models import Balance, Citizen, Partner, Reward
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
@@ -49,8 +49,12 @@ def create_partner(session: Session, *, code: str, name: str, kind: str,
     return partner
 
 
+def find_partner(session: Session, code: str) -> Partner | None:
+    return session.scalar(select(Partner).where(Partner.code == code))
+
+
 def get_partner(session: Session, code: str) -> Partner:
-    partner = session.scalar(select(Partner).where(Partner.code == code))
+    partner = find_partner(session, code)
     if partner is None:
         raise NotFound(f"no partner {code!r}", field="partner")
     return partner
@@ -84,7 +88,7 @@ def erase_citizen(session: Session, citizen: Citizen) -> None:
     more), replace the pseudonym, redact their raw records (the record hashes stay, so
     their leaves still verify; only those records can no longer be re-read), revoke their
     tokens. Every proof stays valid; nothing on chain changes."""
-    from ledger.models import ActivityRecord, CitizenToken
+    from ledger.store.models import ActivityRecord, CitizenToken
 
     if citizen.erased_at is not None:
         raise Conflict("already erased", field="citizen")

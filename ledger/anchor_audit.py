@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ledger.anchoring import AnchoredBatch, ChainReader, TxReceipt
 from ledger.errors import AnchorMismatch
-from ledger.models import Batch
+from ledger.store.models import Batch
 
 
 @dataclass(frozen=True)

@@ -12,27 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ledger.errors import ChainError
-
-
-class ChainUnavailable(ChainError):
-    """The node did not answer (refused, timed out, 5xx): worth trying again later."""
-
-    code = "chain-unavailable"
-
-
-class FeeAboveCeiling(ChainError):
-    """The network asks for more per gas than the operator allows (``max_fee_gwei``)."""
-
-    code = "fee-above-ceiling"
-
-
-class FeeTooLow(ChainError):
-    """The node refuses a transaction whose max fee is now below the base fee: only a
-    replacement (same nonce, re-priced) can go."""
-
-    code = "fee-too-low"
-
 
 @dataclass(frozen=True)
 class AnchoredBatch:

@@ -24,7 +24,8 @@ from ledger.hashing import keccak
 from ledger.leaf import KIND_CREDIT, behaviour_code, decode_leaf
 from ledger.merkle import build_tree, hash_leaf, root
 from ledger.methodology import load_methodology, methodology_in_force
-from ledger.models import (
+from ledger.records import parse_record
+from ledger.store.models import (
     ActivityRecord,
     Batch,
     DailyTotal,
@@ -32,7 +33,6 @@ from ledger.models import (
     LedgerEntry,
     MonthlyTotal,
 )
-from ledger.records import parse_record
 
 
 @dataclass

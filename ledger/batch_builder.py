@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, select
 
 from ledger import merkle
 from ledger.hashing import keccak
-from ledger.models import LedgerEntry
+from ledger.store.models import LedgerEntry
 
 _READ_CHUNK = 20_000
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from ledger.errors import InvalidInput, VerificationError
+from ledger.errors import BundleRefused, InvalidInput
 from ledger.hashing import parse_hex32
 from ledger.json_input import parse_json
 from ledger.leaf import LEAF_ENCODING, LeafValues, leaf_values_from_json
@@ -35,15 +35,6 @@ REQUIRED = ("format", "entryId", "values", "leafEncoding", "proof", "root", "bat
 OPTIONAL = ("status", "confirmations")
 
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-
-
-class BundleRefused(VerificationError):
-    """The document is not a bundle of the written format (checked before any hashing)."""
-
-    code = "bundle-refused"
-
-    def __init__(self, message: str, *, field: str | None = None, check: str = "shape") -> None:
-        super().__init__(message, field=field, check=check)
 
 
 def safe_integer(value: Any, name: str, *, minimum: int = 0) -> int:

@@ -16,7 +16,6 @@ import hmac
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -26,8 +25,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.models import ApiKey, Citizen, CitizenToken, Partner
+from ledger.errors import InvalidInput, NotFound, Unauthenticated
+from ledger.lru import Lru
+from ledger.store.models import ApiKey, Citizen, CitizenToken, Partner
 
 ROLES = ("partner", "auditor")
 
@@ -35,18 +35,6 @@ ROLES = ("partner", "auditor")
 MAX_SECRET = 128
 _KEY_ID = re.compile(r"[0-9a-f]{16}")
 _SECRET = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SECRET}}}")
-
-
-class Unauthenticated(LedgerError):
-    """No credential, or one that does not match."""
-
-    code = "unauthenticated"
-
-
-class Forbidden(LedgerError):
-    """A valid credential without the right to this resource."""
-
-    code = "forbidden"
 
 
 @dataclass(frozen=True)
@@ -157,8 +145,8 @@ class CredentialCache:
     def __init__(self, ttl: float = 5.0, size: int = 10_000, unknown_size: int = 1_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl, self._clock = ttl, clock
-        self._known = _Lru(size)
-        self._unknown = _Lru(unknown_size)
+        self._known = Lru[tuple[str, str], _Cached](size)
+        self._unknown = Lru[tuple[str, str], _Cached](unknown_size)
         self._lock = Lock()
 
     def __len__(self) -> int:
@@ -183,32 +171,6 @@ class CredentialCache:
 
 
 _Cached = tuple[float, StoredCredential | None]
-
-
-class _Lru:
-    """An ordered dict that forgets its least recently used entry beyond ``size``."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[str, str], _Cached] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: tuple[str, str]) -> _Cached | None:
-        hit = self._entries.get(key)
-        if hit is not None:
-            self._entries.move_to_end(key)
-        return hit
-
-    def put(self, key: tuple[str, str], value: _Cached) -> None:
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def drop(self, key: tuple[str, str]) -> None:
-        self._entries.pop(key, None)
 
 
 def revoke(session: Session, presented_or_key_id: str) -> None:

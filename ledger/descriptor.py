@@ -19,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.anchoring import ChainReader
-from ledger.bundle import BUNDLE_FORMAT, BundleRefused, address, bytes32, safe_integer
-from ledger.errors import InvalidInput, NotFound, VerificationError
+from ledger.bundle import BUNDLE_FORMAT, address, bytes32, safe_integer
+from ledger.errors import BundleRefused, DescriptorRefused, InvalidInput, NotFound
 from ledger.json_input import parse_json
-from ledger.models import ChainDeployment
+from ledger.store.models import ChainDeployment
 from ledger.verification import TrustRoot
 
 DESCRIPTOR_FORMAT = "carbon-ledger-descriptor-v1"
@@ -30,15 +30,6 @@ MAX_DESCRIPTOR_BYTES = 16 * 1024
 LEAF_FORMAT = "oz-standard-v1"
 _MEMBERS = {"format", "chainId", "contract", "deployment", "formats", "operatorKeys", "endpoints"}
 _KEY_USES = ("receipts",)
-
-
-class DescriptorRefused(VerificationError):
-    """Not a descriptor of the written format, or one the chain contradicts."""
-
-    code = "descriptor-refused"
-
-    def __init__(self, message: str, *, field: str | None = None, check: str = "descriptor") -> None:
-        super().__init__(message, field=field, check=check)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import NotFound
 from ledger.hashing import parse_hex32
 from ledger.leaf import behaviour_code, encode_leaf
-from ledger.models import Batch, EntryLocator, LedgerEntry
+from ledger.store.models import Batch, EntryLocator, LedgerEntry
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
 ENTRY_COLUMNS = ("entry_id", "citizen_id", "kind", "behaviour", "quantity", "reduction_grams",

@@ -290,6 +290,18 @@ def partner_kinds() -> tuple[str, ...]:
 
 
 @cache
+def local_day_offset() -> timedelta:
+    """The offset from UTC of the local calendar day that caps, reports and the demo count
+    in. Each version states it (``cap_day_utc_offset_hours``); reports span versions, so all
+    published versions must agree, and a set that does not is refused here."""
+    offsets = {load_methodology(v).day_offset for v in available_versions()}
+    if len(offsets) != 1:
+        raise MethodologyError(f"published versions disagree on the local day's offset: "
+                               f"{sorted(offsets)}", field="cap_day_utc_offset_hours")
+    return offsets.pop()
+
+
+@cache
 def _versions_by_start() -> tuple[tuple[int, Methodology], ...]:
     return tuple((m.effective_from_unix(), m)
                  for m in (load_methodology(v) for v in available_versions()))

@@ -7,9 +7,7 @@ the written format; :mod:`ledger.verification` checks them.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass
-from threading import Lock
 from typing import IO, Any
 
 from eth_utils import to_checksum_address
@@ -19,15 +17,10 @@ from sqlalchemy.orm import Session
 from ledger import merkle
 from ledger.bundle import ProofBundle
 from ledger.entries import find_entry, sealed_through
-from ledger.errors import Conflict, LedgerError, NotFound
+from ledger.errors import LedgerError, NotAnchored, NotFound
 from ledger.leaf import LEAF_ENCODING, decode_leaf
-from ledger.models import Batch, BatchTree, LedgerEntry
-
-
-class NotAnchored(Conflict):
-    """The entry exists but its batch is not (yet) anchored."""
-
-    code = "not-anchored"
+from ledger.lru import Lru
+from ledger.store.models import Batch, BatchTree, LedgerEntry
 
 
 class TreeCache:
@@ -36,23 +29,17 @@ class TreeCache:
     Keyed by root, which names a tree's content whatever database it came from."""
 
     def __init__(self, size: int = 4) -> None:
-        self._size = size
-        self._trees: OrderedDict[bytes, bytes] = OrderedDict()
-        self._lock = Lock()
+        self._trees = Lru[bytes, bytes](size)
 
     def get(self, session: Session, batch_id: int, root: bytes) -> bytes:
-        with self._lock:
-            if root in self._trees:
-                self._trees.move_to_end(root)
-                return self._trees[root]
+        cached = self._trees.get(root)
+        if cached is not None:
+            return cached
         nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch_id))
         if nodes is None or merkle.root(nodes) != root:
             raise LedgerError(f"batch {batch_id}'s stored tree is missing or not its root",
                               field="batch")
-        with self._lock:
-            self._trees[root] = bytes(nodes)
-            while len(self._trees) > self._size:
-                self._trees.popitem(last=False)
+        self._trees.put(root, bytes(nodes))
         return bytes(nodes)
 
 

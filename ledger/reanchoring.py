@@ -19,9 +19,9 @@ from sqlalchemy import func, select, update
 
 from ledger.anchor_audit import anchoring_receipt
 from ledger.anchoring import Anchor, TxReceipt
-from ledger.db import Database
 from ledger.errors import AnchorMismatch
-from ledger.models import Batch
+from ledger.store.database import Database
+from ledger.store.models import Batch
 
 log = logging.getLogger("carbon_ledger.sealer")
 

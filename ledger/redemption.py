@@ -15,26 +15,19 @@ from __future__ import annotations
 import time
 
 import rfc8785
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import debit_points
 from ledger.entries import make_entry
-from ledger.errors import Conflict, InvalidInput, NotFound, OutOfStock
+from ledger.errors import IdempotencyKeyReused, InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
-from ledger.intake.sql import CITIZEN_LOCK_BUCKETS as _CITIZEN_LOCK_BUCKETS
-from ledger.intake.sql import CITIZEN_LOCKS as _CITIZEN_LOCKS
 from ledger.leaf import KIND_CREDIT, KIND_DEBIT, debit_entry_id
 from ledger.methodology import methodology_in_force
-from ledger.models import Balance, Citizen, LedgerEntry, Redemption, Reward
+from ledger.store.locks import lock_citizen
+from ledger.store.models import Balance, Citizen, LedgerEntry, Redemption, Reward
 
 REDEMPTION_BEHAVIOUR = "REDEMPTION"
-
-
-class IdempotencyKeyReused(Conflict):
-    """An idempotency key sent again with another reward than it was first used for."""
-
-    code = "idempotency-key-reused"
 
 
 def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_key: str,
@@ -99,8 +92,6 @@ def _take_turn(session: Session, citizen_id: int) -> None:
     (the citizen's advisory lock ingest takes). So the citizen's entries commit in the
     order of their seq, and :func:`balance_after` never changes once answered. SQLite's
     write lock already serialises every writer (FOR UPDATE is not rendered there)."""
-    if session.get_bind().dialect.name != "sqlite":
-        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :bucket)"),
-                        {"ns": _CITIZEN_LOCKS, "bucket": citizen_id % _CITIZEN_LOCK_BUCKETS})
+    lock_citizen(session, citizen_id)
     session.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen_id)
                     .with_for_update())

@@ -3,7 +3,7 @@
 Periods are local calendar days or months (China Standard Time, the methodology's cap
 day), given as inclusive ISO dates. Every figure is an integer sum of ledger entries,
 so a report can be recomputed from the entries an auditor already holds. Each report
-also carries a ``chart``: the series a page (or :mod:`api.charts`) draws.
+also carries a ``chart``: the series a page (or :mod:`api.cli.charts`) draws.
 
 The city report is public, so no combination of its answers, asked for any windows at
 any times, may reveal a cell of fewer than :data:`MIN_CELL_CITIZENS` citizens. The rule:
@@ -43,9 +43,10 @@ from sqlalchemy.orm import Session
 from ledger.accounts import balance
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, KIND_DEBIT
-from ledger.models import ActivityRecord, Batch, LedgerEntry
+from ledger.methodology import local_day_offset
+from ledger.store.models import ActivityRecord, Batch, LedgerEntry
 
-LOCAL = timedelta(hours=8)  # the day caps and reports count in (UTC+8)
+LOCAL = local_day_offset()  # the day caps and reports count in (the methodology's)
 PERIODS = ("day", "month")
 MAX_DAYS = 366 * 3
 EARLIEST, LATEST = date(1970, 1, 2), date(2999, 12, 31)

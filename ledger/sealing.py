@@ -32,14 +32,15 @@ from sqlalchemy import Insert, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from ledger.anchor_audit import anchoring_receipt
-from ledger.anchoring import Anchor, FeeTooLow, PreparedAnchor, TxReceipt
+from ledger.anchoring import Anchor, PreparedAnchor, TxReceipt
 from ledger.batch_builder import build_tree_from_db
-from ledger.db import Database
 from ledger.entries import sealed_through
-from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, LedgerError
-from ledger.leases import acquire_lease, process_holder, release_lease
-from ledger.models import Batch, BatchTree, EntryLocator, LedgerEntry
+from ledger.errors import AnchorMismatch, ChainError, Conflict, FeeTooLow, InvalidInput, LedgerError
 from ledger.reanchoring import is_canonical, recheck_anchored
+from ledger.store.database import Database
+from ledger.store.leases import acquire_lease, process_holder, release_lease
+from ledger.store.locks import hold_off_entry_writers
+from ledger.store.models import Batch, BatchTree, EntryLocator, LedgerEntry
 
 SEALER_LEASE = "sealer"
 #: one sealing at a time within a process (the lease's holder is the process)
@@ -123,14 +124,7 @@ class Sealer:
         The tree is built outside any write transaction (ingestion goes on meanwhile);
         the lease makes this the only sealer, so the range cannot be taken twice."""
         with self.db.session() as s:
-            if self.db.engine.dialect.name == "postgresql":
-                # A seq is drawn at INSERT, but transactions commit in any order: an entry
-                # with a lower seq may still be uncommitted when a higher one is visible,
-                # and would fall below max(seq) into no batch. EXCLUSIVE waits for every
-                # transaction that has written entries (each holds ROW EXCLUSIVE from its
-                # INSERT on) and holds new ones off for the three reads below; reads go on.
-                # Sequences hand out values in order (CACHE 1), so later inserts get more.
-                s.connection().exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+            hold_off_entry_writers(s)  # no lower seq may still commit below max(seq)
             last = sealed_through(s)
             newest = s.scalar(select(func.max(LedgerEntry.seq))) or 0
             batch_id = (s.scalar(select(func.max(Batch.id))) or 0) + 1

@@ -30,7 +30,7 @@ from eth_keys.constants import SECPK1_N
 from eth_keys.datatypes import PrivateKey
 from eth_utils import to_checksum_address
 
-from ledger.errors import InvalidInput
+from ledger.errors import InvalidInput, MalleableSignature
 from ledger.hashing import keccak
 
 DOMAIN_NAME = "CarbonLedger"
@@ -64,12 +64,6 @@ RECEIPT_TYPES = {
 _DOMAIN_FIELDS = {"name": "string", "version": "string", "chainId": "uint256",
                   "verifyingContract": "address"}
 _HALF_ORDER = SECPK1_N // 2
-
-
-class MalleableSignature(InvalidInput):
-    """A signature whose ``s`` is in the upper half of the curve order (refused, EIP-2)."""
-
-    code = "malleable-signature"
 
 
 def domain(chain_id: int, contract: str) -> dict[str, Any]:

@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import balance
+from ledger.entries import sealed_through
 from ledger.errors import InvalidInput, NotFound
-from ledger.models import Batch, LedgerEntry, Submission
+from ledger.leaf import KIND_CREDIT, KIND_DEBIT
+from ledger.store.models import Batch, Citizen, LedgerEntry, Partner, Reward, Submission
 
 MAX_PAGE = 500
 
@@ -21,7 +23,7 @@ def _hex(b: bytes | None) -> str | None:
 
 
 def entry_view(e: LedgerEntry) -> dict[str, Any]:
-    return {"entryId": _hex(e.entry_id), "kind": "credit" if e.kind == 1 else "debit",
+    return {"entryId": _hex(e.entry_id), "kind": "credit" if e.kind == KIND_CREDIT else "debit",
             "behaviour": e.behaviour, "quantity": e.quantity, "reductionGrams": e.reduction_grams,
             "points": e.points, "methodology": e.methodology, "occurredAt": e.occurred_at}
 
@@ -30,10 +32,10 @@ def citizen_summary(session: Session, citizen_id: int) -> dict[str, Any]:
     rows = session.execute(
         select(LedgerEntry.behaviour, func.count(), func.sum(LedgerEntry.reduction_grams),
                func.sum(LedgerEntry.points))
-        .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == 1)
+        .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == KIND_CREDIT)
         .group_by(LedgerEntry.behaviour).order_by(LedgerEntry.behaviour)).all()
     spent = session.scalar(select(func.coalesce(func.sum(LedgerEntry.points), 0))
-                           .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == 2))
+                           .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == KIND_DEBIT))
     return {"points": balance(session, citizen_id), "pointsSpent": int(spent or 0),
             "totals": [{"behaviour": b, "entries": n, "reductionGrams": int(g or 0),
                         "points": int(p or 0)} for b, n, g, p in rows]}
@@ -99,3 +101,50 @@ def partner_submission(session: Session, partner_id: int, submission_id: str) ->
     if row is None or row.partner_id != partner_id:  # another partner's is "not found" too
         raise NotFound(f"no submission {submission_id}", field="submission_id")
     return submission_view(row)
+
+
+def all_batches(session: Session) -> list[Batch]:
+    """Every batch, oldest first (the CLI's list, the chain audit)."""
+    return list(session.scalars(select(Batch).order_by(Batch.id)))
+
+
+def entries_of(session: Session, citizen_id: int) -> list[LedgerEntry]:
+    """All of a citizen's entries, in ledger order."""
+    return list(session.scalars(select(LedgerEntry).where(LedgerEntry.citizen_id == citizen_id)
+                                .order_by(LedgerEntry.seq)))
+
+
+def entry_ids_in(session: Session, batch_ids: list[int]) -> list[bytes]:
+    """The ids of every entry sealed into ``batch_ids``, batch by batch in ledger order."""
+    ranges = session.execute(select(Batch.first_seq, Batch.last_seq)
+                             .where(Batch.id.in_(batch_ids)).order_by(Batch.id)).all()
+    return [e for lo, hi in ranges for e in session.scalars(
+        select(LedgerEntry.entry_id).where(LedgerEntry.seq.between(lo, hi))
+        .order_by(LedgerEntry.seq))]
+
+
+def reward_list(session: Session) -> list[dict[str, Any]]:
+    return [{"code": r.code, "title": r.title, "points": r.points_cost, "stock": r.stock}
+            for r in session.scalars(select(Reward).order_by(Reward.code))]
+
+
+def citizen_count(session: Session) -> int:
+    return int(session.scalar(select(func.count(Citizen.id))) or 0)
+
+
+def unsealed_entries(session: Session) -> int:
+    """How many entries wait for the next batch."""
+    return int(session.scalar(select(func.count())
+                              .where(LedgerEntry.seq > sealed_through(session))) or 0)
+
+
+def busiest_citizen(session: Session) -> Citizen | None:
+    """The citizen with the most entries (the demo's sign-in shows their ledger)."""
+    return session.scalars(select(Citizen).join(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
+                           .group_by(Citizen.id).order_by(func.count().desc()).limit(1)).first()
+
+
+def first_partner(session: Session, *, preferring: str) -> Partner | None:
+    """The partner coded ``preferring`` if there is one, else the first by code."""
+    return session.scalars(select(Partner).order_by(Partner.code != preferring, Partner.code)
+                           .limit(1)).first()

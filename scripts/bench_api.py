@@ -54,7 +54,7 @@ from ledger.credentials import issue_api_key  # noqa: E402
 from ledger.intake.signed import record_hashes  # noqa: E402
 from ledger.signing import records_hash, submission_headers  # noqa: E402
 
-CLI = [sys.executable, "-c", "from api.cli import run; run()"]
+CLI = [sys.executable, "-c", "from api.cli.main import run; run()"]
 
 
 def start(args: list[str], *, env: dict[str, str], read_stdout: bool = False

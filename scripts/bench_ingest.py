@@ -41,7 +41,7 @@ from api.http.app import settle_heap  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from ledger.intake.service import record_submission  # noqa: E402
 from ledger.intake.signed import check_submission  # noqa: E402
-from ledger.models import Partner  # noqa: E402
+from ledger.store.models import Partner  # noqa: E402
 
 CHAIN_ID = 31337  # signatures only: no chain is started
 CONTRACT = "0x" + "c1" * 20  # the domain's verifyingContract, the same in signing and checking

@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import delete, insert  # noqa: E402
 
-from ledger.db import Database, create_schema  # noqa: E402
 from ledger.entries import entry_row  # noqa: E402
-from ledger.models import Batch, BatchTree, Citizen, LedgerEntry  # noqa: E402
+from ledger.store.database import Database  # noqa: E402
+from ledger.store.models import Batch, BatchTree, Citizen, LedgerEntry  # noqa: E402
+from ledger.store.schema import create_schema  # noqa: E402
 
 
 def fill(url: str, n: int) -> float:

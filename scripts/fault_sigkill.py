@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from chain.nodes import ManagedAnvil  # noqa: E402
-from ledger.db import Database, create_schema  # noqa: E402
+from ledger.store.database import Database  # noqa: E402
+from ledger.store.schema import create_schema  # noqa: E402
 from tests.fault_support import (  # noqa: E402
     Entries,
     assert_ledger_matches_chain,

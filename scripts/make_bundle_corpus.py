@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from eth_utils import to_checksum_address  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from api.cli import main as cli  # noqa: E402
+from api.cli.main import main as cli  # noqa: E402
 from api.composition import Container  # noqa: E402
 from api.settings import Settings  # noqa: E402
 from chain.compiler import load_artifact  # noqa: E402
@@ -46,8 +46,8 @@ from ledger.descriptor import LedgerDescriptor, descriptor_for  # noqa: E402
 from ledger.errors import VerificationError  # noqa: E402
 from ledger.hashing import keccak  # noqa: E402
 from ledger.leaf import LEAF_FIELDS  # noqa: E402
-from ledger.models import Batch, LedgerEntry  # noqa: E402
 from ledger.proofs import proof_bundle  # noqa: E402
+from ledger.store.models import Batch, LedgerEntry  # noqa: E402
 from ledger.verification import verify_bundle  # noqa: E402
 from tests.forgery import forge_ledger  # noqa: E402
 

@@ -25,11 +25,12 @@ from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.nodes import ManagedAnvil, anvil_binary, in_process_web3
 from ledger import accounts
-from ledger.db import Database, create_schema, upgrade_schema
 from ledger.errors import InvalidInput
 from ledger.methodology import methodology_in_force
-from ledger.models import Citizen, Partner
 from ledger.sealing import Sealer, SealOptions
+from ledger.store.database import Database
+from ledger.store.models import Citizen, Partner
+from ledger.store.schema import create_schema, upgrade_schema
 from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
 
 CST = timezone(timedelta(hours=8))

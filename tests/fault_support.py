@@ -28,11 +28,11 @@ from chain.connect import connect_anchor, open_reader
 from chain.nodes import rpc_web3
 from ledger import accounts
 from ledger.bundle import ProofBundle
-from ledger.db import Database
 from ledger.intake.service import submit_records
-from ledger.models import Batch, LedgerEntry, Partner
 from ledger.proofs import TreeCache, proof_bundle
 from ledger.sealing import STEPS, Sealer, SealOptions
+from ledger.store.database import Database
+from ledger.store.models import Batch, LedgerEntry, Partner
 from ledger.verification import TrustRoot, Verdict, verify_bundle
 from tests.conftest import a_record
 
@@ -159,7 +159,7 @@ def seal_env(db: Database, url: str, data_dir: Path, key: str, **extra: str) -> 
 def _forked_seal(env: dict[str, str], log_path: str) -> None:
     """In a forked child: `carbon-ledger seal` as the console script runs it, its stderr
     (where the fault hook speaks) to ``log_path``."""
-    from api.cli import main
+    from api.cli.main import main
 
     os.environ.update(env)
     log = open(log_path, "a", buffering=1)  # noqa: SIM115 - the process ends with it
@@ -179,7 +179,7 @@ class SealProcess:
         if exec_cli:
             with log_path.open("ab") as log:
                 self._popen: subprocess.Popen[bytes] | None = subprocess.Popen(
-                    [sys.executable, "-c", "from api.cli import run; run()", "seal"],
+                    [sys.executable, "-c", "from api.cli.main import run; run()", "seal"],
                     env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
             self._fork = None
             self.pid = self._popen.pid

@@ -20,10 +20,10 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key
-from ledger.db import Database
 from ledger.intake.signed import record_hashes
-from ledger.models import ActivityRecord, Balance, LedgerEntry, Submission
 from ledger.signing import records_hash, submission_headers
+from ledger.store.database import Database
+from ledger.store.models import ActivityRecord, Balance, LedgerEntry, Submission
 
 
 @dataclass

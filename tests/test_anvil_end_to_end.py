@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from api.cli import main
+from api.cli.main import main
 from chain.nodes import ManagedAnvil
-from ledger.db import Database
-from ledger.models import LedgerEntry
+from ledger.store.database import Database
+from ledger.store.models import LedgerEntry
 from tests.conftest import a_record, needs_anvil
 
 pytestmark = needs_anvil()
@@ -175,7 +175,7 @@ def test_demo_on_the_managed_node_runs_twice_on_one_data_dir(tmp_path, capsys) -
 def test_node_command_serves_other_commands_while_it_runs(ledger_dir, tmp_path) -> None:
     data_dir, citizens = ledger_dir
     submit(data_dir, tmp_path, citizens, 2, "n")
-    proc = subprocess.Popen([sys.executable, "-c", "from api.cli import run; run()", "node",
+    proc = subprocess.Popen([sys.executable, "-c", "from api.cli.main import run; run()", "node",
                              "--data-dir", str(data_dir)], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from api.cli import main
+from api.cli.main import main
 from ledger.audit import audit_batch
 from ledger.entries import entry_row
 from ledger.intake.service import submit_records
-from ledger.models import ActivityRecord, LedgerEntry
+from ledger.store.models import ActivityRecord, LedgerEntry
 from tests.conftest import a_record
 
 

@@ -8,8 +8,8 @@ import os
 from sqlalchemy import func, insert, select
 
 from ledger.batch_builder import build_tree_from_db
-from ledger.db import Database
-from ledger.models import LedgerEntry
+from ledger.store.database import Database
+from ledger.store.models import LedgerEntry
 
 FORKS_ABOVE = 50_000  # batch_builder reads a seq range narrower than this in one process
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from api.cli import main
+from api.cli.main import main
 from chain.client import ChainKind, EvmAnchor
 from chain.nodes import ManagedAnvil, rpc_web3
 from ledger.bundle import ProofBundle

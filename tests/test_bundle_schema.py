@@ -11,12 +11,12 @@ import jsonschema_rs
 import pytest
 from sqlalchemy import select
 
-from api.cli import main
+from api.cli.main import main
 from api.composition import Container
 from api.settings import Settings
 from ledger.bundle import ProofBundle
-from ledger.models import LedgerEntry
 from ledger.proofs import proof_bundle
+from ledger.store.models import LedgerEntry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = jsonschema_rs.validator_for(json.loads((ROOT / "docs" / "proof-bundle.schema.json")

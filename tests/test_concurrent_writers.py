@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ledger import accounts
-from ledger.db import Database
 from ledger.errors import InsufficientPoints
 from ledger.intake.service import submit_records
-from ledger.leases import acquire_lease
 from ledger.methodology import methodology_in_force
-from ledger.models import ActivityRecord, Batch, LedgerEntry, Reward
 from ledger.redemption import redeem
+from ledger.store.database import Database
+from ledger.store.leases import acquire_lease
+from ledger.store.models import ActivityRecord, Batch, LedgerEntry, Reward
 from tests.conftest import a_record
 
 OPERATOR = b"\x11" * 20

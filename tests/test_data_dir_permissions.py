@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from api.cli import main
+from api.cli.main import main
 from api.composition import Container
 from api.settings import Settings
 from chain.nodes import ManagedAnvil, anvil_binary, node_file

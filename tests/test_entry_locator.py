@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from ledger.audit import audit_batch
-from ledger.db import Database
 from ledger.entries import find_entry, get_entry, sealed_through
 from ledger.errors import LedgerError, NotFound
 from ledger.intake.service import submit_records
-from ledger.models import Batch, EntryLocator, LedgerEntry
 from ledger.proofs import entry_proof
+from ledger.store.database import Database
+from ledger.store.models import Batch, EntryLocator, LedgerEntry
 from tests.conftest import a_record
 from tests.test_migrations import run_alembic
 

@@ -10,10 +10,10 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from api.cli import main
+from api.cli.main import main
 from chain.fees import price
-from ledger.anchoring import FeeAboveCeiling
-from ledger.models import Batch
+from ledger.errors import FeeAboveCeiling
+from ledger.store.models import Batch
 from tests.conftest import needs_anvil
 from tests.fault_support import Entries, anvil_call, anvil_sealer, assert_ledger_matches_chain
 

@@ -11,7 +11,7 @@ import traceback
 import pytest
 from eth_account import Account
 
-from api.cli import main
+from api.cli.main import main
 from api.composition import Container
 from api.settings import Settings
 from chain.keys import load_signer

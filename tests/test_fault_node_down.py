@@ -20,13 +20,12 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from api.cli import main
+from api.cli.main import main
 from chain.client import ChainKind
 from chain.connect import connect_anchor, retry_unavailable
 from chain.nodes import ManagedAnvil, free_port, rpc_web3
-from ledger.anchoring import ChainUnavailable
-from ledger.errors import AnchorMismatch
-from ledger.models import Batch
+from ledger.errors import AnchorMismatch, ChainUnavailable
+from ledger.store.models import Batch
 from tests.conftest import needs_anvil
 from tests.fault_support import (
     Entries,

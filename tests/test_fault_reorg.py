@@ -15,9 +15,9 @@ import pytest
 from eth_account import Account
 from sqlalchemy import select
 
-from api.cli import main
-from ledger.db import Database
-from ledger.models import Batch
+from api.cli.main import main
+from ledger.store.database import Database
+from ledger.store.models import Batch
 from tests.conftest import needs_anvil
 from tests.fault_support import (
     Entries,

@@ -12,7 +12,7 @@ from eth_account import Account
 from sqlalchemy import select
 
 from chain.fees import bump
-from ledger.models import Batch
+from ledger.store.models import Batch
 from tests.conftest import needs_anvil
 from tests.fault_support import Entries, anvil_call, anvil_sealer, assert_ledger_matches_chain
 

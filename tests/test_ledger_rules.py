@@ -13,12 +13,12 @@ from ledger import accounts
 from ledger.entries import ENTRY_COLUMNS
 from ledger.errors import InsufficientPoints, InvalidInput, OutOfStock
 from ledger.hashing import keccak
-from ledger.intake import sql
 from ledger.intake.rules import RECORD_COLUMNS, Quantified, prepare_records
 from ledger.intake.service import OperatorSubmission, record_submission, submit_records
 from ledger.leaf import credit_entry_id, decode_leaf
-from ledger.models import ActivityRecord, LedgerEntry
 from ledger.redemption import redeem
+from ledger.store import intake as sql
+from ledger.store.models import ActivityRecord, LedgerEntry
 from tests.conftest import a_record
 
 

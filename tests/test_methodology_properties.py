@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from ledger import accounts
-from ledger.db import Database, create_schema
 from ledger.intake.service import submit_records
 from ledger.methodology import available_versions, load_methodology
-from ledger.models import LedgerEntry
+from ledger.store.database import Database
+from ledger.store.models import LedgerEntry
+from ledger.store.schema import create_schema
 from tests.conftest import CST
 
 BEHAVIOURS = [(v, code) for v in available_versions() for code in load_methodology(v).behaviours]

@@ -22,7 +22,7 @@ from ledger.methodology import (
     load_methodology,
     methodology_in_force,
 )
-from ledger.models import ActivityRecord, LedgerEntry, MonthlyTotal
+from ledger.store.models import ActivityRecord, LedgerEntry, MonthlyTotal
 from tests.conftest import CST
 
 DATA = Path(__file__).parent / "data"

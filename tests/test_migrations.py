@@ -18,10 +18,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, pool, text
 
-from api.cli import main
+from api.cli.main import main
 from chain.nodes import free_port
-from ledger.db import alembic_config, schema_status, upgrade_schema
-from ledger.models import Base
+from ledger.store.models import Base
+from ledger.store.schema import alembic_config, schema_status, upgrade_schema
 
 
 @contextmanager
@@ -119,7 +119,7 @@ def serve(tmp_path: Path, db_url: str) -> subprocess.CompletedProcess[str]:
     """``carbon-ledger serve`` in a process of its own; a server that starts is a failure
     (it would never return: the timeout ends it)."""
     return subprocess.run(
-        [sys.executable, "-c", "from api.cli import run; run()", "serve", "--data-dir",
+        [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--data-dir",
          str(tmp_path), "--chain", "tester", "--port", str(free_port())],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("CARBON_LEDGER_")},
              "CARBON_LEDGER_DATABASE_URL": db_url},

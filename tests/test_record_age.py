@@ -17,7 +17,6 @@ import pytest
 from eth_account import Account
 
 from ledger import accounts
-from ledger.db import Database
 from ledger.errors import MethodologyError
 from ledger.intake.service import submit_records
 from ledger.methodology import (
@@ -30,6 +29,7 @@ from ledger.methodology import (
     parse_methodology,
     submission_window,
 )
+from ledger.store.database import Database
 from tests.conftest import CST
 from tests.signed_ledger import Ledger, open_ledger
 

@@ -29,9 +29,9 @@ from api.composition import Container
 from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
-from ledger.db import Database
 from ledger.intake.service import submit_records
-from ledger.models import Citizen, LedgerEntry
+from ledger.store.database import Database
+from ledger.store.models import Citizen, LedgerEntry
 from tests.conftest import CST, a_record
 
 DAYS = [date(2025, 3, 3) + timedelta(days=i) for i in range(4)]  # d1..d4, a closed month

@@ -11,13 +11,13 @@ from xml.etree import ElementTree
 import pytest
 from sqlalchemy import func, select
 
-from api.cli import main
+from api.cli.main import main
 from ledger import accounts
 from ledger.errors import InvalidInput
 from ledger.intake.service import submit_records
-from ledger.models import LedgerEntry
 from ledger.redemption import redeem
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
+from ledger.store.models import LedgerEntry
 from tests.conftest import CST, a_record
 
 TODAY = datetime.now(CST).date()

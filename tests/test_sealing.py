@@ -10,14 +10,14 @@ from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.nodes import in_process_web3
 from ledger import merkle
-from ledger.db import Database
 from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
 from ledger.hashing import keccak
 from ledger.intake.service import submit_records
-from ledger.leases import acquire_lease, process_holder
-from ledger.models import Batch, Lease, LedgerEntry
 from ledger.proofs import proof_bundle
 from ledger.sealing import SEALER_LEASE, STEPS, Sealer, SealOptions
+from ledger.store.database import Database
+from ledger.store.leases import acquire_lease, process_holder
+from ledger.store.models import Batch, Lease, LedgerEntry
 from tests.conftest import a_record
 from tests.fault_support import verify_own_bundle
 
@@ -155,7 +155,7 @@ def test_a_changed_stored_leaf_is_caught(db, sealer, anchor, credit) -> None:
 def test_erasing_a_citizen_unlinks_them_and_every_proof_still_verifies(
         db, sealer, anchor, make_partner, make_citizen) -> None:
     from ledger import accounts
-    from ledger.models import ActivityRecord, Citizen
+    from ledger.store.models import ActivityRecord, Citizen
 
     partner, gone, stays = make_partner(), make_citizen(), make_citizen()
     with db.session(write_lock=True) as s:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ledger.db import Database, WalCheckpointer, WriterLock
 from ledger.errors import DatabaseUnavailable
+from ledger.store.database import Database
+from ledger.store.sqlite import WalCheckpointer, WriterLock
 
 
 def test_a_second_writer_waits_for_the_first_and_starts_as_it_commits(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ the count is appended per request."""
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from threading import Lock
 from typing import Any
 
 import orjson
+
+from ledger.lru import Lru
 
 # A bundle is about 2 KB of JSON: 16,384 of them are ~32 MB per worker.
 DEFAULT_SIZE = 16_384
@@ -37,27 +37,21 @@ class ProofCache:
     """A bounded LRU of anchored entries' bundles, by entry id."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
-        self._size = size
-        self._proofs: OrderedDict[bytes, CachedProof] = OrderedDict()
-        self._lock = Lock()
+        self._proofs = Lru[bytes, CachedProof](size)
 
     def __len__(self) -> int:
         return len(self._proofs)
 
     def get(self, entry_id: bytes) -> CachedProof | None:
-        with self._lock:
-            cached = self._proofs.get(entry_id)
-            if cached is not None:
-                if time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:
-                    del self._proofs[entry_id]  # a re-anchor in another worker shows by then
-                    return None
-                self._proofs.move_to_end(entry_id)
-            return cached
+        cached = self._proofs.get(entry_id)
+        if cached is not None and time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:
+            self._proofs.drop(entry_id)  # a re-anchor in another worker shows by then
+            return None
+        return cached
 
     def clear(self) -> None:
         """Forget every bundle: a batch was anchored again (after a reorg) elsewhere."""
-        with self._lock:
-            self._proofs.clear()
+        self._proofs.clear()
 
     def put(self, entry_id: bytes, citizen_id: int, bundle: dict[str, Any]) -> CachedProof:
         """Keep an anchored entry's bundle (its JSON, without confirmations)."""
@@ -65,11 +59,5 @@ class ProofCache:
             raise ValueError("only an anchored bundle without confirmations is cached")
         cached = CachedProof(citizen_id, bundle["blockNumber"], orjson.dumps(bundle)[:-1],
                              time.monotonic())
-        if self._size <= 0:
-            return cached
-        with self._lock:
-            self._proofs[entry_id] = cached
-            self._proofs.move_to_end(entry_id)
-            while len(self._proofs) > self._size:
-                self._proofs.popitem(last=False)
+        self._proofs.put(entry_id, cached)
         return cached

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from api.http.limits import caller_of
 from api.http.state import AppState
-from ledger.credentials import Forbidden, Principal, Unauthenticated
+from ledger.credentials import Principal
+from ledger.errors import Forbidden, Unauthenticated
 
 
 def ledger_state(request: Request) -> AppState:

@@ -14,9 +14,9 @@ from fastapi.responses import Response
 from api.http.bodies import read_body
 from api.http.deps import AuditorDep, StateDep
 from api.http.responses import JSON
-from ledger.bundle import MAX_BUNDLE_BYTES, BundleRefused, ProofBundle
+from ledger.bundle import MAX_BUNDLE_BYTES, ProofBundle
 from ledger.descriptor import descriptor_for
-from ledger.errors import InvalidInput, VerificationError
+from ledger.errors import BundleRefused, InvalidInput, VerificationError
 from ledger.methodology import available_versions
 from ledger.signing import submission_typed_data
 from ledger.verification import TrustRoot, verify_bundle

@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.http import problems
-from ledger.credentials import CredentialCache, Principal, Unauthenticated
-from ledger.errors import InvalidInput
+from ledger.credentials import CredentialCache, Principal
+from ledger.errors import InvalidInput, Unauthenticated
 
 #: Longer than any credential of ours (about 70 bytes) by far; longer is refused unread.
 MAX_AUTHORIZATION = 4096

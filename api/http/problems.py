@@ -1,4 +1,5 @@
-"""Every error as RFC 9457 problem+json, translated in one place.
+"""Every error as RFC 9457 problem+json, translated in one place (the status is the error
+class's own ``http_status``, ledger/errors.py).
 
 ``type`` is stable (``urn:carbon-ledger:problem:<code>``), ``field`` names what was at
 fault. Nothing reaches a client as a 500 with a traceback."""
@@ -13,27 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.credentials import Forbidden, Unauthenticated
 from ledger.errors import (
-    ChainError,
-    Conflict,
-    DatabaseUnavailable,
-    InvalidInput,
     LedgerError,
-    NotFound,
-    TooLarge,
-    UnsupportedMediaType,
-    VerificationError,
 )
 
 log = logging.getLogger("carbon_ledger.http")
 
-STATUS: list[tuple[type[LedgerError], int]] = [
-    (Unauthenticated, 401), (Forbidden, 403), (TooLarge, 413), (UnsupportedMediaType, 415),
-    (NotFound, 404), (Conflict, 409),
-    (InvalidInput, 422), (VerificationError, 422), (ChainError, 503),
-    (DatabaseUnavailable, 503),  # e.g. another writer held SQLite past the timeout
-]
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -51,7 +37,7 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
-        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 400)
+        status = exc.http_status
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return problem(status, exc.code, type(exc).__name__, exc.message, exc.field, headers)
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import select
 
 from api.http.bodies import read_body
 from api.http.deps import AuditorDep, CitizenDep, SessionDep, StateDep, ledger_state
@@ -18,7 +17,6 @@ from ledger.entries import parse_entry_id
 from ledger.errors import InvalidInput, NotFound, UnsupportedMediaType
 from ledger.json_input import parse_json
 from ledger.methodology import methodology_text
-from ledger.models import Reward
 from ledger.proofs import entry_proof, write_oz_dump
 from ledger.redemption import balance_after, redeem
 
@@ -92,8 +90,7 @@ def my_entries(session: SessionDep, who: CitizenDep,
 
 @router.get("/rewards", tags=["citizens"])
 def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
-    return [{"code": r.code, "title": r.title, "points": r.points_cost, "stock": r.stock}
-            for r in session.scalars(select(Reward).order_by(Reward.code))]
+    return views.reward_list(session)
 
 
 #: A redemption's body is one short member; anything longer is refused unread.

@@ -8,15 +8,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
-
 from api.composition import Container
 from api.http.gate import DecideFirst
 from chain.client import EvmAnchor
-from ledger.anchoring import ChainUnavailable
-from ledger.entries import sealed_through
-from ledger.errors import Conflict, LedgerError
-from ledger.models import LedgerEntry
+from ledger import views
+from ledger.errors import ChainUnavailable, Conflict, LedgerError
 
 log = logging.getLogger("carbon_ledger.sealer")
 
@@ -54,8 +50,7 @@ class AppState:
 
     def pending_entries(self) -> int:
         with self.container.db.session() as s:
-            return int(s.scalar(select(func.count())
-                                .where(LedgerEntry.seq > sealed_through(s))) or 0)
+            return views.unsealed_entries(s)
 
     def seal_once(self) -> bool:
         """One seal; False if it failed (it is tried again later: the state is in the

@@ -18,7 +18,7 @@ from ledger.errors import InvalidInput, UnsupportedMediaType
 from ledger.intake.service import record_submission
 from ledger.intake.signed import SignedSubmission, check_submission
 from ledger.json_input import parse_json, parse_ndjson
-from ledger.models import Partner
+from ledger.store.models import Partner
 
 router = APIRouter(prefix="/v1")
 

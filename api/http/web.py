@@ -101,18 +101,14 @@ def install(app: FastAPI) -> None:
 def demo_sign_in(data_dir: Path, url: str) -> str:
     """Credentials to try the pages on a demo ledger: a token for the citizen with the most
     entries, an auditor key and a partner key (greenbike's, if there is one)."""
-    from sqlalchemy import func, select
-
-    from api.cli import container
+    from api.composition import container
+    from ledger import views
     from ledger.credentials import issue_api_key, issue_citizen_token
-    from ledger.models import Citizen, LedgerEntry, Partner
 
     c = container(data_dir)
     with c.db.session(write_lock=True) as s:
-        busiest = s.scalars(select(Citizen).join(LedgerEntry, LedgerEntry.citizen_id == Citizen.id)
-                            .group_by(Citizen.id).order_by(func.count().desc()).limit(1)).first()
-        partner = s.scalars(select(Partner).order_by(Partner.code != "greenbike", Partner.code)
-                            .limit(1)).first()
+        busiest = views.busiest_citizen(s)
+        partner = views.first_partner(s, preferring="greenbike")
         if busiest is None or partner is None:
             return "no demo data yet: run `carbon-ledger demo` first"
         token = issue_citizen_token(s, citizen=busiest)

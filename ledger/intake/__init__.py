@@ -4,7 +4,7 @@
   checks and quantification on its own, then the decision over a :class:`Snapshot` of
   what the ledger knows (duplicates, the same behaviour from another partner, rates,
   caps).
-- :mod:`ledger.intake.sql`: the one SQL adapter: takes the locks, loads the snapshot,
+- :mod:`ledger.store.intake`: the one SQL adapter: takes the locks, loads the snapshot,
   writes the decision (backend differences live only there).
 - :mod:`ledger.intake.signed`: a partner's signed submission checked before the write
   lock (EIP-712 signature, nonce, deadline).

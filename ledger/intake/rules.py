@@ -197,7 +197,7 @@ PeriodKey = tuple[int, str, int]
 @dataclass
 class Snapshot:
     """What the ledger holds that one submission's decisions depend on (read in the
-    write lock by :class:`ledger.intake.sql.IntakeStore`, or built by hand in a test).
+    write lock by :class:`ledger.store.intake.IntakeStore`, or built by hand in a test).
     :func:`decide` leaves it as it was."""
 
     #: this partner's record ids received before, and each one's record hash

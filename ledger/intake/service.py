@@ -27,12 +27,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from ledger.errors import Replayed
 from ledger.intake.rules import PreparedRecords, RecordOutcome, decide, prepare_records
-from ledger.intake.signed import Replayed, SignedSubmission, check_signer
-from ledger.intake.sql import IntakeStore
+from ledger.intake.signed import SignedSubmission, check_signer
 from ledger.methodology import SubmissionWindow
-from ledger.models import Partner, Submission
 from ledger.signing import HEADERS, records_hash, sign_receipt
+from ledger.store.intake import IntakeStore
+from ledger.store.models import Partner, Submission
 
 STATUSES = ("accepted", "duplicate", "rejected")
 

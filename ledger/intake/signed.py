@@ -15,12 +15,10 @@ from dataclasses import dataclass
 
 import rfc8785
 
-from ledger.credentials import Forbidden
-from ledger.errors import Conflict, InvalidInput
+from ledger.errors import InvalidInput, RetiredSigningVersion, WrongSigner
 from ledger.hashing import keccak
 from ledger.intake.rules import PreparedRecords, prepare_records
 from ledger.methodology import submission_window
-from ledger.models import Partner
 from ledger.records import canonical_json
 from ledger.signing import (
     CLOCK_SKEW_SECONDS,
@@ -32,25 +30,7 @@ from ledger.signing import (
     signature_bytes,
     submission_signer,
 )
-
-
-class WrongSigner(Forbidden):
-    """The submission is signed, but not by the partner's registered address."""
-
-    code = "wrong-signer"
-
-
-class RetiredSigningVersion(InvalidInput):
-    """A submission signed as version 1 of the struct (no nonce, deadline or contract)."""
-
-    code = "retired-signing-version"
-
-
-class Replayed(Conflict):
-    """A submission whose nonce this partner has used before."""
-
-    code = "replayed-submission"
-
+from ledger.store.models import Partner
 
 _RETIRED = (f"Submission v1 is retired: sign Submission(partner, recordsHash, count, nonce, "
             f"deadline) in domain version {DOMAIN_VERSION} with the ledger's contract as "

@@ -131,7 +131,7 @@ def test_each_credential_is_rate_limited_with_retry_after(api) -> None:
 
 
 def test_a_writer_holding_the_database_too_long_gives_503_and_writes_nothing(tmp_path: Path) -> None:
-    from ledger.db import WriterLock
+    from ledger.store.sqlite import WriterLock
 
     container = Container(Settings(data_dir=tmp_path, chain="tester"))
     key, creds = a_partner_and_citizen(container)

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from eth_account import Account
 
-from api.cli import main
+from api.cli.main import main
 from api.composition import Container
 from api.http.app import create_app
 from api.settings import Settings
@@ -161,7 +161,7 @@ def test_serve_with_two_workers_shares_one_chain_and_database(tmp_path: Path) ->
     port = free_port()
     with ManagedAnvil(tmp_path / "anvil") as node:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import run; run()", "serve", "--workers", "2",
+            [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--workers", "2",
              "--port", str(port), "--rpc", node.url, "--data-dir", str(tmp_path / "ledger"),
              "--no-access-log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)

@@ -24,7 +24,7 @@ from api.settings import Settings
 from chain.nodes import ManagedAnvil, free_port
 from ledger import accounts
 from ledger.intake.service import submit_records
-from ledger.models import Batch, LedgerEntry, Reward
+from ledger.store.models import Batch, LedgerEntry, Reward
 from tests.api.test_live_http import setup_ledger, submit
 from tests.conftest import a_record
 
@@ -38,7 +38,7 @@ def serve_two_workers(data_dir: Path, db_url: str, rpc_url: str, log: Path) -> I
            "CARBON_LEDGER_RATE_LIMIT": "100000/minute"}
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import run; run()", "serve", "--workers", "2",
+            [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--workers", "2",
              "--port", str(port), "--rpc", rpc_url, "--data-dir", str(data_dir), "--no-access-log"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -26,9 +26,9 @@ from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
-from ledger.db import Database
 from ledger.intake.service import submit_records
-from ledger.models import LedgerEntry, Partner
+from ledger.store.database import Database
+from ledger.store.models import LedgerEntry, Partner
 from tests.conftest import a_record
 
 

@@ -63,7 +63,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import run; run()", "serve", "--chain", "tester",
+            [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--chain", "tester",
              "--port", str(port), "--data-dir", str(data_dir), "--no-sealer", "--no-access-log"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"

@@ -57,7 +57,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     with ManagedAnvil(tmp_path / "anvil") as node:
         port = free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-c", "from api.cli import run; run()", "serve", "--workers", "1",
+            [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--workers", "1",
              "--port", str(port), "--rpc", node.url, "--data-dir", str(tmp_path / "ledger"),
              "--no-access-log"], stdout=subprocess.DEVNULL, stderr=(tmp_path / "serve.log").open("wb"),
             start_new_session=True)

@@ -20,21 +20,20 @@ from sqlalchemy import select
 
 from ledger import accounts
 from ledger.credentials import issue_api_key
-from ledger.db import Database
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, MalleableSignature, Replayed
 from ledger.hashing import keccak
 from ledger.intake.service import record_submission
-from ledger.intake.signed import Replayed, check_submission, record_hashes
-from ledger.models import Partner
+from ledger.intake.signed import check_submission, record_hashes
 from ledger.records import canonical_json
 from ledger.signing import (
     MAX_VALIDITY_SECONDS,
-    MalleableSignature,
     receipt_signer,
     records_hash,
     sign_submission,
     submission_typed_data,
 )
+from ledger.store.database import Database
+from ledger.store.models import Partner
 from tests.conftest import a_record
 from tests.signed_ledger import Ledger, open_ledger
 

@@ -30,8 +30,8 @@ from chain.nodes import free_port
 from ledger import accounts
 from ledger.credentials import issue_api_key, issue_citizen_token
 from ledger.intake.signed import record_hashes
-from ledger.models import Citizen
 from ledger.signing import records_hash, submission_headers
+from ledger.store.models import Citizen
 from tests.conftest import a_record, needs_anvil
 
 pytestmark = needs_anvil()

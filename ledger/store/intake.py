@@ -32,7 +32,9 @@ from ledger.intake.rules import (
     Quantified,
     Snapshot,
 )
-from ledger.models import (
+from ledger.records import MAX_DURATION_SECONDS, ActivityRecordIn
+from ledger.store.locks import CITIZEN_LOCK_BUCKETS, CITIZEN_LOCKS, PARTNER_LOCKS
+from ledger.store.models import (
     ActivityRecord,
     Balance,
     DailyTotal,
@@ -40,13 +42,6 @@ from ledger.models import (
     MonthlyTotal,
     Submission,
 )
-from ledger.records import MAX_DURATION_SECONDS, ActivityRecordIn
-
-CITIZEN_LOCKS = 0x43_4C  # advisory-lock namespace for "a citizen's ledger"
-PARTNER_LOCKS = 0x50_52  # ... and for "a partner's record ids"
-# Citizens share this many locks (id modulo): PostgreSQL's lock table holds some thousands
-# in all, and a submission may name 50,000 citizens.
-CITIZEN_LOCK_BUCKETS = 1024
 
 #: Quantified records of known citizens, with the citizen's id.
 _Ours = list[tuple[int, ActivityRecordIn, Quantified]]

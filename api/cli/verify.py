@@ -14,18 +14,20 @@ from typing import Annotated
 
 import typer
 
-from api.cli import DataDir, app, container, err, out
-from api.files import write_atomically
-from api.trust_store import Pin, TrustStore
-from ledger.bundle import MAX_BUNDLE_BYTES, BundleRefused, ProofBundle, address
-from ledger.descriptor import (
-    MAX_DESCRIPTOR_BYTES,
+from api.cli.base import DataDir, app, err, out
+from api.cli.files import write_atomically
+from api.cli.trust_store import Pin, TrustStore
+from api.composition import container
+from ledger.bundle import MAX_BUNDLE_BYTES, ProofBundle, address
+from ledger.descriptor import MAX_DESCRIPTOR_BYTES, LedgerDescriptor, check_on_chain, descriptor_for
+from ledger.errors import (
+    BundleRefused,
+    ChainError,
     DescriptorRefused,
-    LedgerDescriptor,
-    check_on_chain,
-    descriptor_for,
+    InvalidInput,
+    TooLarge,
+    VerificationError,
 )
-from ledger.errors import ChainError, InvalidInput, TooLarge, VerificationError
 from ledger.json_input import read_bounded
 from ledger.verification import TrustRoot, check_claims_against_pin, verify_bundle
 

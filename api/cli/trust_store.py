@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from api.files import write_atomically
+from api.cli.files import write_atomically
 from ledger.errors import Conflict, InvalidInput
 from ledger.json_input import read_json_file
 from ledger.verification import TrustRoot

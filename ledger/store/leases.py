@@ -9,8 +9,8 @@ import time
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from ledger.db import Database
-from ledger.models import Lease
+from ledger.store.database import Database
+from ledger.store.models import Lease
 
 _BOOT = f"{os.getpid()}:{time.time_ns():x}"
 

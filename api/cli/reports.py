@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli import DataDir, app, container, emit_json, out, table
+from api.cli.base import DataDir, app, emit_json, out, table
+from api.composition import container
 from ledger import accounts
 from ledger.errors import InvalidInput
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
@@ -38,7 +39,7 @@ def window(first: str, last: str) -> Window:
 def _show(report: dict[str, Any], as_json: bool, chart: Path | None, title: str,
           columns: list[str], rows: list[list[Any]]) -> None:
     if chart is not None:
-        from api.charts import write_chart
+        from api.cli.charts import write_chart
 
         write_chart(report["chart"], chart, title=title)
     if as_json:

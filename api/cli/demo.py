@@ -19,20 +19,20 @@ from typing import Annotated
 import typer
 from eth_account import Account
 from rich.progress import Progress
-from sqlalchemy import func, select
 
-from api.cli import DataDir, app, container, out, table
+from api.cli.base import DataDir, app, out, table
+from api.composition import container
 from chain.client import EvmAnchor
-from ledger import accounts
+from ledger import accounts, views
 from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
 from ledger.intake.service import submit_records
-from ledger.models import Batch, Citizen, LedgerEntry, Partner
+from ledger.methodology import local_day_offset
 from ledger.proofs import proof_bundle
 from ledger.redemption import redeem
 from ledger.verification import TrustRoot, verify_bundle
 
-CST = timezone(timedelta(hours=8))
+CST = timezone(local_day_offset())  # the methodology's local day
 
 PARTNERS = [  # code, name, kind
     ("greenbike", "Green Bike shared bicycles", "bike_share"),
@@ -129,7 +129,7 @@ def _maybe_flawed(rng: random.Random, record: dict) -> dict:
 def setup(c, rng: random.Random, citizens: int) -> list[str]:  # type: ignore[no-untyped-def]
     with c.db.session(write_lock=True) as s:
         for code, name, kind in PARTNERS:
-            if s.scalar(select(Partner.id).where(Partner.code == code)) is None:
+            if accounts.find_partner(s, code) is None:
                 address = bytes.fromhex(Account.create().address[2:])
                 accounts.create_partner(s, code=code, name=name, kind=kind, signing_address=address)
         for code, title, cost, stock in REWARDS:
@@ -178,9 +178,7 @@ def verify_all(c, anchor: EvmAnchor, batch_ids: list[int]) -> tuple[int, list[st
     # The demo made this deployment itself, so it is the one trust root it can pin.
     trusted = TrustRoot(anchor.chain_id, anchor.contract_address, "the demo's own deployment")
     with c.db.session() as s:
-        ranges = s.execute(select(Batch.first_seq, Batch.last_seq).where(Batch.id.in_(batch_ids))).all()
-        ids = [e for lo, hi in ranges for e in s.scalars(
-            select(LedgerEntry.entry_id).where(LedgerEntry.seq.between(lo, hi)))]
+        ids = views.entry_ids_in(s, batch_ids)
     failures = []
     with Progress(console=out, transient=False) as progress:
         task = progress.add_task("verifying proofs against the chain", total=len(ids))
@@ -218,7 +216,7 @@ def demo(data_dir: DataDir = None,
         batches += sealer.seal()  # the redemptions' debits
         checked, failures = verify_all(c, anchor, [b.id for b in batches])
     with c.db.session() as s:
-        total_citizens = s.scalar(select(func.count(Citizen.id)))
+        total_citizens = views.citizen_count(s)
     rows: list[list[object]] = [
         ["records submitted", tally.submitted],
         ["  accepted / duplicate / rejected", f"{tally.accepted} / {tally.duplicate} / {tally.rejected}"],

@@ -1,9 +1,9 @@
 """Alembic's environment for the ledger's schema; the models are the target.
 
-Run through :mod:`ledger.db` (``carbon-ledger db upgrade``), which hands over an open
-connection. A new revision, after changing ``ledger/models.py``::
+Run through :mod:`ledger.store.schema` (``carbon-ledger db upgrade``), which hands over an open
+connection. A new revision, after changing ``ledger/store/models.py``::
 
-    python -c "from ledger.db import new_revision; new_revision('0002', 'what changed', 'sqlite:///tmp.db')"
+    python -c "from ledger.store.schema import new_revision; new_revision('0002', 'what changed', 'sqlite:///tmp.db')"
 
 autogenerates it against a database migrated to the current head; review it by hand.
 SQLite alters tables in batch mode (copy and rename), so name every constraint.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from ledger.models import Base
+from ledger.store.models import Base
 
 
 def run(connection: Connection) -> None:

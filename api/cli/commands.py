@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy import select
 
-from api.cli import (
+from api.cli.base import (
     Chain,
     DataDir,
     RpcUrl,
@@ -21,24 +20,24 @@ from api.cli import (
     app,
     batch_app,
     chain_app,
-    container,
     db_app,
     emit_json,
     err,
     out,
     table,
 )
-from api.composition import Container
-from api.files import atomic_writer
-from ledger import accounts
+from api.cli.files import atomic_writer
+from api.composition import Container, container
+from ledger import accounts, views
 from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
 from ledger.intake.service import submit_records
 from ledger.json_input import parse_json, parse_ndjson, read_bounded
+from ledger.leaf import KIND_CREDIT
 from ledger.methodology import submission_window
-from ledger.models import Batch, LedgerEntry
 from ledger.proofs import proof_bundle, write_oz_dump
 from ledger.redemption import redeem
+from ledger.store.models import Batch
 
 
 @app.command()
@@ -242,7 +241,7 @@ def batch_list(data_dir: DataDir = None) -> None:
     with c.db.session() as s:
         rows = [[b.id, b.leaf_count, "0x" + b.root.hex(), b.status,
                  "0x" + b.tx_hash.hex() if b.tx_hash else "-", b.block_number or "-"]
-                for b in s.scalars(select(Batch).order_by(Batch.id))]
+                for b in views.all_batches(s)]
     out.print(table("batches", ["id", "entries", "root", "status", "tx", "block"], rows))
 
 
@@ -292,10 +291,9 @@ def balance(citizen: str, data_dir: DataDir = None) -> None:
     c = container(data_dir)
     with c.db.session() as s:
         who = accounts.get_citizen(s, citizen)
-        entries = s.scalars(select(LedgerEntry).where(LedgerEntry.citizen_id == who.id)
-                            .order_by(LedgerEntry.seq)).all()
+        entries = views.entries_of(s, who.id)
         points = accounts.balance(s, who.id)
-    rows = [["0x" + e.entry_id.hex(), "credit" if e.kind == 1 else "debit", e.behaviour,
+    rows = [["0x" + e.entry_id.hex(), "credit" if e.kind == KIND_CREDIT else "debit", e.behaviour,
              e.quantity, e.reduction_grams, e.points,
              time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.occurred_at))] for e in entries]
     out.print(table(f"{citizen}: {points} points", ["entry", "kind", "behaviour", "quantity",
@@ -372,7 +370,7 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
         raise InvalidInput("an in-process chain lives only as long as one command: there is "
                            "nothing to check", field="chain")
     with c.db.session() as s:
-        batches = s.scalars(select(Batch).order_by(Batch.id)).all()
+        batches = views.all_batches(s)
 
     def check(url: str) -> list[BatchProblem]:
         reader = open_reader(rpc_web3(url), c.db)
@@ -404,7 +402,8 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Migrate the database's schema to this version's head (after an update, before serve)."""
-    from ledger.db import make_engine, upgrade_schema
+    from ledger.store.database import make_engine
+    from ledger.store.schema import upgrade_schema
 
     engine = make_engine(container(data_dir).settings.db_url)
     try:
@@ -420,8 +419,9 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 @db_app.command("current")
 def db_current(data_dir: DataDir = None) -> None:
     """Print the database's schema revision and this version's head; exit 6 unless equal."""
-    from ledger.db import make_engine, schema_status
     from ledger.errors import SchemaOutOfDate
+    from ledger.store.database import make_engine
+    from ledger.store.schema import schema_status
 
     engine = make_engine(container(data_dir).settings.db_url)
     try:

@@ -1,0 +1,127 @@
+"""The one place that opens database engines and sessions: a :class:`Database` is an engine
+plus units of work that commit or roll back whole. SQLite gets WAL, foreign keys, a busy
+timeout and the writers' turn (:mod:`ledger.store.sqlite`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ledger.errors import InvalidInput
+from ledger.store.sqlite import WalCheckpointer, WriterLock
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
+    # Enough connections for a server's thread pool (FastAPI runs sync routes on 40).
+    kwargs.setdefault("pool_size", 20)
+    kwargs.setdefault("max_overflow", 40)
+    try:
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url, **kwargs)
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # ImportError: no driver
+        raise InvalidInput(f"not a usable SQLAlchemy URL: {exc}", field="database_url") from exc
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    if url in ("sqlite://", "sqlite:///:memory:"):
+        kwargs.pop("pool_size"), kwargs.pop("max_overflow")
+    engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    _create_private(engine.url.database, engine.url.query)
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's BEGIN reach SQLite so BEGIN IMMEDIATE works (see db docs).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _create_private(path: str | None, query: Any) -> None:
+    """Create a new SQLite file owner-only (0600) before SQLite does (0644 less the umask):
+    SQLite gives its -wal, -shm and journal files the database file's mode."""
+    if not path or path == ":memory:" or path.startswith("file:") or "uri" in query:
+        return
+    if os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+
+
+class Database:
+    """Engine plus session factory; ``session()`` is a unit of work that commits or rolls
+    back whole, so nothing is ever half-written."""
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **kwargs)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        path = self.engine.url.database if self.is_sqlite else None
+        #: The SQLite file, or None (PostgreSQL, or SQLite in memory).
+        self.sqlite_file = path if path and path != ":memory:" else None
+        self._writer_lock = WriterLock.beside(self.sqlite_file) if self.sqlite_file else None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
+        """A transaction. ``write_lock`` takes SQLite's write lock at BEGIN, so a
+        read-then-write unit of work never fails to upgrade its lock halfway. PostgreSQL
+        has no such lock to take: there the units of work lock the rows they decide on
+        (``SELECT … FOR UPDATE``) and take amounts with conditional UPDATEs."""
+        with ExitStack() as stack:
+            if write_lock and self._writer_lock is not None:
+                stack.enter_context(self._writer_lock)
+            s = stack.enter_context(self._sessions())
+            if write_lock and self.is_sqlite:
+                s.connection(execution_options={"sqlite_immediate": True})
+            try:
+                yield s
+                s.commit()
+            except DataError as exc:  # a value the column cannot hold (PostgreSQL checks)
+                s.rollback()
+                raise InvalidInput(f"a value does not fit the database: {exc.orig}",
+                                   field="database") from exc
+            except BaseException:
+                s.rollback()
+                raise
+
+    @contextmanager
+    def background_checkpoints(self, *, interval: float = 1.0) -> Iterator[WalCheckpointer | None]:
+        """For a serving process on a SQLite file: its connections leave the write-ahead
+        log to a :class:`WalCheckpointer` thread instead of checkpointing when they commit."""
+        path = self.sqlite_file
+        if path is None:
+            yield None
+            return
+
+        @event.listens_for(self.engine, "connect")
+        def _backstop(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute(f"PRAGMA wal_autocheckpoint={WalCheckpointer.BACKSTOP_PAGES}")
+
+        self.engine.dispose()  # pooled connections were opened with the default
+        checkpointer = WalCheckpointer(path, interval=interval)
+        checkpointer.start()
+        try:
+            yield checkpointer
+        finally:
+            checkpointer.stop()
+            event.remove(self.engine, "connect", _backstop)
+            self.engine.dispose()
