@@ -1,0 +1,111 @@
+"""Gas of the anchor contract on a real EVM: deploy, first anchor, later anchors, verify.
+
+Deploys the compiled contract (the committed artifact, and with ``--against REV`` also the
+artifact committed at git revision REV, side by side) on an in-process eth-tester chain
+and on the pinned anvil, anchors batches of several sizes, and asks the node for the gas
+of ``verify`` on a proof 20 deep (the root it checks is folded from that proof and
+anchored first, so the call returns true). Inputs are fixed hashes, so runs repeat. Every figure is read from a receipt or from
+the node's ``eth_estimateGas``; nothing is computed here.
+
+    .venv/bin/python scripts/gas_report.py                     # the current contract
+    .venv/bin/python scripts/gas_report.py --against HEAD~1    # before and after
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from web3 import Web3  # noqa: E402
+
+from chain.compiler import ARTIFACT_PATH, PROJECT_ROOT, load_artifact  # noqa: E402
+from chain.nodes import ManagedAnvil, anvil_binary, in_process_web3, rpc_web3  # noqa: E402
+from ledger import merkle  # noqa: E402
+from ledger.hashing import keccak  # noqa: E402
+
+PROOF_DEPTH = 20
+#: Leaf counts of the later anchors: the gas must not depend on a batch's size.
+LATER_SIZES = (1, 1_000, 10_000, 1_000_000, 2**40)
+
+
+def artifact_at(rev: str) -> dict[str, Any]:
+    """The artifact committed at git revision ``rev``."""
+    path = ARTIFACT_PATH.relative_to(PROJECT_ROOT).as_posix()
+    out = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=PROJECT_ROOT, check=True,
+                         capture_output=True, text=True)
+    return dict(json.loads(out.stdout))
+
+
+def measure(w3: Web3, artifact: dict[str, Any]) -> dict[str, int]:
+    """Gas used by each step on ``w3``, from receipts and ``eth_estimateGas``."""
+    sender = w3.eth.accounts[0]
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    deployed = w3.eth.wait_for_transaction_receipt(
+        factory.constructor(sender, sender).transact({"from": sender}))
+    assert deployed["status"] == 1, "deployment reverted"
+    contract = w3.eth.contract(address=deployed["contractAddress"], abi=artifact["abi"])
+    leaf = keccak(b"leaf")
+    proof = [keccak(b"sibling %d" % i) for i in range(PROOF_DEPTH)]
+    deep_root = merkle.root_from_proof(leaf, proof)
+
+    def anchor(batch_id: int, root: bytes, leaf_count: int) -> int:
+        tx = contract.functions.anchor(batch_id, root, leaf_count, keccak(b"content %d" % batch_id))
+        receipt = w3.eth.wait_for_transaction_receipt(tx.transact({"from": sender}))
+        assert receipt["status"] == 1, f"anchor of batch {batch_id} reverted"
+        return int(receipt["gasUsed"])
+
+    figures = {"deploy": int(deployed["gasUsed"]), "first anchor": anchor(1, deep_root, 2**PROOF_DEPTH)}
+    for batch_id, size in enumerate(LATER_SIZES, start=2):
+        figures[f"anchor #{batch_id}, {size:,} leaves"] = anchor(batch_id, keccak(b"root %d" % batch_id), size)
+    call = contract.functions.verify(1, leaf, proof)
+    assert call.call() is True, "verify refused a proof of the anchored root"
+    figures[f"verify, depth {PROOF_DEPTH} (estimateGas)"] = int(call.estimate_gas({"from": sender}))
+    return figures
+
+
+@contextmanager
+def chain(name: str) -> Iterator[Web3]:
+    if name == "eth-tester":
+        yield in_process_web3()
+        return
+    with tempfile.TemporaryDirectory() as tmp, ManagedAnvil(Path(tmp)) as node:
+        yield rpc_web3(node.url)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="REV", action="append", default=[],
+                        help="also measure the artifact committed at this git revision")
+    parser.add_argument("--chain", choices=("eth-tester", "anvil", "both"), default="both")
+    args = parser.parse_args(argv)
+    artifacts = {f"at {rev}": artifact_at(rev) for rev in args.against}
+    artifacts["working tree"] = load_artifact()
+    chains = ["eth-tester", "anvil"] if args.chain == "both" else [args.chain]
+    if "anvil" in chains:
+        print(f"anvil: {anvil_binary()}")
+    for name in chains:
+        columns = {}
+        for label, artifact in artifacts.items():
+            with chain(name) as w3:
+                columns[label] = measure(w3, artifact)
+        print(f"\n{name}")
+        labels = list(columns)
+        rows = list(next(iter(columns.values())))
+        width = max(len(r) for r in rows)
+        print(f"{'gas used':<{width}}  " + "  ".join(f"{label:>14}" for label in labels))
+        for row in rows:
+            print(f"{row:<{width}}  " + "  ".join(f"{columns[label][row]:>14,}" for label in labels))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
