@@ -4,8 +4,8 @@ Deploys the compiled contract (the committed artifact, and with ``--against REV`
 artifact committed at git revision REV, side by side) on an in-process eth-tester chain
 and on the pinned anvil, anchors batches of several sizes, and asks the node for the gas
 of ``verify`` on a proof 20 deep (the root it checks is folded from that proof and
-anchored first, so the call returns true). Inputs are fixed hashes, so runs repeat. Every figure is read from a receipt or from
-the node's ``eth_estimateGas``; nothing is computed here.
+anchored first, so the call returns true). Every figure is read from a receipt or from
+the node's ``eth_estimateGas``; inputs are fixed hashes, so runs repeat.
 
     .venv/bin/python scripts/gas_report.py                     # the current contract
     .venv/bin/python scripts/gas_report.py --against HEAD~1    # before and after
@@ -65,7 +65,8 @@ def measure(w3: Web3, artifact: dict[str, Any]) -> dict[str, int]:
 
     figures = {"deploy": int(deployed["gasUsed"]), "first anchor": anchor(1, deep_root, 2**PROOF_DEPTH)}
     for batch_id, size in enumerate(LATER_SIZES, start=2):
-        figures[f"anchor #{batch_id}, {size:,} leaves"] = anchor(batch_id, keccak(b"root %d" % batch_id), size)
+        root = keccak(b"root %d" % batch_id)
+        figures[f"anchor #{batch_id}, {size:,} leaves"] = anchor(batch_id, root, size)
     call = contract.functions.verify(1, leaf, proof)
     assert call.call() is True, "verify refused a proof of the anchored root"
     figures[f"verify, depth {PROOF_DEPTH} (estimateGas)"] = int(call.estimate_gas({"from": sender}))
