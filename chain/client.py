@@ -34,7 +34,7 @@ from web3.exceptions import (
 
 from chain.compiler import load_artifact
 from chain.fees import bump, price
-from ledger.anchoring import AccountNonces, AnchoredBatch, AnchorEvent, PreparedAnchor, TxReceipt
+from ledger.anchoring import AccountNonces, AnchorEvent, PreparedAnchor, TxReceipt
 from ledger.errors import AnchorMismatch, ChainError, ChainUnavailable, FeeTooLow
 
 ANCHOR_GAS = 200_000
@@ -72,10 +72,13 @@ class Deployment:
 class EvmAnchor:
     """Anchors batch roots to ``CarbonLedgerAnchor`` at ``address`` and reads them back."""
 
-    def __init__(self, w3: Web3, kind: ChainKind, address: str, signer: LocalAccount | None) -> None:
+    def __init__(self, w3: Web3, kind: ChainKind, address: str, signer: LocalAccount | None,
+                 *, from_block: int = 0) -> None:
+        """``from_block``: where to start looking for the contract's logs (its deployment)."""
         self.w3 = w3
         self.kind = kind
         self._signer = signer
+        self._from_block = from_block
         self._contract = w3.eth.contract(address=Web3.to_checksum_address(address),
                                          abi=load_artifact()["abi"])
         self._chain_id = int(call_chain(lambda: w3.eth.chain_id, "chain id"))
@@ -83,7 +86,8 @@ class EvmAnchor:
     def reader(self) -> EvmAnchor:
         """The same contract seen read-only, as an outside verifier sees it: no key, and no
         dev-chain favours (it never mines to reach confirmations)."""
-        return EvmAnchor(self.w3, ChainKind.RPC, self.contract_address, signer=None)
+        return EvmAnchor(self.w3, ChainKind.RPC, self.contract_address, signer=None,
+                         from_block=self._from_block)
 
     # -- ChainReader ---------------------------------------------------------------
 
@@ -109,12 +113,11 @@ class EvmAnchor:
         return int(self._view(lambda: self._contract.functions.latestBatchId().call(),
                               "latestBatchId"))
 
-    def anchored_batch(self, batch_id: int) -> AnchoredBatch | None:
+    def anchored_root(self, batch_id: int) -> bytes | None:
         if batch_id < 1 or batch_id > self.latest_batch_id():
             return None
-        root, content_hash, leaf_count, _at, block = self._view(
-            lambda: self._contract.functions.batch(batch_id).call(), f"batch {batch_id}")
-        return AnchoredBatch(batch_id, bytes(root), int(leaf_count), bytes(content_hash), int(block))
+        return bytes(self._view(lambda: self._contract.functions.batchRoot(batch_id).call(),
+                                f"batch {batch_id}"))
 
     def _raw_receipt(self, tx_hash: bytes, what: str) -> Any:
         """The node's receipt of ``tx_hash``, or None if it does not know the transaction."""
@@ -212,11 +215,9 @@ class EvmAnchor:
             raise
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
-        anchored = self.anchored_batch(batch_id)
-        if anchored is None:
-            return None
+        # The contract keeps no block per batch: the logs say where its anchor went.
         logs = call_chain(lambda: self._contract.events.BatchAnchored().get_logs(
-            from_block=anchored.block_number, to_block=anchored.block_number,
+            from_block=self._from_block, to_block="latest",
             argument_filters={"batchId": batch_id}), "BatchAnchored logs")
         for log in logs:
             receipt = self.receipt(bytes(log["transactionHash"]))

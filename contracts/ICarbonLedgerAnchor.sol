@@ -3,18 +3,15 @@ pragma solidity ^0.8.24;
 
 /// @title The carbon ledger's anchoring interface
 /// @notice Batch roots of citizens' ledger entries, anchored in strict id order so that
-///         anyone can check an entry's inclusion proof against the chain.
+///         anyone can check an entry's inclusion proof against the chain. State keeps only
+///         what a verifier must read from it, each batch's root; the rest of a batch (its
+///         leaf count, content hash, anchorer) is in the `BatchAnchored` event, read from
+///         the anchoring transaction's receipt, and its block and time are the receipt's.
 interface ICarbonLedgerAnchor {
-    /// @notice What the chain remembers of one anchored batch.
-    struct Batch {
-        bytes32 root;
-        bytes32 contentHash;
-        uint64 leafCount;
-        uint64 anchoredAt;
-        uint64 blockNumber;
-    }
-
-    /// @notice A batch root was anchored.
+    /// @notice Batch `batchId` was anchored with `root`.
+    /// @param leafCount How many entries the batch holds; never zero.
+    /// @param contentHash keccak256 of the batch's leaf hashes in entry order.
+    /// @param anchorer The account that anchored it.
     event BatchAnchored(
         uint256 indexed batchId, bytes32 indexed root, uint64 leafCount, bytes32 contentHash, address anchorer
     );
@@ -31,14 +28,15 @@ interface ICarbonLedgerAnchor {
     error UnknownBatch(uint256 batchId);
 
     /// @notice Anchor batch `batchId`, which must be exactly `latestBatchId() + 1`.
+    /// @dev Stores `root` only; `leafCount` and `contentHash` go to the event.
     /// @param batchId The batch's id: 1, 2, 3, ... with no gap and no replay.
     /// @param root The Merkle root (OpenZeppelin StandardMerkleTree, standard-v1).
     /// @param leafCount How many entries the batch holds; never zero.
     /// @param contentHash keccak256 of the batch's leaf hashes in entry order.
     function anchor(uint256 batchId, bytes32 root, uint64 leafCount, bytes32 contentHash) external;
 
-    /// @notice The anchored batch `batchId`; reverts with `UnknownBatch` if there is none.
-    function batch(uint256 batchId) external view returns (Batch memory);
+    /// @notice The root anchored for batch `batchId`; reverts with `UnknownBatch` if there is none.
+    function batchRoot(uint256 batchId) external view returns (bytes32);
 
     /// @notice The id of the last anchored batch, 0 before the first.
     function latestBatchId() external view returns (uint256);

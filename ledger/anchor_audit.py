@@ -1,5 +1,11 @@
 """What the chain holds for a batch, against what the ledger says it anchored.
 
+The contract stores only each batch's root; its leaf count and content hash are in the
+``BatchAnchored`` event of the transaction that anchored it. :func:`anchored_batch` reads
+both and holds them together (the event must come from a successful transaction sent to
+the contract and name the root the state holds), so no figure rests on the operator's
+word: a transaction hash from the ledger is only where to look first.
+
 :func:`anchoring_receipt` is the one answer to "what does the chain hold for batch N":
 the sealer asks it before sending, re-anchoring asks it for the anchored tail after a
 reorg, and ``carbon-ledger chain check`` (:func:`chain_problems`) asks it for every
@@ -23,7 +29,8 @@ class BatchProblem:
 
 
 def differs_from_chain(batch: Batch, on_chain: AnchoredBatch) -> str | None:
-    """How the contract's record of a batch differs from the ledger's, or None."""
+    """How the chain's record of a batch (the root in the contract's state, the leaf count
+    and content hash in its anchoring event) differs from the ledger's, or None."""
     if on_chain.root != batch.root:
         return f"root differs: chain 0x{on_chain.root.hex()}, ledger 0x{batch.root.hex()}"
     if on_chain.leaf_count != batch.leaf_count:
@@ -34,28 +41,60 @@ def differs_from_chain(batch: Batch, on_chain: AnchoredBatch) -> str | None:
     return None
 
 
+def anchor_in(reader: ChainReader, receipt: TxReceipt | None, batch_id: int,
+              root: bytes) -> AnchoredBatch | None:
+    """Batch ``batch_id`` as ``receipt`` shows it anchored with ``root`` (the root the
+    contract's state holds), or None if that transaction did not: it is missing, reverted,
+    was sent elsewhere, or carries no ``BatchAnchored`` of the contract for that batch."""
+    if (receipt is None or not receipt.succeeded
+            or (receipt.to or "").lower() != reader.contract_address.lower()):
+        return None
+    for event in reader.anchor_events(receipt.tx_hash):
+        if event.batch_id == batch_id and event.root == root:
+            return AnchoredBatch(batch_id, root, event.leaf_count, event.content_hash, receipt)
+    return None
+
+
+def anchored_batch(reader: ChainReader, batch_id: int, *,
+                   look_first: bytes | None = None) -> AnchoredBatch | None:
+    """Batch ``batch_id`` as the chain holds it: the root from the contract's state, the
+    rest from its anchoring transaction (``look_first`` if that one anchored it, else the
+    one the contract's logs name). None while the state holds no root for the id;
+    :class:`AnchorMismatch` if no transaction to show for the root is found."""
+    root = reader.anchored_root(batch_id)
+    return None if root is None else _anchored_with(reader, batch_id, root, look_first)
+
+
+def _anchored_with(reader: ChainReader, batch_id: int, root: bytes,
+                   look_first: bytes | None) -> AnchoredBatch:
+    if look_first is not None:
+        found = anchor_in(reader, reader.receipt(look_first), batch_id, root)
+        if found is not None:
+            return found
+    found = anchor_in(reader, reader.find_anchor_receipt(batch_id), batch_id, root)
+    if found is None:
+        raise AnchorMismatch(f"batch {batch_id} is on chain but its transaction was not found",
+                             field="txHash")
+    return found
+
+
 def anchoring_receipt(reader: ChainReader, batch: Batch) -> TxReceipt | None:
     """The receipt of the transaction that anchored ``batch`` as the chain holds it now
     (the one the ledger recorded, or any other: an earlier attempt, a replacement's
     predecessor, the same transaction mined again after a reorg); None while the chain
     does not hold the batch. :class:`AnchorMismatch` if the chain holds other contents
     under its id, or holds it with no transaction to show for it."""
-    on_chain = reader.anchored_batch(batch.id)
-    if on_chain is None:
+    root = reader.anchored_root(batch.id)
+    if root is None:
         return None
+    if root != batch.root:  # the state alone says so: no need to read a log
+        raise AnchorMismatch(f"batch {batch.id} on chain: root differs: chain 0x{root.hex()}, "
+                             f"ledger 0x{batch.root.hex()}", field="root")
+    on_chain = _anchored_with(reader, batch.id, root, batch.tx_hash)
     problem = differs_from_chain(batch, on_chain)
     if problem:
         raise AnchorMismatch(f"batch {batch.id} on chain: {problem}", field="root")
-    if batch.tx_hash is not None:
-        recorded = reader.receipt(batch.tx_hash)
-        if (recorded is not None and recorded.succeeded
-                and recorded.block_number == on_chain.block_number):
-            return recorded
-    found = reader.find_anchor_receipt(batch.id)
-    if found is None:
-        raise AnchorMismatch(f"batch {batch.id} is on chain but its transaction was not found",
-                             field="txHash")
-    return found
+    return on_chain.receipt
 
 
 def batch_problem(reader: ChainReader, batch: Batch) -> str | None:

@@ -14,17 +14,6 @@ from typing import Protocol
 
 
 @dataclass(frozen=True)
-class AnchoredBatch:
-    """A batch as the contract remembers it."""
-
-    batch_id: int
-    root: bytes
-    leaf_count: int
-    content_hash: bytes
-    block_number: int
-
-
-@dataclass(frozen=True)
 class PreparedAnchor:
     """A signed anchoring transaction not yet broadcast."""
 
@@ -56,6 +45,27 @@ class AnchorEvent:
 
 
 @dataclass(frozen=True)
+class AnchoredBatch:
+    """A batch as the chain holds it: the root from the contract's state, the leaf count
+    and content hash from the ``BatchAnchored`` event in ``receipt``, the anchoring
+    transaction's (which says the block, too). The contract stores only the root."""
+
+    batch_id: int
+    root: bytes
+    leaf_count: int
+    content_hash: bytes
+    receipt: TxReceipt
+
+    @property
+    def tx_hash(self) -> bytes:
+        return self.receipt.tx_hash
+
+    @property
+    def block_number(self) -> int:
+        return self.receipt.block_number
+
+
+@dataclass(frozen=True)
 class AccountNonces:
     """The anchoring key's transaction counts: mined (``latest``) and with the pool's."""
 
@@ -82,7 +92,9 @@ class ChainReader(Protocol):
         """The address a deployment transaction created and its block, if it did."""
         ...
 
-    def anchored_batch(self, batch_id: int) -> AnchoredBatch | None: ...
+    def anchored_root(self, batch_id: int) -> bytes | None:
+        """The root the contract holds for ``batch_id``; None if it holds none."""
+        ...
 
     def receipt(self, tx_hash: bytes) -> TxReceipt | None: ...
 
@@ -93,12 +105,18 @@ class ChainReader(Protocol):
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool: ...
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
-        """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``."""
+        """The receipt of the transaction whose ``BatchAnchored`` event names ``batch_id``,
+        found through the contract's logs (a claim: check its event against the state)."""
         ...
 
 
 class Anchor(ChainReader, Protocol):
     """Read and write access, what the sealer needs."""
+
+    def reader(self) -> ChainReader:
+        """The same contract seen read-only, as an outside verifier sees it (no key, and
+        no dev-chain favours such as mining to reach confirmations)."""
+        ...
 
     def check_contract(self) -> None:
         """Raise :class:`~ledger.errors.AnchorMismatch` if the contract has no code (a

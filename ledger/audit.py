@@ -7,7 +7,9 @@ at that time must be the one recorded; the reduction recomputed from the publish
 factors must equal the credited grams, or exceed them only where a daily or monthly
 cap shows it was reached; points must follow that version's rule; the locator must
 find the entry by its id. The batch's tree is rebuilt from the leaves and must give the
-stored root.
+stored root, and the leaf hashes in entry order the stored content hash. Given a chain
+reader, the recomputed root, leaf count and content hash must also be what the chain
+holds: the root in the contract's state, the rest in the anchoring transaction's event.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger.errors import InvalidInput, NotFound
+from ledger.anchor_audit import anchored_batch
+from ledger.anchoring import ChainReader
+from ledger.errors import AnchorMismatch, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import KIND_CREDIT, behaviour_code, decode_leaf
 from ledger.merkle import build_tree, hash_leaf, root
@@ -54,7 +58,9 @@ class AuditReport:
                 "problems": self.problems}
 
 
-def audit_batch(session: Session, batch_id: int) -> AuditReport:
+def audit_batch(session: Session, batch_id: int, *,
+                chain: ChainReader | None = None) -> AuditReport:
+    """Recompute batch ``batch_id``; with ``chain``, hold the result against the chain too."""
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
@@ -83,11 +89,46 @@ def audit_batch(session: Session, batch_id: int) -> AuditReport:
     if report.entries != batch.leaf_count:
         report.problems.append(f"the batch holds {report.entries} entries, sealed {batch.leaf_count}")
     elif entries:
-        rebuilt = root(build_tree(sorted(hash_leaf(e.leaf) for e in entries)))
-        if rebuilt != batch.root:
-            report.problems.append(f"the leaves give root 0x{rebuilt.hex()}, "
+        hashes = [hash_leaf(e.leaf) for e in entries]
+        rebuilt = Recomputed(root(build_tree(sorted(hashes))), len(hashes), keccak(b"".join(hashes)))
+        if rebuilt.root != batch.root:
+            report.problems.append(f"the leaves give root 0x{rebuilt.root.hex()}, "
                                    f"sealed 0x{batch.root.hex()}")
+        if rebuilt.content_hash != batch.content_hash:
+            report.problems.append(f"the leaves give content hash 0x{rebuilt.content_hash.hex()}, "
+                                   f"sealed 0x{batch.content_hash.hex()}")
+        if chain is not None:
+            report.problems += _against_chain(chain, batch, rebuilt)
     return report
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    root: bytes
+    leaf_count: int
+    content_hash: bytes
+
+
+def _against_chain(chain: ChainReader, batch: Batch, rebuilt: Recomputed) -> list[str]:
+    """How what the chain holds for ``batch`` differs from its recomputation."""
+    try:
+        on_chain = anchored_batch(chain, batch.id, look_first=batch.tx_hash)
+    except AnchorMismatch as exc:
+        return [exc.message]
+    if on_chain is None:
+        return [] if batch.status != "anchored" else [f"batch {batch.id} is not on chain"]
+    where = f"tx 0x{on_chain.tx_hash.hex()}"
+    return [f"the chain holds {name} {shown(chained)} ({source}), the leaves give {shown(ours)}"
+            for name, source, chained, ours in (
+                ("root", "the contract's state", on_chain.root, rebuilt.root),
+                ("leaf count", f"the event of {where}", on_chain.leaf_count, rebuilt.leaf_count),
+                ("content hash", f"the event of {where}", on_chain.content_hash,
+                 rebuilt.content_hash))
+            if chained != ours]
+
+
+def shown(value: bytes | int) -> str:
+    return f"0x{value.hex()}" if isinstance(value, bytes) else str(value)
 
 
 def _check_entry(entry: LedgerEntry, record: ActivityRecord | None, report: AuditReport) -> str | None:

@@ -88,11 +88,11 @@ def verify_bundle(bundle: ProofBundle, reader: ChainReader, *, trusted: TrustRoo
                     f"root 0x{bundle.root.hex()}", "values", "fold")
 
     batch_id = bundle.batch_id
-    anchored = reader.anchored_batch(batch_id)
+    anchored = reader.anchored_root(batch_id)
     if anchored is None:
         raise _fail(f"the pinned contract has no batch {batch_id}", "batchId", "batch")
-    if anchored.root != computed:
-        raise _fail(f"batch {batch_id} is anchored with root 0x{anchored.root.hex()}, not "
+    if anchored != computed:
+        raise _fail(f"batch {batch_id} is anchored with root 0x{anchored.hex()}, not "
                     f"0x{computed.hex()}", "root", "batch")
 
     tx = "0x" + bundle.tx_hash.hex()

@@ -8,8 +8,11 @@ that carries another event), and has an attacker deploy the same contract and an
 tree holding a forged entry. Then it writes:
 
 - ``chain-state.json``: the anvil state holding all of it (``anvil --load-state``);
-- ``manifest.json``: the trust root (the real ledger's descriptor) and every case with
-  its expected verdict, and for a refusal the check and member that must fail;
+- ``manifest.json``: the trust root (the real ledger's descriptor), every case with
+  its expected verdict (for a refusal, the check and member that must fail), and the
+  real ledger's batches as the chain holds them (root from the contract's state, leaf
+  count and content hash from each anchoring transaction's event), so that both
+  verifiers' readers of a batch are held to the same figures;
 - ``cases/NNN-kind.json``: each case's exact bytes (some are not JSON at all).
 
 Expectations are written here by hand, per mutation, from docs/proof-bundle.md; the
@@ -41,6 +44,7 @@ from api.settings import Settings  # noqa: E402
 from chain.compiler import load_artifact  # noqa: E402
 from chain.connect import open_reader  # noqa: E402
 from chain.nodes import ManagedAnvil, rpc_web3  # noqa: E402
+from ledger.anchor_audit import anchored_batch  # noqa: E402
 from ledger.bundle import ProofBundle  # noqa: E402
 from ledger.descriptor import LedgerDescriptor, descriptor_for  # noqa: E402
 from ledger.errors import VerificationError  # noqa: E402
@@ -329,6 +333,7 @@ def generate(out: Path) -> None:
                 "chainState": "chain-state.json",
                 "trust": descriptor.to_json(),
                 "forgedContract": forgery.contract,
+                "batches": [batch_on_chain(reader, b) for b in batches],
                 "cases": [],
             }
             corpus = Corpus()
@@ -353,6 +358,20 @@ def generate(out: Path) -> None:
     kinds = len(manifest["cases"])
     good = sum(1 for case in manifest["cases"] if case["expect"] == "valid")
     print(f"wrote {kinds} cases to {out}: {good} valid, {kinds - good} refused")
+
+
+def batch_on_chain(reader: Any, batch: Batch) -> dict[str, Any]:
+    """``batch`` as the chain holds it, found from its id alone; it must be what the
+    ledger recorded."""
+    on_chain = anchored_batch(reader, batch.id)
+    recorded = (batch.root, batch.leaf_count, batch.content_hash, batch.tx_hash,
+                batch.block_number)
+    if on_chain is None or (on_chain.root, on_chain.leaf_count, on_chain.content_hash,
+                            on_chain.tx_hash, on_chain.block_number) != recorded:
+        raise SystemExit(f"batch {batch.id}: the chain holds {on_chain}, the ledger {recorded}")
+    return {"batchId": batch.id, "root": "0x" + batch.root.hex(), "leafCount": batch.leaf_count,
+            "contentHash": "0x" + batch.content_hash.hex(),
+            "txHash": "0x" + on_chain.tx_hash.hex(), "blockNumber": on_chain.block_number}
 
 
 def decode_leaf_json(bundle: dict[str, Any]):  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor, open_reader
 from chain.nodes import rpc_web3
 from ledger import accounts
+from ledger.anchor_audit import anchored_batch
 from ledger.bundle import ProofBundle
 from ledger.intake.service import submit_records
 from ledger.proofs import TreeCache, proof_bundle
@@ -125,8 +126,11 @@ def assert_ledger_matches_chain(db: Database, url: str, *, other_txs: int | None
     assert reader.latest_batch_id() == len(batches)
     assert anchor_events(reader) == [b.id for b in batches], "a batch anchored twice or not at all"
     for b in batches:
-        on_chain = reader.anchored_batch(b.id)
-        assert on_chain is not None and on_chain.root == b.root
+        on_chain = anchored_batch(reader, b.id)
+        assert on_chain is not None
+        assert (on_chain.root, on_chain.leaf_count, on_chain.content_hash, on_chain.tx_hash,
+                on_chain.block_number) == (b.root, b.leaf_count, b.content_hash, b.tx_hash,
+                                           b.block_number)
     cache = TreeCache(size=len(batches) + 1)
     for entry_id in ids:
         with db.session() as s:

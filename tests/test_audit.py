@@ -7,8 +7,10 @@ from sqlalchemy import select, update
 from api.cli.main import main
 from ledger.audit import audit_batch
 from ledger.entries import entry_row
+from ledger.hashing import keccak
 from ledger.intake.service import submit_records
-from ledger.store.models import ActivityRecord, LedgerEntry
+from ledger.merkle import build_tree, hash_leaf, root
+from ledger.store.models import ActivityRecord, Batch, LedgerEntry
 from tests.conftest import a_record
 
 
@@ -63,3 +65,33 @@ def test_an_inflated_credit_is_named_and_breaks_the_root(db, make_partner, make_
     args = ["--data-dir", str(tmp_path)]
     assert main(["audit", str(batch.id), *args]) == 1
     assert main(["audit", "99", *args]) == 3
+
+
+def test_an_honest_batch_matches_what_the_chain_holds(db, make_partner, make_citizen,
+                                                      sealer, anchor) -> None:
+    batch = _sealed_batch(db, make_partner, make_citizen, sealer)
+    with db.session() as s:
+        report = audit_batch(s, batch.id, chain=anchor.reader())
+    assert report.ok, report.problems
+
+
+def test_a_rewritten_history_agrees_with_itself_but_not_with_the_chain(
+        db, make_partner, make_citizen, sealer, anchor) -> None:
+    """An entry moved to another citizen's account, its batch's root and content hash
+    rewritten to match: the database holds together, the chain's state and event do not."""
+    batch = _sealed_batch(db, make_partner, make_citizen, sealer)
+    with db.session(write_lock=True) as s:
+        e = s.scalar(select(LedgerEntry).order_by(LedgerEntry.seq))
+        e.leaf = e.leaf[:32] + b"\x01" * 32 + e.leaf[64:]
+        s.flush()
+        hashes = [hash_leaf(x.leaf) for x in s.scalars(select(LedgerEntry).where(
+            LedgerEntry.seq.between(batch.first_seq, batch.last_seq)).order_by(LedgerEntry.seq))]
+        s.execute(update(Batch).where(Batch.id == batch.id).values(
+            root=root(build_tree(sorted(hashes))), content_hash=keccak(b"".join(hashes))))
+    with db.session() as s:
+        assert audit_batch(s, batch.id).ok
+        problems = audit_batch(s, batch.id, chain=anchor.reader()).problems
+    assert [p.split(" 0x")[0] for p in problems] == ["the chain holds root",
+                                                     "the chain holds content hash"], problems
+    assert "(the contract's state)" in problems[0]
+    assert f"(the event of tx 0x{batch.tx_hash.hex()})" in problems[1]

@@ -18,6 +18,7 @@ import pytest
 from api.cli.main import main
 from chain.client import ChainKind, EvmAnchor
 from chain.nodes import ManagedAnvil, rpc_web3
+from ledger.anchor_audit import anchored_batch
 from ledger.bundle import ProofBundle
 from ledger.descriptor import LedgerDescriptor, check_on_chain
 from ledger.errors import VerificationError
@@ -74,6 +75,25 @@ def test_the_trust_root_holds_on_the_corpus_chain(node: ManagedAnvil) -> None:
     descriptor = LedgerDescriptor.from_json(MANIFEST["trust"])
     check_on_chain(descriptor, EvmAnchor(rpc_web3(node.url), ChainKind.RPC, descriptor.contract,
                                          signer=None))
+
+
+def test_each_batch_is_read_from_the_state_and_its_anchoring_event(node: ManagedAnvil) -> None:
+    """Found from its id alone, or past a claimed transaction that anchored another batch;
+    the browser verifier's reader is held to the same figures (web/test/corpus.test.mjs)."""
+    trusted = LedgerDescriptor.from_json(MANIFEST["trust"])
+    reader = EvmAnchor(rpc_web3(node.url), ChainKind.RPC, trusted.contract, signer=None,
+                       from_block=trusted.deployment_block)
+    batches = MANIFEST["batches"]
+    assert [b["batchId"] for b in batches] == list(range(1, len(batches) + 1))
+    for b, other in zip(batches, batches[1:] + batches[:1], strict=True):
+        for look_first in (None, b["txHash"], other["txHash"]):
+            on_chain = anchored_batch(reader, b["batchId"], look_first=look_first and bytes.fromhex(
+                look_first[2:]))
+            assert on_chain is not None
+            assert {"batchId": on_chain.batch_id, "root": "0x" + on_chain.root.hex(),
+                    "leafCount": on_chain.leaf_count, "contentHash": "0x" + on_chain.content_hash.hex(),
+                    "txHash": "0x" + on_chain.tx_hash.hex(), "blockNumber": on_chain.block_number} == b
+    assert anchored_batch(reader, len(batches) + 1) is None
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["kind"] for c in CASES])

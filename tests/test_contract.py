@@ -12,7 +12,10 @@ from chain.client import EvmAnchor, decode_custom_error, deploy_contract, revert
 from chain.compiler import ARTIFACT_PATH, collect_sources, compile_contract, source_hash
 from chain.nodes import in_process_web3 as new_tester_chain
 from ledger import merkle
+from ledger.anchor_audit import anchored_batch
+from ledger.anchoring import AnchoredBatch
 from ledger.errors import ChainError
+from ledger.hashing import keccak
 
 
 def anchor_call(anchor: EvmAnchor, batch_id: int, root: bytes = b"\x11" * 32, count: int = 3):
@@ -40,8 +43,8 @@ def test_batches_are_anchored_in_strict_id_order(anchor: EvmAnchor) -> None:
     send(anchor, 1)
     send(anchor, 2, root=b"\x33" * 32)
     assert anchor.latest_batch_id() == 2
-    assert anchor.anchored_batch(2).root == b"\x33" * 32
-    assert anchor.anchored_batch(3) is None
+    assert anchor.anchored_root(2) == b"\x33" * 32
+    assert anchor.anchored_root(3) is None
 
 
 def test_gap_replay_zero_root_and_empty_batch_are_rejected_with_custom_errors(
@@ -63,10 +66,15 @@ def test_only_the_anchorer_role_may_anchor(anchor: EvmAnchor) -> None:
     assert rejection(anchor, 1, sender=stranger).startswith("AccessControlUnauthorizedAccount")
 
 
-def test_reading_an_unknown_batch_reverts_with_unknown_batch(anchor: EvmAnchor) -> None:
-    with pytest.raises(Exception) as info:  # noqa: B017
-        anchor._contract.functions.batch(7).call()
-    assert decode_custom_error(anchor._contract.abi, revert_data(info.value)) == "UnknownBatch(7)"
+@pytest.mark.parametrize("view", ["batchRoot", "verify"])
+def test_reading_an_unknown_batch_reverts_with_unknown_batch(anchor: EvmAnchor, view: str) -> None:
+    send(anchor, 1)
+    args = {"batchRoot": (7,), "verify": (7, b"\x11" * 32, [])}[view]
+    for batch_id in (0, 7):
+        with pytest.raises(Exception) as info:  # noqa: B017
+            getattr(anchor._contract.functions, view)(batch_id, *args[1:]).call()
+        assert decode_custom_error(anchor._contract.abi,
+                                   revert_data(info.value)) == f"UnknownBatch({batch_id})"
 
 
 def test_on_chain_verify_accepts_our_proofs_and_rejects_others(anchor: EvmAnchor) -> None:
@@ -90,6 +98,31 @@ def test_every_anchor_emits_one_event_with_its_values(anchor: EvmAnchor) -> None
     assert (event.batch_id, event.root, event.leaf_count, event.content_hash) == (
         1, b"\x44" * 32, 5, b"\x55" * 32)
     assert anchor.find_anchor_receipt(1).tx_hash == prepared.tx_hash
+
+
+def test_the_batch_is_read_from_state_and_from_its_anchoring_event(anchor: EvmAnchor) -> None:
+    send(anchor, 1, root=b"\x44" * 32, count=5)
+    prepared = anchor.prepare_anchor(batch_id=2, root=b"\x66" * 32, leaf_count=2**40,
+                                     content_hash=b"\x77" * 32)
+    anchor.broadcast(prepared.raw)
+    receipt = anchor.wait_for_receipt(prepared.tx_hash, timeout=10)
+    anchor.mine(3)
+    for look_first in (None, prepared.tx_hash, b"\x99" * 32):  # a wrong claim is looked past
+        on_chain = anchored_batch(anchor.reader(), 2, look_first=look_first)
+        assert on_chain == AnchoredBatch(2, b"\x66" * 32, 2**40, b"\x77" * 32, receipt)
+    assert anchored_batch(anchor.reader(), 3) is None
+
+
+def test_anchor_gas_is_one_root_whatever_the_batch_size(anchor: EvmAnchor) -> None:
+    """The first anchor included, and whatever the leaf count (issue #19: at most 60,000)."""
+    used = []
+    for batch_id, count in enumerate((1, 10_000, 2**40), start=1):
+        prepared = anchor.prepare_anchor(batch_id=batch_id, root=keccak(b"%d" % batch_id),
+                                         leaf_count=count, content_hash=keccak(b"c"))
+        anchor.broadcast(prepared.raw)
+        used.append(anchor.wait_for_receipt(prepared.tx_hash, timeout=10).gas_used)
+    assert max(used) <= 60_000, used
+    assert max(used) - min(used) <= 100, used  # calldata bytes only: no storage by size
 
 
 def test_committed_artifact_is_built_from_the_current_sources() -> None:

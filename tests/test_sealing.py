@@ -10,6 +10,7 @@ from chain.client import ChainKind, EvmAnchor
 from chain.connect import connect_anchor
 from chain.nodes import in_process_web3
 from ledger import merkle
+from ledger.anchor_audit import anchored_batch
 from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
 from ledger.hashing import keccak
 from ledger.intake.service import submit_records
@@ -59,7 +60,9 @@ def assert_ledger_consistent(db: Database, anchor: EvmAnchor) -> None:
         assert a.last_seq < b.first_seq
     for b in batches:
         assert b.status == "anchored"
-        assert anchor.anchored_batch(b.id).root == b.root
+        on_chain = anchored_batch(anchor, b.id)
+        assert (on_chain.root, on_chain.leaf_count, on_chain.content_hash, on_chain.tx_hash) == (
+            b.root, b.leaf_count, b.content_hash, b.tx_hash)
     for entry_id in entry_ids(db):
         with db.session() as s:
             bundle = proof_bundle(s, entry_id)

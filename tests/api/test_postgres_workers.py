@@ -32,9 +32,11 @@ pytestmark = pytest.mark.anvil
 
 
 @contextmanager
-def serve_two_workers(data_dir: Path, db_url: str, rpc_url: str, log: Path) -> Iterator[str]:
+def serve_two_workers(data_dir: Path, db_url: str, rpc_url: str, log: Path, *,
+                      seal_interval: float = 1.0) -> Iterator[str]:
     port = free_port()
-    env = {**os.environ, "CARBON_LEDGER_DATABASE_URL": db_url, "CARBON_LEDGER_SEAL_INTERVAL": "1",
+    env = {**os.environ, "CARBON_LEDGER_DATABASE_URL": db_url,
+           "CARBON_LEDGER_SEAL_INTERVAL": str(seal_interval),
            "CARBON_LEDGER_RATE_LIMIT": "100000/minute"}
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -145,4 +147,4 @@ def test_two_workers_on_postgresql_never_overdraw_and_seal_with_one_sealer(tmp_p
             assert b.leaf_count == sum(b.first_seq <= q <= b.last_seq for q in seqs)
         with container.anchor() as anchor:
             assert anchor.latest_batch_id() == len(batches)
-            assert all(anchor.anchored_batch(b.id).root == b.root for b in batches)  # type: ignore[union-attr]
+            assert all(anchor.anchored_root(b.id) == b.root for b in batches)

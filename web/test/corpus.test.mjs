@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
-  chainReader, checkDescriptorOnChain, parseDescriptor, Refusal, verifyBundle,
+  anchoredBatch, chainReader, checkDescriptorOnChain, parseDescriptor, Refusal, verifyBundle,
 } from '../src/verifier/index.js';
 import { startAnvil } from './anvil.mjs';
 
@@ -57,6 +57,22 @@ test('every corpus case gets the verdict, check and member the manifest records'
   assert.equal(counts.valid + counts.refused, manifest.cases.length);
   if (process.env.CORPUS_COUNTS) writeFileSync(process.env.CORPUS_COUNTS, JSON.stringify(counts));
   console.log(`# corpus in node: ${manifest.cases.length} cases agree (${counts.valid} valid, ${counts.refused} refused)`);
+});
+
+test('each batch is read from the state and its anchoring event, as the Python reader reads it', async () => {
+  const reader = chainReader(rpc, manifest.trust.contract);
+  const fromBlock = manifest.trust.deployment.blockNumber;
+  const { batches } = manifest;
+  for (const [i, b] of batches.entries()) {
+    const other = batches[(i + 1) % batches.length];
+    for (const lookFirst of [null, b.txHash, other.txHash]) {
+      const got = await anchoredBatch(reader, b.batchId, { lookFirst, fromBlock });
+      assert.ok(got?.event, `batch ${b.batchId}`);
+      assert.deepEqual({ batchId: Number(got.batchId), root: got.root, leafCount: Number(got.event.leafCount),
+        contentHash: got.event.contentHash, txHash: got.event.txHash.toLowerCase(), blockNumber: got.event.blockNumber }, b);
+    }
+  }
+  assert.equal(await anchoredBatch(reader, batches.length + 1), null);
 });
 
 test('a descriptor the chain contradicts is refused before it is pinned', async () => {

@@ -11,7 +11,7 @@ import { currentPin, rpcUrl } from '../ui/pins.js';
 import { busy, mountPage, notice, section, table } from '../ui/shell.js';
 import { signedIn, signInForm, signOutButton } from '../ui/signin.js';
 import { trustPanel } from '../ui/trust.js';
-import { chainReader } from '../verifier/index.js';
+import { anchoredBatch, chainReader } from '../verifier/index.js';
 
 const ROLE = 'auditor';
 const as = (path, options) => api(path, { role: ROLE, ...options });
@@ -94,8 +94,9 @@ async function openBatch(b, box) {
   }
 }
 
-// Every batch the API lists, its root read back from the pinned contract over the chosen
-// endpoint: a mismatch or a batch missing on chain is named.
+// Every batch the API lists, read back from the pinned contract over the chosen endpoint:
+// the root from the contract's state, the leaf count and content hash from the event of the
+// transaction that anchored it. A batch missing on chain or differing in any is named.
 async function chainCheck(box) {
   const pin = currentPin();
   if (!pin) {
@@ -105,19 +106,18 @@ async function chainCheck(box) {
   clear(box, busy());
   try {
     const reader = chainReader(rpcUrl(), pin.contract);
-    const [batches, latest] = await Promise.all([allBatches(), reader.latestBatchId()]);
+    const fromBlock = pin.deployment?.blockNumber ?? 0;
     const rows = [];
     let good = 0;
-    for (const b of batches.filter((x) => x.status === 'anchored')) {
-      const onChain = BigInt(b.batchId) <= latest ? (await reader.batch(b.batchId)).root : null;
-      const ok = onChain !== null && onChain.toLowerCase() === b.root.toLowerCase()
-        && b.contract.toLowerCase() === pin.contract.toLowerCase();
-      good += ok;
-      rows.push(h('tr', { dataset: { batch: b.batchId, ok: String(ok) } },
+    for (const b of (await allBatches()).filter((x) => x.status === 'anchored')) {
+      const onChain = await anchoredBatch(reader, b.batchId, { lookFirst: b.txHash, fromBlock });
+      const problem = chainProblem(b, onChain, pin);
+      good += problem === null;
+      rows.push(h('tr', { dataset: { batch: b.batchId, ok: String(problem === null) } },
         h('td', { 'data-label': t('col.batch') }, `#${b.batchId}`),
         h('td', { 'data-label': t('col.root') }, hexCell(b.root)),
-        h('td', { 'data-label': t('auditor.onChain') }, onChain ? hexCell(onChain) : t('auditor.missing')),
-        h('td', { 'data-label': t('col.status') }, ok ? '✓' : '✗')));
+        h('td', { 'data-label': t('auditor.onChain') }, onChain ? hexCell(onChain.root) : t('auditor.missing')),
+        h('td', { 'data-label': t('col.status') }, problem === null ? '✓' : `✗ ${t(problem)}`)));
     }
     clear(box, h('p', { id: 'chain-check-summary', class: `notice ${good === rows.length ? 'notice-ok' : 'notice-error'}`,
       dataset: { good, total: rows.length } }, t('auditor.checkSummary', { good: num(good), total: num(rows.length), contract: pin.contract })),
@@ -125,6 +125,17 @@ async function chainCheck(box) {
   } catch (e) {
     clear(box, notice('error', `${t('chain.unreadable')} ${e.message}`));
   }
+}
+
+/** The message key of what differs between the API's batch `b` and the chain, or null. */
+function chainProblem(b, onChain, pin) {
+  if (onChain === null || b.contract.toLowerCase() !== pin.contract.toLowerCase()) return 'auditor.missing';
+  if (onChain.root !== b.root.toLowerCase()) return 'auditor.rootDiffers';
+  const e = onChain.event;
+  if (e === null) return 'auditor.noAnchorTx';
+  if (e.leafCount !== BigInt(b.leafCount) || e.contentHash !== b.contentHash.toLowerCase()) return 'auditor.eventDiffers';
+  if (e.txHash.toLowerCase() !== b.txHash.toLowerCase() || e.blockNumber !== b.blockNumber) return 'auditor.anchorMoved';
+  return null;
 }
 
 mountPage('auditor', render);

@@ -10,39 +10,12 @@ export const ANCHOR_ABI = [
         "type": "uint256"
       }
     ],
-    "name": "batch",
+    "name": "batchRoot",
     "outputs": [
       {
-        "components": [
-          {
-            "internalType": "bytes32",
-            "name": "root",
-            "type": "bytes32"
-          },
-          {
-            "internalType": "bytes32",
-            "name": "contentHash",
-            "type": "bytes32"
-          },
-          {
-            "internalType": "uint64",
-            "name": "leafCount",
-            "type": "uint64"
-          },
-          {
-            "internalType": "uint64",
-            "name": "anchoredAt",
-            "type": "uint64"
-          },
-          {
-            "internalType": "uint64",
-            "name": "blockNumber",
-            "type": "uint64"
-          }
-        ],
-        "internalType": "struct ICarbonLedgerAnchor.Batch",
+        "internalType": "bytes32",
         "name": "",
-        "type": "tuple"
+        "type": "bytes32"
       }
     ],
     "stateMutability": "view",

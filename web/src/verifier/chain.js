@@ -1,8 +1,10 @@
 // The chain as a verifier reads it, over JSON-RPC with viem: only the pinned contract's
-// views, receipts and code. Every read is timed, so a verdict can say how much of its time
-// was the network's. A failure to read is ChainUnreadable, never a verdict.
+// views, receipts, logs and code. Every read is timed, so a verdict can say how much of its
+// time was the network's. A failure to read is ChainUnreadable, never a verdict. The
+// contract stores only each batch's root; its leaf count and content hash are in the
+// BatchAnchored event of the anchoring transaction, read from that receipt.
 
-import { createPublicClient, decodeEventLog, http, toEventSelector } from 'viem';
+import { createPublicClient, decodeEventLog, http, numberToHex, toEventSelector } from 'viem';
 import { ANCHOR_ABI, BATCH_ANCHORED } from './abi.js';
 
 const ANCHORED_TOPIC = toEventSelector(BATCH_ANCHORED);
@@ -45,7 +47,7 @@ export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
       return typeof code === 'string' && code.length > 2;
     }),
     latestBatchId: () => view('latestBatchId'),
-    batch: (batchId) => view('batch', [BigInt(batchId)]),
+    batchRoot: (batchId) => view('batchRoot', [BigInt(batchId)]),
     verifyOnChain: (batchId, leaf, proof) => view('verify', [BigInt(batchId), leaf, proof]),
     /** The receipt (status, to, block, logs) or null when the chain has no such transaction. */
     receipt: async (tx) => {
@@ -54,10 +56,13 @@ export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
       return { succeeded: r.status === '0x1', to: r.to ?? null, blockNumber: Number(r.blockNumber),
         contractAddress: r.contractAddress ?? null, logs: r.logs ?? [] };
     },
-    /** Every BatchAnchored log of the contract from `fromBlock` on, oldest first. */
-    anchorLogs: (fromBlock = 0) => read('the anchor logs', async () => {
+    /** Every BatchAnchored log of the contract from `fromBlock` on (of batch `batchId`
+     *  only, if given), oldest first. */
+    anchorLogs: (fromBlock = 0, batchId = null) => read('the anchor logs', async () => {
+      const topics = batchId === null ? [ANCHORED_TOPIC]
+        : [ANCHORED_TOPIC, numberToHex(BigInt(batchId), { size: 32 })];
       const logs = await client.request({ method: 'eth_getLogs', params: [{ address: contract,
-        topics: [ANCHORED_TOPIC], fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest' }] });
+        topics, fromBlock: `0x${fromBlock.toString(16)}`, toBlock: 'latest' }] });
       return logs.flatMap((log) => anchorEvents({ logs: [log] }, contract).map((e) => ({
         ...e, txHash: log.transactionHash, blockNumber: Number(log.blockNumber) })));
     }),
@@ -78,10 +83,36 @@ export function anchorEvents(receipt, contract) {
     if (!log.topics?.length || String(log.topics[0]).toLowerCase() !== ANCHORED_TOPIC) continue;
     try {
       const { args } = decodeEventLog({ abi: [BATCH_ANCHORED], data: log.data, topics: log.topics });
-      events.push({ batchId: args.batchId, root: args.root.toLowerCase(), leafCount: args.leafCount });
+      events.push({ batchId: args.batchId, root: args.root.toLowerCase(), leafCount: args.leafCount,
+        contentHash: args.contentHash.toLowerCase() });
     } catch {
       // a log with the topic but not the event's shape anchors nothing
     }
   }
   return events;
+}
+
+/**
+ * Batch `batchId` as the chain holds it, or null when the contract holds no root for it:
+ * `root` from the contract's state; `event` (leafCount, contentHash, txHash, blockNumber)
+ * from the BatchAnchored event that names that root in a successful transaction sent to
+ * the contract: `lookFirst` (a claimed transaction) if it shows one, else the one the
+ * contract's logs name; `event` is null when no transaction shows it.
+ */
+export async function anchoredBatch(reader, batchId, { lookFirst = null, fromBlock = 0 } = {}) {
+  const id = BigInt(batchId);
+  if (id < 1n || id > (await reader.latestBatchId())) return null;
+  const root = (await reader.batchRoot(id)).toLowerCase();
+  const shown = async (tx) => {
+    const r = await reader.receipt(tx);
+    if (!r || !r.succeeded || (r.to ?? '').toLowerCase() !== reader.contract.toLowerCase()) return null;
+    const e = anchorEvents(r, reader.contract).find((x) => x.batchId === id && x.root === root);
+    return e ? { leafCount: e.leafCount, contentHash: e.contentHash, txHash: tx, blockNumber: r.blockNumber } : null;
+  };
+  let event = lookFirst ? await shown(lookFirst) : null;
+  for (const log of event ? [] : await reader.anchorLogs(fromBlock, id)) {
+    event = await shown(log.txHash);
+    if (event) break;
+  }
+  return { batchId: id, root, event };
 }

@@ -12,7 +12,7 @@ import { JsonRefused, parseStrictJson } from './strict-json.js';
 
 export { Refusal, parseBundle, bundleFromJson, BUNDLE_FORMAT } from './bundle.js';
 export { parseDescriptor, checkDescriptorOnChain, DESCRIPTOR_FORMAT } from './descriptor.js';
-export { chainReader, ChainUnreadable, anchorEvents } from './chain.js';
+export { chainReader, ChainUnreadable, anchorEvents, anchoredBatch } from './chain.js';
 export { leafHash, rootFromProof } from './merkle.js';
 
 export const CHECKS = ['parse', 'shape', 'trust', 'node', 'fold', 'batch', 'transaction', 'contract-verify'];
@@ -77,9 +77,9 @@ export async function verifyBundle(input, { trust, rpcUrl, reader, onStep = () =
     if (BigInt(bundle.batchId) > (await chain.latestBatchId())) {
       throw fail('batch', 'batchId', `the pinned contract has no batch ${bundle.batchId}`);
     }
-    const anchored = await chain.batch(bundle.batchId);
-    if (anchored.root.toLowerCase() !== computed) {
-      throw fail('batch', 'root', `batch ${bundle.batchId} is anchored with root ${anchored.root}, not ${computed}`);
+    const anchored = (await chain.batchRoot(bundle.batchId)).toLowerCase();
+    if (anchored !== computed) {
+      throw fail('batch', 'root', `batch ${bundle.batchId} is anchored with root ${anchored}, not ${computed}`);
     }
   });
   await step('transaction', () => checkTransaction(bundle, computed, chain, trust));
