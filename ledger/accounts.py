@@ -10,9 +10,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
-from ledger.leaf import account_commitment
+from ledger.leaf import KIND_DEBIT, account_commitment
 from ledger.methodology import partner_kinds
-from ledger.store.models import Balance, Citizen, Partner, Reward
+from ledger.store.models import Balance, Citizen, CitizenTotal, Partner, Reward
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{4,64}$")
@@ -110,6 +110,18 @@ def balance(session: Session, citizen_id: int) -> int:
 def credit_points(session: Session, citizen_id: int, points: int) -> None:
     session.execute(update(Balance).where(Balance.citizen_id == citizen_id)
                     .values(points=Balance.points + points))
+
+
+def count_debit(session: Session, citizen_id: int, behaviour: str, points: int) -> None:
+    """Add a debit entry of ``points`` to the citizen's totals (what their page reads).
+    Call it in the citizen's turn (the balance row locked), as a redemption does."""
+    key = (CitizenTotal.citizen_id == citizen_id, CitizenTotal.kind == KIND_DEBIT,
+           CitizenTotal.behaviour == behaviour)
+    added = session.execute(update(CitizenTotal).where(*key).values(
+        entries=CitizenTotal.entries + 1, points=CitizenTotal.points + points))
+    if added.rowcount == 0:  # type: ignore[attr-defined]
+        session.add(CitizenTotal(citizen_id=citizen_id, kind=KIND_DEBIT, behaviour=behaviour,
+                                 entries=1, grams=0, points=points, longest=0))
 
 
 def debit_points(session: Session, citizen_id: int, points: int) -> None:

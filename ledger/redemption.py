@@ -18,7 +18,7 @@ import rfc8785
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from ledger.accounts import debit_points
+from ledger.accounts import count_debit, debit_points
 from ledger.entries import make_entry
 from ledger.errors import IdempotencyKeyReused, InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
@@ -54,6 +54,7 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise OutOfStock(f"reward {reward_code!r} is out of stock", field="reward")
     debit_points(session, citizen.id, reward.points_cost)
+    count_debit(session, citizen.id, REDEMPTION_BEHAVIOUR, reward.points_cost)
 
     key_hash = keccak(idempotency_key.encode())
     entry_id = debit_entry_id(citizen.account + key_hash)

@@ -1,15 +1,20 @@
 """Benchmark the HTTP API on loopback: ingest and proof GETs against a running server.
 
     python scripts/bench_api.py [--requests 20] [--ingest-clients 1] [--citizens 5000]
+                                [--order time-ordered|newest-first] [--ingest-only]
                                 [--proofs 20000] [--clients 64] [--workers 1]
 
 Starts `carbon-ledger node` and `carbon-ledger serve` (`--workers` uvicorn workers,
 background sealer off, no access log) as separate processes on a fresh data dir, then:
 1. ingest: `--requests` signed submissions of 1,000 records each (rides with a plausible
-   end time), sent by `--ingest-clients` clients, each one request after another over a
-   keep-alive connection (payloads and signatures prepared before the clock starts),
-   with the medians of the server's own timings of each (its `Server-Timing` header:
-   check, wait for the write lock, locked, commit, answer);
+   end time), time-ordered by default as live traffic is (each submission newer than the
+   last, every citizen riding five times a day; `--order newest-first` sends the same
+   rides the other way round, a partner back-filling), sent by `--ingest-clients`
+   clients, each one request after another over a keep-alive connection (payloads and
+   signatures prepared before the clock starts), with the medians of the server's own
+   timings of each (its `Server-Timing` header: check, wait for the write lock, locked,
+   commit, answer), and the rate over the first and the last tenth of the requests (so a
+   cost that grows with the ledger shows); `--ingest-only` stops there;
 2. seals them (`carbon-ledger seal`), so every entry has an anchored proof;
 3. proof GETs: `--proofs` GET /v1/entries/{id}/proof as an auditor from `--clients`
    concurrent connections (asyncio + httpx), random entries; requests/s, p50 and p99;
@@ -44,7 +49,8 @@ import httpx
 from eth_account import Account
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if str(ROOT) not in sys.path:  # bench_ingest.py --code may have put another checkout first
+    sys.path.insert(0, str(ROOT))
 
 from api.composition import Container  # noqa: E402
 from api.settings import Settings  # noqa: E402
@@ -80,9 +86,10 @@ def wait_http(url: str) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
-def prepare(data_dir: Path, citizens: int) -> tuple[Account, str, str, list[str]]:
+def prepare(data_dir: Path, citizens: int, database_url: str | None = None
+            ) -> tuple[Account, str, str, list[str]]:
     key = Account.create()
-    c = Container(Settings(data_dir=data_dir))
+    c = Container(Settings(data_dir=data_dir, database_url=database_url))
     with c.db.session(write_lock=True) as s:
         partner = accounts.create_partner(s, code="greenbike", name="Green Bike", kind="bike_share",
                                           signing_address=bytes.fromhex(key.address[2:]))
@@ -99,18 +106,50 @@ def ride(record_id: str, citizen: str, metres: int, start: int) -> dict[str, obj
             "occurred_at": start, "ended_at": start + metres // 4}
 
 
-def payloads(key: Account, chain_id: int, contract: str, pseudonyms: list[str], requests: int
+#: The orders ``payloads`` sends the records in. Live traffic is time-ordered: each
+#: submission newer than the last. ``newest-first`` is the same records sent the other way
+#: round (a partner back-filling its history), the order these benchmarks used before.
+ORDERS = ("time-ordered", "newest-first")
+#: Rides per citizen per day: every citizen comes back every day.
+RIDES_PER_DAY = 5
+#: The traffic must fit the submission window (45 days by default) when it is sent.
+MAX_SPAN_DAYS = 44
+
+
+def traffic_span_days(records: int, citizens: int, rides_per_day: int = RIDES_PER_DAY) -> float:
+    return records / (citizens * rides_per_day)
+
+
+def payloads(key: Account, chain_id: int, contract: str, pseudonyms: list[str], requests: int,
+             *, order: str = "time-ordered", rides_per_day: int = RIDES_PER_DAY,
              ) -> list[tuple[bytes, dict[str, str]]]:
-    """Record k is ride k // len(pseudonyms) of citizen k % len(pseudonyms), each of a
-    citizen's rides six hours before the last: no per-hour bound or daily cap is reached,
-    so every record is decided all the way to a credit, as most real ones are. Each body
-    comes with its signed headers (signature, nonce, a deadline an hour ahead)."""
-    now = int(time.time())
+    """``requests`` bodies of 1,000 rides, with their signed headers (signature, nonce, a
+    deadline an hour ahead).
+
+    Live traffic by default (``time-ordered``): ride k is citizen k % len(pseudonyms)'s,
+    and rides follow each other evenly in time, every citizen riding ``rides_per_day``
+    times a day (about every 4.8 hours), so each submission holds the next 1,000 rides and
+    the last one ends an hour before the benchmark starts. No per-hour bound, daily or
+    monthly cap is reached (rides of 0.5-2.5 km, about 365 g a day), so every record is
+    decided all the way to a credit, as most real ones are. ``newest-first`` sends the same
+    rides in the reverse order (each submission older than the last). The span is
+    ``requests * 1000 / (citizens * rides_per_day)`` days and must fit the submission window:
+    more citizens for more records."""
+    if order not in ORDERS:
+        raise SystemExit(f"--order: one of {', '.join(ORDERS)}")
+    total = requests * 1000
+    span_days = traffic_span_days(total, len(pseudonyms), rides_per_day)
+    if span_days > MAX_SPAN_DAYS:
+        raise SystemExit(f"{total:,} rides of {len(pseudonyms):,} citizens riding {rides_per_day} "
+                         f"times a day span {span_days:.0f} days, more than the submission "
+                         f"window allows ({MAX_SPAN_DAYS}): give more --citizens")
+    gap = 86400 / (len(pseudonyms) * rides_per_day)  # seconds between two rides of the city
+    first = int(time.time()) - 3600 - int(total * gap)
     out = []
-    for r in range(requests):
+    for r in range(requests) if order == "time-ordered" else reversed(range(requests)):
         ks = range(r * 1000, (r + 1) * 1000)
-        records = [ride(f"bench-{k}", pseudonyms[k % len(pseudonyms)], 800 + (k * 37) % 4000,
-                        now - 3600 - (k // len(pseudonyms)) * 6 * 3600 - k % 600) for k in ks]
+        records = [ride(f"bench-{k}", pseudonyms[k % len(pseudonyms)], 500 + (k * 37) % 2000,
+                        first + int(k * gap)) for k in ks]
         signed = submission_headers(key.key, chain_id=chain_id, contract=contract,
                                     partner="greenbike", count=1000, valid_for=3600,
                                     digest=records_hash(record_hashes(records)))
@@ -263,11 +302,33 @@ def host_reference(directory: Path, batches: int = 40) -> float:
             path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
+def report_ingest(args: argparse.Namespace, reference_ms: float, seconds: float, accepted: int,
+                  per_request: list[float], phases: dict[str, list[float]]) -> None:
+    median_ms = statistics.median(per_request) * 1000
+    print(f"host reference: {reference_ms:.1f} ms per 1,000 rows (a fixed SQLite workload, "
+          "none of our code; higher is a slower or busier host)")
+    print(f"ingest ({args.order}, {args.citizens:,} citizens): {accepted:,} records accepted in "
+          f"{args.requests} requests of 1,000 from {args.ingest_clients} client(s) in "
+          f"{seconds:.2f} s = {accepted / seconds:,.0f} records/s (median request "
+          f"{median_ms:.0f} ms)")
+    tenth = max(1, len(per_request) // 10)
+    if args.ingest_clients == 1 and len(per_request) >= 10:  # one client: in sending order
+        first, last = per_request[:tenth], per_request[-tenth:]
+        print(f"  first tenth of the requests {tenth * 1000 / sum(first):,.0f} records/s, "
+              f"last tenth {tenth * 1000 / sum(last):,.0f} records/s")
+    print("  server side per request (Server-Timing, medians, ms): " + ", ".join(
+        f"{name} {statistics.median(ms):.1f}" for name, ms in phases.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--ingest-clients", type=int, default=1)
     parser.add_argument("--citizens", type=int, default=5000)
+    parser.add_argument("--order", choices=ORDERS, default="time-ordered",
+                        help="time-ordered (live traffic, the default) or newest-first")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stop after ingest: no seal, no proof GETs")
     parser.add_argument("--proofs", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
@@ -290,10 +351,14 @@ def main() -> None:
         try:
             wait_http(f"{base}/v1/info")
             info = httpx.get(f"{base}/v1/info").json()
-            bodies = payloads(key, info["chainId"], info["contract"], pseudonyms, args.requests)
+            bodies = payloads(key, info["chainId"], info["contract"], pseudonyms, args.requests,
+                              order=args.order)
             phases: dict[str, list[float]] = {}
             seconds, accepted, per_request = ingest(base, partner_key, bodies, args.ingest_clients,
                                                     phases)
+            if args.ingest_only:
+                report_ingest(args, reference_ms, seconds, accepted, per_request, phases)
+                return
             subprocess.run(CLI + ["seal", "--rpc", rpc], env=env, check=True,
                            stdout=subprocess.DEVNULL)
             entry_ids = []
@@ -311,14 +376,7 @@ def main() -> None:
             stop(node)
     latencies.sort()
     p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    median_ms = statistics.median(per_request) * 1000
-    print(f"host reference: {reference_ms:.1f} ms per 1,000 rows (a fixed SQLite workload, "
-          "none of our code; higher is a slower or busier host)")
-    print(f"ingest: {accepted:,} records accepted in {args.requests} requests of 1,000 from "
-          f"{args.ingest_clients} client(s) in {seconds:.2f} s = {accepted / seconds:,.0f} records/s "
-          f"(median request {median_ms:.0f} ms)")
-    print("  server side per request (Server-Timing, medians, ms): " + ", ".join(
-        f"{name} {statistics.median(ms):.1f}" for name, ms in phases.items()))
+    report_ingest(args, reference_ms, seconds, accepted, per_request, phases)
     print(f"server: {args.workers} uvicorn worker(s); {checked} sampled bundles verified "
           "against the chain by /v1/verify")
     print(with_wrk)

@@ -1,10 +1,15 @@
 """Benchmark ingest in process: where a 1,000-record submission's time goes, no HTTP.
 
     python scripts/bench_ingest.py [--requests 150] [--citizens 5000] [--block 50]
-                                   [--data-dir DIR]
+                                   [--order time-ordered|newest-first] [--data-dir DIR]
+                                   [--code DIR] [--postgres]
 
-The same submissions as `bench_api.py` (signed rides, all credited), decided one after
-another by this process on a fresh SQLite ledger, with the serving process's WAL
+The same submissions as `bench_api.py` (signed rides, all credited), time-ordered by
+default as live traffic is (each submission newer than the last, every citizen riding
+five times a day; ``--order newest-first`` sends the same rides the other way round, a
+partner back-filling), decided one after another by this process on a fresh SQLite
+ledger (``--postgres``: a database on a throwaway local PostgreSQL cluster, the tests'
+one with commits durable: ``tests/pg_cluster.py``), with the serving process's WAL
 checkpointer running and its heap settled. Per block of ``--block`` submissions it
 prints medians of ``check`` (parse, canonicalise, quantify, recover the signer: outside
 the write lock), ``locked`` (deciding and writing, in the lock) and ``commit``, and the
@@ -13,11 +18,16 @@ collection). For the last block it also prints each bulk statement's median
 (SQLAlchemy's cursor events; the plain reads go to the driver directly and are not
 among them). ``1000 / (locked + commit)`` bounds what the HTTP API can ingest on
 SQLite, however many workers serve. Prints figures; asserts nothing.
+
+``--code DIR`` runs another checkout's ledger (``git worktree add /tmp/before HEAD~1``)
+under this script and its traffic: before and after a change, the same benchmark.
+``--requests 1000 --block 100`` is the 1 M-entry run of the README's benchmark page.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import statistics
@@ -32,9 +42,11 @@ from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
+if "--code" in sys.argv:  # another checkout's ledger, before anything imports this one's
+    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--code") + 1]).resolve()))
+sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import payloads, prepare  # noqa: E402
+from bench_api import ORDERS, payloads, prepare  # noqa: E402
 
 from api.composition import Container  # noqa: E402
 from api.http.app import settle_heap  # noqa: E402
@@ -91,18 +103,38 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=150)
     parser.add_argument("--citizens", type=int, default=5000)
     parser.add_argument("--block", type=int, default=50)
+    parser.add_argument("--order", choices=ORDERS, default="time-ordered",
+                        help="time-ordered (live traffic, the default) or newest-first")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on a throwaway PostgreSQL cluster instead of SQLite")
+    parser.add_argument("--code", type=Path, default=None,
+                        help="the checkout whose ledger is measured (default: this one)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the scratch ledger goes (default: a temporary directory)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.data_dir) as tmp:
         data_dir = Path(tmp)
-        key, _partner_key, _auditor_key, pseudonyms = prepare(data_dir, args.citizens)
-        bodies = payloads(key, CHAIN_ID, CONTRACT, pseudonyms, args.requests)
-        container = Container(Settings(data_dir=data_dir))
+        url = None
+        if args.postgres:
+            from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
+
+            bin_dir = find_bin_dir()
+            if bin_dir is None:
+                raise SystemExit("--postgres: no PostgreSQL server binaries (apt-get install "
+                                 "postgresql)")
+            cluster = PgCluster(bin_dir, durable=True)
+            atexit.register(cluster.stop)  # however the run ends
+            cluster.start()
+            databases = PgDatabases(f"{cluster.base_url}/postgres")
+            url = databases.url(databases.create(prefix="bench"))
+        key, _partner_key, _auditor_key, pseudonyms = prepare(data_dir, args.citizens, url)
+        bodies = payloads(key, CHAIN_ID, CONTRACT, pseudonyms, args.requests, order=args.order)
+        container = Container(Settings(data_dir=data_dir, database_url=url))
         db, operator_key = container.db, bytes(container.signer.key)
         with db.background_checkpoints():
             clock = Clock(db.engine)
             settle_heap()
+            fill_started = time.perf_counter()
             for n, (body, signed) in enumerate(bodies):
                 if n == args.requests - args.block:
                     clock.statements.clear()  # the statements of the last block only
@@ -127,10 +159,13 @@ def main() -> None:
                 for name, seconds in (("check", t1 - t0), ("locked", t2 - t1),
                                       ("commit", t3 - t2), ("gc", clock.gc_seconds())):
                     clock.phases[name].append(seconds)
+            fill_seconds = time.perf_counter() - fill_started
         db.engine.dispose()
 
+    import ledger
     print(f"in process, per submission of 1,000 records (ms; medians, gc a mean), "
-          f"{args.citizens:,} citizens:")
+          f"{args.citizens:,} citizens, {args.order}, "
+          f"{'PostgreSQL' if args.postgres else 'SQLite'}, code {Path(ledger.__file__).parents[1]}:")
     print(f"{'records before':>16} {'check':>7} {'locked':>7} {'commit':>7} {'gc':>5}  lock-bound")
     for start in range(0, args.requests, args.block):
         block = {k: v[start:start + args.block] for k, v in clock.phases.items()}
@@ -139,6 +174,9 @@ def main() -> None:
               f"{_median_ms(block['check']):>6} {_median_ms(block['locked']):>7} "
               f"{_median_ms(block['commit']):>7} {statistics.mean(block['gc']) * 1000:>5.1f}  "
               f"{bound:,.0f} records/s")
+    print(f"whole fill: {args.requests * 1000:,} records in {fill_seconds:.1f} s = "
+          f"{args.requests * 1000 / fill_seconds:,.0f} records/s (check, locked and commit, "
+          "one after another)")
     print("bulk statements in the lock, last block (medians, ms):")
     for label, times in sorted(clock.statements.items(), key=lambda kv: -statistics.median(kv[1])):
         print(f"  {_median_ms(times):>5}  {label} (x{len(times) / args.block:.1f} per submission)")

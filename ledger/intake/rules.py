@@ -211,6 +211,51 @@ class Snapshot:
     neighbours: dict[CitizenBehaviour, list[Neighbour]] = field(default_factory=dict)
     #: a credited record's row id -> the partners whose duplicate report it absorbed
     matched: dict[int, set[int]] = field(default_factory=dict)
+    #: the citizen's longest stored record of the behaviour (seconds from start to end),
+    #: for each pair of the submission that has a ``citizen_totals`` row (absent: none)
+    longest: dict[CitizenBehaviour, int] = field(default_factory=dict)
+
+
+def look_back(longest: int, window: int) -> int:
+    """How far either side of a record's interval the stored records that its decision
+    depends on can start, given the citizen's longest stored record of the behaviour and
+    its de-duplication window: the per-hour bound's hour, or an overlap of intervals each
+    widened by ``window`` (a stored record starts at most ``longest`` before it ends), and
+    the duplicates already matched to such a record (one more overlap away)."""
+    return max(3600, 4 * window + 2 * longest) + 1
+
+
+#: (entries, grams, points, longest) a decision adds to a citizen's totals of a behaviour
+Tally = list[int]
+#: [citizen id, behaviour code, earliest start, latest start]: stored records to read
+Window = list[Any]
+
+
+def windows(ours: Sequence[tuple[int, ActivityRecordIn, Quantified]],
+            longest: dict[CitizenBehaviour, int]) -> list[Window]:
+    """The stored records a submission's decisions depend on, as start-time windows per
+    citizen and behaviour with a de-duplication or per-hour rule: each record's interval
+    widened by its :func:`look_back`, those of one citizen and behaviour that overlap
+    merged. So the rows read follow each citizen's own records, wherever in time."""
+    spans: dict[CitizenBehaviour, list[tuple[int, int]]] = defaultdict(list)
+    for cid, record, q in ours:
+        b = q.behaviour
+        if b.dedup_window_seconds is None and not b.max_records_per_hour:
+            continue
+        key = (cid, b.code)
+        reach = look_back(longest.get(key, 0), b.dedup_window_seconds or 0)
+        spans[key].append((record.occurred_at - reach, record.end + reach))
+    out: list[Window] = []
+    for (cid, code), items in spans.items():
+        items.sort()
+        lo, hi = items[0]
+        for start, end in items[1:]:
+            if start > hi:
+                out.append([cid, code, lo, hi])
+                lo = start
+            hi = max(hi, end)
+        out.append([cid, code, lo, hi])
+    return out
 
 
 #: activity_records columns in the order a :class:`Decision`'s record rows give them (the
@@ -233,6 +278,9 @@ class Decision:
     points: dict[int, int]  # citizen id -> points credited
     days: dict[PeriodKey, int]  # the totals after this submission: the snapshot's, updated
     months: dict[PeriodKey, int]
+    #: what the records written add to each citizen's totals of a behaviour: entries,
+    #: grams, points, and the longest record's interval
+    tallies: dict[CitizenBehaviour, Tally] = field(default_factory=dict)
 
 
 def decide(snapshot: Snapshot, prepared: PreparedRecords, *, partner_id: int, now: int,
@@ -244,7 +292,7 @@ def decide(snapshot: Snapshot, prepared: PreparedRecords, *, partner_id: int, no
     outcomes += [decider.decide(index, record, q) for index, record, q in prepared.good]
     outcomes.sort(key=attrgetter("index"))
     return Decision(outcomes, decider.records, decider.credits, dict(decider.points),
-                    decider.days, decider.months)
+                    decider.days, decider.months, decider.tallies)
 
 
 class _Decider:
@@ -262,6 +310,7 @@ class _Decider:
         self.records: list[tuple[Any, ...]] = []
         self.credits: list[tuple[Any, ...]] = []
         self.points: dict[int, int] = defaultdict(int)
+        self.tallies: dict[CitizenBehaviour, Tally] = {}
 
     def decide(self, index: int, record: ActivityRecordIn, assessed: Assessment) -> RecordOutcome:
         rid = record.record_id
@@ -340,12 +389,22 @@ class _Decider:
                              credited, points, assessed.methodology.version, record.occurred_at,
                              record.record_hash, self.address))
         self.points[citizen_id] += points
+        tally = self.tallies[(citizen_id, code)]  # made by _row, above
+        tally[0] += 1
+        tally[1] += credited
+        tally[2] += points
         outcome.entry_id = "0x" + entry_id.hex()
         return outcome
 
     def _row(self, record: ActivityRecordIn, citizen_id: int, code: str, status: str,
              duplicate_of: int | None, entry_id: bytes | None) -> tuple[Any, ...]:
-        """The record's activity_records row, in :data:`RECORD_COLUMNS` order."""
+        """The record's activity_records row, in :data:`RECORD_COLUMNS` order (and its
+        interval counted in the citizen's longest of the behaviour)."""
+        tally = self.tallies.get((citizen_id, code))
+        if tally is None:
+            tally = self.tallies[(citizen_id, code)] = [0, 0, 0, 0]
+        if record.ended_at is not None and record.ended_at - record.occurred_at > tally[3]:
+            tally[3] = record.ended_at - record.occurred_at
         return (self.partner_id, record.record_id, citizen_id, code, record.quantity,
                 record.occurred_at, record.ended_at, record.canonical.decode(),
                 record.record_hash, status, duplicate_of, entry_id, self.submission_id, self.now)

@@ -18,7 +18,18 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, Update, and_, bindparam, insert, select, text, update
+from sqlalchemy import (
+    Insert,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    insert,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ledger.entries import ENTRY_COLUMNS, entry_values
@@ -31,17 +42,28 @@ from ledger.intake.rules import (
     PreparedRecords,
     Quantified,
     Snapshot,
+    Tally,
+    windows,
 )
-from ledger.records import MAX_DURATION_SECONDS, ActivityRecordIn
+from ledger.leaf import KIND_CREDIT
+from ledger.records import ActivityRecordIn
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS, CITIZEN_LOCKS, PARTNER_LOCKS
 from ledger.store.models import (
     ActivityRecord,
     Balance,
+    CitizenTotal,
     DailyTotal,
     LedgerEntry,
     MonthlyTotal,
     Submission,
 )
+
+#: SQLite's page cache for a connection that ingests (KiB; SQLite's default is 2,000).
+#: Time-ordered traffic writes at the end of each citizen's range in every index keyed by
+#: citizen, one leaf page per citizen and index: with the default those pages are read
+#: back from the OS for every submission once the ledger passes ~100 k entries, and
+#: ingest slows as the ledger grows. 256 MiB holds them for ~50,000 active citizens.
+INTAKE_CACHE_KIB = 256 * 1024
 
 #: Quantified records of known citizens, with the citizen's id.
 _Ours = list[tuple[int, ActivityRecordIn, Quantified]]
@@ -55,6 +77,11 @@ class IntakeStore:
         self.connection = session.connection()
         self.dialect = self.connection.dialect
         self.sqlite = self.dialect.name == "sqlite"
+        if self.sqlite:
+            info = self.connection.connection.info  # this driver connection's, while pooled
+            if info.get("intake_cache_kib") != INTAKE_CACHE_KIB:
+                self.connection.exec_driver_sql(f"PRAGMA cache_size=-{INTAKE_CACHE_KIB}")
+                info["intake_cache_kib"] = INTAKE_CACHE_KIB
 
     def lock_partner(self, partner_id: int) -> None:
         """On PostgreSQL, one submission per partner at a time to the end of the
@@ -84,6 +111,7 @@ class IntakeStore:
         self._lock_citizens([cid for cid, _, _ in ours])
         snapshot = Snapshot(known, citizens)
         self._load_totals(snapshot, ours)
+        self._load_longest(snapshot, ours)
         self._load_neighbours(snapshot, ours)
         return snapshot
 
@@ -99,6 +127,7 @@ class IntakeStore:
                               [(add, cid) for cid, add in decision.points.items()])
         self._write_totals("day", decision.days, snapshot.days)
         self._write_totals("month", decision.months, snapshot.months)
+        self._write_tallies(decision.tallies, snapshot.longest)
 
     def add_submission(self, row: Submission) -> None:
         self.session.add(row)
@@ -132,52 +161,87 @@ class IntakeStore:
                    ns=CITIZEN_LOCKS, ids=sorted({c % CITIZEN_LOCK_BUCKETS for c in citizen_ids}))
 
     def _load_totals(self, snapshot: Snapshot, ours: _Ours) -> None:
-        """What earlier submissions credited on the days and months this one touches,
-        for the behaviours it reports (the key's prefix, so the primary key finds them)."""
+        """What earlier submissions credited on the days and months this one touches, for
+        its citizens and behaviours: exactly those keys, each found by the primary key (a
+        record far in time from the rest adds its own day, not the days between)."""
         if not ours:
             return
-        days = [q.day for _, _, q in ours]
-        months = [q.month for _, _, q in ours]
-        params = {"ids": self._values(sorted({cid for cid, _, _ in ours})),
-                  "codes": self._values(sorted({q.behaviour.code for _, _, q in ours}))}
-        where = f"{self._member('citizen_id', 'ids')} AND {self._member('behaviour', 'codes')}"
-        rows = self._rows(f"SELECT citizen_id, behaviour, day, grams FROM daily_totals WHERE "
-                          f"{where} AND day BETWEEN :a AND :b", a=min(days), b=max(days),
-                          **params)
-        snapshot.days = {(c, b, d): g for c, b, d, g in rows}
-        rows = self._rows(f"SELECT citizen_id, behaviour, month, grams FROM monthly_totals "
-                          f"WHERE {where} AND month BETWEEN :a AND :b", a=min(months),
-                          b=max(months), **params)
-        snapshot.months = {(c, b, m): g for c, b, m, g in rows}
+        days = sorted({(cid, q.behaviour.code, q.day) for cid, _, q in ours})
+        months = sorted({(cid, q.behaviour.code, q.month) for cid, _, q in ours})
+        snapshot.days = {(c, b, d): g for c, b, d, g in self._keyed("daily_totals", "day", days)}
+        snapshot.months = {(c, b, m): g
+                           for c, b, m, g in self._keyed("monthly_totals", "month", months)}
+
+    def _keyed(self, table: str, period: str, keys: list[tuple[int, str, int]]
+               ) -> list[tuple[Any, ...]]:
+        """The grams of each (citizen, behaviour, period) key of ``table`` there is a row for."""
+        if self.sqlite:
+            return self._rows(
+                f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM json_each(:keys) "
+                f"AS k CROSS JOIN {table} AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
+                "AND t.behaviour = json_extract(k.value, '$[1]') "
+                f"AND t.{period} = json_extract(k.value, '$[2]')", keys=json.dumps(keys))
+        return self._rows(
+            f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM unnest(CAST(:c AS "
+            f"integer[]), CAST(:b AS varchar[]), CAST(:p AS integer[])) AS k(c, b, p) JOIN "
+            f"{table} AS t ON t.citizen_id = k.c AND t.behaviour = k.b AND t.{period} = k.p",
+            c=[k[0] for k in keys], b=[k[1] for k in keys], p=[k[2] for k in keys])
+
+    def _load_longest(self, snapshot: Snapshot, ours: _Ours) -> None:
+        """Which citizens and behaviours of the submission have totals already, and each
+        one's longest stored record (how far back its neighbours can start)."""
+        pairs = sorted({(cid, q.behaviour.code) for cid, _, q in ours})
+        if not pairs:
+            return
+        if self.sqlite:
+            rows = self._rows(
+                "SELECT t.citizen_id, t.behaviour, t.longest FROM json_each(:keys) AS k "
+                "CROSS JOIN citizen_totals AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
+                "AND t.kind = 1 AND t.behaviour = json_extract(k.value, '$[1]')",
+                keys=json.dumps(pairs))
+        else:
+            rows = self._rows(
+                "SELECT t.citizen_id, t.behaviour, t.longest FROM unnest(CAST(:c AS integer[]), "
+                "CAST(:b AS varchar[])) AS k(c, b) JOIN citizen_totals AS t ON "
+                "t.citizen_id = k.c AND t.kind = 1 AND t.behaviour = k.b",
+                c=[c for c, _ in pairs], b=[b for _, b in pairs])
+        snapshot.longest = {(c, b): n for c, b, n in rows}
 
     def _load_neighbours(self, snapshot: Snapshot, ours: _Ours) -> None:
         """Earlier records that de-duplication or a per-hour bound must look at: the same
-        citizens and behaviours, near in time. Only behaviours with such a rule are read."""
-        wanted: dict[str, list[tuple[int, ActivityRecordIn]]] = defaultdict(list)
-        windows: dict[str, int] = defaultdict(int)
-        for cid, r, q in ours:
-            b = q.behaviour
-            if b.dedup_window_seconds is not None or b.max_records_per_hour:
-                wanted[b.code].append((cid, r))
-                windows[b.code] = max(windows[b.code], b.dedup_window_seconds or 0)
-        neighbours: dict[CitizenBehaviour, list[Neighbour]] = defaultdict(list)
-        for code, items in wanted.items():
-            slack = 3600 + 2 * windows[code]
-            lo = min(r.occurred_at for _, r in items) - slack - MAX_DURATION_SECONDS
-            hi = max(r.end for _, r in items) + slack
+        citizen and behaviour, near in time. Only behaviours with such a rule are read, and
+        for each citizen only around the times of their own records (:func:`windows`): how
+        many rows this reads depends on the citizens' recent records, not on the ledger's
+        history, nor on how far apart in time the submission's records are."""
+        wanted = windows(ours, snapshot.longest)
+        if not wanted:
+            return
+        if self.sqlite:
             rows = self._rows(
-                "SELECT id, citizen_id, partner_id, occurred_at, ended_at, record_hash, status, "
-                "duplicate_of FROM activity_records WHERE behaviour = :code AND occurred_at "
-                f"BETWEEN :lo AND :hi AND {self._member('citizen_id', 'ids')} ORDER BY id",
-                code=code, lo=lo, hi=hi, ids=self._values(sorted({cid for cid, _ in items})))
-            loaded: set[int] = set()
-            for row_id, citizen, pid, began, ended, rhash, status, duplicate_of in rows:
-                neighbours[(citizen or 0, code)].append(Neighbour(
-                    row_id, pid, began, began if ended is None else ended, bytes(rhash),
-                    status == "duplicate"))
-                loaded.add(row_id)
-                if duplicate_of in loaded:
-                    snapshot.matched.setdefault(duplicate_of, set()).add(pid)
+                "SELECT a.id, a.citizen_id, a.behaviour, a.partner_id, a.occurred_at, "
+                "a.ended_at, a.record_hash, a.status, a.duplicate_of FROM json_each(:w) AS w "
+                "CROSS JOIN activity_records AS a ON a.citizen_id = json_extract(w.value, '$[0]') "
+                "AND a.behaviour = json_extract(w.value, '$[1]') AND a.occurred_at BETWEEN "
+                "json_extract(w.value, '$[2]') AND json_extract(w.value, '$[3]') ORDER BY a.id",
+                w=json.dumps(wanted))
+        else:
+            rows = self._rows(
+                "SELECT a.id, a.citizen_id, a.behaviour, a.partner_id, a.occurred_at, "
+                "a.ended_at, a.record_hash, a.status, a.duplicate_of FROM unnest(CAST(:c AS "
+                "integer[]), CAST(:b AS varchar[]), CAST(:lo AS bigint[]), CAST(:hi AS "
+                "bigint[])) AS w(c, b, lo, hi) JOIN activity_records AS a ON a.citizen_id = w.c "
+                "AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
+                c=[w[0] for w in wanted], b=[w[1] for w in wanted], lo=[w[2] for w in wanted],
+                hi=[w[3] for w in wanted])
+        neighbours: dict[CitizenBehaviour, list[Neighbour]] = defaultdict(list)
+        loaded: set[int] = set()
+        for row_id, citizen, code, pid, began, ended, rhash, status, duplicate_of in rows:
+            neighbours[(citizen, code)].append(Neighbour(
+                row_id, pid, began, began if ended is None else ended, bytes(rhash),
+                status == "duplicate"))
+            loaded.add(row_id)
+            if duplicate_of in loaded:
+                snapshot.matched.setdefault(duplicate_of, set()).add(pid)
         snapshot.neighbours = dict(neighbours)
 
     # Plain SQL on the session's connection
@@ -220,6 +284,19 @@ class IntakeStore:
             at = [columns.index(name) for name in order]
             params = [tuple(row[i] for i in at) for row in rows]
         self.connection.exec_driver_sql(compiled.string, params)
+
+    def _write_tallies(self, tallies: dict[CitizenBehaviour, Tally],
+                       stored: dict[CitizenBehaviour, int]) -> None:
+        """Add the decision's tallies to the citizens' totals: a row per citizen and
+        behaviour, inserted the first time, else added to (and its longest raised)."""
+        new = [(cid, KIND_CREDIT, code, *t) for (cid, code), t in tallies.items()
+               if (cid, code) not in stored]
+        old = [(t[0], t[1], t[2], max(t[3], stored[key]), *key) for key, t in tallies.items()
+               if key in stored and (t[0] or t[3] > stored[key])]
+        if new:
+            self._executemany(_INSERT_TALLIES, _TALLY_COLUMNS, new)
+        if old:
+            self._executemany(_ADD_TALLIES, ("n", "g", "p", "l", "c", "b"), old)
 
     def _write_totals(self, period: str, totals: dict[PeriodKey, int],
                       stored: dict[PeriodKey, int]) -> None:
@@ -272,5 +349,13 @@ _INSERT_RECORDS = insert(_table(ActivityRecord)).inline()
 _INSERT_ENTRIES = insert(_table(LedgerEntry)).inline()
 _ADD_POINTS = (update(_balances).where(_balances.c.citizen_id == bindparam("cid"))
                .values(points=_balances.c.points + bindparam("add")))
+_tallies = _table(CitizenTotal)
+_TALLY_COLUMNS = ("citizen_id", "kind", "behaviour", "entries", "grams", "points", "longest")
+_INSERT_TALLIES = insert(_tallies).inline()
+_ADD_TALLIES = (update(_tallies).where(and_(
+    _tallies.c.citizen_id == bindparam("c"), _tallies.c.kind == literal_column(str(KIND_CREDIT)),
+    _tallies.c.behaviour == bindparam("b"))).values(
+        entries=_tallies.c.entries + bindparam("n"), grams=_tallies.c.grams + bindparam("g"),
+        points=_tallies.c.points + bindparam("p"), longest=bindparam("l")))
 _TOTALS = {period: (insert(_table(model)).inline(), _totals_update(_table(model), period))
            for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))}

@@ -112,6 +112,25 @@ class MonthlyTotal(Base):
     grams: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class CitizenTotal(Base):
+    """What a citizen's records of one behaviour add up to, kept as they are written:
+    credit entries (``kind`` 1) and their grams and points, or debits (``kind`` 2,
+    behaviour ``REDEMPTION``) and the points spent. A citizen's page reads these, never
+    their entries. ``longest``: the longest interval (end − start, seconds) of any of the
+    citizen's activity records of the behaviour (credited, capped or duplicate), so
+    de-duplication looks back that far, not the 31 days any record may last."""
+
+    __tablename__ = "citizen_totals"
+
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    kind: Mapped[int] = mapped_column(Integer, primary_key=True)
+    behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    grams: Mapped[int] = mapped_column(BigInteger)
+    points: Mapped[int] = mapped_column(BigInteger)
+    longest: Mapped[int] = mapped_column(BigInteger)
+
+
 class LedgerEntry(Base):
     """A credit (a reduction) or a debit (a redemption). Immutable once written.
 
@@ -123,7 +142,10 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),)
+    __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),
+                      # a citizen's pages, in their order: O(page size) whatever the history
+                      Index("ix_entries_citizen_seq", "citizen_id", "seq"),
+                      Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"))
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     entry_id: Mapped[bytes] = mapped_column(LargeBinary(32))
