@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -44,14 +44,15 @@ from ledger.accounts import balance
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT, KIND_DEBIT
 from ledger.methodology import local_day_offset
+from ledger.store import rollups
 from ledger.store.models import ActivityRecord, Batch, LedgerEntry
+from ledger.store.rollups import SETTLE
 
 LOCAL = local_day_offset()  # the day caps and reports count in (the methodology's)
 PERIODS = ("day", "month")
 MAX_DAYS = 366 * 3
 EARLIEST, LATEST = date(1970, 1, 2), date(2999, 12, 31)
 MIN_CELL_CITIZENS = 3  # city cells with fewer citizens are withheld (small-cell privacy)
-SETTLE = timedelta(days=2)  # a credit counts in the city's day if received this soon after it
 PUBLISH_AFTER = SETTLE + timedelta(hours=1)  # and the day shows once no such credit can commit
 EPOCH = date(1970, 1, 1)
 
@@ -172,20 +173,15 @@ def partner_contribution(session: Session, partner_id: int, window: Window, *,
 
 @dataclass
 class _Cell:
-    """One city cell: its entries, grams and the citizens behind them."""
+    """One city cell: its entries, grams and distinct citizens."""
 
     entries: int = 0
     grams: int = 0
-    citizens: set[int] = field(default_factory=set)
-
-    def add(self, other: _Cell) -> None:
-        self.entries += other.entries
-        self.grams += other.grams
-        self.citizens |= other.citizens
+    citizens: int = 0
 
     @property
     def large_enough(self) -> bool:
-        return len(self.citizens) >= MIN_CELL_CITIZENS
+        return self.citizens >= MIN_CELL_CITIZENS
 
 
 def closed_through(now: int) -> date:
@@ -196,71 +192,110 @@ def closed_through(now: int) -> date:
 def city_totals(session: Session, window: Window, *, period: str = "day",
                 now: int | None = None) -> dict[str, Any]:
     """Credited reductions across all citizens, per day or calendar month and behaviour,
-    for the closed periods of the window, under the rule in this module's docstring."""
+    for the closed periods of the window, under the rule in this module's docstring.
+
+    Read from the rollups kept as credits are written (:mod:`ledger.store.rollups`): a
+    few rows per day of the window, whatever the ledger's size."""
     _check_period(period)
     last_closed = closed_through(int(time.time()) if now is None else now)
+    connection = session.connection()
     if period == "day":
         shown = window
-        cells = _day_cells(session, window.first, min(window.last, last_closed))
+        last = min(window.last, last_closed)
+        days = _day_cells(connection, window.first, last)
         rows = [(day.isoformat(), b, cell, cell.large_enough)
-                for (day, b), cell in sorted(cells.items())]
+                for (day, b), cell in sorted(days.items())]
+        withheld = [(b, _day_number(day), _day_number(day))
+                    for (day, b), cell in days.items() if not cell.large_enough]
+        published = {(_day_number(day), b) for (day, b), cell in days.items()
+                     if cell.large_enough}
     else:
         shown = Window(window.first.replace(day=1), _month_end(window.last))
-        rows = _month_rows(_day_cells(session, shown.first, min(shown.last, _whole_months(last_closed))))
-    published = [cell for _, _, cell, ok in rows if ok]
+        last = min(shown.last, _whole_months(last_closed))
+        rows = _month_rows(connection, _day_cells(connection, shown.first, last))
+        withheld = [(b, _day_number(_month_start(p)), _day_number(_month_end(_month_start(p))))
+                    for p, b, _, ok in rows if not ok]
+        published = {(p, b) for p, b, _, ok in rows if ok}
+    shown_cells = [cell for _, _, cell, ok in rows if ok]
     out = [{"period": p, "behaviour": b,
-            "citizens": len(cell.citizens) if ok else None,
+            "citizens": cell.citizens if ok else None,
             "entries": cell.entries if ok else None,
             "reductionGrams": cell.grams if ok else None, "withheld": not ok}
            for p, b, cell, ok in rows]
+    citizens = 0
+    if shown_cells:
+        citizens = _published_citizens(connection, shown.first, last, withheld, published,
+                                       by_month=period == "month")
     return {"period": shown.as_dict(), "by": period, "closedThrough": last_closed.isoformat(),
             "rows": out,
             # sums of the published cells only: a total never carries a withheld cell
-            "reductionGrams": sum(cell.grams for cell in published),
-            "citizens": len(set().union(*(cell.citizens for cell in published))),
+            "reductionGrams": sum(cell.grams for cell in shown_cells),
+            "citizens": citizens,
             "chart": _series([r for r in out if not r["withheld"]], "reductionGrams")}
 
 
-def _day_cells(session: Session, first: date, last: date) -> dict[tuple[date, str], _Cell]:
-    """The city's day cells from ``first`` to ``last``, each frozen at its cut-off: only
-    credits whose record was received by the end of their local day plus :data:`SETTLE`."""
+def _published_citizens(connection: Any, first: date, last: date,
+                        withheld: list[tuple[str, int, int]], published: set[tuple[Any, str]],
+                        *, by_month: bool) -> int:
+    """The distinct citizens of the published cells: those of every cell of the window,
+    less the citizens of withheld cells who are in no published one."""
+    a, b = _day_number(first), _day_number(last)
+    everyone = rollups.distinct_citizens(connection, [(rollups.ANY, a, b)])[(rollups.ANY, a, b)]
+    hidden = {c for _, _, c in rollups.citizens_in(connection, withheld)}
+    if not hidden:
+        return everyone
+    behaviours = sorted({key[1] for key in published} | {w[0] for w in withheld})
+    shown = {c for s, c, d in rollups.days_present(connection, behaviours, sorted(hidden), a, b)
+             if ((_period_key(d, "month") if by_month else d), s) in published}
+    return everyone - len(hidden - shown)
+
+
+def _day_cells(connection: Any, first: date, last: date) -> dict[tuple[date, str], _Cell]:
+    """The city's day cells from ``first`` to ``last``, each frozen at its cut-off (only
+    credits whose record was received by the end of their local day plus
+    :data:`SETTLE`, which the rollups count as they are written)."""
     if last < first:
         return {}
-    day = (LedgerEntry.occurred_at + int(LOCAL.total_seconds())) // 86400
-    cut_off = (day + 1) * 86400 - int(LOCAL.total_seconds()) + int(SETTLE.total_seconds())
-    rows = session.execute(
-        select(day.label("day"), LedgerEntry.behaviour, LedgerEntry.citizen_id, func.count(),
-               func.sum(LedgerEntry.reduction_grams))
-        .join(ActivityRecord, and_(ActivityRecord.citizen_id == LedgerEntry.citizen_id,
-                                   ActivityRecord.behaviour == LedgerEntry.behaviour,
-                                   ActivityRecord.occurred_at == LedgerEntry.occurred_at,
-                                   ActivityRecord.entry_id == LedgerEntry.entry_id))
-        .where(LedgerEntry.kind == KIND_CREDIT, LedgerEntry.occurred_at >= _unix(first),
-               LedgerEntry.occurred_at < _unix(last + timedelta(days=1)),
-               ActivityRecord.received_at < cut_off)
-        .group_by("day", LedgerEntry.behaviour, LedgerEntry.citizen_id)).all()
-    cells: dict[tuple[date, str], _Cell] = defaultdict(_Cell)
-    for d, b, citizen, n, g in rows:
-        cells[(EPOCH + timedelta(days=int(d)), b)].add(_Cell(n, int(g or 0), {citizen}))
-    return cells
+    return {(EPOCH + timedelta(days=d), b): _Cell(n, int(g), int(c))
+            for d, b, n, g, c in rollups.cells(connection, _day_number(first), _day_number(last))}
 
 
-def _month_rows(days: dict[tuple[date, str], _Cell]) -> list[tuple[str, str, _Cell, bool]]:
+def _month_rows(connection: Any, days: dict[tuple[date, str], _Cell]
+                ) -> list[tuple[str, str, _Cell, bool]]:
     """Whole months from their day cells. A month is published when it has enough citizens
     and the days withheld inside it are none, or together hold enough citizens: the month
     less its published days is exactly those days, so that difference must be safe too."""
     months: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
-    withheld: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
+    withheld: dict[tuple[str, str], list[int]] = defaultdict(list)
     for (day, b), cell in days.items():
         key = (day.strftime("%Y-%m"), b)
-        months[key].add(cell)
+        months[key].entries += cell.entries
+        months[key].grams += cell.grams
         if not cell.large_enough:
-            withheld[key].add(cell)
+            withheld[key].append(_day_number(day))
+    spans = {key: (b, _day_number(_month_start(m)), _day_number(_month_end(_month_start(m))))
+             for key in months for m, b in [key]}
+    counted = rollups.distinct_citizens(connection, list(spans.values()))
+    apart = rollups.citizens_in(connection, [(b, d, d) for (_, b), ds in withheld.items()
+                                             for d in ds])
+    rest: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for b, d, citizen in apart:
+        rest[(_period_key(d, "month"), b)].add(citizen)
     rows = []
-    for (month, b), cell in sorted(months.items()):
-        rest = withheld.get((month, b))
-        rows.append((month, b, cell, cell.large_enough and (rest is None or rest.large_enough)))
+    for key, cell in sorted(months.items()):
+        cell.citizens = counted[spans[key]]
+        ok = cell.large_enough and (key not in withheld
+                                    or len(rest[key]) >= MIN_CELL_CITIZENS)
+        rows.append((key[0], key[1], cell, ok))
     return rows
+
+
+def _day_number(day: date) -> int:
+    return (day - EPOCH).days
+
+
+def _month_start(month: str) -> date:
+    return date.fromisoformat(month + "-01")
 
 
 def _month_end(day: date) -> date:

@@ -47,6 +47,7 @@ from ledger.intake.rules import (
 )
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
+from ledger.store import rollups
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS, CITIZEN_LOCKS, PARTNER_LOCKS
 from ledger.store.models import (
     ActivityRecord,
@@ -128,6 +129,7 @@ class IntakeStore:
         self._write_totals("day", decision.days, snapshot.days)
         self._write_totals("month", decision.months, snapshot.months)
         self._write_tallies(decision.tallies, snapshot.longest)
+        rollups.add_decision(self.connection, decision)  # the city report's cells
 
     def add_submission(self, row: Submission) -> None:
         self.session.add(row)

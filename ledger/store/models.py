@@ -311,3 +311,44 @@ class Submission(Base):
     received_at: Mapped[int] = mapped_column(BigInteger)
     nonce: Mapped[bytes | None] = mapped_column(LargeBinary(32))
     deadline: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CityCell(Base):
+    """The public city report's cell: a local day and behaviour, and the credits in it
+    (received within the settling time of the day's end), kept as they are written (see
+    :mod:`ledger.store.rollups`)."""
+
+    __tablename__ = "city_cells"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since epoch, local
+    behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entries: Mapped[int] = mapped_column(BigInteger)
+    grams: Mapped[int] = mapped_column(BigInteger)
+    citizens: Mapped[int] = mapped_column(BigInteger)
+
+
+class CityPresence(Base):
+    """A citizen present in the city's cells of a day: in a behaviour's (``scope`` its
+    code), or in any (``scope`` ``*``)."""
+
+    __tablename__ = "city_presence"
+    __table_args__ = (Index("ix_city_presence_day", "scope", "day", "citizen_id"),
+                      {"sqlite_with_rowid": False})
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class CityGap(Base):
+    """How many citizens present on ``day`` in ``scope`` were last present ``gap`` days
+    before: the distinct citizens of any window, summed over its days."""
+
+    __tablename__ = "city_gaps"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    gap: Mapped[int] = mapped_column(Integer, primary_key=True)
+    citizens: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,246 @@
+"""The public city report's rollups, kept as credits are written (#24), so a report reads
+a few rows per day of its window, however long the ledger's history.
+
+A credit counts in the city's (local day, behaviour) cell when its record was received
+within :data:`SETTLE` of the day's end (a late record never changes a published figure,
+see :mod:`ledger.reports`). Whether it does is known when it is written, so the cells
+are added to then, in the intake's transaction:
+
+``city_cells``
+    per day and behaviour: entries, grams and distinct citizens;
+``city_presence``
+    which citizens a cell holds, as (scope, citizen, day) rows, scope a behaviour or
+    :data:`ANY` (any behaviour): a cell's citizens are counted once each, and the few
+    citizens of a withheld cell can be listed;
+``city_gaps``
+    per scope and day, how many of the day's citizens were last present ``gap`` days
+    before (:data:`NO_PREVIOUS` for a first day). A citizen is in a window ``[a, b]``
+    exactly once with ``gap > day - a`` (at their first day in it), so the distinct
+    citizens of any window are a sum over its days' gap rows: a handful per day, not one
+    per citizen-day.
+
+Two submissions for one citizen never interleave (the intake's citizen locks), so a
+citizen's presence rows are read and written without a race; cell and gap rows are
+added to by upserts in key order, so concurrent submissions cannot deadlock on them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from ledger.leaf import KIND_CREDIT
+from ledger.methodology import local_day_offset
+
+LOCAL_SECONDS = int(local_day_offset().total_seconds())
+SETTLE = timedelta(days=2)  # a credit counts in the city's day if received this soon after it
+ANY = "*"  # the scope of every behaviour together
+NO_PREVIOUS = 1 << 30  # the gap of a citizen's first day in a scope: more than any window
+
+#: (citizen id, behaviour, local day, grams) of one credit that counts in the city
+CityCredit = tuple[int, str, int, int]
+
+
+def city_day(occurred_at: int) -> int:
+    """The local day (days since the epoch) a time falls on."""
+    return (occurred_at + LOCAL_SECONDS) // 86400
+
+
+def counts_in_city(occurred_at: int, received_at: int) -> bool:
+    """Whether a credit received at ``received_at`` is in its day's city cell."""
+    cut_off = (city_day(occurred_at) + 1) * 86400 - LOCAL_SECONDS + int(SETTLE.total_seconds())
+    return received_at < cut_off
+
+
+def add_decision(connection: Connection, decision: Any) -> None:
+    """Add an intake decision's credits (:class:`ledger.intake.rules.Decision`) to the
+    city's rollups, in the intake's transaction."""
+    if not decision.credits:
+        return
+    received = {row[_RECORD_ENTRY]: row[_RECORD_RECEIVED] for row in decision.records
+                if row[_RECORD_ENTRY] is not None}
+    add_credits(connection, [
+        (c[1], c[4], city_day(c[9]), c[6]) for c in decision.credits
+        if c[3] == KIND_CREDIT and counts_in_city(c[9], received[c[0]])])
+
+
+def add_credits(connection: Connection, credits: Sequence[CityCredit]) -> None:
+    """Add credits that count in the city to its cells, presence and gaps."""
+    if not credits:
+        return
+    sqlite = connection.dialect.name == "sqlite"
+    cells: dict[tuple[int, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for _, behaviour, day, grams in credits:
+        cell = cells[(day, behaviour)]
+        cell[0] += 1
+        cell[1] += grams
+    keys = sorted({(scope, citizen, day) for citizen, behaviour, day, _ in credits
+                   for scope in (behaviour, ANY)})
+    present = {tuple(row) for row in _join_keys(
+        connection, sqlite, "SELECT p.scope, p.citizen_id, p.day FROM {keys} "
+        "JOIN city_presence AS p ON p.scope = k.s AND p.citizen_id = k.c AND p.day = k.d",
+        ("s", "c", "d"), keys)}
+    new = [k for k in keys if k not in present]
+    if not new:
+        _upsert_cells(connection, cells)
+        return
+    for scope, _, day in new:
+        if scope != ANY:
+            cells[(day, scope)][2] += 1
+    gaps = _gap_changes(connection, sqlite, new)  # before the new rows are in
+    connection.execute(_INSERT_PRESENCE, [{"s": s, "c": c, "d": d} for s, c, d in new])
+    _upsert_cells(connection, cells)
+    if gaps:
+        connection.execute(_ADD_GAP, [{"s": s, "d": d, "g": g, "n": n}
+                                      for (s, d, g), n in sorted(gaps.items())])
+
+
+def _upsert_cells(connection: Connection, cells: dict[tuple[int, str], list[int]]) -> None:
+    connection.execute(_ADD_CELL, [{"d": d, "b": b, "n": n, "g": g, "c": c}
+                                   for (d, b), (n, g, c) in sorted(cells.items())])
+
+
+def _gap_changes(connection: Connection, sqlite: bool,
+                 new: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], int]:
+    """What adding the ``new`` presence rows changes in the gap counts: each new day gets
+    its gap, and the citizen's next day present already gets a shorter one."""
+    days: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for scope, citizen, day in new:
+        days[(scope, citizen)].append(day)
+    spans = sorted((s, c, min(d), max(d)) for (s, c), d in days.items())
+    around = {(s, c): (prev, nxt) for s, c, prev, nxt in _join_keys(
+        connection, sqlite,
+        "SELECT k.s, k.c, (SELECT max(p.day) FROM city_presence AS p WHERE p.scope = k.s AND "
+        "p.citizen_id = k.c AND p.day < k.lo), (SELECT min(p.day) FROM city_presence AS p "
+        "WHERE p.scope = k.s AND p.citizen_id = k.c AND p.day > k.hi) FROM {keys}",
+        ("s", "c", "lo", "hi"), spans)}
+    between: dict[tuple[str, int], list[int]] = defaultdict(list)
+    wide = [span for span in spans if span[2] < span[3]]
+    if wide:
+        for s, c, day in _join_keys(
+                connection, sqlite, "SELECT p.scope, p.citizen_id, p.day FROM {keys} JOIN "
+                "city_presence AS p ON p.scope = k.s AND p.citizen_id = k.c AND p.day > k.lo "
+                "AND p.day < k.hi", ("s", "c", "lo", "hi"), wide):
+            between[(s, c)].append(day)
+    changes: dict[tuple[str, int, int], int] = defaultdict(int)
+    for key, added in days.items():
+        prev, nxt = around.get(key, (None, None))
+        old = sorted(between.get(key, []) + ([] if nxt is None else [nxt]))
+        for day, gap in _gaps(prev, old):
+            changes[(key[0], day, gap)] -= 1
+        for day, gap in _gaps(prev, sorted(old + added)):
+            changes[(key[0], day, gap)] += 1
+    return {k: n for k, n in changes.items() if n}
+
+
+def _gaps(prev: int | None, days: list[int]) -> Iterable[tuple[int, int]]:
+    for day in days:
+        yield day, NO_PREVIOUS if prev is None else day - prev
+        prev = day
+
+
+def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence[str],
+               keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``query`` with ``{keys}`` a table ``k`` of ``keys``' tuples, columns ``names``
+    (one bound list: SQLite's ``json_each``, PostgreSQL's ``unnest``)."""
+    if not keys:
+        return []
+    if sqlite:
+        columns = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
+        table = f"(SELECT {columns} FROM json_each(:keys)) AS k"
+        return [tuple(r) for r in connection.execute(text(query.format(keys=table)),
+                                                     {"keys": json.dumps(list(keys))})]
+    types = [("varchar" if isinstance(keys[0][i], str) else "bigint") for i in range(len(names))]
+    table = ("unnest(" + ", ".join(f"CAST(:k{i} AS {t}[])" for i, t in enumerate(types))
+             + f") AS k({', '.join(names)})")
+    params = {f"k{i}": [k[i] for k in keys] for i in range(len(names))}
+    return [tuple(r) for r in connection.execute(text(query.format(keys=table)), params)]
+
+
+_INSERT_PRESENCE = text("INSERT INTO city_presence (scope, citizen_id, day) VALUES (:s, :c, :d)")
+_ADD_CELL = text(
+    "INSERT INTO city_cells (day, behaviour, entries, grams, citizens) VALUES (:d, :b, :n, :g, "
+    ":c) ON CONFLICT (day, behaviour) DO UPDATE SET entries = city_cells.entries + "
+    "excluded.entries, grams = city_cells.grams + excluded.grams, citizens = "
+    "city_cells.citizens + excluded.citizens")
+_ADD_GAP = text(
+    "INSERT INTO city_gaps (scope, day, gap, citizens) VALUES (:s, :d, :g, :n) "
+    "ON CONFLICT (scope, day, gap) DO UPDATE SET citizens = city_gaps.citizens + "
+    "excluded.citizens")
+
+_RECORD_ENTRY, _RECORD_RECEIVED = 11, 13  # entry_id, received_at in RECORD_COLUMNS
+
+
+# Reads, for the report
+
+
+def cells(connection: Connection, first: int, last: int) -> list[tuple[int, str, int, int, int]]:
+    """(day, behaviour, entries, grams, citizens) of the cells of days ``first``–``last``."""
+    return [tuple(r) for r in connection.execute(text(  # type: ignore[misc]
+        "SELECT day, behaviour, entries, grams, citizens FROM city_cells "
+        "WHERE day BETWEEN :a AND :b ORDER BY day, behaviour"), {"a": first, "b": last})]
+
+
+def distinct_citizens(connection: Connection, windows: Sequence[tuple[str, int, int]]
+                      ) -> dict[tuple[str, int, int], int]:
+    """The distinct citizens present in each (scope, first day, last day) window."""
+    sqlite = connection.dialect.name == "sqlite"
+    found = dict.fromkeys(windows, 0)
+    for s, a, b, n in _join_keys(
+            connection, sqlite, "SELECT k.s, k.a, k.b, sum(g.citizens) FROM {keys} JOIN "
+            "city_gaps AS g ON g.scope = k.s AND g.day BETWEEN k.a AND k.b AND g.gap > g.day - k.a "
+            "GROUP BY k.s, k.a, k.b", ("s", "a", "b"), sorted(set(windows))):
+        found[(s, int(a), int(b))] = int(n or 0)
+    return found
+
+
+def citizens_in(connection: Connection, windows: Sequence[tuple[str, int, int]]
+                ) -> list[tuple[str, int, int]]:
+    """(scope, day, citizen) of every citizen present in the (scope, first, last) windows:
+    for the few citizens of withheld cells."""
+    sqlite = connection.dialect.name == "sqlite"
+    return [(s, int(d), int(c)) for s, d, c in _join_keys(
+        connection, sqlite, "SELECT p.scope, p.day, p.citizen_id FROM {keys} JOIN "
+        "city_presence AS p ON p.scope = k.s AND p.day BETWEEN k.a AND k.b",
+        ("s", "a", "b"), sorted(set(windows)))]
+
+
+def days_present(connection: Connection, scopes: Sequence[str], citizens: Sequence[int],
+                 first: int, last: int) -> list[tuple[str, int, int]]:
+    """(scope, citizen, day) of these citizens' days in these scopes from ``first`` to
+    ``last``."""
+    sqlite = connection.dialect.name == "sqlite"
+    keys = sorted((s, c, first, last) for s in set(scopes) for c in set(citizens))
+    return [(s, int(c), int(d)) for s, c, d in _join_keys(
+        connection, sqlite, "SELECT p.scope, p.citizen_id, p.day FROM {keys} JOIN "
+        "city_presence AS p ON p.scope = k.s AND p.citizen_id = k.c AND p.day BETWEEN k.a "
+        "AND k.b", ("s", "c", "a", "b"), keys)]
+
+
+def rebuild_sql() -> list[str]:
+    """Statements that fill the rollups from the ledger as it stands (the migration's
+    backfill, and a check that the kept rollups equal a rebuild)."""
+    day = f"((e.occurred_at + {LOCAL_SECONDS}) / 86400)"
+    counted = (f"FROM ledger_entries AS e JOIN activity_records AS r ON r.citizen_id = "
+               "e.citizen_id AND r.behaviour = e.behaviour AND r.occurred_at = e.occurred_at AND "
+               f"r.entry_id = e.entry_id WHERE e.kind = {KIND_CREDIT} AND r.received_at < "
+               f"({day} + 1) * 86400 - {LOCAL_SECONDS} + {int(SETTLE.total_seconds())}")
+    return [
+        "INSERT INTO city_cells (day, behaviour, entries, grams, citizens) "
+        f"SELECT {day}, e.behaviour, count(*), sum(e.reduction_grams), "
+        f"count(DISTINCT e.citizen_id) {counted} GROUP BY {day}, e.behaviour",
+        "INSERT INTO city_presence (scope, citizen_id, day) "
+        f"SELECT DISTINCT e.behaviour, e.citizen_id, {day} {counted}",
+        "INSERT INTO city_presence (scope, citizen_id, day) "
+        f"SELECT DISTINCT '{ANY}', e.citizen_id, {day} {counted}",
+        "INSERT INTO city_gaps (scope, day, gap, citizens) SELECT scope, day, "
+        f"COALESCE(day - before, {NO_PREVIOUS}) AS gap, count(*) FROM (SELECT scope, day, "
+        "lag(day) OVER (PARTITION BY scope, citizen_id ORDER BY day) AS before "
+        "FROM city_presence) AS p GROUP BY scope, day, COALESCE(day - before, "
+        f"{NO_PREVIOUS})",
+    ]
