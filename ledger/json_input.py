@@ -1,24 +1,41 @@
-"""Untrusted JSON, read with bounds: size and nesting depth are checked on the raw bytes
-before any parser sees them, and the parser is one that cannot overflow the C stack.
+"""Untrusted JSON, read with bounds: size first, then a parser that cannot overflow the C
+stack, then the depth of what it parsed, and only then anything that recurses.
 
 Every place JSON enters from outside (HTTP bodies, NDJSON lines, bundle and descriptor
 files, methodology files) reads it through :func:`parse_json`. A body nested 100,000
 arrays deep once killed a serving process: the stdlib parser recurses in C, and a
 dependency had raised the interpreter's recursion limit so far that the C stack
-overflowed first. Here depth is measured by peeling matched bracket pairs off a copy of
-the text with its strings removed, one level per pass, stopping after ``max_depth``
-passes; then orjson (no recursion limit involved; it refuses invalid UTF-8, lone
-surrogates, a byte order mark, NaN and numbers beyond a double) parses it.
+overflowed first. So, in this order:
 
-``unique_keys`` parses a second time with the stdlib, which can see duplicate member
-names (orjson keeps the last silently): for small documents whose every member matters,
-such as a proof bundle.
+1. the size, on the raw bytes (and a byte order mark refused);
+2. orjson parses (Rust; not Python's recursion, and no document nested over 1,024 levels:
+   it stops there itself, which is refused here as too deep, naming the field). It also
+   refuses invalid UTF-8, lone surrogates, NaN and numbers beyond a double. The cyclic
+   garbage collector is paused while it builds the value: a JSON value holds no cycle,
+   and a body of millions of small arrays otherwise sets off collections that cost
+   several times the parse;
+3. the depth of the parsed value, walked with an explicit stack (one iterator per open
+   container, so never more than ``max_depth`` of them; no recursion), against
+   ``max_depth``;
+4. with ``unique_keys``, the stdlib parser a second time, to see duplicate member names
+   (orjson keeps the last silently): for small documents whose every member matters,
+   such as a proof bundle. It recurses in C, one level of Python's recursion limit per
+   level of nesting, so it only ever sees a document already found no deeper than
+   ``max_depth`` (32 by default, against the limit of 1,000 that :mod:`ledger` puts
+   back; whatever the ``max_depth``, orjson has refused anything over 1,024 levels, and a
+   limit the stdlib reaches is refused, not a crash).
+
+The depth was once measured on the raw bytes, before any parse, by peeling matched
+bracket pairs off a copy of the text one level per pass: a 32 MiB body of small shallow
+containers (``[[1],[1],…]``) took 11-30 s and +2.75 GB there (as found in #15;
+scripts/bench_json_input.py --against REV compares). Parsing such a body still costs what
+its value costs: some 8 million Python lists, about a gigabyte.
 """
 
 from __future__ import annotations
 
+import gc
 import json
-import re
 from typing import Any
 
 import orjson
@@ -29,26 +46,33 @@ from ledger.errors import InvalidInput, TooLarge
 #: a recursive parser or canonicaliser would need to fear.
 MAX_DEPTH = 32
 
-# A JSON string with its escapes, or an unterminated one to the end of the text: possessive
-# and never tried again from inside a string, so linear (an unterminated "\"\"\"… was
-# quadratic: 64 KB took ~14 s).
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]++")
-_PAIR = re.compile(rb"\[\]|\{\}")
+#: orjson refuses a document nested deeper than this itself ("depth limit exceeded").
+ORJSON_MAX_DEPTH = 1024
 _BOM = b"\xef\xbb\xbf"
 
 
-def nesting_depth_exceeds(data: bytes, max_depth: int) -> bool:
-    """True if ``data`` nests arrays/objects deeper than ``max_depth`` (text that is not
-    well bracketed is left for the parser to refuse)."""
-    if b"[" not in data and b"{" not in data:
+def deeper_than(value: Any, max_depth: int) -> bool:
+    """True if a parsed JSON value nests arrays/objects deeper than ``max_depth`` (a
+    scalar is depth 0, ``[]`` and ``[1]`` depth 1). Iterative: one iterator per open
+    container, and an empty one is never opened."""
+    kind = type(value)
+    if kind is not list and kind is not dict:
         return False
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", data))
-    for _ in range(max_depth):
-        brackets, peeled = _PAIR.subn(b"", brackets)
-        if not brackets or not peeled:
-            return False
-    return bool(brackets)
+    if max_depth < 1:
+        return True
+    stack = [iter(value.values() if kind is dict else value)]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is list or kind is dict:
+                if len(stack) >= max_depth:
+                    return True
+                if item:
+                    stack.append(iter(item.values() if kind is dict else item))
+                    break
+        else:
+            stack.pop()
+    return False
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -58,6 +82,22 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         name = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
         raise ValueError(f"duplicate member name {name!r}")
     return obj
+
+
+def _too_deep(max_depth: int, field: str) -> InvalidInput:
+    return InvalidInput(f"not accepted: nested deeper than {max_depth} levels", field=field)
+
+
+def _orjson_loads(raw: bytes) -> Any:
+    """orjson's value, built with the cyclic collector paused (and left as it was found:
+    another thread pausing it too ends with it enabled, as it began)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return orjson.loads(raw)
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_json(data: bytes | str, *, field: str, max_bytes: int,
@@ -71,14 +111,22 @@ def parse_json(data: bytes | str, *, field: str, max_bytes: int,
         raise TooLarge(f"over {max_bytes} bytes", field=field)
     if raw.startswith(_BOM):
         raise InvalidInput("not JSON: a UTF-8 byte order mark", field=field)
-    if nesting_depth_exceeds(raw, max_depth):
-        raise InvalidInput(f"not accepted: nested deeper than {max_depth} levels", field=field)
     try:
-        value = orjson.loads(raw)
-        if unique_keys:  # only to see duplicate names: orjson's value is the one returned
-            json.loads(raw, object_pairs_hook=_unique_members)
-    except (orjson.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
+        value = _orjson_loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if exc.msg == "depth limit exceeded":  # orjson's own bound, past any max_depth of ours
+            raise _too_deep(min(max_depth, ORJSON_MAX_DEPTH), field) from None
         raise InvalidInput(f"not valid JSON: {_short(exc)}", field=field) from None
+    if deeper_than(value, max_depth):
+        raise _too_deep(max_depth, field)
+    if unique_keys:  # only to see duplicate names: orjson's value is the one returned
+        try:
+            json.loads(raw, object_pairs_hook=_unique_members)
+        except RecursionError:  # only a max_depth near the recursion limit gets here
+            raise InvalidInput("not accepted: nested too deep to look for duplicate names",
+                               field=field) from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"not valid JSON: {_short(exc)}", field=field) from None
     return value
 
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from ledger.errors import InvalidInput, TooLarge
 from ledger.json_input import (
     MAX_DEPTH,
-    nesting_depth_exceeds,
+    ORJSON_MAX_DEPTH,
+    deeper_than,
     parse_json,
     parse_ndjson,
     read_bounded,
@@ -69,6 +70,15 @@ def wrapped(value: Any, kinds: list[str]) -> Any:
 deep_values = st.builds(wrapped, values, st.lists(st.sampled_from("ao"), max_size=40))
 
 
+def refused_as_too_deep(doc: bytes, limit: int) -> bool:
+    """What the raw-bytes depth check used to answer, through parse_json."""
+    try:
+        parse_json(doc, field="f", max_bytes=len(doc), max_depth=limit)
+    except InvalidInput as exc:
+        return "nested deeper" in exc.message
+    return False
+
+
 # -- the depth check -----------------------------------------------------------------
 
 @FAST
@@ -77,7 +87,8 @@ def test_the_depth_check_sees_the_real_depth_of_any_document(value: Any, ascii_o
     doc = json.dumps(value, ensure_ascii=ascii_only).encode()
     depth = depth_of(value)
     for limit in {0, 1, max(0, depth - 1), depth, depth + 1}:
-        assert nesting_depth_exceeds(doc, limit) == (depth > limit), (doc, limit)
+        assert refused_as_too_deep(doc, limit) == (depth > limit), (doc, limit)
+        assert deeper_than(value, limit) == (depth > limit), (value, limit)
 
 
 @FAST
@@ -118,7 +129,7 @@ def test_the_default_limit_is_the_documented_one() -> None:
     b'["\\u0022[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["]',
 ])
 def test_brackets_and_escaped_quotes_inside_strings_are_not_nesting(doc: bytes) -> None:
-    assert not nesting_depth_exceeds(doc, 2)
+    assert not refused_as_too_deep(doc, 2)
     assert depth_of(parse_json(doc, field="f", max_bytes=MIB, max_depth=2)) <= 2
 
 
@@ -127,8 +138,8 @@ def test_a_quote_escaped_inside_a_string_does_not_end_it() -> None:
     doc = b'["a\\"' + b"[" * 40 + b'", "' + b"]" * 40 + b'"]'
     assert json.loads(doc) == ['a"' + "[" * 40, "]" * 40]
     assert parse_json(doc, field="f", max_bytes=MIB, max_depth=1) == json.loads(doc)
-    real = b'["a\\\\"' + b"[" * 40 + b"]" * 40 + b"]"  # \\ then a real end of string
-    assert nesting_depth_exceeds(real, 32)
+    real = b'["a\\\\", ' + b"[" * 40 + b"]" * 40 + b"]"  # \\ then a real end of string
+    assert refused_as_too_deep(real, 32)
     with pytest.raises(InvalidInput, match="nested deeper"):
         parse_json(real, field="f", max_bytes=MIB)
 
@@ -343,3 +354,113 @@ def test_the_chain_code_leaves_the_recursion_limit_as_it_found_it() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     before, after = done.stdout.split()
     assert after == before
+
+
+# -- parse first, then the depth of the value ----------------------------------------
+
+def wide(piece: bytes, size: int) -> bytes:
+    """An array of ``size`` bytes or so made of one small shallow piece repeated."""
+    return b"[" + b",".join([piece] * (size // (len(piece) + 1))) + b"]"
+
+
+@pytest.mark.parametrize("piece", [b"[1]", b"{}", b"[]", b'{"a":[1]}', b'""'])
+def test_a_wide_shallow_body_is_accepted_at_its_size(piece: bytes) -> None:
+    # 32 MiB of these took the raw-bytes depth check 11-30 s and +2.75 GB; 1 MiB here,
+    # the 32 MiB figures are scripts/bench_json_input.py's.
+    doc = wide(piece, MIB)
+    started = time.perf_counter()
+    value = parse_json(doc, field="body", max_bytes=32 * MIB)
+    elapsed = time.perf_counter() - started
+    assert len(value) == len(doc) // (len(piece) + 1) and value[0] == json.loads(piece)
+    assert elapsed < 5.0, elapsed
+    small = wide(piece, 64 << 10)  # unique_keys is for small documents: the stdlib is slower
+    assert parse_json(small, field="body", max_bytes=MIB, unique_keys=True) == json.loads(small)
+
+
+@pytest.mark.parametrize("doc", [
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    b"[" * 100_000,  # never closed
+    b'{"a":' * 100_000,
+    b"[" * (ORJSON_MAX_DEPTH + 1) + b"]" * (ORJSON_MAX_DEPTH + 1),  # orjson's own refusal
+    b"[" * ORJSON_MAX_DEPTH + b"]" * ORJSON_MAX_DEPTH,  # orjson reads it, the depth check refuses it
+    wide(b"[1]", 64 << 10)[:-1] + b"," + b"[" * 40 + b"]" * 40 + b"]",  # deep after much that is not
+])
+@pytest.mark.parametrize("unique_keys", [False, True])
+def test_a_deep_document_is_refused_naming_the_field_before_the_stdlib_sees_it(
+        doc: bytes, unique_keys: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ledger.json_input as json_input
+
+    seen: list[bytes] = []
+    monkeypatch.setattr(json_input.json, "loads", lambda raw, **kw: seen.append(raw))
+    started = time.perf_counter()
+    with pytest.raises(InvalidInput, match=f"nested deeper than {MAX_DEPTH} levels") as refused:
+        parse_json(doc, field="reward", max_bytes=32 * MIB, unique_keys=unique_keys)
+    assert refused.value.field == "reward"
+    assert seen == []  # the stdlib parser (recursive, in C) never ran
+    assert time.perf_counter() - started < 1.0
+
+
+def test_past_orjsons_own_bound_the_refusal_says_its_depth() -> None:
+    doc = b"[" * 100_000 + b"]" * 100_000
+    with pytest.raises(InvalidInput, match=f"nested deeper than {ORJSON_MAX_DEPTH} levels"):
+        parse_json(doc, field="f", max_bytes=MIB, max_depth=10_000)
+    at_bound = b"[" * ORJSON_MAX_DEPTH + b"]" * ORJSON_MAX_DEPTH
+    assert depth_of(parse_json(at_bound, field="f", max_bytes=MIB, max_depth=ORJSON_MAX_DEPTH)) \
+        == ORJSON_MAX_DEPTH
+
+
+@pytest.mark.parametrize("unique_keys", [False, True])
+@pytest.mark.parametrize("kinds", ["a", "o", "ao"])
+def test_depth_32_is_accepted_and_depth_33_refused_among_wide_siblings(kinds: str,
+                                                                      unique_keys: bool) -> None:
+    def doc(depth: int) -> bytes:
+        deep = nest([kinds[i % len(kinds)] for i in range(depth - 1)])
+        return b"[" + b"[1]," * 1000 + deep + b"," + b"{}," * 1000 + b"[]]"
+
+    value = parse_json(doc(32), field="f", max_bytes=MIB, unique_keys=unique_keys)
+    assert depth_of(value) == 32 == MAX_DEPTH
+    with pytest.raises(InvalidInput, match="nested deeper than 32 levels") as refused:
+        parse_json(doc(33), field="records", max_bytes=MIB, unique_keys=unique_keys)
+    assert refused.value.field == "records"
+
+
+def test_duplicate_names_are_still_refused_anywhere_within_the_depth() -> None:
+    deepest = nest(["o"] * (MAX_DEPTH - 1), inner=b'{"x": 1, "x": 2}')
+    for doc in (deepest, wide(b'{"a":1}', 256 << 10)[:-1] + b',{"a":1,"a":2}]'):
+        assert parse_json(doc, field="f", max_bytes=MIB) is not None
+        with pytest.raises(InvalidInput, match="duplicate member name") as refused:
+            parse_json(doc, field="bundle", max_bytes=MIB, unique_keys=True)
+        assert refused.value.field == "bundle"
+    # one level deeper, the depth is what is refused (the duplicate is never looked for)
+    with pytest.raises(InvalidInput, match="nested deeper"):
+        parse_json(nest(["o"] * MAX_DEPTH, inner=b'{"x": 1, "x": 2}'), field="f", max_bytes=MIB,
+                   unique_keys=True)
+
+
+def test_the_depth_walk_needs_no_recursion() -> None:
+    value: Any = 1
+    for i in range(100_000):  # built iteratively: deeper than any recursion limit
+        value = [value] if i % 2 else {"k": value}
+    assert deeper_than(value, 32)
+    assert deeper_than(value, 99_999)
+    assert not deeper_than(value, 100_000)
+    assert not deeper_than([[], {}, [[]], {"a": {}}], 3)
+    assert deeper_than([[], {}, [[]], {"a": {"b": []}}], 3)
+    assert not deeper_than("[[[", 0) and deeper_than([], 0) and not deeper_than([], 1)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_garbage_collector_is_left_as_it_was_found(enabled: bool) -> None:
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        parse_json(b"[[1],[2]]", field="f", max_bytes=MIB)
+        assert gc.isenabled() is enabled
+        with pytest.raises(InvalidInput):
+            parse_json(b"[[1],", field="f", max_bytes=MIB)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
