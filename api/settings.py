@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -42,6 +43,22 @@ class Settings(BaseSettings):
     seal_pending: int = Field(10_000, ge=1, description="serve: seal once this many are pending")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     rate_limit: str = Field("1200/minute", description="per credential, `limits` syntax")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="web origins (scheme://host[:port]) whose pages may "
+        "call the public and citizen routes (CORS); comma-separated; none by default")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        """A comma-separated list from the environment; each an origin, nothing more."""
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        for origin in value if isinstance(value, list) else ():
+            parts = urlsplit(origin) if isinstance(origin, str) else None
+            if (parts is None or parts.scheme not in ("http", "https") or not parts.netloc
+                    or parts.path or parts.query or parts.fragment or origin.endswith("/")):
+                raise ValueError(f"{origin!r} is not an origin like https://bank.example")
+        return value
 
     @property
     def db_url(self) -> str:

@@ -5,7 +5,7 @@
 // `node web/build.mjs` (run by `make setup`); prints each page's initial JS, gzipped.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -52,7 +52,23 @@ export async function buildWeb() {
   const csp = `default-src 'none'; script-src ${sha256(script)}; style-src ${sha256(style)}; connect-src http: https:; img-src data:; base-uri 'none'; form-action 'none'`;
   writeFileSync(join(DIST, 'verify-standalone.html'), html('Carbon Ledger verifier · 个人碳账本验证',
     `<meta http-equiv="Content-Security-Policy" content="${csp}">\n<style>${style}</style>\n<script>${script}</script>`));
+  copyApiDocs();
   return { sizes: initialSizes(result.metafile), standalone: Buffer.byteLength(script) };
+}
+
+/** The API docs' assets (/docs, /redoc: api/http/apidocs.py), from the pinned npm packages. */
+export const API_DOCS = {
+  'swagger-ui.css': 'swagger-ui-dist/swagger-ui.css',
+  'swagger-ui-bundle.js': 'swagger-ui-dist/swagger-ui-bundle.js',
+  'favicon-32x32.png': 'swagger-ui-dist/favicon-32x32.png',
+  'redoc.standalone.js': 'redoc/bundles/redoc.standalone.js',
+};
+
+function copyApiDocs() {
+  const out = join(DIST, 'apidocs');
+  mkdirSync(out, { recursive: true });
+  for (const [name, from] of Object.entries(API_DOCS)) copyFileSync(join(WEB, '..', 'node_modules', from), join(out, name));
+  copyFileSync(join(WEB, 'src/apidocs/swagger-init.js'), join(out, 'swagger-init.js'));
 }
 
 /** Each page's initial JS: its entry and every chunk it imports statically, raw and gzipped. */

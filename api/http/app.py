@@ -10,8 +10,17 @@ from contextlib import ExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from api.composition import Container
-from api.http import ledger_routes, problems, report_routes, submission_routes, web
+from api.http import (
+    apidocs,
+    ledger_routes,
+    problems,
+    report_routes,
+    schemas,
+    submission_routes,
+    web,
+)
 from api.http.cache import ProofCache
+from api.http.cors import ScopedCors
 from api.http.limits import BodyLimit, MovingWindow, RateLimit
 from api.http.routes import router
 from api.http.state import AppState
@@ -62,13 +71,18 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
             yield
 
     app = FastAPI(title="carbon-ledger", version="1",
-                  summary="A blockchain-anchored personal carbon ledger", lifespan=lifespan)
+                  summary="A blockchain-anchored personal carbon ledger", lifespan=lifespan,
+                  description=schemas.DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.credentials = CredentialCache()  # key id → principal, for ≤ 5 s
     app.state.proofs = ProofCache()  # anchored entries' bundles
     app.add_middleware(RateLimit, limit=settings.rate_limit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    if settings.cors_origins:  # outermost: a preflight is answered before any limit counts it
+        app.add_middleware(ScopedCors, origins=settings.cors_origins, routes=app.router.routes)
 
     problems.install(app)
+    schemas.install(app)
+    apidocs.install(app)  # /docs and /redoc from our own copies, not a CDN
     app.include_router(router)
     app.include_router(submission_routes.router)
     app.include_router(ledger_routes.router)

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from api.http.bodies import read_body
 from api.http.deps import AuditorDep, StateDep
 from api.http.responses import JSON
+from api.http.schemas import VERDICT, Info, LedgerDescriptor, body, ok, problems
 from ledger.bundle import MAX_BUNDLE_BYTES, ProofBundle
 from ledger.descriptor import descriptor_for
 from ledger.errors import BundleRefused, InvalidInput, VerificationError
@@ -24,7 +25,7 @@ from ledger.verification import TrustRoot, verify_bundle
 router = APIRouter(prefix="/v1")
 
 
-@router.get("/info", tags=["public"])
+@router.get("/info", tags=["public"], response_model=None, responses=ok(Info, problems()))
 def info(state: StateDep) -> dict[str, Any]:
     """Where this ledger anchors, who signs receipts, and what partners sign."""
     return {"chainId": state.chain_id, "contract": state.anchor.contract_address,
@@ -32,7 +33,8 @@ def info(state: StateDep) -> dict[str, Any]:
             "eip712": submission_typed_data(state.chain_id, state.anchor.contract_address),
             "methodologies": list(available_versions())}
 
-@router.get("/ledger", tags=["public"])
+@router.get("/ledger", tags=["public"], response_model=None, responses=ok(
+    LedgerDescriptor, problems(503), headers={"Cache-Control": {"schema": {"type": "string"}}}))
 def ledger_descriptor(request: Request, state: StateDep) -> Response:
     """The ledger descriptor: what a verifier pins (chain, contract, deployment, formats,
     the operator's receipt key). Compare it with the copy the city publishes out of band."""
@@ -47,12 +49,13 @@ def ledger_descriptor(request: Request, state: StateDep) -> Response:
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
-_VERIFY_BODY = {"requestBody": {"required": True, "content": {
-    JSON: {"schema": {"type": "object", "description": "a proof bundle "
-                      "(docs/proof-bundle.md, docs/proof-bundle.schema.json)"}}}}}
+_VERIFY_BODY = body({"$ref": "#/components/schemas/ProofBundle"},
+                    description="a proof bundle (docs/proof-bundle.md); one that is not of "
+                                "the format is answered `valid: false` naming the check")
 
 
-@router.post("/verify", tags=["auditors"], openapi_extra=_VERIFY_BODY)
+@router.post("/verify", tags=["auditors"], openapi_extra=_VERIFY_BODY, response_model=None,
+             responses=ok(VERDICT, "the verdict", problems(401, 403, 422, 503)))
 async def verify(request: Request, state: StateDep, who: AuditorDep) -> dict[str, Any]:
     """Check a bundle against this server's ledger (its own chain and contract).
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from ledger.errors import (
     LedgerError,
@@ -34,6 +35,14 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
+def _methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's (a path may have one
+    route per method, as ``/v1/submissions`` does)."""
+    path = request.scope["path"]
+    return sorted({m for r in request.app.routes if isinstance(r, Route)
+                   and r.path_regex.match(path) for m in r.methods or ()})
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
@@ -49,10 +58,13 @@ def install(app: FastAPI) -> None:
                        ".".join(loc) or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not-found", 405: "method-not-allowed", 413: "too-large",
                 429: "rate-limited"}.get(exc.status_code, "http-error")
-        return problem(exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # every method the path has, not only its first route's
+            headers = {**(headers or {}), "Allow": ", ".join(_methods(request))}
+        return problem(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,26 @@ from fastapi.responses import PlainTextResponse, Response
 from api.http.bodies import read_body
 from api.http.deps import AuditorDep, CitizenDep, SessionDep, StateDep, ledger_state
 from api.http.responses import JSON, json_response
+from api.http.schemas import (
+    PROOF,
+    BatchId,
+    BatchPage,
+    CitizenSummary,
+    EntryId,
+    EntryPage,
+    Limit,
+    Methodology,
+    OzDump,
+    Redemption,
+    RedemptionRequest,
+    Reward,
+    SinceUnix,
+    UntilUnix,
+    body,
+    ok,
+    problems,
+    ref,
+)
 from ledger import accounts, views
 from ledger.entries import parse_entry_id
 from ledger.errors import InvalidInput, NotFound, UnsupportedMediaType
@@ -52,18 +72,23 @@ def _proof_response(request: Request, entry_id: bytes, owner: int | None = None)
     return Response(cached.body(state.confirmations(cached.block_number)), media_type=JSON)
 
 
-@router.get("/me/entries/{entry_id}/proof", tags=["citizens"], response_model=dict[str, Any])
-async def my_proof(entry_id: str, request: Request, who: CitizenDep) -> Response:
+@router.get("/me/entries/{entry_id}/proof", tags=["citizens"], response_model=None,
+            responses=ok(PROOF, "the proof bundle, or the entry's pending status",
+                         problems(401, 403, 404, 422, 503, not_found="No such entry of yours")))
+async def my_proof(entry_id: EntryId, request: Request, who: CitizenDep) -> Response:
     """The entry's proof bundle, or its pending status while its batch is not anchored."""
     return _proof_response(request, parse_entry_id(entry_id), owner=who.citizen_id)
 
 
-@router.get("/entries/{entry_id}/proof", tags=["auditors"], response_model=dict[str, Any])
-async def any_proof(entry_id: str, request: Request, who: AuditorDep) -> Response:
+@router.get("/entries/{entry_id}/proof", tags=["auditors"], response_model=None,
+            responses=ok(PROOF, "the proof bundle, or the entry's pending status",
+                         problems(401, 403, 404, 422, 503)))
+async def any_proof(entry_id: EntryId, request: Request, who: AuditorDep) -> Response:
     return _proof_response(request, parse_entry_id(entry_id))
 
 
-@router.get("/methodologies/{version}", tags=["public"])
+@router.get("/methodologies/{version}", tags=["public"], response_model=None,
+            responses=ok(Methodology, problems(404, 422)))
 def methodology(version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
     """A published methodology file, exactly as the ledger uses it."""
     return json.loads(methodology_text(version))
@@ -71,33 +96,34 @@ def methodology(version: Annotated[int, Path(ge=1, le=2**31 - 1)]) -> Any:
 
 # -- citizens ---------------------------------------------------------------------------
 
-@router.get("/me", tags=["citizens"])
+@router.get("/me", tags=["citizens"], response_model=None,
+            responses=ok(CitizenSummary, problems(401, 403, 503)))
 def me(session: SessionDep, who: CitizenDep) -> dict[str, Any]:
     """Balance, points spent, and totals per behaviour."""
     return views.citizen_summary(session, who.citizen_id)  # type: ignore[arg-type]
 
 
-@router.get("/me/entries", tags=["citizens"])
+@router.get("/me/entries", tags=["citizens"], response_model=None,
+            responses=ok(EntryPage, problems(401, 403, 422, 503)))
 def my_entries(session: SessionDep, who: CitizenDep,
                behaviour: Annotated[str | None, Query(max_length=32)] = None,
-               since: Annotated[int | None, Query(alias="from", ge=0, le=2**62)] = None,
-               until: Annotated[int | None, Query(alias="to", ge=0, le=2**62)] = None,
-               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-               after: Annotated[int | None, Query(ge=0, le=2**62)] = None) -> dict[str, Any]:
+               since: SinceUnix = None, until: UntilUnix = None, limit: Limit = 50,
+               after: Annotated[int | None, Query(ge=0, le=2**62, description="the `next` of "
+                                                  "the page before")] = None) -> dict[str, Any]:
     return views.citizen_entries(session, who.citizen_id, behaviour=behaviour,  # type: ignore[arg-type]
                                  since=since, until=until, limit=limit, after_seq=after)
 
 
-@router.get("/rewards", tags=["citizens"])
+@router.get("/rewards", tags=["citizens"], response_model=None,
+            responses=ok({"type": "array", "items": ref(Reward)}, "the catalogue",
+                         problems(401, 403, 503)))
 def rewards(session: SessionDep, who: CitizenDep) -> list[dict[str, Any]]:
     return views.reward_list(session)
 
 
 #: A redemption's body is one short member; anything longer is refused unread.
 MAX_REDEMPTION_BYTES = 1024
-_REDEMPTION_BODY = {"requestBody": {"required": True, "content": {JSON: {"schema": {
-    "type": "object", "required": ["reward"], "additionalProperties": False,
-    "properties": {"reward": {"type": "string", "minLength": 1, "maxLength": 64}}}}}}}
+_REDEMPTION_BODY = body(ref(RedemptionRequest), description="the reward to redeem")
 
 
 def _reward_code(body: bytes, content_type: str) -> str:
@@ -116,9 +142,17 @@ def _reward_code(body: bytes, content_type: str) -> str:
 
 
 @router.post("/redemptions", tags=["citizens"], openapi_extra=_REDEMPTION_BODY,
-             response_model=dict[str, Any])
+             response_model=None, responses=ok(
+                 Redemption, "the debit (or, for a key seen before, the first answer)",
+                 problems(401, 403, 404, 409, 415, 422, 503, not_found="No such reward",
+                            conflict="Too few points (`insufficient-points`), none left "
+                                     "(`out-of-stock`), or the key was used for another "
+                                     "reward (`idempotency-key-reused`)")))
 async def redeem_reward(request: Request, state: StateDep, who: CitizenDep,
-                        idempotency_key: Annotated[str, Header(max_length=128)]) -> Response:
+                        idempotency_key: Annotated[str, Header(
+                            min_length=1, max_length=128, examples=["7d3f0b7e-coffee"],
+                            description="any string new to this redemption: sent again, "
+                                        "it replays the first answer")]) -> Response:
     """Redeem a reward; the same Idempotency-Key replays the first answer (409 if it was
     used for another reward)."""
     body = await read_body(request, MAX_REDEMPTION_BYTES)  # read once the caller is known
@@ -139,15 +173,18 @@ async def redeem_reward(request: Request, state: StateDep, who: CitizenDep,
 
 # -- auditors ---------------------------------------------------------------------------
 
-@router.get("/batches", tags=["auditors"])
+@router.get("/batches", tags=["auditors"], response_model=None,
+            responses=ok(BatchPage, problems(401, 403, 422, 503)))
 def batches(session: SessionDep, who: AuditorDep,
-            limit: Annotated[int, Query(ge=1, le=500)] = 100,
-            after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> dict[str, Any]:
+            limit: Limit = 100,
+            after: Annotated[int, Query(ge=0, le=2**62, description="the `next` of the page "
+                                        "before")] = 0) -> dict[str, Any]:
     return views.list_batches(session, limit=limit, after_id=after)
 
 
-@router.get("/batches/{batch_id}/dump", tags=["auditors"], response_class=PlainTextResponse)
-def batch_dump(batch_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep,
+@router.get("/batches/{batch_id}/dump", tags=["auditors"], response_model=None,
+            responses=ok(OzDump, problems(401, 403, 404, 422, 503)))
+def batch_dump(batch_id: BatchId, session: SessionDep,
                who: AuditorDep) -> PlainTextResponse:
     """The batch as OpenZeppelin's StandardMerkleTree dump JSON."""
     import io

@@ -6,13 +6,25 @@ import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api.http.bodies import read_body
 from api.http.deps import PartnerDep, SessionDep, StateDep
 from api.http.responses import JSON, NDJSON
+from api.http.schemas import (
+    RECORDS,
+    Limit,
+    SubmissionAnswer,
+    SubmissionDetail,
+    SubmissionId,
+    SubmissionSummary,
+    body,
+    ok,
+    problems,
+    ref,
+)
 from ledger import views
 from ledger.errors import InvalidInput, UnsupportedMediaType
 from ledger.intake.service import record_submission
@@ -36,13 +48,18 @@ def _records_from_body(body: bytes, content_type: str, limit: int) -> list[objec
     return data
 
 
-_SUBMISSION_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-    NDJSON: {"schema": {"type": "string"}}}}}
+_SUBMISSION_BODY = body(RECORDS, ndjson=True, description="the records: a JSON array, or "
+                        "NDJSON (one record per line)")
 
 
 @router.post("/submissions", tags=["partners"], openapi_extra=_SUBMISSION_BODY,
-             response_model=dict[str, Any])
+             response_model=None, responses=ok(
+                 SubmissionAnswer, "every record's outcome and the operator's signed receipt",
+                 problems(401, 403, 409, 415, 422, 503,
+                          conflict="The nonce was used before (`replayed-submission`)"),
+                 headers={"Server-Timing": {"description": "check, wait, locked, commit, "
+                                                           "answer (ms)",
+                                            "schema": {"type": "string"}}}))
 async def submit(request: Request, state: StateDep, who: PartnerDep,
                  x_signature: Annotated[str | None, Header()] = None,
                  x_nonce: Annotated[str | None, Header()] = None,
@@ -94,14 +111,17 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
     return Response(answer, media_type=JSON, headers={"Server-Timing": timing})
 
 
-@router.get("/submissions", tags=["partners"])
+@router.get("/submissions", tags=["partners"], response_model=None, responses=ok(
+    {"type": "array", "items": ref(SubmissionSummary)}, "the latest first",
+    problems(401, 403, 422, 503)))
 def my_submissions(session: SessionDep, who: PartnerDep,
-                   limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[dict[str, Any]]:
+                   limit: Limit = 50) -> list[dict[str, Any]]:
     return views.partner_submissions(session, who.partner_id, limit=limit)  # type: ignore[arg-type]
 
 
-@router.get("/submissions/{submission_id}", tags=["partners"])
-def my_submission(submission_id: str, session: SessionDep, who: PartnerDep) -> dict[str, Any]:
+@router.get("/submissions/{submission_id}", tags=["partners"], response_model=None,
+            responses=ok(SubmissionDetail, problems(401, 403, 404, 422, 503)))
+def my_submission(submission_id: SubmissionId, session: SessionDep, who: PartnerDep) -> dict[str, Any]:
     return views.partner_submission(session, who.partner_id, submission_id)  # type: ignore[arg-type]
 
 
