@@ -78,7 +78,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     app.add_middleware(RateLimit, limit=settings.rate_limit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: a preflight is answered before any limit counts it
-        app.add_middleware(ScopedCors, origins=settings.cors_origins, routes=app.router.routes)
+        app.add_middleware(ScopedCors, origins=settings.cors_origins, fastapi=app)
 
     problems.install(app)
     schemas.install(app)

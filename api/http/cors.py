@@ -7,25 +7,24 @@ its own server, not in a browser."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.middleware.cors import CORSMiddleware
-from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.http.schemas import operations
 
 #: The OpenAPI tags whose routes another origin may call.
 OPEN_TAGS = frozenset({"public", "citizens"})
 
 
 class ScopedCors:
-    """Starlette's CORS middleware around the routes tagged :data:`OPEN_TAGS`; every other
-    path passes by it (a preflight there gets the app's 405, which a browser refuses)."""
+    """Starlette's CORS middleware around the routes the OpenAPI document tags
+    :data:`OPEN_TAGS`; every other path passes by it (a preflight there gets the app's
+    405, which a browser refuses)."""
 
-    def __init__(self, app: ASGIApp, origins: Sequence[str], routes: Sequence[BaseRoute]) -> None:
-        self.app = app
-        # routes: the app's own list, read when the middleware stack is built (at start-up,
-        # once every router is included)
-        self.paths = [r.path_regex for r in routes if isinstance(r, Route)
-                      and OPEN_TAGS & set(getattr(r, "tags", None) or ())]
+    def __init__(self, app: ASGIApp, origins: Sequence[str], fastapi: Any) -> None:
+        self.app, self.fastapi = app, fastapi  # the app, whose document names the routes
         self.cors = CORSMiddleware(app, allow_origins=list(origins),
                                    allow_methods=["GET", "POST"],
                                    allow_headers=["Authorization", "Content-Type",
@@ -33,7 +32,7 @@ class ScopedCors:
                                    expose_headers=["Retry-After"], max_age=600)
 
     def open(self, path: str) -> bool:
-        return any(p.match(path) for p in self.paths)
+        return path.startswith("/v1/") and operations(self.fastapi).tagged(path, OPEN_TAGS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.open(scope["path"]):

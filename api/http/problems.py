@@ -13,7 +13,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Route
 
 from ledger.errors import (
     LedgerError,
@@ -36,11 +35,12 @@ def problem(status: int, code: str, title: str, detail: str | None = None,
 
 
 def _methods(request: Request) -> list[str]:
-    """The methods of every route whose path matches the request's (a path may have one
-    route per method, as ``/v1/submissions`` does)."""
-    path = request.scope["path"]
-    return sorted({m for r in request.app.routes if isinstance(r, Route)
-                   and r.path_regex.match(path) for m in r.methods or ()})
+    """The methods the OpenAPI document gives the request's path (a path may have one
+    route per method, as ``/v1/submissions`` does), HEAD with GET."""
+    from api.http.schemas import operations
+
+    methods = operations(request.app).methods(request.scope["path"])
+    return sorted(methods | ({"HEAD"} if "GET" in methods else set()))
 
 
 def install(app: FastAPI) -> None:

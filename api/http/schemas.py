@@ -10,6 +10,7 @@ and tests/api/test_schemathesis.py holds the served answers to them. A member ma
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
@@ -176,7 +177,7 @@ UntilUnix = Annotated[int | None, Query(alias="to", ge=0, le=UNIX_MAX,
 #: The headers a signed submission travels with, as the OpenAPI document shows them (the
 #: route takes them as optional strings, so that a missing one gets the ledger's own
 #: message naming it: docs/signing.md).
-SIGNING_HEADERS = [
+SIGNING_HEADERS: list[dict[str, Any]] = [
     {"name": HEADERS["signature"], "in": "header", "required": True,
      "description": "the partner's EIP-712 signature of `Submission(partner, recordsHash, "
                     "count, nonce, deadline)` in the domain `GET /v1/info` publishes: 0x and "
@@ -201,7 +202,7 @@ SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles: a record's are at mos
 Timestamp = Annotated[int | str, Field(
     description="unix seconds, or an RFC 3339 time with its UTC offset",
     examples=[1796341422, "2026-12-04T08:30:00+08:00"])]
-_TIMESTAMP = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": SAFE_INT},
+_TIMESTAMP: Any = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": SAFE_INT},
                         {"type": "string", "format": "date-time"}]}
 #: Any JSON value whose numbers RFC 8785 can write (a record is hashed in that form).
 JSON_VALUE = {"anyOf": [
@@ -647,6 +648,31 @@ def openapi(app: FastAPI) -> dict[str, Any]:
                             if p["name"].lower() not in names] + SIGNING_HEADERS
     app.openapi_schema = doc
     return doc
+
+
+class Operations:
+    """Each documented path as a pattern, with its methods and tags: what the 405's
+    ``Allow`` and the CORS scope read (FastAPI keeps included routers unflattened)."""
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.paths = []
+        for template, item in doc["paths"].items():
+            pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+            tags = {t for op in item.values() for t in op.get("tags", ())}
+            self.paths.append((pattern, {m.upper() for m in item}, tags))
+
+    def methods(self, path: str) -> set[str]:
+        return {m for pattern, methods, _ in self.paths if pattern.match(path) for m in methods}
+
+    def tagged(self, path: str, tags: frozenset[str]) -> bool:
+        return any(pattern.match(path) and found & tags for pattern, _, found in self.paths)
+
+
+def operations(app: Any) -> Operations:
+    found = getattr(app.state, "operations", None)
+    if found is None:
+        found = app.state.operations = Operations(app.openapi())
+    return found  # type: ignore[no-any-return]
 
 
 def install(app: FastAPI) -> None:

@@ -92,7 +92,8 @@ def test_schemathesis_finds_nothing(served: tuple[str, dict[str, str], dict[str,
     base, creds, env = served
     auth = [] if role == "anonymous" else ["-H", f"Authorization: Bearer {creds[role]}"]
     command = [sys.executable, "-m", "schemathesis.cli", "--config-file",
-               str(HERE / "schemathesis.toml"), "run", f"{base}/openapi.json", *auth, "--max-examples", str(MAX_EXAMPLES), "--seed", "17",
+               str(HERE / "schemathesis.toml"), "run", f"{base}/openapi.json", *auth,
+               "--max-examples", str(MAX_EXAMPLES), "--seed", "17",
                "--generation-deterministic", "--no-shrink", "--request-timeout", "30",
                "--report-dir", str(tmp_path), "--warnings", "off"]
     run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
