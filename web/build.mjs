@@ -68,6 +68,13 @@ function copyApiDocs() {
   const out = join(DIST, 'apidocs');
   mkdirSync(out, { recursive: true });
   for (const [name, from] of Object.entries(API_DOCS)) copyFileSync(join(WEB, '..', 'node_modules', from), join(out, name));
+  // ReDoc's footer shows a logo from its CDN: an empty image instead, so the page fetches nothing
+  // from another host (its CSP would block it anyway).
+  const redoc = join(out, 'redoc.standalone.js');
+  const logo = 'https://cdn.redoc.ly/redoc/logo-mini.svg';
+  const text = readFileSync(redoc, 'utf8');
+  if (!text.includes(logo)) throw new Error(`redoc's bundle no longer names ${logo}: check what it fetches`);
+  writeFileSync(redoc, text.replaceAll(logo, "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"));
   copyFileSync(join(WEB, 'src/apidocs/swagger-init.js'), join(out, 'swagger-init.js'));
 }
 

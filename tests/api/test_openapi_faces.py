@@ -4,16 +4,20 @@ public and citizen routes, and the document's promises about errors and signing.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from api.composition import Container
 from api.http.app import create_app
 from api.settings import Settings
+from tests.api.test_live_http import live_server
 
 BANK = "https://bank.example"
 
@@ -123,3 +127,23 @@ def test_a_405_names_every_method_of_its_path(client: TestClient) -> None:
         answer = client.request(method, path)
         assert answer.status_code == 405 and answer.headers["allow"] == allowed, (path, answer.headers)
         assert answer.headers["content-type"] == "application/problem+json"
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium (Debian's `chromium`)")
+def test_the_api_docs_draw_every_operation_offline_in_a_browser(tmp_path: Path) -> None:
+    """What the HTML cannot show: the scripts themselves fetch nothing from another host
+    (ReDoc's CDN logo is replaced when web/build.mjs copies it), and both draw the API."""
+    container = Container(Settings(data_dir=tmp_path, chain="tester"))
+    with live_server(container, run_sealer=False) as base:
+        operations = sum(len(item) for item in httpx.get(f"{base}/openapi.json").json()["paths"].values())
+        run = subprocess.run(["node", str(ROOT / "tests/api/api_docs_browser.mjs"), base],
+                             capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    pages = json.loads(run.stdout.strip().splitlines()[-1])
+    for page, seen in pages.items():
+        assert seen["external"] == [] and seen["errors"] == [], (page, seen)
+        assert seen["drawn"] >= operations, (page, seen, operations)
