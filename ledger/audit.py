@@ -47,6 +47,9 @@ class AuditReport:
     capped: int = 0
     grams: int = 0
     problems: list[str] = field(default_factory=list)
+    #: What the leaves give, and what the batch was sealed (and so anchored) with.
+    recomputed: Recomputed | None = None
+    sealed: Recomputed | None = None
 
     @property
     def ok(self) -> bool:
@@ -55,7 +58,9 @@ class AuditReport:
     def as_dict(self) -> dict[str, object]:
         return {"batchId": self.batch_id, "entries": self.entries, "credits": self.credits,
                 "capped": self.capped, "reductionGrams": self.grams, "ok": self.ok,
-                "problems": self.problems}
+                "problems": self.problems,
+                "recomputed": self.recomputed.as_dict() if self.recomputed else None,
+                "sealed": self.sealed.as_dict() if self.sealed else None}
 
 
 def audit_batch(session: Session, batch_id: int, *,
@@ -64,7 +69,8 @@ def audit_batch(session: Session, batch_id: int, *,
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
-    report = AuditReport(batch_id)
+    report = AuditReport(batch_id, sealed=Recomputed(batch.root, batch.leaf_count,
+                                                     batch.content_hash))
     rows = session.execute(
         select(LedgerEntry, EntryLocator.seq, EntryLocator.batch_id)
         .outerjoin(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
@@ -91,6 +97,7 @@ def audit_batch(session: Session, batch_id: int, *,
     elif entries:
         hashes = [hash_leaf(e.leaf) for e in entries]
         rebuilt = Recomputed(root(build_tree(sorted(hashes))), len(hashes), keccak(b"".join(hashes)))
+        report.recomputed = rebuilt
         if rebuilt.root != batch.root:
             report.problems.append(f"the leaves give root 0x{rebuilt.root.hex()}, "
                                    f"sealed 0x{batch.root.hex()}")
@@ -107,6 +114,10 @@ class Recomputed:
     root: bytes
     leaf_count: int
     content_hash: bytes
+
+    def as_dict(self) -> dict[str, object]:
+        return {"root": shown(self.root), "leafCount": self.leaf_count,
+                "contentHash": shown(self.content_hash)}
 
 
 def _against_chain(chain: ChainReader, batch: Batch, rebuilt: Recomputed) -> list[str]:

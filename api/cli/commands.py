@@ -15,6 +15,7 @@ import typer
 from api.cli.base import (
     Chain,
     DataDir,
+    Json,
     RpcUrl,
     admin_app,
     app,
@@ -23,18 +24,19 @@ from api.cli.base import (
     db_app,
     emit_json,
     err,
+    local_time,
+    option_names,
     out,
+    print_table,
     table,
 )
-from api.cli.files import atomic_writer
+from api.cli.files import atomic_writer, read_records
 from api.composition import Container, container
-from ledger import accounts, views
+from ledger import accounts, listings, views
 from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
-from ledger.intake.service import submit_records
-from ledger.json_input import parse_json, parse_ndjson, read_bounded
-from ledger.leaf import KIND_CREDIT
-from ledger.methodology import submission_window
+from ledger.intake.service import outcome_json, submit_records
+from ledger.methodology import partner_kinds, submission_window
 from ledger.proofs import proof_bundle, write_oz_dump
 from ledger.redemption import redeem
 from ledger.store.models import Batch
@@ -52,7 +54,8 @@ def compile(data_dir: DataDir = None) -> None:  # noqa: A001 - the command's nam
 
 @app.command()
 def node(data_dir: DataDir = None,
-         port: Annotated[int | None, typer.Option(help="port on 127.0.0.1")] = None) -> None:
+         port: Annotated[int | None, typer.Option(
+             help="port on 127.0.0.1 (default: a free port, printed at start)")] = None) -> None:
     """Run the managed local anvil node in the foreground; its state stays in the data dir."""
     from chain.nodes import ManagedAnvil, node_file
 
@@ -235,14 +238,19 @@ def revoke_cmd(key: str, data_dir: DataDir = None) -> None:
 
 
 @batch_app.command("list")
-def batch_list(data_dir: DataDir = None) -> None:
-    """List batches: id, entries, root, status, tx, block."""
+def batch_list(data_dir: DataDir = None, as_json: Json = False) -> None:
+    """List batches: id, entries, status, block, sealed and anchored (local time), root, tx."""
     c = container(data_dir)
     with c.db.session() as s:
-        rows = [[b.id, b.leaf_count, "0x" + b.root.hex(), b.status,
-                 "0x" + b.tx_hash.hex() if b.tx_hash else "-", b.block_number or "-"]
-                for b in views.all_batches(s)]
-    out.print(table("batches", ["id", "entries", "root", "status", "tx", "block"], rows))
+        batches = [views.batch_view(b) for b in views.all_batches(s)]
+    if as_json:
+        emit_json(batches, None)
+        return
+    print_table(f"batches ({len(batches)})",
+                ["id", "entries", "status", "block", "sealed", "anchored", "root", "tx"],
+                [[b["batchId"], b["leafCount"], b["status"], b["blockNumber"],
+                  local_time(b["sealedAt"]), local_time(b["anchoredAt"]), b["root"], b["txHash"]]
+                 for b in batches], ids=("root", "tx"))
 
 
 @batch_app.command("export")
@@ -256,48 +264,56 @@ def batch_export(batch_id: Annotated[int, typer.Argument(min=1, max=2**62)],
     out.print(f"wrote batch {batch_id} ({n} leaves) to {out_file}")
 
 
-def _read_records(path: Path, limit: int) -> list[object]:
-    """A file of records (JSON array, or NDJSON by its suffix), read with the same bounds
-    as an HTTP submission."""
-    data = read_bounded(path, field="records", max_bytes=limit)
-    if path.suffix in (".ndjson", ".jsonl"):
-        return parse_ndjson(data, field="records", max_bytes=limit)
-    records = parse_json(data, field="records", max_bytes=limit)
-    if not isinstance(records, list):
-        raise InvalidInput("expected a JSON array of records", field="records")
-    return records
-
-
 @app.command()
 def submit(partner: Annotated[str, typer.Option(help="partner code")],
            records_file: Annotated[Path, typer.Argument(help="JSON array or .ndjson of records")],
-           data_dir: DataDir = None) -> None:
-    """Submit a partner's activity records (as the operator, on the partner's behalf)."""
+           data_dir: DataDir = None, as_json: Json = False) -> None:
+    """Submit a partner's activity records (as the operator, on the partner's behalf).
+
+    Prints the summary first, then each rejected record by its line (NDJSON) or its
+    place in the array (from 1); --json prints every record's outcome."""
     c = container(data_dir)
-    records = _read_records(records_file, c.settings.max_body_bytes)
+    records, numbers, unit = read_records(records_file, c.settings.max_body_bytes)
     with c.db.session(write_lock=True) as s:
         result = submit_records(s, partner=accounts.get_partner(s, partner), records=records,
                                 window=submission_window(int(time.time())))
+    if as_json:
+        emit_json({**result.counts, "reductionGrams": result.grams,
+                   "records": [{**outcome_json(o), unit: numbers[o.index]}
+                               for o in result.outcomes]}, None)
+        return
+    out.print(f"{result.count('accepted')} accepted, {result.count('duplicate')} duplicate, "
+              f"{result.count('rejected')} rejected; {result.grams} g CO2e credited",
+              highlight=False)
     for o in result.outcomes:
         if o.status == "rejected":
-            out.print(f"record {o.index} ({o.record_id}): rejected, {o.field}: {o.reason}")
-    out.print(f"{result.count('accepted')} accepted, {result.count('duplicate')} duplicate, "
-              f"{result.count('rejected')} rejected; {result.grams} g CO2e credited")
+            out.print(f"{unit} {numbers[o.index]} ({o.record_id or 'no record_id'}): rejected, "
+                      f"{o.field}: {o.reason}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
-def balance(citizen: str, data_dir: DataDir = None) -> None:
-    """A citizen's points and entries."""
+def balance(citizen: Annotated[str, typer.Argument(help="the citizen's pseudonym")],
+            data_dir: DataDir = None, as_json: Json = False) -> None:
+    """A citizen's points and entries (local time), each with its status: pending (not yet
+    sealed), sealed, submitted or anchored (in a block); a redemption is a debit naming
+    its reward. The entry id is what `proof` takes."""
     c = container(data_dir)
     with c.db.session() as s:
         who = accounts.get_citizen(s, citizen)
-        entries = views.entries_of(s, who.id)
+        entries = listings.citizen_ledger(s, who.id)
         points = accounts.balance(s, who.id)
-    rows = [["0x" + e.entry_id.hex(), "credit" if e.kind == KIND_CREDIT else "debit", e.behaviour,
-             e.quantity, e.reduction_grams, e.points,
-             time.strftime("%Y-%m-%d %H:%M", time.gmtime(e.occurred_at))] for e in entries]
-    out.print(table(f"{citizen}: {points} points", ["entry", "kind", "behaviour", "quantity",
-                                                    "g CO2e", "points", "occurred (UTC)"], rows))
+    if as_json:
+        emit_json({"citizen": citizen, "points": points, "entries": entries}, None)
+        return
+    offset = local_time(0)[-6:]
+    rows = [[local_time(e["occurredAt"])[:-6], e["kind"],
+             e["reward"]["title"] if "reward" in e else e["behaviour"],
+             e["reductionGrams"] if e["kind"] == "credit" else "",
+             f"{e['points']:+}",
+             e["status"] + (f", block {e['blockNumber']}" if e["blockNumber"] else ""), e["entryId"]]
+            for e in entries]
+    print_table(f"{citizen}: {points} points", [f"when (UTC{offset})", "kind", "what", "g CO2e",
+                                                "points", "status", "entry"], rows, ids=("entry",))
 
 
 @app.command("redeem")
@@ -315,7 +331,12 @@ def redeem_cmd(citizen: str, reward: str,
 
 
 @admin_app.command("partner-add")
-def partner_add(code: str, kind: str, address: Annotated[str, typer.Option(help="signing address")],
+def partner_add(code: Annotated[str, typer.Argument(help="the partner's code (lower case)")],
+                kind: Annotated[str, typer.Argument(
+                    help=f"one of: {', '.join(partner_kinds())}")],
+                address: Annotated[str, typer.Option(
+                    help="the partner's Ethereum signing address, 0x + 40 hex digits "
+                         "(`carbon-ledger partner keygen` prints one)")],
                 name: Annotated[str | None, typer.Option()] = None,
                 data_dir: DataDir = None) -> None:
     """Register a partner with its Ethereum signing address."""
@@ -336,20 +357,32 @@ def citizen_add(pseudonym: Annotated[str | None, typer.Argument()] = None,
 
 
 @admin_app.command("citizen-erase")
-def citizen_erase(pseudonym: str, data_dir: DataDir = None) -> None:
-    """Erase a citizen: their salt and pseudonym go, their leaves stay (unlinkable)."""
+def citizen_erase(pseudonym: str, data_dir: DataDir = None,
+                  yes: Annotated[bool, typer.Option("--yes", "-y",
+                                                    help="do not ask for confirmation")] = False
+                  ) -> None:
+    """Erase a citizen: their salt and pseudonym go, their leaves stay (unlinkable).
+    Cannot be undone; asks first unless --yes."""
     c = container(data_dir)
+    with c.db.session() as s:
+        accounts.get_citizen(s, pseudonym)  # a typo is "not found" before any question
+    if not yes and not typer.confirm(f"erase citizen {pseudonym}? Their entries can never be "
+                                     "linked to them again", err=True):
+        raise typer.Abort()
     with c.db.session(write_lock=True) as s:
         accounts.erase_citizen(s, accounts.get_citizen(s, pseudonym))
     out.print(f"citizen {pseudonym} erased")
 
 
 @admin_app.command("reward-set")
-def reward_set(code: str, title: str, cost: Annotated[int, typer.Option(help="points")],
-               stock: Annotated[int, typer.Option()], data_dir: DataDir = None) -> None:
+def reward_set(code: str, title: str,
+               cost: Annotated[int, typer.Option(help="its cost in points")],
+               stock: Annotated[int, typer.Option(help="how many are left")],
+               data_dir: DataDir = None) -> None:
     """Add a reward to the catalogue or change its cost and stock."""
     c = container(data_dir)
-    with c.db.session(write_lock=True) as s:
+    with option_names(points_cost="--cost", stock="--stock", title="TITLE", code="CODE"), \
+            c.db.session(write_lock=True) as s:
         accounts.upsert_reward(s, code=code, title=title, points_cost=cost, stock=stock)
     out.print(f"reward {code}: {cost} points, stock {stock}")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ledger.errors import InvalidInput
+from ledger.json_input import parse_json, parse_ndjson, read_bounded
 
 
 def _refuse(path: Path, exc: OSError) -> InvalidInput:
@@ -74,3 +76,25 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+_LINE_POSITION = re.compile(r"line 1 column (\d+) \(char \d+\)$")
+
+
+def read_records(path: Path, limit: int) -> tuple[list[object], list[int], str]:
+    """A file of records (JSON array, or NDJSON by its suffix), read with the same bounds
+    as an HTTP submission; with each record's number as the file shows it (its line in
+    NDJSON, its place in an array, from 1) and what that number is."""
+    data = read_bounded(path, field="records", max_bytes=limit)
+    if path.suffix in (".ndjson", ".jsonl"):
+        try:
+            records = parse_ndjson(data, field="records", max_bytes=limit)
+        except InvalidInput as exc:  # each line is parsed alone: its column, not "line 1"
+            exc.message = _LINE_POSITION.sub(r"column \1", exc.message)
+            raise
+        lines = [n for n, line in enumerate(data.split(b"\n"), 1) if line.strip()]
+        return records, lines, "line"
+    records = parse_json(data, field="records", max_bytes=limit)
+    if not isinstance(records, list):
+        raise InvalidInput("expected a JSON array of records", field="records")
+    return records, list(range(1, len(records) + 1)), "record"

@@ -14,12 +14,13 @@ import typer
 
 # The registry: importing each command module registers its commands on ``base.app``.
 # A new command module is added here, and nowhere else.
-from api.cli import commands, demo, reports, verify  # noqa: F401
-from api.cli.base import app, err
+from api.cli import commands, demo, listing, partner, reports, verify  # noqa: F401
+from api.cli.base import app, err, size_output
 from ledger.errors import LedgerError, VerificationError
 
 
 def main(argv: list[str] | None = None) -> int:
+    size_output()
     try:
         app(args=argv, prog_name="carbon-ledger", standalone_mode=False)
     except VerificationError as exc:

@@ -120,9 +120,23 @@ def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
         emit_json(report.as_dict(), None)
     else:
         for problem in report.problems:
-            out.print(f"[red]✗[/red] {problem}", highlight=False)
+            out.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
         out.print(f"batch {batch_id}: {report.entries} entries, {report.credits} credits "
                   f"({report.capped} capped), {report.grams} g CO2e: "
-                  + ("recomputed, all hold" if report.ok else f"{len(report.problems)} problems"))
+                  + ("recomputed, all hold" if report.ok else f"{len(report.problems)} problems"),
+                  highlight=False)
+        _show_recomputed(report.as_dict())
     if not report.ok:
         raise VerificationError(f"batch {batch_id} does not recompute", field="batch")
+
+
+def _show_recomputed(report: dict[str, Any]) -> None:
+    """The recomputed root, leaf count and content hash beside the sealed ones (the ones
+    its anchor sent: `carbon-ledger chain check` holds them against the chain)."""
+    ours, sealed = report["recomputed"] or {}, report["sealed"] or {}
+    for name, key in (("root", "root"), ("leaves", "leafCount"), ("content hash", "contentHash")):
+        mine, theirs = ours.get(key), sealed.get(key)
+        mark = "=" if mine == theirs else "[red]≠[/red]"
+        out.print(f"{name}\n  recomputed  {'-' if mine is None else mine}\n"
+                  f"  sealed    {mark} {'-' if theirs is None else theirs}", highlight=False,
+                  soft_wrap=True)

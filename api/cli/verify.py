@@ -124,9 +124,13 @@ def _saved_pin(rpc: str | None, store: TrustStore, bundle_chain: int | None) -> 
             raise InvalidInput(f"no ledger is pinned for chain {served}: {how}", field="ledger")
         return pin.trust_root(), rpc
     pin = store.get(bundle_chain) if bundle_chain is not None else None
-    if pin is None or pin.rpc is None:
+    if pin is None:
         raise InvalidInput(f"no ledger is pinned for chain {bundle_chain} (and no --rpc "
                            f"given): {how}", field="ledger")
+    if pin.rpc is None:  # never a node of our own: it would hold nothing of this ledger
+        raise InvalidInput(f"no chain endpoint: chain {bundle_chain} is pinned ({pin.contract}, "
+                           f"from {pin.source}) but neither --rpc nor the pin names a JSON-RPC "
+                           "URL: give --rpc URL", field="rpc")
     return pin.trust_root(), pin.rpc
 
 

@@ -128,14 +128,23 @@ def check_submission(*, partner: Partner, records: Sequence[object], signature: 
             envelope.signature, chain_id=chain_id, partner=partner.code, digest=digest,
             count=len(records)) == partner.signing_address:
         raise RetiredSigningVersion(_RETIRED, field=HEADERS["signature"])
-    check_signer(partner, signer)
+    check_signer(partner, signer, digest=digest, count=len(records))
     return SignedSubmission(prepared, len(records), digest, envelope, signer, now, chain_id,
                             contract)
 
 
-def check_signer(partner: Partner, signer: bytes) -> None:
-    """Raise :class:`WrongSigner` unless ``signer`` is the partner's registered address."""
+def check_signer(partner: Partner, signer: bytes, *, digest: bytes | None = None,
+                 count: int | None = None) -> None:
+    """Raise :class:`WrongSigner` unless ``signer`` is the partner's registered address.
+    With the records' ``digest`` and ``count``, the message gives the ledger's own
+    recordsHash, so a partner can tell which part of what it signed differs: the records'
+    hash (then the records were hashed differently), else the key, the partner code or the
+    domain."""
     if signer != partner.signing_address:
-        raise WrongSigner(f"signed by 0x{signer.hex()}, not the partner's registered address "
-                          "(or signed for another ledger: see GET /v1/info for its domain)",
-                          field=HEADERS["signature"])
+        computed = (f"; the ledger computed recordsHash 0x{digest.hex()} over {count} records "
+                    "(if yours differs, the records were hashed differently: docs/signing.md)"
+                    if digest is not None else "")
+        raise WrongSigner(f"recovers to 0x{signer.hex()}, not the partner's registered address "
+                          f"0x{partner.signing_address.hex()}{computed}; with the same "
+                          f"recordsHash, check the key, the partner code {partner.code!r} and "
+                          "the domain (GET /v1/info)", field=HEADERS["signature"])
