@@ -231,3 +231,9 @@ def test_each_sample_is_accepted_by_a_real_submission(served: Served, kind: str)
     records = [_as_of_recently(r, citizens) for r in sample]
     result = Client(served.url, api_key=api_key, partner=code, private_key=key.key).submit(records)
     assert result.rejected == [] and result.answer["accepted"] == len(records), result.answer
+
+
+def test_the_partners_page_lists_a_sample_for_every_kind() -> None:
+    page = (SAMPLES.parent / "partners.md").read_text(encoding="utf-8")
+    for kind in partner_kinds():
+        assert f"| `{kind}` |" in page and f"(samples/{kind}.ndjson)" in page, kind

@@ -5,8 +5,11 @@
 - :mod:`api.cli.commands`: submit, balance, proof, redeem, seal, serve, node, batch,
   admin, chain and db commands; :mod:`api.cli.reports` the reports;
   :mod:`api.cli.verify` ``verify`` and the trust store (:mod:`api.cli.trust_store`);
-  :mod:`api.cli.demo` the demo.
-- :mod:`api.cli.files` atomic output files; :mod:`api.cli.charts` report charts.
+  :mod:`api.cli.demo` the demo; :mod:`api.cli.listing` the admin lists of what exists;
+  :mod:`api.cli.partner` what a partner runs (keygen, signed submit; the library is
+  :mod:`api.partner`).
+- :mod:`api.cli.files` atomic output files and record files read; :mod:`api.cli.charts`
+  report charts.
 
 The HTTP face is :mod:`api.http`; both are built by :mod:`api.composition`.
 """

@@ -1,4 +1,5 @@
-"""Files the faces write for the user: whole or not at all.
+"""Files the faces write for the user, whole or not at all; and the record files they
+read (:func:`read_records`, with each record's line).
 
 A command that writes ``--out FILE`` writes a temporary file beside it and renames it
 into place only once everything is written, so a failure (an unknown batch, a full disk)
