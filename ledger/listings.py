@@ -4,6 +4,8 @@ entries with their status. Plain dicts out, full ids, unix seconds."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -11,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput
 from ledger.leaf import KIND_CREDIT
+from ledger.methodology import local_day_offset
 from ledger.store.models import (
     ApiKey,
     Balance,
@@ -112,3 +115,22 @@ def citizen_ledger(session: Session, citizen_id: int) -> list[dict[str, Any]]:
             item["reward"] = {"code": reward, "title": title}
         out.append(item)
     return out
+
+
+def citizen_months(session: Session, citizen_id: int, *, since: int, until: int) -> dict[str, Any]:
+    """A citizen's credited grams by local month and behaviour, for entries that occurred
+    in ``[since, until)``: a chart's series (``stackedBar``, as the reports' charts)."""
+    offset = int(local_day_offset().total_seconds())
+    by: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    months: set[str] = set()
+    for behaviour, at, grams in session.execute(
+            select(LedgerEntry.behaviour, LedgerEntry.occurred_at, LedgerEntry.reduction_grams)
+            .where(LedgerEntry.citizen_id == citizen_id, LedgerEntry.kind == KIND_CREDIT,
+                   LedgerEntry.occurred_at >= since, LedgerEntry.occurred_at < until)):
+        month = datetime.fromtimestamp(at + offset, UTC).strftime("%Y-%m")
+        months.add(month)
+        by[behaviour][month] += grams
+    x = sorted(months)
+    return {"type": "stackedBar", "unit": "g CO2e", "x": x,
+            "series": [{"name": name, "values": [values.get(m, 0) for m in x]}
+                       for name, values in sorted(by.items())]}

@@ -231,3 +231,28 @@ def test_verify_with_a_pin_but_no_endpoint_says_so_and_starts_nothing(capsys, tm
     code, _, err = run(capsys, "verify", bundle)
     assert code == 2 and "no chain endpoint" in err and "--rpc" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_charts_mark_withheld_cells_and_show_a_statement_by_month(demo, capsys,
+                                                                  tmp_path) -> None:
+    at = ["--data-dir", demo["data_dir"]]
+    city, statement = tmp_path / "city.svg", tmp_path / "statement.svg"
+    span = ["--from", _days_ago(21), "--to", _days_ago(1)]
+    assert run(capsys, "report", "city", *span, *at, "--chart", city)[0] == 0
+    report = json.loads(run(capsys, "report", "city", *span, *at, "--json")[1])
+    if any(r["withheld"] for r in report["rows"]):
+        assert "withheld: fewer than 3 citizens" in city.read_text()
+    assert run(capsys, "report", "statement", demo["citizen"], *span, *at,
+               "--chart", statement)[0] == 0
+    drawn = statement.read_text()
+    assert "by behaviour" in drawn and "by month" in drawn
+
+
+def test_each_behaviour_keeps_one_colour_distinct_from_the_others() -> None:
+    from api.cli.charts import behaviour_colours
+    from ledger.methodology import available_versions, load_methodology
+
+    colours = behaviour_colours()
+    codes = {c for v in available_versions() for c in load_methodology(v).behaviours}
+    assert set(colours) == codes
+    assert len(set(colours.values())) == len(codes)

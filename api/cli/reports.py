@@ -11,7 +11,7 @@ import typer
 
 from api.cli.base import DataDir, app, emit_json, out, table
 from api.composition import container
-from ledger import accounts
+from ledger import accounts, listings
 from ledger.errors import InvalidInput
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
 
@@ -23,7 +23,8 @@ From = Annotated[str, typer.Option("--from", help="first local date, YYYY-MM-DD"
 To = Annotated[str, typer.Option("--to", help="last local date (inclusive), YYYY-MM-DD")]
 Period = Annotated[str, typer.Option(help="day | month")]
 Json = Annotated[bool, typer.Option("--json", help="print the report as JSON")]
-Chart = Annotated[Path | None, typer.Option("--chart", help="also draw it to this .svg or .png")]
+Chart = Annotated[Path | None, typer.Option("--chart", help="also draw it to this .svg or .png "
+                                              "(a statement: by behaviour and by month)")]
 
 
 def window(first: str, last: str) -> Window:
@@ -37,11 +38,16 @@ def window(first: str, last: str) -> Window:
 
 
 def _show(report: dict[str, Any], as_json: bool, chart: Path | None, title: str,
-          columns: list[str], rows: list[list[Any]]) -> None:
+          columns: list[str], rows: list[list[Any]],
+          panels: list[tuple[dict[str, Any], str]] | None = None) -> None:
     if chart is not None:
-        from api.cli.charts import write_chart
+        from api.cli.charts import write_charts
 
-        write_chart(report["chart"], chart, title=title)
+        withheld: dict[str, int] = {}
+        for row in report.get("rows", []):
+            if row.get("withheld"):
+                withheld[row["period"]] = withheld.get(row["period"], 0) + 1
+        write_charts(panels or [(report["chart"], "")], chart, title=title, withheld=withheld)
     if as_json:
         emit_json(report, None)
         return
@@ -60,14 +66,18 @@ def statement(citizen: Annotated[str, typer.Argument(help="the citizen's pseudon
               chart: Chart = None) -> None:
     """A citizen's period statement: kg CO2e by behaviour, points earned and spent."""
     c = container(data_dir)
+    span = window(first, last)
     with c.db.session() as s:
-        report = citizen_statement(s, accounts.get_citizen(s, citizen).id, window(first, last))
+        who = accounts.get_citizen(s, citizen).id
+        report = citizen_statement(s, who, span)
+        months = listings.citizen_months(s, who, since=span.since, until=span.until)
     rows = [[b["behaviour"], b["entries"], _kg(b["reductionGrams"]), b["points"]]
             for b in report["behaviours"]]
     rows.append(["total", report["entries"], _kg(report["reductionGrams"]),
                  report["pointsEarned"]])
     _show(report, as_json, chart, f"{citizen}, {first} to {last}",
-          ["behaviour", "entries", "kg CO2e", "points"], rows)
+          ["behaviour", "entries", "kg CO2e", "points"], rows,
+          panels=[(report["chart"], "by behaviour"), (months, "by month")])
     if not as_json:
         out.print(f"points spent {report['pointsSpent']}, balance {report['balance']}; "
                   f"{report['entriesAnchored']} of {report['entries']} entries anchored")
