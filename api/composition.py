@@ -120,3 +120,11 @@ def _modes(path: Path, *, depth: int = 2) -> Iterator[tuple[Path, int]]:
         for entry in entries:
             if not entry.is_symlink():
                 yield from _modes(Path(entry.path), depth=depth - 1)
+
+
+def chain_head(rpc_url: str) -> int:
+    """The newest block number the endpoint serves (for confirmations)."""
+    from chain.client import call_chain
+
+    w3 = rpc_web3(rpc_url)
+    return int(call_chain(lambda: w3.eth.block_number, "block number"))

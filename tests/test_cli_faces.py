@@ -256,3 +256,15 @@ def test_each_behaviour_keeps_one_colour_distinct_from_the_others() -> None:
     codes = {c for v in available_versions() for c in load_methodology(v).behaviours}
     assert set(colours) == codes
     assert len(set(colours.values())) == len(codes)
+
+
+def test_balance_with_a_chain_endpoint_counts_confirmations(demo, capsys, monkeypatch) -> None:
+    monkeypatch.setattr("api.cli.commands.chain_head", lambda url: 1000)
+    code, out, _ = run(capsys, "balance", demo["citizen"], "--data-dir", demo["data_dir"],
+                       "--rpc", "http://127.0.0.1:9", "--json")
+    anchored = [e for e in json.loads(out)["entries"] if e["blockNumber"]]
+    assert code == 0 and anchored
+    assert all(e["confirmations"] == 1000 - e["blockNumber"] + 1 for e in anchored)
+    table = run(capsys, "balance", demo["citizen"], "--data-dir", demo["data_dir"],
+                "--rpc", "http://127.0.0.1:9")[1]
+    assert f"{1000 - anchored[0]['blockNumber'] + 1} conf." in table

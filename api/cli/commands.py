@@ -31,7 +31,7 @@ from api.cli.base import (
     table,
 )
 from api.cli.files import atomic_writer, read_records
-from api.composition import Container, container
+from api.composition import Container, chain_head, container
 from ledger import accounts, listings, views
 from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
@@ -293,15 +293,24 @@ def submit(partner: Annotated[str, typer.Option(help="partner code")],
 
 @app.command()
 def balance(citizen: Annotated[str, typer.Argument(help="the citizen's pseudonym")],
-            data_dir: DataDir = None, as_json: Json = False) -> None:
+            data_dir: DataDir = None,
+            rpc: Annotated[str | None, typer.Option(
+                "--rpc", help="a JSON-RPC URL of the chain: each anchored entry's "
+                              "confirmations too (env CARBON_LEDGER_RPC_URL)")] = None,
+            as_json: Json = False) -> None:
     """A citizen's points and entries (local time), each with its status: pending (not yet
-    sealed), sealed, submitted or anchored (in a block); a redemption is a debit naming
-    its reward. The entry id is what `proof` takes."""
-    c = container(data_dir)
+    sealed), sealed, submitted or anchored (in a block; with --rpc, its confirmations); a
+    redemption is a debit naming its reward. The entry id is what `proof` takes."""
+    c = container(data_dir, rpc=rpc)
     with c.db.session() as s:
         who = accounts.get_citizen(s, citizen)
         entries = listings.citizen_ledger(s, who.id)
         points = accounts.balance(s, who.id)
+    if c.settings.rpc_url and any(e["blockNumber"] for e in entries):
+        head = chain_head(c.settings.rpc_url)
+        for e in entries:
+            if e["blockNumber"]:
+                e["confirmations"] = max(0, head - e["blockNumber"] + 1)
     if as_json:
         emit_json({"citizen": citizen, "points": points, "entries": entries}, None)
         return
@@ -310,7 +319,8 @@ def balance(citizen: Annotated[str, typer.Argument(help="the citizen's pseudonym
              e["reward"]["title"] if "reward" in e else e["behaviour"],
              e["reductionGrams"] if e["kind"] == "credit" else "",
              f"{e['points']:+}",
-             e["status"] + (f", block {e['blockNumber']}" if e["blockNumber"] else ""), e["entryId"]]
+             e["status"] + (f", block {e['blockNumber']}" if e["blockNumber"] else "")
+             + (f", {e['confirmations']} conf." if "confirmations" in e else ""), e["entryId"]]
             for e in entries]
     print_table(f"{citizen}: {points} points", [f"when (UTC{offset})", "kind", "what", "g CO2e",
                                                 "points", "status", "entry"], rows, ids=("entry",))
