@@ -268,3 +268,39 @@ def test_balance_with_a_chain_endpoint_counts_confirmations(demo, capsys, monkey
     table = run(capsys, "balance", demo["citizen"], "--data-dir", demo["data_dir"],
                 "--rpc", "http://127.0.0.1:9")[1]
     assert f"{1000 - anchored[0]['blockNumber'] + 1} conf." in table
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["report", "city", "--from", "2026-01-01", "--to", "x"], "--to:"),
+    (["report", "city", "--from", "2026-02-01", "--to", "2026-01-01"], "--to:"),
+    (["report", "city", "--from", "2026-01-01", "--to", "2026-01-02", "--period", "week"],
+     "--period:"),
+    (["submit", "--partner", "nobody", "records.json"], "--partner:"),
+    (["admin", "key-add", "partner", "--partner", "nobody"], "--partner:"),
+])
+def test_more_errors_name_their_option(capsys, tmp_path, args, named) -> None:
+    (tmp_path / "records.json").write_text("[]")
+    args = [str(tmp_path / a) if a.endswith(".json") else a for a in args]
+    code, _, err = run(capsys, *args, "--data-dir", tmp_path / "d")
+    assert code in (2, 3) and named in err, err
+
+
+def test_a_bad_redemption_key_names_the_option(capsys, tmp_path) -> None:
+    d = ["--data-dir", tmp_path]
+    who = run(capsys, "admin", "citizen-add", *d)[1].strip()
+    assert run(capsys, "admin", "reward-set", "coffee", "Coffee voucher", "--cost", "1",
+               "--stock", "1", *d)[0] == 0
+    code, _, err = run(capsys, "redeem", who, "coffee", "--key", "x" * 200, *d)
+    assert code == 2 and "--key:" in err
+
+
+def test_ledger_pins_as_json(capsys) -> None:
+    from api.cli.trust_store import TrustStore
+    from ledger.verification import TrustRoot
+
+    TrustStore().pin(TrustRoot(5, "0x" + "34" * 20, "--contract"), rpc="http://node:8545",
+                     deployment=None)
+    code, out, _ = run(capsys, "ledger", "pins", "--json")
+    [pin] = json.loads(out)
+    assert code == 0 and (pin["chainId"], pin["contract"], pin["rpc"]) == (
+        5, "0x" + "34" * 20, "http://node:8545")

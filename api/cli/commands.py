@@ -39,7 +39,7 @@ from ledger.intake.service import outcome_json, submit_records
 from ledger.methodology import partner_kinds, submission_window
 from ledger.proofs import proof_bundle, write_oz_dump
 from ledger.redemption import redeem
-from ledger.store.models import Batch
+from ledger.store.models import Batch, Reward
 
 
 @app.command()
@@ -211,7 +211,7 @@ def key_add(role: Annotated[str, typer.Argument(help="partner | auditor")],
     from ledger.credentials import issue_api_key
 
     c = container(data_dir)
-    with c.db.session(write_lock=True) as s:
+    with option_names(partner="--partner"), c.db.session(write_lock=True) as s:
         owner = accounts.get_partner(s, partner) if partner else None
         print(issue_api_key(s, role=role, partner=owner))
 
@@ -275,7 +275,9 @@ def submit(partner: Annotated[str, typer.Option(help="partner code")],
     c = container(data_dir)
     records, numbers, unit = read_records(records_file, c.settings.max_body_bytes)
     with c.db.session(write_lock=True) as s:
-        result = submit_records(s, partner=accounts.get_partner(s, partner), records=records,
+        with option_names(partner="--partner"):
+            who = accounts.get_partner(s, partner)
+        result = submit_records(s, partner=who, records=records,
                                 window=submission_window(int(time.time())))
     if as_json:
         emit_json({**result.counts, "reductionGrams": result.grams,
@@ -333,11 +335,13 @@ def redeem_cmd(citizen: str, reward: str,
     """Redeem a reward for a citizen (the same --key never debits twice)."""
     c = container(data_dir)
     operator = c.operator_address
-    with c.db.session(write_lock=True) as s:
-        r, replay = redeem(s, citizen=accounts.get_citizen(s, citizen), reward_code=reward,
-                           idempotency_key=key, operator_address=operator)
-    out.print(f"{'replayed' if replay else 'redeemed'}: {r.points} points, "
-              f"entry 0x{r.entry_id.hex()}")
+    with option_names(idempotency_key="--key"), c.db.session(write_lock=True) as s:
+        who = accounts.get_citizen(s, citizen)
+        r, replay = redeem(s, citizen=who, reward_code=reward, idempotency_key=key,
+                           operator_address=operator)
+        title, left = s.get_one(Reward, r.reward_id).title, accounts.balance(s, who.id)
+    out.print(f"{'replayed' if replay else 'redeemed'}: {title}, a debit of {r.points} points "
+              f"(balance {left}), entry 0x{r.entry_id.hex()}", highlight=False, soft_wrap=True)
 
 
 @admin_app.command("partner-add")
@@ -398,7 +402,8 @@ def reward_set(code: str, title: str,
 
 
 @chain_app.command("check")
-def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
+def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
+                as_json: Json = False) -> None:
     """List every anchored batch whose on-chain root is missing or differs (or whose
     anchoring transaction is gone); exit 5 if there is any.
 
@@ -433,13 +438,19 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
     anchored = sum(1 for b in batches if b.status == "anchored")
     waiting = len(batches) - anchored
     note = f" ({waiting} more not anchored yet)" if waiting else ""
-    if problems:
+    if as_json:
+        emit_json({"anchored": anchored, "notAnchoredYet": waiting,
+                   "problems": [{"batchId": p.batch_id, "problem": p.problem}
+                                for p in problems]}, None)
+    elif problems:
         out.print(table("batches not matching the chain", ["batch", "problem"],
                         [[p.batch_id, p.problem] for p in problems]))
+    if problems:
         raise AnchorMismatch(f"{len(problems)} problem(s) with the {anchored} anchored batches"
                              f"{note}: the chain does not hold them as the ledger says",
                              field="batches")
-    out.print(f"all {anchored} anchored batches match the chain{note}")
+    if not as_json:
+        out.print(f"all {anchored} anchored batches match the chain{note}")
 
 
 @db_app.command("upgrade")

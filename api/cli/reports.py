@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from api.cli.base import DataDir, app, emit_json, out, table
+from api.cli.base import DataDir, app, emit_json, option_names, out, table
 from api.composition import container
 from ledger import accounts, listings
 from ledger.errors import InvalidInput
@@ -33,8 +33,9 @@ def window(first: str, last: str) -> Window:
         try:
             days.append(date.fromisoformat(text))
         except ValueError:
-            raise InvalidInput(f"{text!r} is not a YYYY-MM-DD date", field=name) from None
-    return Window.of(days[0], days[1])
+            raise InvalidInput(f"{text!r} is not a YYYY-MM-DD date", field=f"--{name}") from None
+    with option_names(**{"from": "--from", "to": "--to"}):
+        return Window.of(days[0], days[1])
 
 
 def _show(report: dict[str, Any], as_json: bool, chart: Path | None, title: str,
@@ -89,9 +90,9 @@ def partner(code: Annotated[str, typer.Argument(help="partner code")], first: Fr
             chart: Chart = None) -> None:
     """A partner's contribution: reductions from its records, by behaviour and period."""
     c = container(data_dir)
-    with c.db.session() as s:
-        report = partner_contribution(s, accounts.get_partner(s, code).id, window(first, last),
-                                      period=period)
+    with c.db.session() as s, option_names(period="--period"):
+        report = partner_contribution(s, accounts.get_partner(s, code).id,
+                                      window(first, last), period=period)
     _show(report, as_json, chart, f"{code}: contribution by {period}",
           ["period", "behaviour", "records", "kg CO2e"],
           [[r["period"], r["behaviour"], r["records"], _kg(r["reductionGrams"])]
@@ -104,7 +105,7 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
     """City totals by day or whole month and behaviour, for days already final; cells of
     fewer than 3 citizens withheld, and totals only of the cells shown."""
     c = container(data_dir)
-    with c.db.session() as s:
+    with c.db.session() as s, option_names(period="--period"):
         report = city_totals(s, window(first, last), period=period)
     _show(report, as_json, chart, f"City totals by {period}, {first} to {last}",
           ["period", "behaviour", "citizens", "entries", "kg CO2e"],

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.base import DataDir, app, err, out
+from api.cli.base import DataDir, Json, app, emit_json, err, out
 from api.cli.files import write_atomically
 from api.cli.trust_store import Pin, TrustStore
 from api.composition import container
@@ -190,10 +190,15 @@ def ledger_pin(rpc: Rpc = None, contract: ContractOpt = None, chain_id: ChainIdO
 
 
 @ledger_app.command("pins")
-def ledger_pins() -> None:
+def ledger_pins(as_json: Json = False) -> None:
     """List the pinned ledgers."""
     store = TrustStore()
     pins = store.pins()
+    if as_json:
+        emit_json([{"chainId": p.chain_id, "contract": p.contract, "source": p.source,
+                    "pinnedAt": p.pinned_at, "rpc": p.rpc, "deploymentTx": p.deployment_tx,
+                    "deploymentBlock": p.deployment_block} for p in pins.values()], None)
+        return
     if not pins:
         out.print(f"nothing pinned ({store.path})", highlight=False)
     for pin in pins.values():
