@@ -3,9 +3,10 @@ run by ``make setup``), served with the security headers.
 
 Every page gets a Content-Security-Policy without inline scripts or styles (scripts and
 styles only from this origin; connections to this origin and to JSON-RPC endpoints, which
-the user chooses), no framing, no referrer, ``nosniff``. No CORS header is ever added: the
-pages and the API share an origin. ``python -m api.http.web DATA_DIR URL`` issues demo
-credentials and prints where to sign in (``make demo``).
+the user chooses), no framing, no referrer, ``nosniff``. No CORS header is added to them:
+the pages and the API share an origin (the API's own CORS, off by default, is
+api.http.cors). ``python -m api.http.web DATA_DIR URL`` issues demo credentials and prints
+where to sign in (``make demo``).
 """
 
 from __future__ import annotations
