@@ -20,6 +20,8 @@ ALLOWED_FIELDS = {"record_id", "citizen", "behaviour", "quantity", "occurred_at"
                   "details"}
 FUTURE_SKEW_SECONDS = 300
 MAX_DURATION_SECONDS = 31 * 86400  # a hotel stay is the longest behaviour
+#: The text members' longest (printable, not blank); the HTTP schema states the same.
+MAX_TEXT = {"record_id": 128, "citizen": 64, "behaviour": 32}
 
 
 @dataclass(slots=True, eq=False)
@@ -147,9 +149,9 @@ def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
     except (rfc8785.CanonicalizationError, ValueError) as exc:
         raise InvalidInput(f"cannot be canonicalised: {exc}", field="details") from exc
     return ActivityRecordIn(
-        record_id=_text(raw, "record_id", 128),
-        citizen=_text(raw, "citizen", 64),
-        behaviour=_text(raw, "behaviour", 32),
+        record_id=_text(raw, "record_id", MAX_TEXT["record_id"]),
+        citizen=_text(raw, "citizen", MAX_TEXT["citizen"]),
+        behaviour=_text(raw, "behaviour", MAX_TEXT["behaviour"]),
         quantity=quantity,
         occurred_at=occurred_at,
         canonical=canonical,

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from ledger.records import ALLOWED_FIELDS, FUTURE_SKEW_SECONDS, MAX_DURATION_SECONDS
+from ledger.records import ALLOWED_FIELDS, FUTURE_SKEW_SECONDS, MAX_DURATION_SECONDS, MAX_TEXT
 from ledger.reports import EARLIEST, LATEST, MAX_DAYS
 from ledger.signing import HEADERS, MAX_VALIDITY_SECONDS
 
@@ -217,13 +217,15 @@ class ActivityRecord(Shape):
     """A partner's record, as sent (ledger/records.py checks it; docs/formats.md)."""
 
     __absent__ = ("ended_at", "details")
-    record_id: str = Field(min_length=1, max_length=128, description="the partner's own id "
-                           "for it, unique per partner (a repeat is a duplicate)",
+    record_id: str = Field(min_length=1, max_length=MAX_TEXT["record_id"],
+                           description="the partner's own id for it, unique per partner (a "
+                                       "repeat is a duplicate)",
                            examples=["ride-2026-12-04-0001"])
-    citizen: str = Field(min_length=1, max_length=64, description="the citizen's pseudonym",
-                         examples=["c_f1fd42a29755d4c1"])
-    behaviour: str = Field(min_length=1, max_length=32, description="a behaviour code of the "
-                           "methodology in force", examples=["CYCLING"])
+    citizen: str = Field(min_length=1, max_length=MAX_TEXT["citizen"],
+                         description="the citizen's pseudonym", examples=["c_f1fd42a29755d4c1"])
+    behaviour: str = Field(min_length=1, max_length=MAX_TEXT["behaviour"],
+                           description="a behaviour code of the methodology in force",
+                           examples=["CYCLING"])
     quantity: int = Field(ge=1, le=2**53 - 1, description="in the behaviour's unit (metres, "
                           "items, …)", examples=[1788])
     occurred_at: Timestamp = Field(description=f"when it happened or began: not more than "
