@@ -304,3 +304,11 @@ def test_ledger_pins_as_json(capsys) -> None:
     [pin] = json.loads(out)
     assert code == 0 and (pin["chainId"], pin["contract"], pin["rpc"]) == (
         5, "0x" + "34" * 20, "http://node:8545")
+
+
+def test_the_operators_page_lists_the_exit_codes_the_errors_carry() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "production.md").read_text()
+    said = " ".join(page.split("ends with the exit codes:")[1].split("Tables")[0].split())
+    for cls in (errors.VerificationError, errors.InvalidInput, errors.NotFound, errors.Conflict,
+                errors.ChainError, errors.DatabaseUnavailable):
+        assert f" {cls.exit_code} " in f" {said}", cls
