@@ -1,12 +1,14 @@
 """The composition root: settings → database, chain client, services. The CLI and the
-HTTP app both build what they need here, and nowhere else."""
+HTTP app both build what they need here, and nowhere else: this is the only module of the
+faces that imports ``chain/``; the rest of them see the chain through the ports in
+``ledger/anchoring.py`` (:class:`Anchor`, :class:`ChainReader`)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -15,11 +17,14 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from api.settings import Settings
-from chain.client import ChainKind, EvmAnchor
-from chain.connect import connect_anchor
+from chain.client import ChainKind, EvmAnchor, call_chain
+from chain.connect import connect_anchor, open_reader
 from chain.keys import load_signer
-from chain.nodes import in_process_web3, managed_node_url, rpc_web3
+from chain.nodes import ManagedAnvil, in_process_web3, managed_node_url, node_file, rpc_web3
+from ledger.anchoring import Anchor, ChainReader
 from ledger.errors import InvalidInput
+from ledger.proof_service import ProofService
+from ledger.seal_scheduler import SealScheduler
 from ledger.sealing import Sealer, SealOptions, pause_at
 from ledger.store.database import Database
 from ledger.store.schema import create_schema
@@ -66,7 +71,47 @@ class Container:
             with managed_node_url(s.data_dir) as url:
                 yield connect_anchor(rpc_web3(url), ChainKind.ANVIL, self.signer, self.db)
 
-    def sealer(self, anchor: EvmAnchor) -> Sealer:
+    @contextmanager
+    def node_url(self) -> Iterator[str]:
+        """The chain's JSON-RPC URL: the configured one, else the data dir's managed anvil
+        (started if it is not running, and stopped afterwards if it was started here)."""
+        if self.settings.rpc_url:
+            yield self.settings.rpc_url
+        else:
+            with managed_node_url(self.settings.data_dir) as url:
+                yield url
+
+    def ledger_reader(self, url: str) -> ChainReader | None:
+        """This ledger's contract on the chain at ``url``, read-only (no key, never
+        deploys), or None if the ledger never deployed there."""
+        return open_reader(rpc_web3(url), self.db)
+
+    @contextmanager
+    def foreground_node(self, port: int | None) -> Iterator[ManagedAnvil]:
+        """The data dir's anvil, started here and named in the data dir (``node.json``)
+        while it runs, so the other commands use it; stopped (state dumped) at the end."""
+        anvil = ManagedAnvil(self.settings.data_dir / "anvil", port=port)
+        anvil.start()
+        try:
+            with node_file(self.settings.data_dir, anvil.url):
+                yield anvil
+        finally:
+            anvil.stop()
+
+    def proof_service(self, anchor: Anchor | None = None) -> ProofService:
+        """Bundles from the stored trees; with ``anchor``, confirmations on its chain."""
+        return ProofService(self.db, anchor.head if anchor is not None else None)
+
+    def seal_scheduler(self, anchor: Anchor, *,
+                       on_proofs_changed: Callable[[list[int]], None] | None = None
+                       ) -> SealScheduler:
+        """A serving process's background sealing, by the settings' interval and backlog."""
+        return SealScheduler(self.db, lambda: self.sealer(anchor),
+                             interval=self.settings.seal_interval,
+                             pending=self.settings.seal_pending,
+                             on_proofs_changed=on_proofs_changed)
+
+    def sealer(self, anchor: Anchor) -> Sealer:
         s = self.settings
         return Sealer(self.db, anchor, SealOptions(
             confirmations=s.confirmations, workers=s.seal_workers,
@@ -86,6 +131,25 @@ def container(data_dir: Path | None = None, chain: str | None = None, rpc: str |
         raise InvalidInput(str(exc).splitlines()[1] if "\n" in str(exc) else str(exc),
                            field="settings") from exc
     return Container(settings)
+
+
+def compile_contract() -> tuple[Path, dict[str, Any]]:
+    """Recompile the anchor contract and rewrite its committed artifact; its path and the
+    artifact."""
+    from chain.compiler import ARTIFACT_PATH, write_artifact
+
+    return ARTIFACT_PATH, write_artifact()
+
+
+def contract_reader(rpc_url: str, contract: str) -> ChainReader:
+    """A contract on the chain at ``rpc_url``, read as an outside verifier reads it."""
+    return EvmAnchor(rpc_web3(rpc_url), ChainKind.RPC, contract, signer=None)
+
+
+def served_chain_id(rpc_url: str) -> int:
+    """The id of the chain the endpoint serves (asked of the endpoint itself)."""
+    w3 = rpc_web3(rpc_url)
+    return int(call_chain(lambda: w3.eth.chain_id, "chain id"))
 
 
 def open_data_dir(path: Path) -> None:

@@ -7,22 +7,14 @@ without its state) is reported loudly, never silently redeployed.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from typing import TypeVar
-
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import Wei
 
 from chain.client import ChainKind, EvmAnchor, call_chain, deploy_contract
-from ledger.errors import ChainError, ChainUnavailable
+from ledger.errors import ChainError
 from ledger.store.database import Database
 from ledger.store.models import ChainDeployment
-
-T = TypeVar("T")
-log = logging.getLogger("carbon_ledger.chain")
 
 DEV_FUNDING_WEI = 10**21
 
@@ -68,21 +60,3 @@ def open_reader(w3: Web3, db: Database) -> EvmAnchor | None:
     with db.session() as s:
         known = s.get(ChainDeployment, chain_id)
     return None if known is None else EvmAnchor(w3, ChainKind.RPC, known.address, signer=None)
-
-
-def retry_unavailable(action: Callable[[], T], *, retry_for: float, what: str,
-                      first_wait: float = 1.0, longest_wait: float = 15.0) -> T:
-    """Run ``action``; while the node does not answer, log and try again with backoff
-    for up to ``retry_for`` seconds. Safe for work that resumes from the database."""
-    deadline = time.monotonic() + retry_for
-    wait = first_wait
-    while True:
-        try:
-            return action()
-        except ChainUnavailable as exc:
-            if time.monotonic() + wait > deadline:
-                raise ChainUnavailable(f"{exc.message} (gave up after {retry_for:.0f}s)",
-                                       field=exc.field) from exc
-            log.warning("%s: %s; trying again in %.0fs", what, exc.message, wait)
-            time.sleep(wait)
-            wait = min(longest_wait, wait * 2)

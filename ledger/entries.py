@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, null, select, union_all
+from sqlalchemy import CompoundSelect, bindparam, func, null, select, union_all
 from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
@@ -84,3 +84,8 @@ def get_entry(session: Session, entry_id: bytes) -> LedgerEntry:
     if entry is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     return entry
+
+
+def oldest_unanchored_batch(session: Session) -> int | None:
+    """When the oldest batch not yet anchored was sealed (unix seconds), or None."""
+    return session.scalar(select(func.min(Batch.sealed_at)).where(Batch.status != "anchored"))

@@ -199,6 +199,7 @@ def city_totals(session: Session, window: Window, *, period: str = "day",
     _check_period(period)
     last_closed = closed_through(int(time.time()) if now is None else now)
     connection = session.connection()
+    published: set[tuple[Any, str]]
     if period == "day":
         shown = window
         last = min(window.last, last_closed)

@@ -34,8 +34,12 @@ def find_bin_dir() -> Path | None:
 
 
 class PgCluster:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
+        """``durable``: a commit is in the write-ahead log before it returns
+        (``synchronous_commit=on``), so a crash-stop loses nothing committed; the shared
+        cluster runs without, for speed (nothing there must survive a crash)."""
         self.bin_dir = bin_dir
+        self.durable = durable
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="carbon-ledger-pg-"))
         self.data = self.root / "data"
@@ -67,9 +71,18 @@ class PgCluster:
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
                   "--encoding=UTF8", "--no-locale", "--no-sync")
+        self.restart()
+
+    def crash(self) -> None:
+        """Stop the server as a crash would (``-m immediate``: no checkpoint, every
+        connection cut); :meth:`restart` brings it back with its data."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
         options = (f"-c listen_addresses=127.0.0.1 -p {self.port} "
                    f"-c unix_socket_directories={self.root} -c max_connections=300 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                   f"-c fsync=off -c synchronous_commit={'on' if self.durable else 'off'} "
+                   "-c full_page_writes=off "
                    "-c shared_buffers=64MB")
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"),
                   "-o", options, "-w", "-t", "60", "start")

@@ -22,8 +22,9 @@ from sqlalchemy import select
 
 from api.cli.main import main
 from chain.client import ChainKind
-from chain.connect import connect_anchor, retry_unavailable
+from chain.connect import connect_anchor
 from chain.nodes import ManagedAnvil, free_port, rpc_web3
+from ledger.backoff import retry_unavailable
 from ledger.errors import AnchorMismatch, ChainUnavailable
 from ledger.store.models import Batch
 from tests.conftest import needs_anvil

@@ -31,13 +31,14 @@ from api.cli.base import (
     table,
 )
 from api.cli.files import atomic_writer, read_records
-from api.composition import Container, chain_head, container
+from api.composition import Container, chain_head, compile_contract, container
 from ledger import accounts, listings, views
+from ledger.backoff import retry_unavailable
 from ledger.entries import parse_entry_id
 from ledger.errors import AnchorMismatch, InvalidInput
 from ledger.intake.service import outcome_json, submit_records
 from ledger.methodology import partner_kinds, submission_window
-from ledger.proofs import proof_bundle, write_oz_dump
+from ledger.proofs import write_oz_dump
 from ledger.redemption import redeem
 from ledger.store.models import Batch, Reward
 
@@ -45,10 +46,8 @@ from ledger.store.models import Batch, Reward
 @app.command()
 def compile(data_dir: DataDir = None) -> None:  # noqa: A001 - the command's name
     """Recompile contracts/CarbonLedgerAnchor.sol and rewrite its committed artifact."""
-    from chain.compiler import ARTIFACT_PATH, write_artifact
-
-    artifact = write_artifact()
-    out.print(f"wrote {ARTIFACT_PATH} (solc {artifact['compiler']['build']}, "
+    path, artifact = compile_contract()
+    out.print(f"wrote {path} (solc {artifact['compiler']['build']}, "
               f"sources {artifact['sourceHash'][:18]}…)")
 
 
@@ -57,21 +56,12 @@ def node(data_dir: DataDir = None,
          port: Annotated[int | None, typer.Option(
              help="port on 127.0.0.1 (default: a free port, printed at start)")] = None) -> None:
     """Run the managed local anvil node in the foreground; its state stays in the data dir."""
-    from chain.nodes import ManagedAnvil, node_file
-
     c = container(data_dir)
-    anvil = ManagedAnvil(c.settings.data_dir / "anvil", port=port)
     # SIGTERM ends the node like Ctrl-C: its state is dumped and node.json removed.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    anvil.start()
-    print(anvil.url, flush=True)
-    try:
-        with node_file(c.settings.data_dir, anvil.url):
-            anvil.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        anvil.stop()
+    with contextlib.suppress(KeyboardInterrupt), c.foreground_node(port) as anvil:
+        print(anvil.url, flush=True)
+        anvil.wait()
 
 
 class _LogToStderr(logging.Handler):
@@ -94,8 +84,6 @@ def seal(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> N
 
     A node that does not answer is tried again, with backoff, for CARBON_LEDGER_SEAL_RETRY_FOR
     seconds: what is done is in the database, so nothing is lost or sent twice."""
-    from chain.connect import retry_unavailable
-
     c = container(data_dir, chain, rpc)
     _log_to_stderr()
 
@@ -125,9 +113,7 @@ def proof(entry_id: Annotated[str, typer.Argument(help="0x-hex entry id, as the 
           out_file: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """Print an entry's self-contained proof bundle."""
     c = container(data_dir)
-    with c.db.session() as s:
-        bundle = proof_bundle(s, parse_entry_id(entry_id))
-    emit_json(bundle, out_file)
+    emit_json(c.proof_service().bundle(parse_entry_id(entry_id)), out_file)
 
 
 @app.command()
@@ -147,8 +133,6 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
     import os
 
     import uvicorn
-
-    from chain.nodes import managed_node_url
 
     c = container(data_dir, chain, rpc)
     c.db  # noqa: B018 - refuse a schema not at head (exit 6) before anything starts
@@ -170,7 +154,7 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
         os.environ["CARBON_LEDGER_DATABASE_URL"] = c.settings.database_url
     c.signer  # noqa: B018 - make the dev key once, before the workers race to
     with contextlib.ExitStack() as stack:
-        url = c.settings.rpc_url or stack.enter_context(managed_node_url(c.settings.data_dir))
+        url = stack.enter_context(c.node_url())
         os.environ["CARBON_LEDGER_RPC_URL"] = url
         shared = container(c.settings.data_dir, c.settings.chain, url)
         with shared.anchor():  # deploy (once) here, so the workers never race to deploy
@@ -241,7 +225,7 @@ def revoke_cmd(key: str, data_dir: DataDir = None) -> None:
 def batch_list(data_dir: DataDir = None, as_json: Json = False) -> None:
     """List batches: id, entries, status, block, sealed and anchored (local time), root, tx."""
     c = container(data_dir)
-    with c.db.session() as s:
+    with c.db.session(snapshot=True) as s:
         batches = [views.batch_view(b) for b in views.all_batches(s)]
     if as_json:
         emit_json(batches, None)
@@ -259,7 +243,7 @@ def batch_export(batch_id: Annotated[int, typer.Argument(min=1, max=2**62)],
                  data_dir: DataDir = None) -> None:
     """Write a batch as OpenZeppelin's StandardMerkleTree dump JSON (whole, or not at all)."""
     c = container(data_dir)
-    with c.db.session() as s, atomic_writer(out_file) as f:
+    with c.db.session(snapshot=True) as s, atomic_writer(out_file) as f:
         n = write_oz_dump(s, batch_id, f)
     out.print(f"wrote batch {batch_id} ({n} leaves) to {out_file}")
 
@@ -304,7 +288,7 @@ def balance(citizen: Annotated[str, typer.Argument(help="the citizen's pseudonym
     sealed), sealed, submitted or anchored (in a block; with --rpc, its confirmations); a
     redemption is a debit naming its reward. The entry id is what `proof` takes."""
     c = container(data_dir, rpc=rpc)
-    with c.db.session() as s:
+    with c.db.session(snapshot=True) as s:
         who = accounts.get_citizen(s, citizen)
         entries = listings.citizen_ledger(s, who.id)
         points = accounts.balance(s, who.id)
@@ -378,7 +362,7 @@ def citizen_erase(pseudonym: str, data_dir: DataDir = None,
     """Erase a citizen: their salt and pseudonym go, their leaves stay (unlinkable).
     Cannot be undone; asks first unless --yes."""
     c = container(data_dir)
-    with c.db.session() as s:
+    with c.db.session(snapshot=True) as s:
         accounts.get_citizen(s, pseudonym)  # a typo is "not found" before any question
     if not yes and not typer.confirm(f"erase citizen {pseudonym}? Their entries can never be "
                                      "linked to them again", err=True):
@@ -409,8 +393,6 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
 
     Reads only: no key is needed and nothing is deployed. `carbon-ledger seal` anchors
     again a missing tail (a deep reorg, a node restored from an older state)."""
-    from chain.connect import open_reader
-    from chain.nodes import managed_node_url, rpc_web3
     from ledger.anchor_audit import BatchProblem, chain_problems
 
     c = container(data_dir, chain, rpc)
@@ -421,7 +403,7 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
         batches = views.all_batches(s)
 
     def check(url: str) -> list[BatchProblem]:
-        reader = open_reader(rpc_web3(url), c.db)
+        reader = c.ledger_reader(url)
         if reader is None:
             return chain_problems(None, batches,
                                   why_missing="this ledger never deployed to the node's chain")
@@ -430,11 +412,8 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
                                   f"{reader.contract_address} has no code: the node lost its state")
         return chain_problems(reader, batches)
 
-    if c.settings.rpc_url:
-        problems = check(c.settings.rpc_url)
-    else:
-        with managed_node_url(c.settings.data_dir) as url:
-            problems = check(url)
+    with c.node_url() as url:
+        problems = check(url)
     anchored = sum(1 for b in batches if b.status == "anchored")
     waiting = len(batches) - anchored
     note = f" ({waiting} more not anchored yet)" if waiting else ""

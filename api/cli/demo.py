@@ -26,13 +26,12 @@ from rich.progress import Progress
 
 from api.cli.base import DataDir, app, out, table
 from api.composition import container
-from chain.client import EvmAnchor
 from ledger import accounts, listings, views
+from ledger.anchoring import Anchor
 from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
 from ledger.intake.service import submit_records
 from ledger.methodology import local_day_offset
-from ledger.proofs import proof_bundle
 from ledger.redemption import redeem
 from ledger.verification import TrustRoot, verify_bundle
 
@@ -186,7 +185,7 @@ def redeem_some(c, pseudonyms: list[str], rng: random.Random, tally: Tally) -> N
 VERIFY_AT_MOST = 1000
 
 
-def verify_all(c, anchor: EvmAnchor, batch_ids: list[int], rng: random.Random  # type: ignore[no-untyped-def]
+def verify_all(c, anchor: Anchor, batch_ids: list[int], rng: random.Random  # type: ignore[no-untyped-def]
                ) -> tuple[int, int, list[str]]:
     """Check the entries of ``batch_ids`` as an outsider would, bundle + chain only: every
     one, or a random :data:`VERIFY_AT_MOST` of them. How many were checked, of how many,
@@ -200,9 +199,9 @@ def verify_all(c, anchor: EvmAnchor, batch_ids: list[int], rng: random.Random  #
     failures = []
     with Progress(console=out, transient=False) as progress:
         task = progress.add_task("verifying proofs against the chain", total=len(ids))
+        proofs = c.proof_service()
         for entry_id in ids:
-            with c.db.session() as s:
-                bundle = proof_bundle(s, entry_id)
+            bundle = proofs.bundle(entry_id)
             try:
                 verify_bundle(ProofBundle.from_json(bundle), reader, trusted=trusted)
             except VerificationError as exc:

@@ -68,7 +68,7 @@ def statement(citizen: Annotated[str, typer.Argument(help="the citizen's pseudon
     """A citizen's period statement: kg CO2e by behaviour, points earned and spent."""
     c = container(data_dir)
     span = window(first, last)
-    with c.db.session() as s:
+    with c.db.session(snapshot=True) as s:
         who = accounts.get_citizen(s, citizen).id
         report = citizen_statement(s, who, span)
         months = listings.citizen_months(s, who, since=span.since, until=span.until)
@@ -90,7 +90,7 @@ def partner(code: Annotated[str, typer.Argument(help="partner code")], first: Fr
             chart: Chart = None) -> None:
     """A partner's contribution: reductions from its records, by behaviour and period."""
     c = container(data_dir)
-    with c.db.session() as s, option_names(period="--period"):
+    with c.db.session(snapshot=True) as s, option_names(period="--period"):
         report = partner_contribution(s, accounts.get_partner(s, code).id,
                                       window(first, last), period=period)
     _show(report, as_json, chart, f"{code}: contribution by {period}",
@@ -105,7 +105,7 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
     """City totals by day or whole month and behaviour, for days already final; cells of
     fewer than 3 citizens withheld, and totals only of the cells shown."""
     c = container(data_dir)
-    with c.db.session() as s, option_names(period="--period"):
+    with c.db.session(snapshot=True) as s, option_names(period="--period"):
         report = city_totals(s, window(first, last), period=period)
     _show(report, as_json, chart, f"City totals by {period}, {first} to {last}",
           ["period", "behaviour", "citizens", "entries", "kg CO2e"],
@@ -125,7 +125,7 @@ def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
     from ledger.errors import VerificationError
 
     c = container(data_dir)
-    with c.db.session() as s:
+    with c.db.session(snapshot=True) as s:
         report = audit_batch(s, batch_id)
     if as_json:
         emit_json(report.as_dict(), None)

@@ -17,7 +17,7 @@ import typer
 from api.cli.base import DataDir, Json, app, emit_json, err, out
 from api.cli.files import write_atomically
 from api.cli.trust_store import Pin, TrustStore
-from api.composition import container
+from api.composition import container, contract_reader, served_chain_id
 from ledger.bundle import MAX_BUNDLE_BYTES, ProofBundle, address
 from ledger.descriptor import MAX_DESCRIPTOR_BYTES, LedgerDescriptor, check_on_chain, descriptor_for
 from ledger.errors import (
@@ -43,13 +43,6 @@ ChainIdOpt = Annotated[int | None, typer.Option(
 LedgerOpt = Annotated[str | None, typer.Option(
     "--ledger", help="pin the ledger this descriptor names (a file, or an http(s) URL)")]
 SaveOpt = Annotated[bool, typer.Option(help="save a new pin in the user's config")]
-
-
-def _reader(rpc: str, contract: str):  # type: ignore[no-untyped-def]
-    from chain.client import ChainKind, EvmAnchor
-    from chain.nodes import rpc_web3
-
-    return EvmAnchor(rpc_web3(rpc), ChainKind.RPC, contract, signer=None)
 
 
 def _load_descriptor(where: str) -> LedgerDescriptor:
@@ -88,14 +81,14 @@ def pin_trust_root(*, rpc: str | None, contract: str | None, chain_id: int | Non
         if url is None:
             raise InvalidInput("no chain endpoint: give --rpc URL (the descriptor names none)",
                                field="rpc")
-        check_on_chain(descriptor, _reader(url, descriptor.contract))
+        check_on_chain(descriptor, contract_reader(url, descriptor.contract))
         root = descriptor.trust_root(f"descriptor {ledger}")
         deployment = ("0x" + descriptor.deployment_tx.hex(), descriptor.deployment_block)
     elif contract:
         if rpc is None:
             raise InvalidInput("--contract needs --rpc URL: the chain it is on", field="rpc")
         url, pinned = rpc, address(contract, "contract")
-        reader = _reader(url, pinned)
+        reader = contract_reader(url, pinned)
         if not reader.has_code():
             raise DescriptorRefused(f"no contract code at {pinned} on chain {reader.chain_id}",
                                     field="contract")
@@ -116,9 +109,7 @@ def _saved_pin(rpc: str | None, store: TrustStore, bundle_chain: int | None) -> 
     how = ("pin the ledger first: `carbon-ledger verify BUNDLE --rpc URL --contract ADDRESS`, "
            "or `--ledger FILE|URL` with the descriptor the operator publishes (GET /v1/ledger)")
     if rpc is not None:
-        from chain.nodes import rpc_web3
-
-        served = int(rpc_web3(rpc).eth.chain_id)
+        served = served_chain_id(rpc)
         pin = store.get(served)
         if pin is None:
             raise InvalidInput(f"no ledger is pinned for chain {served}: {how}", field="ledger")
@@ -152,7 +143,7 @@ def verify(bundle_file: Annotated[Path, typer.Argument(help="a proof bundle (JSO
     trusted, url = pin_trust_root(rpc=rpc, contract=contract, chain_id=chain_id, ledger=ledger,
                                   save=save, store=store, bundle_chain=bundle.chain_id)
     check_claims_against_pin(bundle, trusted)  # before any read of the chain
-    print(verify_bundle(bundle, _reader(url, trusted.contract), trusted=trusted).line())
+    print(verify_bundle(bundle, contract_reader(url, trusted.contract), trusted=trusted).line())
 
 
 @ledger_app.command("descriptor")

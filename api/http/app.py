@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 
@@ -19,12 +21,17 @@ from api.http import (
     submission_routes,
     web,
 )
-from api.http.cache import ProofCache
 from api.http.cors import ScopedCors
+from api.http.gate import DecideFirst
 from api.http.limits import BodyLimit, MovingWindow, RateLimit
 from api.http.routes import router
 from api.http.state import AppState
+from ledger.anchoring import Anchor
+from ledger.backoff import Backoff
 from ledger.credentials import CredentialCache
+from ledger.errors import ChainUnavailable, DatabaseUnavailable, SchemaOutOfDate
+
+log = logging.getLogger("carbon_ledger.http")
 
 __all__ = ["MovingWindow", "app_from_environment", "create_app", "settle_heap"]
 
@@ -54,27 +61,47 @@ def app_from_environment() -> FastAPI:
     return app
 
 
+async def _open_when_reachable(container: Container, stack: ExitStack) -> Anchor:
+    """The database (its schema checked, its checkpointer started) and the chain, waited
+    for with backoff while either does not answer: a worker (re)started while the
+    database restarts must come up when it is back, not take the whole service down with
+    it. A schema that is not this version's is refused at once."""
+    backoff = Backoff(first=1.0, longest=15.0)
+    while True:
+        try:
+            with ExitStack() as attempt:
+                attempt.enter_context(container.db.background_checkpoints())
+                anchor = attempt.enter_context(container.anchor())
+                stack.enter_context(attempt.pop_all())
+                return anchor
+        except (DatabaseUnavailable, ChainUnavailable) as exc:
+            if isinstance(exc, SchemaOutOfDate):
+                raise
+            wait = backoff.failed()
+            log.warning("starting: %s; trying again in %.0f s", exc, wait)
+            await asyncio.sleep(wait)
+
+
 def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     settings = container.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with ExitStack() as stack:
-            stack.enter_context(container.db.background_checkpoints())
-            anchor = stack.enter_context(container.anchor())
-            state = AppState(container, anchor)
-            state.on_proofs_changed = lambda _batches: app.state.proofs.clear()
-            app.state.ledger = state
+            anchor = await _open_when_reachable(container, stack)
+            proofs = container.proof_service(anchor)
+            scheduler = container.seal_scheduler(
+                anchor, on_proofs_changed=lambda _batches: proofs.forget())
+            app.state.ledger = AppState(container, anchor, scheduler, proofs, DecideFirst())
             if run_sealer:
-                state.start_sealer()
-                stack.callback(state.stop_sealer)
+                scheduler.start()
+                stack.callback(scheduler.stop)
             yield
 
     app = FastAPI(title="carbon-ledger", version="1",
                   summary="A blockchain-anchored personal carbon ledger", lifespan=lifespan,
                   description=schemas.DESCRIPTION, docs_url=None, redoc_url=None)
     app.state.credentials = CredentialCache()  # key id → principal, for ≤ 5 s
-    app.state.proofs = ProofCache()  # anchored entries' bundles
     app.add_middleware(RateLimit, limit=settings.rate_limit)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     if settings.cors_origins:  # outermost: a preflight is answered before any limit counts it

@@ -31,9 +31,11 @@ StateDep = Annotated[AppState, Depends(app_state)]
 
 
 async def session(state: StateDep) -> AsyncIterator[Session]:
-    """The request's session. Opened on the event loop: SQLite reads here take well under
-    a millisecond, less than a hop to the threadpool and back."""
-    with state.container.db.session() as s:
+    """The request's read session, one snapshot (every route taking it only reads, and an
+    answer combining several queries must not half-see a commit between them). Opened on
+    the event loop: SQLite reads here take well under a millisecond, less than a hop to
+    the threadpool and back."""
+    with state.container.db.session(snapshot=True) as s:
         yield s
 
 

@@ -27,11 +27,13 @@ router = APIRouter(prefix="/v1")
 
 @router.get("/info", tags=["public"], response_model=None, responses=ok(Info, problems()))
 def info(state: StateDep) -> dict[str, Any]:
-    """Where this ledger anchors, who signs receipts, and what partners sign."""
+    """Where this ledger anchors, who signs receipts, what partners sign, and how the
+    sealer is doing (its state and how long the oldest unanchored entry has waited)."""
     return {"chainId": state.chain_id, "contract": state.anchor.contract_address,
             "operator": state.container.signer.address,
             "eip712": submission_typed_data(state.chain_id, state.anchor.contract_address),
-            "methodologies": list(available_versions())}
+            "methodologies": list(available_versions()),
+            "sealer": state.scheduler.status()}
 
 @router.get("/ledger", tags=["public"], response_model=None, responses=ok(
     LedgerDescriptor, problems(503), headers={"Cache-Control": {"schema": {"type": "string"}}}))

@@ -27,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from api.http import problems
 from ledger.credentials import CredentialCache, Principal
-from ledger.errors import InvalidInput, Unauthenticated
+from ledger.errors import DatabaseUnavailable, InvalidInput, Unauthenticated
 
 #: Longer than any credential of ours (about 70 bytes) by far; longer is refused unread.
 MAX_AUTHORIZATION = 4096
@@ -42,10 +42,11 @@ MAX_HEAD = 64 * 1024
 @dataclass(frozen=True, slots=True)
 class Caller:
     """What a request's ``Authorization`` header stands for: a principal, nothing (no
-    header), or a refusal (a malformed, unknown or revoked credential)."""
+    header), or a refusal (a malformed, unknown or revoked credential, or a database that
+    cannot be asked: then a route that needs the caller answers 503)."""
 
     principal: Principal | None = None
-    refused: Unauthenticated | None = None
+    refused: Unauthenticated | DatabaseUnavailable | None = None
 
     def rate_key(self, scope: Scope) -> str:
         return self.principal.subject if self.principal is not None else client_key(scope)
@@ -83,7 +84,7 @@ def identify(scope: Scope) -> Caller:
     cache: CredentialCache = app.state.credentials
     try:
         return Caller(cache.authenticate(bearer_token(value), app.state.ledger.container.db.session))
-    except Unauthenticated as refused:
+    except (Unauthenticated, DatabaseUnavailable) as refused:
         return Caller(refused=refused)
 
 

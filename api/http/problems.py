@@ -7,6 +7,7 @@ fault. Nothing reaches a client as a 500 with a traceback."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +22,31 @@ from ledger.errors import (
 log = logging.getLogger("carbon_ledger.http")
 
 MEDIA_TYPE = "application/problem+json"
+#: What a 503 (database or chain node unreachable) asks the client to wait.
+RETRY_AFTER_SECONDS = 5
+
+
+class _OutageLog:
+    """One log line per kind of outage (the error's code) at most every ``every`` seconds:
+    while the database is down every request fails alike, and a traceback per request
+    would bury the log."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def log(self, exc: LedgerError) -> None:
+        now = time.monotonic()
+        at, missed = self._last.get(exc.code, (-self.every, 0))
+        if now - at < self.every:
+            self._last[exc.code] = (at, missed + 1)
+            return
+        self._last[exc.code] = (now, 0)
+        more = f" (and {missed} more since the last line)" if missed else ""
+        log.warning("answering 503 %s: %s%s", exc.code, exc, more)
+
+
+_outages = _OutageLog()
 
 
 def problem(status: int, code: str, title: str, detail: str | None = None,
@@ -48,6 +74,9 @@ def install(app: FastAPI) -> None:
     async def ledger_error(_request: Request, exc: LedgerError) -> JSONResponse:
         status = exc.http_status
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if status == 503:  # the database or the node: worth trying again shortly
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            _outages.log(exc)
         return problem(status, exc.code, type(exc).__name__, exc.message, exc.field, headers)
 
     @app.exception_handler(RequestValidationError)

@@ -34,42 +34,23 @@ from api.http.schemas import (
 )
 from ledger import accounts, views
 from ledger.entries import parse_entry_id
-from ledger.errors import InvalidInput, NotFound, UnsupportedMediaType
+from ledger.errors import InvalidInput, UnsupportedMediaType
 from ledger.json_input import parse_json
 from ledger.methodology import methodology_text
-from ledger.proofs import entry_proof, write_oz_dump
+from ledger.proofs import write_oz_dump
 from ledger.redemption import balance_after, redeem
 
 router = APIRouter(prefix="/v1")
 
 # -- proofs: declared first, since the router tries routes in order and these are hot ---
 
-def _no_entry(entry_id: bytes) -> NotFound:
-    """The one answer for an id that is not the caller's, whether or not it exists: a
-    citizen cannot tell another citizen's entry from no entry."""
-    return NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
-
-
 def _proof_response(request: Request, entry_id: bytes, owner: int | None = None) -> Response:
-    """The entry's bundle with its confirmations, or its pending status. An anchored
-    bundle is kept by the app (:class:`ProofCache`): a repeat costs no query."""
-    state, proofs = ledger_state(request), request.app.state.proofs
-    cached = proofs.get(entry_id)
-    if cached is None:
-        with state.container.db.session() as s:
-            try:
-                found = entry_proof(s, entry_id)
-            except NotFound:
-                raise _no_entry(entry_id) from None
-        if owner is not None and found.citizen_id != owner:
-            raise _no_entry(entry_id)
-        if found.bundle is None:
-            return json_response({"entryId": "0x" + entry_id.hex(), "status": "pending",
-                                  "detail": found.pending})
-        cached = proofs.put(entry_id, found.citizen_id, found.bundle)
-    elif owner is not None and cached.citizen_id != owner:
-        raise _no_entry(entry_id)
-    return Response(cached.body(state.confirmations(cached.block_number)), media_type=JSON)
+    """The entry's bundle with its confirmations, or its pending status (an anchored
+    bundle is kept by the proof service: a repeat costs no query)."""
+    answer = ledger_state(request).proofs.answer(entry_id, owner=owner)
+    if isinstance(answer, dict):
+        return json_response(answer)
+    return Response(answer, media_type=JSON)
 
 
 @router.get("/me/entries/{entry_id}/proof", tags=["citizens"], response_model=None,

@@ -4,16 +4,25 @@ timeout and the writers' turn (:mod:`ledger.store.sqlite`)."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sqlite3
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import ArgumentError, DataError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from ledger.errors import InvalidInput
+from ledger.errors import DatabaseUnavailable, InvalidInput
 from ledger.store.sqlite import WalCheckpointer, WriterLock
 
 
@@ -63,6 +72,35 @@ def _create_private(path: str | None, query: Any) -> None:
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
 
 
+class _OutageOnOneLine(logging.Filter):
+    """SQLAlchemy's pool logs a traceback when it cannot close a cursor or reset a
+    connection the database has already dropped; the failure itself reaches the caller as
+    :class:`DatabaseUnavailable`, so here it is one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], OUTAGES + _DRIVER_OUTAGES):
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {_first_line(error)}"
+            record.args, record.exc_info, record.exc_text = (), None, None
+        return True
+
+
+#: What the driver raises when the database cannot be reached or drops the connection, for
+#: code that reads through the engine rather than a session (``session()`` turns these
+#: into :class:`DatabaseUnavailable` itself).
+OUTAGES = (OperationalError, InterfaceError)
+_DRIVER_OUTAGES: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+try:
+    import psycopg
+
+    _DRIVER_OUTAGES += (psycopg.OperationalError, psycopg.InterfaceError)
+except ImportError:  # PostgreSQL support not installed
+    pass
+for _pool in ("sqlalchemy.pool.impl.QueuePool", "sqlalchemy.pool.impl.NullPool",
+              "sqlalchemy.pool.impl.SingletonThreadPool", "sqlalchemy.pool.base"):
+    logging.getLogger(_pool).addFilter(_OutageOnOneLine())
+
+
 class Database:
     """Engine plus session factory; ``session()`` is a unit of work that commits or rolls
     back whole, so nothing is ever half-written."""
@@ -81,24 +119,49 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self, *, write_lock: bool = False) -> Iterator[Session]:
+    def session(self, *, write_lock: bool = False, snapshot: bool = False) -> Iterator[Session]:
         """A transaction. ``write_lock`` takes SQLite's write lock at BEGIN, so a
         read-then-write unit of work never fails to upgrade its lock halfway. PostgreSQL
         has no such lock to take: there the units of work lock the rows they decide on
-        (``SELECT … FOR UPDATE``) and take amounts with conditional UPDATEs."""
+        (``SELECT … FOR UPDATE``) and take amounts with conditional UPDATEs.
+
+        ``snapshot``: a read-only transaction whose every query sees the same committed
+        state (REPEATABLE READ on PostgreSQL, where the default READ COMMITTED lets a
+        commit between two queries be half seen; SQLite's read transactions already are).
+        It ends in a rollback (PostgreSQL refuses writes in it; on SQLite anything written
+        would be undone), and a connection lost after the reads is no error: under HTTP
+        the answer may already be on its way.
+
+        A database that cannot be reached, or that drops the connection, raises
+        :class:`DatabaseUnavailable` (a 503 over HTTP, exit 6 on the CLI): nothing of the
+        unit of work was committed unless the failure came during COMMIT itself, when
+        whether it was is unknown, and a retry with the same idempotency key or signed
+        body is the safe answer."""
         with ExitStack() as stack:
             if write_lock and self._writer_lock is not None:
                 stack.enter_context(self._writer_lock)
             s = stack.enter_context(self._sessions())
-            if write_lock and self.is_sqlite:
-                s.connection(execution_options={"sqlite_immediate": True})
             try:
+                if write_lock and self.is_sqlite:
+                    s.connection(execution_options={"sqlite_immediate": True})
+                elif snapshot and not self.is_sqlite:
+                    s.connection(execution_options={"isolation_level": "REPEATABLE READ",
+                                                    "postgresql_readonly": True})
                 yield s
-                s.commit()
+                if snapshot:  # read only: nothing to commit, and the answer is already whole
+                    with contextlib.suppress(*OUTAGES):
+                        s.rollback()
+                else:
+                    s.commit()
             except DataError as exc:  # a value the column cannot hold (PostgreSQL checks)
                 s.rollback()
                 raise InvalidInput(f"a value does not fit the database: {exc.orig}",
                                    field="database") from exc
+            except OUTAGES as exc:
+                with contextlib.suppress(*OUTAGES):
+                    s.rollback()  # the connection may be gone: then there is nothing to undo
+                raise DatabaseUnavailable(f"the database did not answer: "
+                                          f"{_first_line(exc.orig)}", field="database") from exc
             except BaseException:
                 s.rollback()
                 raise
@@ -125,3 +188,7 @@ class Database:
             checkpointer.stop()
             event.remove(self.engine, "connect", _backstop)
             self.engine.dispose()
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__

@@ -65,3 +65,10 @@ def acquire_lease(db: Database, name: str, holder: str, *, seconds: float) -> bo
 def release_lease(db: Database, name: str, holder: str) -> None:
     with db.session(write_lock=True) as s:
         s.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+
+def lease_holder(db: Database, name: str) -> tuple[str, float] | None:
+    """Who holds ``name`` and for how many seconds more (negative: expired), or None."""
+    with db.session() as s:
+        row = s.execute(select(Lease.holder, Lease.expires_at).where(Lease.name == name)).first()
+    return None if row is None else (row.holder, row.expires_at - time.time())

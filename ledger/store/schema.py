@@ -16,7 +16,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, inspect, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ledger.errors import DatabaseUnavailable, SchemaOutOfDate
 from ledger.store.locks import MIGRATION_LOCK
@@ -95,7 +95,12 @@ def _connection(engine: Engine) -> Iterator[Connection]:
         raise DatabaseUnavailable(f"cannot connect to {where}: {exc.orig}",
                                   field="database_url") from exc
     with conn:
-        yield conn
+        try:
+            yield conn
+        except (OperationalError, InterfaceError) as exc:  # the connection dropped midway
+            raise DatabaseUnavailable(f"{where} stopped answering: "
+                                      f"{str(exc.orig).strip().splitlines()[0][:200]}",
+                                      field="database_url") from exc
 
 
 def schema_status(engine: Engine, *, config: Config | None = None) -> SchemaStatus:

@@ -91,7 +91,7 @@ def test_a_pending_entry_is_answered_as_pending_then_as_its_bundle(api) -> None:
     entry = submit_one(client, key, creds)
     pending = client.get(f"/v1/entries/{entry}/proof", headers=auth(creds["auditor"])).json()
     assert pending["status"] == "pending" and pending["entryId"] == entry
-    client.app.state.ledger.seal_once()
+    client.app.state.ledger.scheduler.seal_once()
     assert client.get(f"/v1/entries/{entry}/proof",
                       headers=auth(creds["auditor"])).json()["status"] == "anchored"
 
@@ -99,7 +99,7 @@ def test_a_pending_entry_is_answered_as_pending_then_as_its_bundle(api) -> None:
 def test_a_cached_bundle_is_the_one_the_ledger_builds(api) -> None:
     client, key, creds, _clock = api
     entry = submit_one(client, key, creds)
-    client.app.state.ledger.seal_once()
+    client.app.state.ledger.scheduler.seal_once()
     state = client.app.state.ledger
     with state.container.db.session() as s:
         built = proof_bundle(s, bytes.fromhex(entry[2:]))
@@ -108,14 +108,14 @@ def test_a_cached_bundle_is_the_one_the_ledger_builds(api) -> None:
     assert first.headers["content-type"] == again.headers["content-type"] == "application/json"
     for answer in (first, again):
         bundle = answer.json()
-        assert bundle.pop("confirmations") == state.confirmations(built["blockNumber"]) >= 1
+        assert bundle.pop("confirmations") == state.proofs.confirmations(built["blockNumber"]) >= 1
         assert bundle == built and list(bundle) == list(built)
 
 
 def test_only_the_owner_sees_a_cached_bundle(api) -> None:
     client, key, creds, _clock = api
     entry = submit_one(client, key, creds)
-    client.app.state.ledger.seal_once()
+    client.app.state.ledger.scheduler.seal_once()
     path = f"/v1/me/entries/{entry}/proof"
     assert client.get(path, headers=auth(creds["other"])).status_code == 404  # not cached yet
     assert client.get(path, headers=auth(creds["owner"])).status_code == 200  # now cached

@@ -96,7 +96,7 @@ def test_schemathesis_finds_nothing(served: tuple[str, dict[str, str], dict[str,
                "--max-examples", str(MAX_EXAMPLES), "--seed", "17",
                "--generation-deterministic", "--no-shrink", "--request-timeout", "30",
                "--report-dir", str(tmp_path), "--warnings", "off"]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=ROOT,
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path,
                          env={**os.environ, **env, "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
                               "SCHEMATHESIS_HOOKS": "tests.api.schemathesis_hooks"})
     assert run.returncode == 0, f"{role}:\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"

@@ -105,7 +105,7 @@ def test_another_citizens_entry_is_answered_as_no_entry(world: World) -> None:
     nothing = refusal(world, unknown)
     assert nothing[0] == 404
     assert refusal(world, entry) == nothing  # pending
-    world.client.app.state.ledger.seal_once()  # type: ignore[attr-defined]
+    world.client.app.state.ledger.scheduler.seal_once()  # type: ignore[attr-defined]
     assert refusal(world, entry) == nothing  # anchored, read from the database
     own = world.client.get(f"/v1/me/entries/{entry}/proof", headers=world.auth("alice"))
     assert own.status_code == 200 and own.json()["status"] == "anchored"

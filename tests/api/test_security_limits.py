@@ -26,12 +26,12 @@ from limits import parse
 
 from api.composition import Container
 from api.http.app import create_app
-from api.http.cache import ProofCache
 from api.http.limits import MAX_AUTHORIZATION, BoundedHttpTools, MovingWindow, client_key
 from api.settings import Settings
 from chain.nodes import free_port
 from ledger import accounts
 from ledger.credentials import CredentialCache, issue_api_key, issue_citizen_token
+from ledger.proof_service import ProofCache
 
 LIMIT = 5
 

@@ -100,7 +100,7 @@ def world(tmp_path_factory):  # type: ignore[no-untyped-def]
                    for role in w.partner for body, h in [w.submission(client, role)]}
         w.a_submission = answers["partner_a"]["submissionId"]
         w.x_entry = answers["partner_a"]["records"][0]["entry_id"]
-        client.app.state.ledger.seal_once()
+        client.app.state.ledger.scheduler.seal_once()
         w.bundle = client.get(f"/v1/entries/{w.x_entry}/proof", headers=w.headers("auditor")).json()
         w.client = client
         yield w

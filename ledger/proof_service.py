@@ -1,0 +1,134 @@
+"""The proof service both faces use: an entry's bundle, from the stored tree, with its
+confirmations counted against the chain's head.
+
+Once an entry's batch is anchored its bundle never changes except the confirmations
+count, so each is kept as JSON (with the entry's owner, for the citizens' route) and the
+count is appended per request; the head is read at most once a second. The service owns
+those caches and the sealed trees' (:class:`~ledger.proofs.TreeCache`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger.errors import ChainUnavailable, NotFound
+from ledger.lru import Lru
+from ledger.proofs import TreeCache, entry_proof, proof_bundle
+from ledger.store.database import Database
+
+# A bundle is about 2 KB of JSON: 16,384 of them are ~32 MB per worker.
+DEFAULT_SIZE = 16_384
+# A bundle changes only if a reorg deeper than the confirmations makes the sealer anchor
+# its batch again: that worker clears its cache at once, the others within this long.
+MAX_AGE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class CachedProof:
+    citizen_id: int
+    block_number: int
+    head: bytes  # the bundle's JSON without its closing brace
+    cached_at: float = 0.0
+
+    def body(self, confirmations: int) -> bytes:
+        """The bundle's JSON with ``confirmations`` as its last member."""
+        return self.head + b',"confirmations":%d}' % confirmations
+
+
+class ProofCache:
+    """A bounded LRU of anchored entries' bundles, by entry id."""
+
+    def __init__(self, size: int = DEFAULT_SIZE) -> None:
+        self._proofs = Lru[bytes, CachedProof](size)
+
+    def __len__(self) -> int:
+        return len(self._proofs)
+
+    def get(self, entry_id: bytes) -> CachedProof | None:
+        cached = self._proofs.get(entry_id)
+        if cached is not None and time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:
+            self._proofs.drop(entry_id)  # a re-anchor in another worker shows by then
+            return None
+        return cached
+
+    def clear(self) -> None:
+        """Forget every bundle: a batch was anchored again (after a reorg) elsewhere."""
+        self._proofs.clear()
+
+    def put(self, entry_id: bytes, citizen_id: int, bundle: dict[str, Any]) -> CachedProof:
+        """Keep an anchored entry's bundle (its JSON, without confirmations)."""
+        if bundle["status"] != "anchored" or "confirmations" in bundle:
+            raise ValueError("only an anchored bundle without confirmations is cached")
+        cached = CachedProof(citizen_id, bundle["blockNumber"], orjson.dumps(bundle)[:-1],
+                             time.monotonic())
+        self._proofs.put(entry_id, cached)
+        return cached
+
+
+class ProofService:
+    """Bundles for the faces. ``head`` reads the chain's newest block number (None: no
+    chain at hand, as for the CLI's ``proof``, whose bundle has no confirmations)."""
+
+    def __init__(self, db: Database, head: Callable[[], int] | None = None, *,
+                 bundles: int = DEFAULT_SIZE, trees: int = 4) -> None:
+        self.db = db
+        self._head = head
+        self._head_read: tuple[float, int] = (0.0, 0)
+        self.bundles = ProofCache(bundles)
+        self.trees = TreeCache(trees)
+
+    def answer(self, entry_id: bytes, *, owner: int | None = None) -> bytes | dict[str, Any]:
+        """The anchored entry's bundle as JSON with its confirmations, or (while its batch
+        is not anchored) its pending status. With ``owner``, another citizen's entry is
+        :class:`NotFound`, exactly like an entry that does not exist: a citizen cannot
+        tell the two apart."""
+        cached = self.bundles.get(entry_id)
+        if cached is None:
+            with self.db.session(snapshot=True) as s:
+                try:
+                    found = entry_proof(s, entry_id, cache=self.trees)
+                except NotFound:
+                    raise _no_entry(entry_id) from None
+            if owner is not None and found.citizen_id != owner:
+                raise _no_entry(entry_id)
+            if found.bundle is None:
+                return {"entryId": "0x" + entry_id.hex(), "status": "pending",
+                        "detail": found.pending}
+            cached = self.bundles.put(entry_id, found.citizen_id, found.bundle)
+        elif owner is not None and cached.citizen_id != owner:
+            raise _no_entry(entry_id)
+        return cached.body(self.confirmations(cached.block_number))
+
+    def bundle(self, entry_id: bytes) -> dict[str, Any]:
+        """The anchored entry's bundle (:class:`~ledger.errors.NotAnchored` until then),
+        without confirmations."""
+        with self.db.session(snapshot=True) as s:
+            return proof_bundle(s, entry_id, cache=self.trees)
+
+    def confirmations(self, block_number: int) -> int:
+        """Confirmations from a head block number read at most once a second (the last one
+        read while the node does not answer)."""
+        if self._head is None:
+            raise ChainUnavailable("no chain to count confirmations on", field="chain")
+        at, head = self._head_read
+        if time.monotonic() - at > 1.0:
+            try:
+                head = self._head()
+            except ChainUnavailable:
+                if at == 0.0:
+                    raise
+            else:
+                self._head_read = (time.monotonic(), head)
+        return max(0, head - block_number + 1)
+
+    def forget(self) -> None:
+        """Drop every kept bundle: a reorg changed some batch's proofs."""
+        self.bundles.clear()
+
+
+def _no_entry(entry_id: bytes) -> NotFound:
+    return NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")

@@ -1,0 +1,69 @@
+"""The serving process's seal scheduler: a lease held elsewhere is reported with its holder
+and time left at most once a minute, its state shows, and failures back off no longer than
+the seal interval."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from api.composition import Container
+from api.settings import Settings
+from ledger import accounts
+from ledger.intake.service import submit_records
+from ledger.sealing import SEALER_LEASE
+from ledger.store.leases import acquire_lease, release_lease
+from tests.conftest import a_record
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lease_held_elsewhere_is_logged_with_its_holder_at_most_once_a_minute(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    c = Container(Settings(data_dir=tmp_path, chain="tester"))
+    with c.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="Green Bike",
+                                          kind="bike_share", signing_address=b"\x01" * 20)
+        citizen = accounts.create_citizen(s)
+        submit_records(s, partner=partner, records=[a_record(citizen.pseudonym)])
+    other = "another-host:4242:abc"  # a live sealer elsewhere (not a dead pid of this host)
+    assert acquire_lease(c.db, SEALER_LEASE, other, seconds=600)
+    clock = Clock()
+    with c.anchor() as anchor:
+        scheduler = c.seal_scheduler(anchor)
+        scheduler._clock = clock
+        with caplog.at_level(logging.INFO, logger="carbon_ledger.sealer"):
+            assert scheduler.seal_once()  # taken elsewhere is not a failure
+            clock.now += 30
+            assert scheduler.seal_once()
+            lines = [r.getMessage() for r in caplog.records]
+            assert len(lines) == 1, lines
+            assert other in lines[0] and "s more" in lines[0]
+            assert scheduler.status()["state"] == "lease-taken"
+            assert scheduler.status()["oldestUnanchoredSeconds"] is not None  # one waits
+            clock.now += 31  # a minute after the first line
+            scheduler.seal_once()
+            assert len(caplog.records) == 2
+        release_lease(c.db, SEALER_LEASE, other)
+        assert scheduler.seal_once()
+        status = scheduler.status()
+        assert status["state"] == "idle" and status["lastAnchorAt"] is not None
+        assert status["oldestUnanchoredSeconds"] is None
+
+
+def test_backoff_never_waits_longer_than_the_seal_interval(tmp_path: Path) -> None:
+    c = Container(Settings(data_dir=tmp_path, chain="tester", seal_interval=3))
+    with c.anchor() as anchor:
+        scheduler = c.seal_scheduler(anchor)
+    waits = [scheduler.backoff.failed() for _ in range(8)]
+    assert waits == [2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+    scheduler.backoff.succeeded()
+    assert scheduler.backoff.wait == 0.0
