@@ -23,6 +23,7 @@ from ledger.backoff import Backoff
 from ledger.entries import oldest_unanchored_batch
 from ledger.errors import ChainUnavailable, Conflict, LedgerError
 from ledger.sealing import SEALER_LEASE, Sealer
+from ledger.store import rollups
 from ledger.store.database import OUTAGES, Database
 from ledger.store.leases import lease_holder
 
@@ -87,7 +88,19 @@ class SealScheduler:
                 self.on_proofs_changed(changed)
         self.state, self.last_error = "idle", None
         self._pending_since = None
+        self._fold_city_rollups()
         return True
+
+    def _fold_city_rollups(self) -> None:
+        """The lease holder's chore after a seal: gather settled days' rollup parts (see
+        :func:`ledger.store.rollups.fold`), so the city report reads one row per cell.
+        Best effort: unfolded parts are summed by readers all the same."""
+        try:
+            with self.db.session() as s:
+                rollups.fold(s.connection(), int(time.time()))
+        except Exception as exc:  # noqa: BLE001 - a chore, tried again after the next seal
+            self._log_at_most_once_a_minute(
+                "fold", logging.WARNING, f"could not fold the city rollups: {exc}")
 
     def _failed(self, kind: str, message: str) -> bool:
         self.state, self.last_error = "backing-off", message[:300]

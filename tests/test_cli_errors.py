@@ -81,7 +81,7 @@ def test_a_value_too_long_for_its_column_is_bad_input_on_postgresql(capsys, tmp_
     monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", pg_url)
     code, err = run(capsys, "admin", "reward-set", "coffee", "x" * 201, "--cost", "100",
                     "--stock", "1", "--data-dir", tmp_path)
-    assert code == 2 and "title:" in err, err
+    assert code == 2 and "TITLE:" in err, err
 
 
 @pytest.mark.parametrize(("args", "said"), [

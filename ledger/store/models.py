@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -319,10 +320,15 @@ class CityCell(Base):
     :mod:`ledger.store.rollups`)."""
 
     __tablename__ = "city_cells"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (Index("ix_city_cells_unfolded", "part", postgresql_where=text("part <> 0"),
+                            sqlite_where=text("part <> 0")),
+                      {"sqlite_with_rowid": False})
 
     day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since epoch, local
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: whose additions these are: 0 once folded, else the writing database session's
+    #: (PostgreSQL's backend pid), so concurrent intakes never wait on one hot row
+    part: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     entries: Mapped[int] = mapped_column(BigInteger)
     grams: Mapped[int] = mapped_column(BigInteger)
     citizens: Mapped[int] = mapped_column(BigInteger)
@@ -346,9 +352,12 @@ class CityGap(Base):
     before: the distinct citizens of any window, summed over its days."""
 
     __tablename__ = "city_gaps"
-    __table_args__ = {"sqlite_with_rowid": False}
+    __table_args__ = (Index("ix_city_gaps_unfolded", "part", postgresql_where=text("part <> 0"),
+                            sqlite_where=text("part <> 0")),
+                      {"sqlite_with_rowid": False})
 
     scope: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
     gap: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)  # as CityCell's
     citizens: Mapped[int] = mapped_column(BigInteger)

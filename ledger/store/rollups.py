@@ -20,8 +20,12 @@ are added to then, in the intake's transaction:
     per citizen-day.
 
 Two submissions for one citizen never interleave (the intake's citizen locks), so a
-citizen's presence rows are read and written without a race; cell and gap rows are
-added to by upserts in key order, so concurrent submissions cannot deadlock on them.
+citizen's presence rows are read and written without a race. Cell and gap rows are
+counts added to: on PostgreSQL each database session adds to its own ``part`` of a key
+(its backend pid), so concurrent intakes for one day and behaviour, which is most live
+traffic, never wait on one hot row until the other commits (they did, #25); readers sum
+the parts, and :func:`fold` gathers a settled day's parts into part 0, so a report
+reads about one row per cell. SQLite has one writer and writes part 0 only.
 """
 
 from __future__ import annotations
@@ -96,13 +100,20 @@ def add_credits(connection: Connection, credits: Sequence[CityCredit]) -> None:
     connection.execute(_INSERT_PRESENCE, [{"s": s, "c": c, "d": d} for s, c, d in new])
     _upsert_cells(connection, cells)
     if gaps:
-        connection.execute(_ADD_GAP, [{"s": s, "d": d, "g": g, "n": n}
+        connection.execute(_statement(connection, _ADD_GAP), [{"s": s, "d": d, "g": g, "n": n}
                                       for (s, d, g), n in sorted(gaps.items())])
 
 
 def _upsert_cells(connection: Connection, cells: dict[tuple[int, str], list[int]]) -> None:
-    connection.execute(_ADD_CELL, [{"d": d, "b": b, "n": n, "g": g, "c": c}
-                                   for (d, b), (n, g, c) in sorted(cells.items())])
+    connection.execute(_statement(connection, _ADD_CELL),
+                       [{"d": d, "b": b, "n": n, "g": g, "c": c}
+                        for (d, b), (n, g, c) in sorted(cells.items())])
+
+
+def _statement(connection: Connection, sql: str) -> Any:
+    """``sql`` with its ``{part}``: this session's own on PostgreSQL, 0 on SQLite."""
+    return text(sql.format(part="0" if connection.dialect.name == "sqlite"
+                           else "pg_backend_pid()"))
 
 
 def _gap_changes(connection: Connection, sqlite: bool,
@@ -163,15 +174,37 @@ def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence
 
 
 _INSERT_PRESENCE = text("INSERT INTO city_presence (scope, citizen_id, day) VALUES (:s, :c, :d)")
-_ADD_CELL = text(
-    "INSERT INTO city_cells (day, behaviour, entries, grams, citizens) VALUES (:d, :b, :n, :g, "
-    ":c) ON CONFLICT (day, behaviour) DO UPDATE SET entries = city_cells.entries + "
-    "excluded.entries, grams = city_cells.grams + excluded.grams, citizens = "
-    "city_cells.citizens + excluded.citizens")
-_ADD_GAP = text(
-    "INSERT INTO city_gaps (scope, day, gap, citizens) VALUES (:s, :d, :g, :n) "
-    "ON CONFLICT (scope, day, gap) DO UPDATE SET citizens = city_gaps.citizens + "
+_ADD_CELL = (
+    "INSERT INTO city_cells (day, behaviour, part, entries, grams, citizens) VALUES (:d, :b, "
+    "{part}, :n, :g, :c) ON CONFLICT (day, behaviour, part) DO UPDATE SET entries = "
+    "city_cells.entries + excluded.entries, grams = city_cells.grams + excluded.grams, "
+    "citizens = city_cells.citizens + excluded.citizens")
+_ADD_GAP = (
+    "INSERT INTO city_gaps (scope, day, gap, part, citizens) VALUES (:s, :d, :g, {part}, :n) "
+    "ON CONFLICT (scope, day, gap, part) DO UPDATE SET citizens = city_gaps.citizens + "
     "excluded.citizens")
+
+
+def fold(connection: Connection, now: int) -> int:
+    """Gather the parts of every settled day (one no credit can be added to any more:
+    its cut-off a day past) into part 0, in one short transaction of the caller's;
+    the number of part rows folded. Sums are kept whatever runs beside it: a part is
+    deleted and added to part 0 in one statement, and a settled day gets no new parts.
+    A no-op on SQLite, which never writes other parts."""
+    if connection.dialect.name == "sqlite":
+        return 0
+    settled = city_day(now - int(SETTLE.total_seconds())) - 2
+    folded = 0
+    for table, keys, sums in (("city_cells", "day, behaviour", ("entries", "grams", "citizens")),
+                              ("city_gaps", "scope, day, gap", ("citizens",))):
+        added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in sums)
+        folded += connection.execute(text(
+            f"WITH gone AS (DELETE FROM {table} WHERE part <> 0 AND day <= :settled "
+            f"RETURNING {keys}, {', '.join(sums)}) INSERT INTO {table} ({keys}, part, "
+            f"{', '.join(sums)}) SELECT {keys}, 0, {', '.join(f'sum({c})' for c in sums)} "
+            f"FROM gone GROUP BY {keys} ON CONFLICT ({keys}, part) DO UPDATE SET {added}"),
+            {"settled": settled}).rowcount or 0
+    return folded
 
 _RECORD_ENTRY, _RECORD_RECEIVED = 11, 13  # entry_id, received_at in RECORD_COLUMNS
 
@@ -182,8 +215,9 @@ _RECORD_ENTRY, _RECORD_RECEIVED = 11, 13  # entry_id, received_at in RECORD_COLU
 def cells(connection: Connection, first: int, last: int) -> list[tuple[int, str, int, int, int]]:
     """(day, behaviour, entries, grams, citizens) of the cells of days ``first``–``last``."""
     return [tuple(r) for r in connection.execute(text(  # type: ignore[misc]
-        "SELECT day, behaviour, entries, grams, citizens FROM city_cells "
-        "WHERE day BETWEEN :a AND :b ORDER BY day, behaviour"), {"a": first, "b": last})]
+        "SELECT day, behaviour, sum(entries), sum(grams), sum(citizens) FROM city_cells "
+        "WHERE day BETWEEN :a AND :b GROUP BY day, behaviour ORDER BY day, behaviour"),
+        {"a": first, "b": last})]
 
 
 def distinct_citizens(connection: Connection, windows: Sequence[tuple[str, int, int]]
@@ -222,24 +256,27 @@ def days_present(connection: Connection, scopes: Sequence[str], citizens: Sequen
         "AND k.b", ("s", "c", "a", "b"), keys)]
 
 
-def rebuild_sql() -> list[str]:
+def rebuild_sql(*, parts: bool = True) -> list[str]:
     """Statements that fill the rollups from the ledger as it stands (the migration's
-    backfill, and a check that the kept rollups equal a rebuild)."""
+    backfill, and a check that the kept rollups equal a rebuild); ``parts=False`` for the
+    tables as migration 0006 made them, before they had parts."""
     day = f"((e.occurred_at + {LOCAL_SECONDS}) / 86400)"
+    part, zero = ("part, ", "0, ") if parts else ("", "")
     counted = (f"FROM ledger_entries AS e JOIN activity_records AS r ON r.citizen_id = "
                "e.citizen_id AND r.behaviour = e.behaviour AND r.occurred_at = e.occurred_at AND "
                f"r.entry_id = e.entry_id WHERE e.kind = {KIND_CREDIT} AND r.received_at < "
                f"({day} + 1) * 86400 - {LOCAL_SECONDS} + {int(SETTLE.total_seconds())}")
     return [
-        "INSERT INTO city_cells (day, behaviour, entries, grams, citizens) "
-        f"SELECT {day}, e.behaviour, count(*), sum(e.reduction_grams), "
+        f"INSERT INTO city_cells (day, behaviour, {part}entries, grams, citizens) "
+        f"SELECT {day}, e.behaviour, {zero}count(*), sum(e.reduction_grams), "
         f"count(DISTINCT e.citizen_id) {counted} GROUP BY {day}, e.behaviour",
         "INSERT INTO city_presence (scope, citizen_id, day) "
         f"SELECT DISTINCT e.behaviour, e.citizen_id, {day} {counted}",
         "INSERT INTO city_presence (scope, citizen_id, day) "
         f"SELECT DISTINCT '{ANY}', e.citizen_id, {day} {counted}",
-        "INSERT INTO city_gaps (scope, day, gap, citizens) SELECT scope, day, "
-        f"COALESCE(day - before, {NO_PREVIOUS}) AS gap, count(*) FROM (SELECT scope, day, "
+        f"INSERT INTO city_gaps (scope, day, gap, {part}citizens) SELECT scope, day, "
+        f"COALESCE(day - before, {NO_PREVIOUS}) AS gap, {zero}count(*) FROM (SELECT scope, "
+        "day, "
         "lag(day) OVER (PARTITION BY scope, citizen_id ORDER BY day) AS before "
         "FROM city_presence) AS p GROUP BY scope, day, COALESCE(day - before, "
         f"{NO_PREVIOUS})",

@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("scope", "day", "gap"),
         sqlite_with_rowid=False,
     )
-    for statement in rebuild_sql():
+    for statement in rebuild_sql(parts=False):
         op.execute(statement)
     op.create_index("ix_city_presence_day", "city_presence", ["scope", "day", "citizen_id"])
 
