@@ -79,17 +79,27 @@ def find_leaf(tree: bytes | bytearray | memoryview, leaf: bytes) -> int | None:
 
 def inclusion_proof(tree: bytes | bytearray | memoryview, tree_index: int) -> list[bytes]:
     """The sibling path from leaf ``tree_index`` up to the root."""
-    size = len(tree) // NODE
-    n = leaf_count(tree)
-    if not n - 1 <= tree_index < size:
+    return [node(tree, i) for i in proof_indices(leaf_count(tree), tree_index)]
+
+
+def proof_indices(n: int, tree_index: int) -> list[int]:
+    """The tree indices of leaf ``tree_index``'s siblings up to the root, in proof order.
+
+    Index arithmetic only, so a stored tree can fetch just these nodes (one per level)."""
+    if not n - 1 <= tree_index < 2 * n - 1:
         raise InvalidInput(f"index {tree_index} is not a leaf of a {n}-leaf tree", field="index")
-    proof = []
+    siblings = []
     i = tree_index
     while i > 0:
-        sibling = i + 1 if i % 2 == 1 else i - 1
-        proof.append(node(tree, sibling))
+        siblings.append(i + 1 if i % 2 == 1 else i - 1)
         i = (i - 1) // 2
-    return proof
+    return siblings
+
+
+def leaf_index(n: int, position: int) -> int:
+    """The tree index of the leaf at ``position`` in ascending order (OZ lays the sorted
+    leaves at the end of the buffer, last first)."""
+    return 2 * n - 2 - position
 
 
 def root_from_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:

@@ -19,28 +19,25 @@ from ledger.bundle import ProofBundle
 from ledger.entries import find_entry, sealed_through
 from ledger.errors import LedgerError, NotAnchored, NotFound
 from ledger.leaf import LEAF_ENCODING, decode_leaf
-from ledger.lru import Lru
-from ledger.store.models import Batch, BatchTree, LedgerEntry
+from ledger.store.models import Batch, LedgerEntry
+from ledger.store.trees import ChunkCache, StoredTree, read_tree
 
 
 class TreeCache:
-    """Trees are immutable once sealed; keep the few most recently used in memory.
+    """Trees are immutable once sealed; keep the most recently read rows of them in memory.
 
-    Keyed by root, which names a tree's content whatever database it came from."""
+    A proof reads a few rows of its batch's tree (:class:`~ledger.store.trees.StoredTree`),
+    never the whole tree, so a batch's first proof costs the same as any other. Rows are
+    keyed by root, which names a tree's content whatever database it came from; ``size``
+    rows of 1 KiB each (4 MiB by default: the top rows of every batch stay in)."""
 
-    def __init__(self, size: int = 4) -> None:
-        self._trees = Lru[bytes, bytes](size)
+    def __init__(self, size: int = 4096) -> None:
+        self._rows = ChunkCache(size)
 
-    def get(self, session: Session, batch_id: int, root: bytes) -> bytes:
-        cached = self._trees.get(root)
-        if cached is not None:
-            return cached
-        nodes = session.scalar(select(BatchTree.nodes).where(BatchTree.batch_id == batch_id))
-        if nodes is None or merkle.root(nodes) != root:
-            raise LedgerError(f"batch {batch_id}'s stored tree is missing or not its root",
-                              field="batch")
-        self._trees.put(root, bytes(nodes))
-        return bytes(nodes)
+    def tree(self, session: Session, batch_id: int, root: bytes, leaf_count: int) -> StoredTree:
+        """A reader of batch ``batch_id``'s stored tree on the session's connection."""
+        return StoredTree(session.connection(), batch_id, leaf_count, root=root,
+                          cache=self._rows)
 
 
 _default_cache = TreeCache()
@@ -48,7 +45,7 @@ _default_cache = TreeCache()
 # An entry and the batch holding it (if any), in one query.
 _ENTRY_AND_BATCH = find_entry(
     [LedgerEntry.citizen_id, LedgerEntry.leaf],
-    [Batch.id.label("batch_id"), Batch.root, Batch.status, Batch.chain_id,
+    [Batch.id.label("batch_id"), Batch.root, Batch.leaf_count, Batch.status, Batch.chain_id,
      Batch.contract_address, Batch.tx_hash, Batch.block_number])
 
 
@@ -75,14 +72,19 @@ def entry_proof(session: Session, entry_id: bytes, *,
     if row.status != "anchored" or row.tx_hash is None:
         return EntryProof(row.citizen_id, None,
                           f"batch {row.batch_id} is {row.status}, not anchored yet")
-    tree = cache.get(session, row.batch_id, row.root)
-    index = merkle.find_leaf(tree, merkle.hash_leaf(row.leaf))
+    tree = cache.tree(session, row.batch_id, row.root, row.leaf_count)
+    leaf = merkle.hash_leaf(row.leaf)
+    index = tree.find_leaf(leaf)
     if index is None:
         raise LedgerError(f"entry 0x{entry_id.hex()} is not in batch {row.batch_id}'s tree: "
                           "its stored leaf changed after sealing", field="entry_id")
+    path = tree.proof(index)
+    if merkle.root_from_proof(leaf, path) != row.root:  # the rows read are the tree sealed
+        raise LedgerError(f"batch {row.batch_id}'s stored tree does not lead to its root",
+                          field="batch")
     bundle = ProofBundle(
         entry_id=entry_id, values=decode_leaf(row.leaf),
-        proof=tuple(merkle.inclusion_proof(tree, index)), root=row.root, batch_id=row.batch_id,
+        proof=tuple(path), root=row.root, batch_id=row.batch_id,
         chain_id=row.chain_id, contract=to_checksum_address(row.contract_address),
         tx_hash=row.tx_hash, block_number=row.block_number, status="anchored")
     return EntryProof(row.citizen_id, bundle.to_json())
@@ -97,8 +99,7 @@ def proof_bundle(session: Session, entry_id: bytes, *,
     return proof.bundle
 
 
-def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
-                  cache: TreeCache = _default_cache) -> int:
+def write_oz_dump(session: Session, batch_id: int, out: IO[str]) -> int:
     """Write batch ``batch_id`` as OZ's ``StandardMerkleTree`` dump; returns leaf count.
 
     ``values`` come in entry order, so keccak256 of ``tree[v.treeIndex]`` for each value
@@ -106,8 +107,10 @@ def write_oz_dump(session: Session, batch_id: int, out: IO[str], *,
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}", field="batch_id")
-    tree = cache.get(session, batch.id, batch.root)
     n = batch.leaf_count
+    tree = read_tree(session.connection(), batch.id, n)  # the dump lists every node
+    if merkle.root(tree) != batch.root:
+        raise LedgerError(f"batch {batch.id}'s stored tree is not its root", field="batch")
     index_of = {merkle.node(tree, i): i for i in range(n - 1, 2 * n - 1)}
     out.write('{"format":"standard-v1","leafEncoding":')
     out.write(json.dumps(list(LEAF_ENCODING)))

@@ -40,7 +40,8 @@ from ledger.reanchoring import is_canonical, recheck_anchored
 from ledger.store.database import Database
 from ledger.store.leases import acquire_lease, process_holder, release_lease
 from ledger.store.locks import hold_off_entry_writers
-from ledger.store.models import Batch, BatchTree, EntryLocator, LedgerEntry
+from ledger.store.models import Batch, EntryLocator, LedgerEntry
+from ledger.store.trees import store_tree
 
 SEALER_LEASE = "sealer"
 #: one sealing at a time within a process (the lease's holder is the process)
@@ -52,10 +53,18 @@ log = logging.getLogger("carbon_ledger.sealer")
 STEPS = ("sealed", "signed", "recorded", "broadcast", "mined", "confirmed")
 
 
+#: The most entries one batch holds unless told otherwise: a seal's memory and a stored
+#: tree grow with the batch, not with the backlog (``CARBON_LEDGER_SEAL_MAX_BATCH``).
+MAX_BATCH = 1_000_000
+
+
 @dataclass(frozen=True)
 class SealOptions:
     confirmations: int = 1
     workers: int = 2
+    #: a backlog larger than this becomes several batches, each anchored before the next
+    #: is sealed (the contract takes ids in strict order)
+    max_batch: int = MAX_BATCH
     #: how long one seal waits for an anchor to be mined and confirmed before it gives
     #: up (the batch stays recorded; the next seal takes it from there)
     receipt_timeout: float = 120.0
@@ -87,6 +96,9 @@ class Sealer:
         self.db = db
         self.anchor = anchor
         self.options = options or SealOptions()
+        if self.options.max_batch < 1:
+            raise InvalidInput(f"a batch holds at least one entry, not {self.options.max_batch}",
+                               field="seal_max_batch")
         #: one identity per process, so a lease this process left behind (its release
         #: failed with the database down) is its own again at the next seal
         self.holder = process_holder()
@@ -98,15 +110,21 @@ class Sealer:
 
     def seal(self) -> list[Batch]:
         """Recheck the anchored tail, finish any batch left half-way, then seal and anchor
-        what is unbatched.
+        what is unbatched, in batches of at most ``max_batch`` entries.
+
+        Each batch is anchored before the next is sealed, so a crash leaves at most one
+        batch unfinished and ids reach the chain in order. Entries that arrive during
+        this call wait for the next one: a backlog that grows as fast as it is sealed
+        does not keep one call going for ever.
 
         Returns the batches anchored by this call (resumed ones included)."""
         self._take_lease()
         try:
             self.reanchored = self.recheck_anchored()
             done = [self.advance(b) for b in self._unfinished()]
-            batch = self.seal_new_batch()
-            if batch is not None:
+            with self.db.session() as s:
+                through = s.scalar(select(func.max(LedgerEntry.seq))) or 0
+            while (batch := self.seal_new_batch(through=through)) is not None:
                 self._step("sealed", batch.id)
                 done.append(self.advance(batch.id))
             return done
@@ -118,8 +136,9 @@ class Sealer:
             return list(s.scalars(select(Batch.id).where(Batch.status != "anchored")
                                   .order_by(Batch.id)))
 
-    def seal_new_batch(self) -> Batch | None:
-        """Put every unbatched entry into the next batch and store its tree.
+    def seal_new_batch(self, *, through: int | None = None) -> Batch | None:
+        """Put the oldest unbatched entries (at most ``max_batch``, none above seq
+        ``through``) into the next batch and store its tree.
 
         The tree is built outside any write transaction (ingestion goes on meanwhile);
         the lease makes this the only sealer, so the range cannot be taken twice."""
@@ -128,8 +147,12 @@ class Sealer:
             last = sealed_through(s)
             newest = s.scalar(select(func.max(LedgerEntry.seq))) or 0
             batch_id = (s.scalar(select(func.max(Batch.id))) or 0) + 1
+        if through is not None:
+            newest = min(newest, through)
         if newest <= last:
             return None
+        # Every seq up to newest is committed now, so the cut can be read after the lock.
+        newest = self._cut(last, newest)
         built = build_tree_from_db(self.db.engine, last + 1, newest, workers=self.options.workers)
         if built is None:  # only gaps in seq: nothing to seal
             return None
@@ -140,8 +163,8 @@ class Sealer:
                               content_hash=built.content_hash, status="sealed",
                               sealed_at=int(time.time()))
                 s.add(batch)
-                s.add(BatchTree(batch_id=batch_id, nodes=built.nodes))
                 s.flush()
+                store_tree(s.connection(), batch_id, built.nodes)
                 s.execute(_locate(batch_id, last + 1, newest))
         except IntegrityError:
             shared = _shared_id(self.db, last + 1, newest)
@@ -151,6 +174,18 @@ class Sealer:
                               f"{last + 1}–{newest} not sealed (the ledger makes each id "
                               "once; this invariant is broken)", field="entry_id") from None
         return batch
+
+    def _cut(self, last: int, newest: int) -> int:
+        """The last seq of the next batch: the ``max_batch``-th entry above ``last``, or
+        ``newest`` if fewer wait (seq may have gaps, so it is counted, not added)."""
+        limit = self.options.max_batch
+        if newest - last <= limit:
+            return newest
+        with self.db.session() as s:
+            cut = s.scalar(select(LedgerEntry.seq)
+                           .where(LedgerEntry.seq > last, LedgerEntry.seq <= newest)
+                           .order_by(LedgerEntry.seq).offset(limit - 1).limit(1))
+        return newest if cut is None else cut
 
     def advance(self, batch_id: int) -> Batch:
         """Bring one batch to ``anchored``, from whatever state it was left in."""

@@ -31,7 +31,7 @@ from sqlalchemy import delete, insert  # noqa: E402
 
 from ledger.entries import entry_row  # noqa: E402
 from ledger.store.database import Database  # noqa: E402
-from ledger.store.models import Batch, BatchTree, Citizen, LedgerEntry  # noqa: E402
+from ledger.store.models import Batch, BatchTreeChunk, Citizen, LedgerEntry  # noqa: E402
 from ledger.store.schema import create_schema  # noqa: E402
 
 
@@ -69,7 +69,7 @@ def measure_seal(url: str, workers: int) -> dict[str, float]:
 
     db = Database(url)
     with db.session() as s:  # start from unsealed entries every time
-        s.execute(delete(BatchTree))
+        s.execute(delete(BatchTreeChunk))
         s.execute(delete(Batch))
     anchor = connect_anchor(in_process_web3(), ChainKind.TESTER, Account.create(), db)
     sealer = Sealer(db, anchor, SealOptions(confirmations=1, workers=workers))

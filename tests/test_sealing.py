@@ -11,7 +11,7 @@ from chain.connect import connect_anchor
 from chain.nodes import in_process_web3
 from ledger import merkle
 from ledger.anchor_audit import anchored_batch
-from ledger.errors import AnchorMismatch, Conflict, LedgerError, VerificationError
+from ledger.errors import AnchorMismatch, Conflict, InvalidInput, LedgerError, VerificationError
 from ledger.hashing import keccak
 from ledger.intake.service import submit_records
 from ledger.proofs import proof_bundle
@@ -190,3 +190,68 @@ def test_a_lease_this_process_left_behind_is_taken_back_at_once(db, anchor, cred
     assert [b.id for b in Sealer(db, anchor).seal()] == [1]
     with db.session() as s:
         assert s.get(Lease, SEALER_LEASE) is None  # released this time
+
+
+def batch_shapes(done: list[Batch]) -> list[tuple[int, int]]:
+    return [(b.id, b.leaf_count) for b in done]
+
+
+def test_a_backlog_larger_than_the_limit_becomes_batches_anchored_in_order(
+        db, anchor, credit) -> None:
+    credit(23)
+    steps: list[tuple[str, int]] = []
+    sealer = Sealer(db, anchor, SealOptions(workers=1, max_batch=10,
+                                            on_step=lambda step, b: steps.append((step, b))))
+    done = sealer.seal()
+    assert batch_shapes(done) == [(1, 10), (2, 10), (3, 3)]
+    # each batch is anchored before the next is sealed: strict ids on chain
+    assert [s for s in steps if s[0] in ("sealed", "confirmed")] == [
+        ("sealed", 1), ("confirmed", 1), ("sealed", 2), ("confirmed", 2),
+        ("sealed", 3), ("confirmed", 3)]
+    assert sealer.seal() == []
+    assert_ledger_consistent(db, anchor)
+
+
+def test_a_crash_inside_a_backlog_is_resumed_in_order(db, anchor, credit) -> None:
+    credit(25)
+
+    def crash(step: str, batch_id: int) -> None:
+        if (step, batch_id) == ("broadcast", 2):
+            raise Crash
+
+    with pytest.raises(Crash):
+        Sealer(db, anchor, SealOptions(workers=1, max_batch=10, on_step=crash)).seal()
+    with db.session() as s:
+        s.execute(update(Lease).values(expires_at=0))
+        assert [(b.id, b.status) for b in s.scalars(select(Batch).order_by(Batch.id))] == [
+            (1, "anchored"), (2, "submitted")]
+    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=10)).seal()
+    assert batch_shapes(done) == [(2, 10), (3, 5)]
+    assert_ledger_consistent(db, anchor)
+
+
+def test_entries_that_arrive_during_a_seal_wait_for_the_next(db, anchor, credit) -> None:
+    credit(12)
+
+    def more(step: str, batch_id: int) -> None:
+        if (step, batch_id) == ("confirmed", 1):
+            credit(4)
+
+    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=6, on_step=more)).seal()
+    assert batch_shapes(done) == [(1, 6), (2, 6)]
+    assert batch_shapes(Sealer(db, anchor, SealOptions(workers=1, max_batch=6)).seal()) == [
+        (3, 4)]
+    assert_ledger_consistent(db, anchor)
+
+
+def test_the_cli_and_the_service_seal_by_the_max_batch_setting(tmp_path, monkeypatch,
+                                                               anchor) -> None:
+    """``seal`` (``Container.sealer``) and ``serve``'s scheduler make their sealers alike."""
+    from api.composition import container
+
+    monkeypatch.setenv("CARBON_LEDGER_SEAL_MAX_BATCH", "7")
+    c = container(tmp_path, chain="tester")
+    assert c.sealer(anchor).options.max_batch == 7
+    assert c.seal_scheduler(anchor).new_sealer().options.max_batch == 7
+    with pytest.raises(InvalidInput, match="seal_max_batch"):
+        container(tmp_path, chain="tester", seal_max_batch=0)

@@ -208,12 +208,16 @@ class EntryLocator(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"))
 
 
-class BatchTree(Base):
-    """Every node of a batch's tree, so any entry's proof is served without rebuilding."""
+class BatchTreeChunk(Base):
+    """Every node of a batch's tree, so any entry's proof is served without rebuilding:
+    32 nodes (1 KiB) a row, so a proof reads only the rows of its own nodes
+    (:mod:`ledger.store.trees`)."""
 
-    __tablename__ = "batch_trees"
+    __tablename__ = "batch_tree_chunks"
 
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    #: the row's place: it holds nodes chunk * 32 .. chunk * 32 + 31 of the heap buffer
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
     nodes: Mapped[bytes] = mapped_column(LargeBinary)
 
 

@@ -1,0 +1,177 @@
+"""Sealed trees stored in rows (#24): a proof reads O(log n) rows of its batch's tree and
+equals the proof from the whole tree in memory; the migration cuts old one-BLOB trees
+into rows and back."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, event, insert, select
+
+from ledger import merkle
+from ledger.store.database import Database
+from ledger.store.models import Batch, BatchTreeChunk
+from ledger.store.schema import alembic_config
+from ledger.store.trees import CHUNK_BYTES, CHUNK_NODES, StoredTree, read_tree, store_tree
+from tests.test_migrations import engine_for, run_alembic
+
+
+def random_tree(n: int, seed: int) -> tuple[list[bytes], bytes]:
+    rng = random.Random(seed)
+    leaves = sorted(merkle.hash_leaf(rng.randbytes(64)) for _ in range(n))
+    return leaves, merkle.build_tree(leaves)
+
+
+def add_batch(engine: Engine, batch_id: int, tree: bytes, *, table: str = "chunks") -> None:
+    n = merkle.leaf_count(tree)
+    with engine.begin() as conn:
+        conn.execute(insert(Batch.__table__), [{
+            "id": batch_id, "first_seq": batch_id * 10**6, "last_seq": batch_id * 10**6 + n - 1,
+            "leaf_count": n, "root": merkle.root(tree), "content_hash": bytes(32),
+            "status": "sealed", "sealed_at": int(time.time())}])
+        if table == "chunks":
+            store_tree(conn, batch_id, tree)
+        else:  # the layout before the tree-chunks migration: one BLOB
+            conn.execute(sa.text("INSERT INTO batch_trees (batch_id, nodes) VALUES (:b, :n)"),
+                         {"b": batch_id, "n": tree})
+
+
+@contextmanager
+def tree_reads(engine: Engine) -> Iterator[list[tuple[str, object]]]:
+    """Every statement that reads ``batch_tree_chunks``, with its parameters."""
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
+        if "batch_tree_chunks" in statement and statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def bytes_returned(engine: Engine, statements: list[tuple[str, object]]) -> tuple[int, int]:
+    """Run the recorded statements again, on the raw driver: (rows, bytes) they return.
+    Counted here, not by the reader, so a reader that under-reports cannot pass."""
+    rows = size = 0
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            for row in cursor.fetchall():
+                rows += 1
+                size += sum(len(v) for v in row if isinstance(v, bytes | memoryview))
+    finally:
+        raw.close()
+    return rows, size
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 31, 32, 33, 64, 65, 1000])
+def test_stored_proofs_equal_the_in_memory_trees(db: Database, n: int) -> None:
+    leaves, tree = random_tree(n, seed=n)
+    add_batch(db.engine, 1, tree)
+    with db.engine.connect() as conn:
+        stored = StoredTree(conn, 1, n, root=merkle.root(tree))
+        assert read_tree(conn, 1, n) == tree
+        for leaf in leaves:
+            index = merkle.find_leaf(tree, leaf)
+            assert stored.find_leaf(leaf) == index
+            assert stored.proof(index) == merkle.inclusion_proof(tree, index)
+        # Not in the tree: below, above and between the leaves.
+        for outsider in (b"\0" * 32, b"\xff" * 32, *(merkle.hash_leaf(os.urandom(64))
+                                                    for _ in range(20))):
+            assert StoredTree(conn, 1, n, root=merkle.root(tree)).find_leaf(outsider) is None
+
+
+def proof_cost(db: Database, n: int, samples: int) -> tuple[int, int, float]:
+    """(most rows, most bytes, mean rows) one cold proof reads, over ``samples`` leaves."""
+    leaves, tree = random_tree(n, seed=7 * n)
+    add_batch(db.engine, n, tree)
+    worst_rows = worst_bytes = total = 0
+    for leaf in random.Random(n).sample(leaves, samples):
+        with db.engine.connect() as conn, tree_reads(db.engine) as statements:
+            stored = StoredTree(conn, n, n, root=merkle.root(tree))  # no cache: cold
+            index = stored.find_leaf(leaf)
+            assert index is not None
+            assert stored.proof(index) == merkle.inclusion_proof(tree, index)
+        rows, size = bytes_returned(db.engine, statements)
+        assert (rows, size) == (stored.rows_read, stored.bytes_read)
+        worst_rows, worst_bytes = max(worst_rows, rows), max(worst_bytes, size)
+        total += rows
+    return worst_rows, worst_bytes, total / samples
+
+
+def test_a_proof_reads_log_n_rows_of_the_tree(db: Database) -> None:
+    small, large = 1_000, 30_000
+    for n in (small, large):
+        worst_rows, worst_bytes, mean = proof_cost(db, n, samples=60)
+        depth = math.ceil(math.log2(n))
+        # The path: one row per level below row 0; the search: at most two per halving.
+        bound = (depth - int(math.log2(CHUNK_NODES)) + 1) + 2 * (depth - 4) + 2
+        assert worst_rows <= bound, (n, worst_rows, bound)
+        assert worst_bytes <= bound * CHUNK_BYTES
+        if n == large:  # far from the whole tree (1.9 MB)
+            assert worst_bytes * 50 < (2 * n - 1) * merkle.NODE, worst_bytes
+        # Interpolation finds the leaf's row in a few probes: about the path and a few more.
+        assert mean <= depth - 4 + 6, (n, mean)
+
+
+def test_a_missing_row_is_an_error_not_a_wrong_proof(db: Database) -> None:
+    leaves, tree = random_tree(200, seed=3)
+    add_batch(db.engine, 1, tree)
+    index = merkle.find_leaf(tree, leaves[17])
+    assert index is not None
+    gone = merkle.proof_indices(200, index)[-1] // CHUNK_NODES  # the row near the root
+    with db.engine.begin() as conn:
+        conn.execute(sa.delete(BatchTreeChunk).where(BatchTreeChunk.chunk == gone))
+    with db.engine.connect() as conn:
+        with pytest.raises(Exception, match="missing rows"):
+            StoredTree(conn, 1, 200, root=merkle.root(tree)).proof(index)
+        with pytest.raises(Exception, match="missing rows"):
+            read_tree(conn, 1, 200)
+
+
+def tree_chunks_revision() -> tuple[str, str]:
+    """The migration that brings ``batch_tree_chunks``, and the one before it."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    [mine] = [s for s in scripts.walk_revisions() if s.path.endswith("_tree_chunks.py")]
+    assert isinstance(mine.down_revision, str)
+    return mine.revision, mine.down_revision
+
+
+def test_the_migration_cuts_stored_trees_into_rows_and_back(empty_db_url: str) -> None:
+    revision, before = tree_chunks_revision()
+    trees = {1: random_tree(1, seed=1)[1], 2: random_tree(5_000, seed=2)[1],
+             3: random_tree(33, seed=3)[1]}
+    with engine_for(empty_db_url) as engine:
+        run_alembic(engine, "upgrade", before)
+        for batch_id, tree in trees.items():
+            add_batch(engine, batch_id, tree, table="blob")
+        run_alembic(engine, "upgrade", revision)
+        with engine.connect() as conn:
+            for batch_id, tree in trees.items():
+                n = merkle.leaf_count(tree)
+                assert read_tree(conn, batch_id, n) == tree
+                rows = conn.execute(select(sa.func.count()).select_from(BatchTreeChunk)
+                                    .where(BatchTreeChunk.batch_id == batch_id)).scalar()
+                assert rows == math.ceil(len(tree) / CHUNK_BYTES)
+                stored = StoredTree(conn, batch_id, n, root=merkle.root(tree))
+                for i in (n - 1, 2 * n - 2, n + n // 2 - 1):
+                    leaf = merkle.node(tree, i)
+                    assert stored.find_leaf(leaf) == i
+                    assert stored.proof(i) == merkle.inclusion_proof(tree, i)
+        run_alembic(engine, "downgrade", before)
+        with engine.connect() as conn:
+            kept = dict(conn.execute(sa.text("SELECT batch_id, nodes FROM batch_trees")).all())
+        assert {k: bytes(v) for k, v in kept.items()} == trees
