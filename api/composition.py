@@ -114,7 +114,7 @@ class Container:
     def sealer(self, anchor: Anchor) -> Sealer:
         s = self.settings
         return Sealer(self.db, anchor, SealOptions(
-            confirmations=s.confirmations, workers=s.seal_workers,
+            confirmations=s.confirmations, workers=s.seal_workers, max_batch=s.seal_max_batch,
             receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))

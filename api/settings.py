@@ -41,6 +41,8 @@ class Settings(BaseSettings):
                                     "this step (ledger.sealing.STEPS) until it is killed")
     seal_interval: float = Field(30.0, gt=0, description="serve: seal at least this often (s)")
     seal_pending: int = Field(10_000, ge=1, description="serve: seal once this many are pending")
+    seal_max_batch: int = Field(1_000_000, ge=1, description="seal and serve: the most entries "
+                                "one batch holds; a larger backlog becomes several batches")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     rate_limit: str = Field("1200/minute", description="per credential, `limits` syntax")
     cors_origins: Annotated[list[str], NoDecode] = Field(
