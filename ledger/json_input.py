@@ -7,7 +7,12 @@ arrays deep once killed a serving process: the stdlib parser recurses in C, and 
 dependency had raised the interpreter's recursion limit so far that the C stack
 overflowed first. So, in this order:
 
-1. the size, on the raw bytes (and a byte order mark refused);
+1. the size, on the raw bytes (and a byte order mark refused), and how many values they
+   can hold at most: separators and openers counted in C (``bytes.count``), against one
+   value per :data:`BYTES_PER_VALUE` bytes of the limit. A parsed value costs Python
+   30-70 bytes while ``[1],`` costs the body 4, so without this bound a body at the
+   limit of millions of tiny containers cost over a gigabyte to parse (#15's fuzzer
+   found it); with it, no body costs more than about 14 times its limit;
 2. orjson parses (Rust; not Python's recursion, and no document nested over 1,024 levels:
    it stops there itself, which is refused here as too deep, naming the field). It also
    refuses invalid UTF-8, lone surrogates, NaN and numbers beyond a double. The cyclic
@@ -46,6 +51,11 @@ from ledger.errors import InvalidInput, TooLarge
 #: a recursive parser or canonicaliser would need to fear.
 MAX_DEPTH = 32
 
+#: A body may hold at most one JSON value per this many bytes of its limit. Real
+#: documents hold one per 12-30 bytes (a record's members, a bundle's 66-byte hashes);
+#: ``[1],[1],…`` holds one per 2.
+BYTES_PER_VALUE = 4
+
 #: orjson refuses a document nested deeper than this itself ("depth limit exceeded").
 ORJSON_MAX_DEPTH = 1024
 _BOM = b"\xef\xbb\xbf"
@@ -73,6 +83,24 @@ def deeper_than(value: Any, max_depth: int) -> bool:
         else:
             stack.pop()
     return False
+
+
+def values_at_most(raw: bytes, *, lines: bool = False) -> int:
+    """An upper bound on the JSON values ``raw`` holds (each one but the first of a
+    container follows a comma; each container opens with a bracket or brace; with
+    ``lines``, each NDJSON line starts one), counted without parsing. Commas and
+    brackets inside strings only raise it."""
+    count = raw.count(b",") + raw.count(b"[") + raw.count(b"{") + 1
+    return count + raw.count(b"\n") if lines else count
+
+
+def _check_size(raw: bytes, *, field: str, max_bytes: int, lines: bool = False) -> None:
+    if len(raw) > max_bytes:
+        raise TooLarge(f"over {max_bytes} bytes", field=field)
+    most = max(1024, max_bytes // BYTES_PER_VALUE)
+    if values_at_most(raw, lines=lines) > most:
+        raise TooLarge(f"more than {most} JSON values (one per {BYTES_PER_VALUE} bytes of "
+                       f"the {max_bytes}-byte limit)", field=field)
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -107,8 +135,7 @@ def parse_json(data: bytes | str, *, field: str, max_bytes: int,
     lone surrogate, NaN or an out-of-range number, or (with ``unique_keys``) a duplicate
     member name."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
-    if len(raw) > max_bytes:
-        raise TooLarge(f"over {max_bytes} bytes", field=field)
+    _check_size(raw, field=field, max_bytes=max_bytes)
     if raw.startswith(_BOM):
         raise InvalidInput("not JSON: a UTF-8 byte order mark", field=field)
     try:
@@ -132,9 +159,9 @@ def parse_json(data: bytes | str, *, field: str, max_bytes: int,
 
 def parse_ndjson(data: bytes, *, field: str, max_bytes: int,
                  max_depth: int = MAX_DEPTH) -> list[Any]:
-    """One JSON value per non-blank line; a bad line is named by its 1-based number."""
-    if len(data) > max_bytes:
-        raise TooLarge(f"over {max_bytes} bytes", field=field)
+    """One JSON value per non-blank line; a bad line is named by its 1-based number. The
+    bounds hold for the whole body, not only for each line."""
+    _check_size(data, field=field, max_bytes=max_bytes, lines=True)
     values = []
     for number, line in enumerate(data.split(b"\n"), start=1):
         if line.strip():

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from ledger.errors import InvalidInput, TooLarge
 from ledger.json_input import (
+    BYTES_PER_VALUE,
     MAX_DEPTH,
     ORJSON_MAX_DEPTH,
     deeper_than,
@@ -28,6 +29,7 @@ from ledger.json_input import (
     parse_ndjson,
     read_bounded,
     read_json_file,
+    values_at_most,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -464,3 +466,47 @@ def test_the_garbage_collector_is_left_as_it_was_found(enabled: bool) -> None:
         assert gc.isenabled() is enabled
     finally:
         (gc.enable if was else gc.disable)()
+
+
+def count_values(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + sum(count_values(v) for v in value)
+    if isinstance(value, dict):
+        return 1 + sum(count_values(v) for v in value.values())
+    return 1
+
+
+@given(values, st.booleans())
+@FAST
+def test_the_values_bound_is_never_below_what_a_document_holds(value: Any, pretty: bool) -> None:
+    doc = orjson.dumps(value, option=orjson.OPT_INDENT_2 if pretty else 0)
+    assert values_at_most(doc) >= count_values(value)
+
+
+@pytest.mark.parametrize(("piece", "lines"), [(b"[1]", False), (b"{}", False), (b"0", False),
+                                              (b"[1]", True), (b"{}", True)])
+def test_a_body_of_tiny_values_is_refused_before_it_is_parsed(piece: bytes, lines: bool) -> None:
+    """#15's fuzzer: 32 MiB of ``[1],`` parse to some 8 million lists, over a gigabyte.
+    Refused by counting, as too large for its limit, naming the field."""
+    limit = MIB
+    doc = b"\n".join([piece] * (limit // (len(piece) + 1))) if lines else wide(piece, limit - 2)
+    with pytest.raises(TooLarge) as refused:
+        (parse_ndjson if lines else parse_json)(doc, field="body", max_bytes=limit)
+    assert refused.value.field == "body" and "JSON values" in refused.value.message
+
+
+def test_dense_real_documents_fill_their_limit() -> None:
+    """The densest records we expect (a route of coordinate pairs in ``details``), and
+    short plain ones, are accepted up to the byte limit itself."""
+    route = {"record_id": "r", "citizen": "c_000001", "behaviour": "CYCLING", "quantity": 3200,
+             "occurred_at": "2026-12-04T08:10:00+08:00",
+             "details": {"route": [[31.2304, 121.4737]] * 40}}
+    plain = {"record_id": "r-1", "citizen": "c_1", "behaviour": "METRO", "quantity": 1,
+             "occurred_at": "2026-12-04T08:10:00+08:00", "details": {}}
+    for record in (route, plain):
+        line = orjson.dumps(record)
+        body = b"\n".join([line] * (MIB // (len(line) + 1)))
+        assert len(parse_ndjson(body, field="body", max_bytes=MIB)) == MIB // (len(line) + 1)
+        array = b"[" + b",".join([line] * (MIB // (len(line) + 1) - 1)) + b"]"
+        assert len(parse_json(array, field="body", max_bytes=MIB)) > 1
+    assert BYTES_PER_VALUE <= 4
