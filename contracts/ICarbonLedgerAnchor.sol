@@ -27,6 +27,36 @@ interface ICarbonLedgerAnchor {
     /// @notice No batch with this id has been anchored.
     error UnknownBatch(uint256 batchId);
 
+    /// @notice Month `period`'s statement tree was anchored with `root`.
+    /// @param period The local month, as yyyymm (202611 for November 2026).
+    /// @param leafCount How many accounts the statement holds a leaf for; never zero.
+    /// @param throughBatchId The last entry batch the statement counts: every entry of a
+    ///        batch up to it that occurred before the month's end and no earlier statement counted.
+    /// @param contentHash keccak256 of the statement's leaf hashes in account order.
+    /// @param anchorer The account that anchored it.
+    event StatementAnchored(
+        uint32 indexed period,
+        bytes32 indexed root,
+        uint64 leafCount,
+        uint64 throughBatchId,
+        bytes32 contentHash,
+        address anchorer
+    );
+
+    /// @notice The green-credit credential with status index `index` was revoked.
+    event CredentialRevoked(uint256 indexed index, address issuer);
+
+    /// @notice `period` is not a month written yyyymm.
+    error InvalidPeriod(uint32 period);
+    /// @notice A statement's period must be the month right after the last one anchored.
+    error StatementPeriodGap(uint32 period, uint32 expected);
+    /// @notice The month's statement is anchored already: a replay.
+    error StatementAlreadyAnchored(uint32 period);
+    /// @notice A statement may count only anchored batches, and never fewer than the last one.
+    error StatementBatchOutOfRange(uint64 throughBatchId, uint256 latestBatchId, uint64 previous);
+    /// @notice No statement has been anchored for this month.
+    error UnknownStatement(uint32 period);
+
     /// @notice Anchor batch `batchId`, which must be exactly `latestBatchId() + 1`.
     /// @dev Stores `root` only; `leafCount` and `contentHash` go to the event.
     /// @param batchId The batch's id: 1, 2, 3, ... with no gap and no replay.
@@ -45,4 +75,32 @@ interface ICarbonLedgerAnchor {
     /// @dev `leaf` must be the double-hashed leaf of a StandardMerkleTree; a 64-byte
     ///      preimage hashed once could otherwise pass as an inner node.
     function verify(uint256 batchId, bytes32 leaf, bytes32[] calldata proof) external view returns (bool);
+
+    /// @notice Anchor month `period`'s statement tree: the month right after the last
+    ///         statement's (any month for the first), counting batches up to `throughBatchId`.
+    /// @param period The local month as yyyymm.
+    /// @param root The statement tree's Merkle root (StandardMerkleTree, standard-v1).
+    /// @param leafCount How many account leaves it holds; never zero.
+    /// @param throughBatchId The last batch counted: anchored, and not below the last statement's.
+    /// @param contentHash keccak256 of the leaf hashes in account order.
+    function anchorStatement(
+        uint32 period, bytes32 root, uint64 leafCount, uint64 throughBatchId, bytes32 contentHash
+    ) external;
+
+    /// @notice The statement root anchored for `period`; reverts with `UnknownStatement` if none.
+    function statementRoot(uint32 period) external view returns (bytes32);
+
+    /// @notice The last month whose statement is anchored (0 before the first) and the last
+    ///         batch it counts.
+    function latestStatement() external view returns (uint32 period, uint64 throughBatchId);
+
+    /// @notice Whether `proof` links `leaf` to month `period`'s anchored statement root.
+    /// @dev As `verify`: `leaf` must be a double-hashed StandardMerkleTree leaf.
+    function verifyStatement(uint32 period, bytes32 leaf, bytes32[] calldata proof) external view returns (bool);
+
+    /// @notice Revoke the green-credit credentials at these status indices (issuers only).
+    function revokeCredentials(uint256[] calldata indices) external;
+
+    /// @notice Whether the credential with status index `index` is revoked.
+    function credentialRevoked(uint256 index) external view returns (bool);
 }
