@@ -26,6 +26,7 @@ from ledger.errors import InvalidInput
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler
 from ledger.sealing import Sealer, SealOptions, pause_at
+from ledger.statements import StatementChain, StatementReader
 from ledger.store.database import Database
 from ledger.store.schema import create_schema
 
@@ -111,6 +112,12 @@ class Container:
                              pending=self.settings.seal_pending,
                              on_proofs_changed=on_proofs_changed)
 
+    def statement_chain(self, anchor: EvmAnchor) -> StatementChain:
+        """Statements and credential status on ``anchor``'s contract, with its key (#20)."""
+        from chain.statements import EvmStatements
+
+        return EvmStatements(anchor)
+
     def sealer(self, anchor: Anchor) -> Sealer:
         s = self.settings
         return Sealer(self.db, anchor, SealOptions(
@@ -144,6 +151,13 @@ def compile_contract() -> tuple[Path, dict[str, Any]]:
 def contract_reader(rpc_url: str, contract: str) -> ChainReader:
     """A contract on the chain at ``rpc_url``, read as an outside verifier reads it."""
     return EvmAnchor(rpc_web3(rpc_url), ChainKind.RPC, contract, signer=None)
+
+
+def statement_reader(rpc_url: str, contract: str) -> StatementReader:
+    """A contract's statements and credential status, read as a bank's verifier reads them."""
+    from chain.statements import EvmStatements
+
+    return EvmStatements(EvmAnchor(rpc_web3(rpc_url), ChainKind.RPC, contract, signer=None))
 
 
 def served_chain_id(rpc_url: str) -> int:
