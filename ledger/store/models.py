@@ -365,3 +365,61 @@ class CityGap(Base):
     gap: Mapped[int] = mapped_column(Integer, primary_key=True)
     part: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)  # as CityCell's
     citizens: Mapped[int] = mapped_column(BigInteger)
+
+
+# -- month statements and green-credit credentials (#20) -----------------------------------
+
+class Statement(Base):
+    """One month's statement tree and its anchoring's progress.
+
+    status: ``built`` (tree stored) → ``submitted`` (signed tx recorded) → ``anchored``.
+    """
+
+    __tablename__ = "statements"
+
+    period: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # yyyymm
+    through_batch_id: Mapped[int] = mapped_column(BigInteger)
+    through_seq: Mapped[int] = mapped_column(BigInteger)
+    period_end: Mapped[int] = mapped_column(BigInteger)  # unix seconds of the local month's end
+    leaf_count: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))
+    built_at: Mapped[int] = mapped_column(BigInteger)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatementLeaf(Base):
+    """An account's leaf in a month's statement, and its totals per area (JSON) that the
+    leaf's ``areas`` value commits to."""
+
+    __tablename__ = "statement_leaves"
+    __table_args__ = (Index("ix_statement_leaves_citizen", "citizen_id", "period"),)
+
+    period: Mapped[int] = mapped_column(ForeignKey("statements.period"), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(288))
+    areas: Mapped[str] = mapped_column(Text)
+
+
+class GreenCredential(Base):
+    """An issued green-credit credential: its status index is the row's id."""
+
+    __tablename__ = "green_credentials"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    holder: Mapped[bytes] = mapped_column(LargeBinary(20))
+    first_period: Mapped[int] = mapped_column(Integer)
+    last_period: Mapped[int] = mapped_column(Integer)
+    issued_at: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    revocation_tx: Mapped[bytes | None] = mapped_column(LargeBinary(32))
