@@ -10,24 +10,36 @@ find the entry by its id. The batch's tree is rebuilt from the leaves and must g
 stored root, and the leaf hashes in entry order the stored content hash. Given a chain
 reader, the recomputed root, leaf count and content hash must also be what the chain
 holds: the root in the contract's state, the rest in the anchoring transaction's event.
+
+The batch is read in pages of ``seq`` (its entries' order, the content hash's order),
+each page one keyset read that joins the entry, its locator row (by the locator's key)
+and its raw record (by ``ix_records_citizen_behaviour``, then the entry id), so a page
+costs the same whatever the batch's size or the ledger's history, and memory stays
+constant but for the 32 bytes of each leaf's hash the root needs (sorted in place, the
+tree's inner nodes hashed depth first and never stored). A batch of any size can be
+audited; :func:`audit_entries` serves one page of the per-entry recomputation.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+import numpy as np
+import orjson
+from sqlalchemy import Engine, and_, select, tuple_
 from sqlalchemy.orm import Session
 
 from ledger.anchor_audit import anchored_batch
 from ledger.anchoring import ChainReader
 from ledger.errors import AnchorMismatch, InvalidInput, NotFound
 from ledger.hashing import keccak
-from ledger.leaf import KIND_CREDIT, behaviour_code, decode_leaf
-from ledger.merkle import build_tree, hash_leaf, root
-from ledger.methodology import load_methodology, methodology_in_force
+from ledger.leaf import ENCODED_SIZE, KIND_CREDIT, behaviour_code, decode_leaf, encode_leaf
+from ledger.methodology import methodology_in_force
 from ledger.records import parse_record
 from ledger.store.models import (
     ActivityRecord,
@@ -38,6 +50,18 @@ from ledger.store.models import (
     MonthlyTotal,
 )
 
+#: Entries read and checked at a time: large enough that a page's round trip is small
+#: beside its checks, small enough that a page's rows are a few megabytes.
+PAGE_SIZE = 2000
+#: Problems kept as text in a report; every problem is counted (``problem_count``), but
+#: a batch tampered throughout must not grow the report with the batch.
+MAX_PROBLEMS = 1000
+#: Keys per ``IN`` list when looking up cap totals: 3 values a key stays far below every
+#: backend's limit on bound variables.
+_KEYS_PER_QUERY = 300
+
+Progress = Callable[[int, int], None]
+
 
 @dataclass
 class AuditReport:
@@ -46,67 +70,28 @@ class AuditReport:
     credits: int = 0
     capped: int = 0
     grams: int = 0
+    #: The first :data:`MAX_PROBLEMS` problems; ``problem_count`` counts them all.
     problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
     #: What the leaves give, and what the batch was sealed (and so anchored) with.
     recomputed: Recomputed | None = None
     sealed: Recomputed | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return self.problem_count == 0
+
+    def add_problem(self, text: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(text)
 
     def as_dict(self) -> dict[str, object]:
         return {"batchId": self.batch_id, "entries": self.entries, "credits": self.credits,
                 "capped": self.capped, "reductionGrams": self.grams, "ok": self.ok,
-                "problems": self.problems,
+                "problems": self.problems, "problemCount": self.problem_count,
                 "recomputed": self.recomputed.as_dict() if self.recomputed else None,
                 "sealed": self.sealed.as_dict() if self.sealed else None}
-
-
-def audit_batch(session: Session, batch_id: int, *,
-                chain: ChainReader | None = None) -> AuditReport:
-    """Recompute batch ``batch_id``; with ``chain``, hold the result against the chain too."""
-    batch = session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFound(f"no batch {batch_id}", field="batch_id")
-    report = AuditReport(batch_id, sealed=Recomputed(batch.root, batch.leaf_count,
-                                                     batch.content_hash))
-    rows = session.execute(
-        select(LedgerEntry, EntryLocator.seq, EntryLocator.batch_id)
-        .outerjoin(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
-        .where(LedgerEntry.seq.between(batch.first_seq, batch.last_seq))
-        .order_by(LedgerEntry.seq)).all()
-    entries = [entry for entry, _, _ in rows]
-    for entry, seq, in_batch in rows:  # so a proof by entry id finds this entry
-        if (seq, in_batch) != (entry.seq, batch_id):
-            report.problems.append(f"entry 0x{entry.entry_id.hex()}: the locator "
-                                   f"{'lacks it' if seq is None else 'points elsewhere'}")
-    records = {r.entry_id: r for r in session.scalars(select(ActivityRecord).where(
-        ActivityRecord.entry_id.in_([e.entry_id for e in entries if e.kind == KIND_CREDIT])))}
-    capped_at: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for entry in entries:
-        report.entries += 1
-        problem = _check_entry(entry, records.get(entry.entry_id), report)
-        if problem == "capped":
-            capped_at[(entry.citizen_id, entry.behaviour)].append(entry.occurred_at)
-        elif problem:
-            report.problems.append(f"entry 0x{entry.entry_id.hex()}: {problem}")
-    _check_caps_reached(session, capped_at, report)
-    if report.entries != batch.leaf_count:
-        report.problems.append(f"the batch holds {report.entries} entries, sealed {batch.leaf_count}")
-    elif entries:
-        hashes = [hash_leaf(e.leaf) for e in entries]
-        rebuilt = Recomputed(root(build_tree(sorted(hashes))), len(hashes), keccak(b"".join(hashes)))
-        report.recomputed = rebuilt
-        if rebuilt.root != batch.root:
-            report.problems.append(f"the leaves give root 0x{rebuilt.root.hex()}, "
-                                   f"sealed 0x{batch.root.hex()}")
-        if rebuilt.content_hash != batch.content_hash:
-            report.problems.append(f"the leaves give content hash 0x{rebuilt.content_hash.hex()}, "
-                                   f"sealed 0x{batch.content_hash.hex()}")
-        if chain is not None:
-            report.problems += _against_chain(chain, batch, rebuilt)
-    return report
 
 
 @dataclass(frozen=True)
@@ -119,6 +104,422 @@ class Recomputed:
         return {"root": shown(self.root), "leafCount": self.leaf_count,
                 "contentHash": shown(self.content_hash)}
 
+
+@dataclass(slots=True)
+class EntryAudit:
+    """One entry recomputed: what its leaf, raw record and the methodology give, beside
+    what was credited, and the problem if it does not hold."""
+
+    seq: int
+    entry_id: bytes
+    kind: int
+    leaf_hash: bytes
+    credited_grams: int
+    credited_points: int
+    #: keccak of the stored raw record (None: a debit, or a credit with no record found)
+    record_hash: bytes | None = None
+    #: the version in force when the behaviour happened, the factors' full figure for
+    #: the quantity under it, and the points its rule gives for the credited grams
+    methodology: int | None = None
+    full_grams: int | None = None
+    points: int | None = None
+    capped: bool = False
+    #: a credit whose leaf holds (counted as the batch's credits and grams)
+    credit: bool = False
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"seq": self.seq, "entryId": shown(self.entry_id), "kind": self.kind,
+                "leafHash": shown(self.leaf_hash), "reductionGrams": self.credited_grams,
+                "points": self.credited_points,
+                "recordHash": None if self.record_hash is None else shown(self.record_hash),
+                "methodology": self.methodology, "fullGrams": self.full_grams,
+                "rulePoints": self.points, "capped": self.capped, "problems": self.problems}
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    batch_id: int
+    entries: list[EntryAudit]
+    #: the ``after`` of the next page; None on the batch's last page
+    next_after: int | None
+
+
+def audit_batch(session: Session, batch_id: int, *, chain: ChainReader | None = None,
+                progress: Progress | None = None, workers: int = 1,
+                page_size: int = PAGE_SIZE) -> AuditReport:
+    """Recompute batch ``batch_id``; with ``chain``, hold the result against the chain too.
+
+    ``progress(done, total)`` is called as pages are done. Read it in one snapshot (a
+    ``snapshot=True`` session). With ``workers`` > 1 a large batch's seq range is cut in
+    as many slices, each audited by a forked process through its own connection (the
+    entries of a sealed batch are never written again, so the slices read what the
+    parent would); call it so only where forking is safe (not in a threaded server)."""
+    batch = _batch(session, batch_id)
+    report = AuditReport(batch_id, sealed=Recomputed(batch.root, batch.leaf_count,
+                                                     batch.content_hash))
+    slices = _slices(batch.first_seq, batch.last_seq, workers)
+    engine = session.get_bind().engine
+    in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
+    if len(slices) < 2 or in_memory:
+        parts = [_audit_range(session, batch, batch.first_seq, batch.last_seq, page_size,
+                              _progress_of(progress, batch.leaf_count))]
+    else:
+        parts = _audit_in_workers(engine, batch, slices, page_size, progress)
+    hashes = bytearray()
+    for part in parts:
+        report.entries += part.entries
+        report.credits += part.credits
+        report.capped += part.capped
+        report.grams += part.grams
+        for problem in part.problems:
+            report.add_problem(problem)
+        report.problem_count += part.problem_count - len(part.problems)
+        hashes += part.hashes
+    del parts
+    if report.entries != batch.leaf_count:
+        report.add_problem(f"the batch holds {report.entries} entries, sealed {batch.leaf_count}")
+    elif report.entries:
+        content_hash = keccak(bytes(hashes))
+        rebuilt = Recomputed(sorted_root(hashes), report.entries, content_hash)
+        report.recomputed = rebuilt
+        if rebuilt.root != batch.root:
+            report.add_problem(f"the leaves give root 0x{rebuilt.root.hex()}, "
+                               f"sealed 0x{batch.root.hex()}")
+        if rebuilt.content_hash != batch.content_hash:
+            report.add_problem(f"the leaves give content hash 0x{rebuilt.content_hash.hex()}, "
+                               f"sealed 0x{batch.content_hash.hex()}")
+        if chain is not None:
+            for problem in _against_chain(chain, batch, rebuilt):
+                report.add_problem(problem)
+    return report
+
+
+@dataclass
+class _Part:
+    """One slice of a batch audited: its tallies, problems and leaf hashes in seq order."""
+
+    entries: int = 0
+    credits: int = 0
+    capped: int = 0
+    grams: int = 0
+    problems: list[str] = field(default_factory=list)
+    problem_count: int = 0
+    hashes: bytearray = field(default_factory=bytearray)
+
+
+def _audit_range(session: Session, batch: Batch, first: int, last: int, page_size: int,
+                 done: Callable[[int], None] | None = None) -> _Part:
+    part = _Part()
+    for page in _pages(session, batch, first - 1, page_size, last=last):
+        for entry in page:
+            part.entries += 1
+            part.hashes += entry.leaf_hash
+            if entry.credit:
+                part.credits += 1
+                part.grams += entry.credited_grams
+            part.capped += entry.capped
+            for problem in entry.problems:
+                part.problem_count += 1
+                if len(part.problems) < MAX_PROBLEMS:
+                    part.problems.append(f"entry 0x{entry.entry_id.hex()}: {problem}")
+        if done is not None:
+            done(len(page))
+    return part
+
+
+def _progress_of(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    seen = [0]
+
+    def done(n: int) -> None:
+        seen[0] += n
+        progress(seen[0], total)
+    return done
+
+
+#: Below this many entries a batch is audited in the calling process: forking and
+#: connecting cost more than they save.
+_FORK_AT = 50_000
+_counter: Any = None  # a worker's shared count of entries done (set when it starts)
+
+
+def _slices(first: int, last: int, parts: int) -> list[tuple[int, int]]:
+    if parts <= 1 or last - first + 1 < _FORK_AT:
+        return [(first, last)]
+    size = -(-(last - first + 1) // parts)
+    return [(lo, min(lo + size - 1, last)) for lo in range(first, last + 1, size)]
+
+
+def _start_worker(engine: Any, counter: Any) -> None:
+    global _counter
+    engine.dispose(close=False)  # the parent's pooled connections are the parent's
+    _counter = counter
+
+
+def _count(n: int) -> None:
+    with _counter.get_lock():
+        _counter.value += n
+
+
+def _worker_range(url: str, batch_id: int, first: int, last: int, page_size: int) -> _Part:
+    from ledger.store.database import Database
+
+    db = Database(url)
+    try:
+        with db.session(snapshot=True) as s:
+            return _audit_range(s, _batch(s, batch_id), first, last, page_size, _count)
+    finally:
+        db.engine.dispose()
+
+
+def _audit_in_workers(engine: Engine, batch: Batch, slices: list[tuple[int, int]],
+                      page_size: int, progress: Progress | None) -> list[_Part]:
+    url = engine.url.render_as_string(hide_password=False)
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", 0)
+    # A forked child inherits the parent's pooled connections (PostgreSQL sockets): it
+    # forgets them unclosed, and reads through an engine of its own.
+    with ProcessPoolExecutor(max_workers=len(slices), mp_context=ctx, initializer=_start_worker,
+                             initargs=(engine, counter)) as pool:
+        futures = [pool.submit(_worker_range, url, batch.id, lo, hi, page_size)
+                   for lo, hi in slices]
+        while not all(f.done() for f in futures):
+            wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+            if any(f.done() and f.exception() for f in futures):
+                break
+            if progress is not None:
+                progress(counter.value, batch.leaf_count)
+        parts = [f.result() for f in futures]
+    if progress is not None:
+        progress(counter.value, batch.leaf_count)
+    return parts
+
+
+def audit_entries(session: Session, batch_id: int, *, after: int | None = None,
+                  limit: int = PAGE_SIZE) -> EntryPage:
+    """One page of batch ``batch_id``'s per-entry recomputation: its entries with ``seq``
+    above ``after`` (from the batch's first), at most ``limit`` of them."""
+    if limit < 1:
+        raise InvalidInput("must be at least 1", field="limit")
+    batch = _batch(session, batch_id)
+    start = batch.first_seq - 1 if after is None else max(after, batch.first_seq - 1)
+    entries = next(_pages(session, batch, start, limit, one=True), [])
+    last = entries[-1].seq if entries else None
+    more = last is not None and last < batch.last_seq and len(entries) == limit
+    return EntryPage(batch_id, entries, last if more else None)
+
+
+def _batch(session: Session, batch_id: int) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}", field="batch_id")
+    return batch
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+_e, _l, _r = LedgerEntry.__table__.c, EntryLocator.__table__.c, ActivityRecord.__table__.c
+#: One page: the entries after a seq, each with its locator row and (a credit) its raw
+#: record. The record is found as the city rollups find it, by the index on (citizen,
+#: behaviour, time), then its entry id: no index on the records' random ids to keep at
+#: ingest, and the entry's own columns say where its record must be.
+_PAGE = (
+    select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
+           _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.record_hash,
+           _e.partner_address, _e.leaf, _l.seq, _l.batch_id, _r.raw)
+    .select_from(LedgerEntry.__table__
+                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id)
+                 .outerjoin(ActivityRecord.__table__, and_(
+                     _e.kind == KIND_CREDIT, _r.citizen_id == _e.citizen_id,
+                     _r.behaviour == _e.behaviour, _r.occurred_at == _e.occurred_at,
+                     _r.entry_id == _e.entry_id)))
+)
+
+
+def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
+    """The statement reading one page (tests read its query plan)."""
+    return (_PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit))
+
+
+def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int | None = None,
+           one: bool = False) -> Iterator[list[EntryAudit]]:
+    """The batch's entries after ``after`` (up to ``last``) recomputed, a page at a time,
+    in seq order."""
+    last = batch.last_seq if last is None else last
+    while after < last:
+        rows = session.execute(page_query(after, last, size)).all()
+        if not rows:
+            return
+        page: list[EntryAudit] = []
+        capped: list[tuple[EntryAudit, int, str, int]] = []
+        seen = after
+        for row in rows:
+            if row[0] == seen:
+                continue  # a second record claiming the same entry: the first is checked
+            seen = row[0]
+            entry = _check_row(row, batch.id)
+            page.append(entry)
+            if entry.capped:
+                capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
+        _check_caps_reached(session, capped)
+        yield page
+        if one or len(rows) < size:
+            return
+        after = seen
+
+
+# -- checking ---------------------------------------------------------------------------------
+
+def _check_row(row: tuple, batch_id: int) -> EntryAudit:  # type: ignore[type-arg]
+    (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
+     record_hash, partner, leaf, located_seq, located_batch, raw) = row
+    leaf = bytes(leaf)
+    entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
+    if (located_seq, located_batch) != (seq, batch_id):  # so a proof by entry id finds it
+        entry.problems.append(f"the locator "
+                              f"{'lacks it' if located_seq is None else 'points elsewhere'}")
+    problem = _check_leaf(leaf, entry.entry_id, kind, behaviour, quantity, grams, points,
+                          version, at, bytes(record_hash), bytes(partner))
+    if problem is None and kind == KIND_CREDIT:
+        entry.credit = True
+        problem = _check_credit(entry, raw, behaviour, quantity, grams, points, version, at,
+                                bytes(record_hash))
+    if problem is not None:
+        entry.problems.append(problem)
+    return entry
+
+
+def _check_leaf(leaf: bytes, entry_id: bytes, kind: int, behaviour: str, quantity: int,
+                grams: int, points: int, version: int, at: int, record_hash: bytes,
+                partner: bytes) -> str | None:
+    """Whether the sealed leaf encodes the entry's columns (the account, a salted
+    commitment, is not a column: it is taken from the leaf)."""
+    columns = (entry_id, kind, behaviour_code(behaviour), quantity, grams, points, version,
+               at, record_hash, partner)
+    if len(leaf) == ENCODED_SIZE:
+        try:
+            if encode_leaf((entry_id, leaf[32:64], *columns[1:])) == leaf:
+                return None  # the usual case: re-encoded, the columns are the leaf
+        except InvalidInput:
+            pass  # a column out of its ABI width: no leaf can encode it
+    try:
+        decoded = decode_leaf(leaf)
+    except InvalidInput as exc:
+        return f"leaf does not decode: {exc.message}"
+    sealed = (decoded.entry_id, decoded.kind, decoded.behaviour, decoded.quantity,
+              decoded.reduction_grams, decoded.points, decoded.methodology,
+              decoded.occurred_at, decoded.record_hash, decoded.partner)
+    if columns != sealed:
+        return "the sealed leaf differs from the entry's columns"
+    return None
+
+
+def _check_credit(entry: EntryAudit, raw: str | None, behaviour: str, quantity: int,
+                  grams: int, points: int, version: int, at: int,
+                  record_hash: bytes) -> str | None:
+    """What is wrong with a credit whose leaf holds; marks it capped when it is right but
+    below the full figure (the cap's total is checked by the page)."""
+    if raw is None:
+        return "no raw record for this credit"
+    encoded = raw.encode()
+    entry.record_hash = keccak(encoded)
+    if entry.record_hash != record_hash:
+        return "the raw record does not hash to the sealed recordHash"
+    try:
+        try:
+            value = orjson.loads(encoded)
+        except orjson.JSONDecodeError:
+            value = json.loads(raw)  # what orjson refuses, the standard library may read
+        parsed = parse_record(value, now=2**62)
+    except InvalidInput as exc:
+        return f"the raw record no longer parses ({exc.field}: {exc.message})"
+    except ValueError as exc:
+        return f"the raw record is not JSON ({exc})"
+    if (parsed.behaviour, parsed.quantity, parsed.occurred_at) != (behaviour, quantity, at):
+        return "the raw record's behaviour, quantity or time differ from the entry"
+    try:
+        in_force = methodology_in_force(at)
+    except InvalidInput:
+        return "no methodology was in force at its time"
+    entry.methodology = in_force.version
+    if in_force.version != version:
+        return f"methodology v{version} recorded, v{in_force.version} was in force"
+    try:
+        full = in_force.behaviour(behaviour).reduction_grams(quantity)
+    except InvalidInput as exc:
+        return exc.message
+    entry.full_grams = full
+    entry.points = in_force.points(grams)
+    if entry.points != points:
+        return f"points {points}, the rule gives {entry.points}"
+    if grams > full:
+        return f"credited {grams} g, the factors give only {full} g"
+    if grams < full:
+        entry.capped = True
+    return None
+
+
+def _check_caps_reached(session: Session,
+                        capped: list[tuple[EntryAudit, int, str, int]]) -> None:
+    """A credit below the full figure is right only if its day's or month's cap is full."""
+    if not capped:
+        return
+    wanted = []
+    for entry, citizen, behaviour, at in capped:
+        m = methodology_in_force(at)
+        wanted.append((entry, at, m.behaviour(behaviour), (citizen, behaviour, m.local_day(at)),
+                       (citizen, behaviour, m.local_month(at))))
+    days = _totals(session, DailyTotal, DailyTotal.day, {w[3] for w in wanted})
+    months = _totals(session, MonthlyTotal, MonthlyTotal.month, {w[4] for w in wanted})
+    for entry, at, rule, day, month in wanted:
+        day_full = day in days and days[day] >= rule.daily_cap_grams
+        month_full = (rule.monthly_cap_grams is not None and month in months
+                      and months[month] >= rule.monthly_cap_grams)
+        if not (day_full or month_full):
+            entry.problems.append(f"a {day[1]} credit at {at} is below its full figure but "
+                                  "no cap was reached")
+
+
+def _totals(session: Session, model: type[DailyTotal] | type[MonthlyTotal], period: Any,
+            keys: set[tuple[int, str, int]]) -> dict[tuple[int, str, int], int]:
+    out: dict[tuple[int, str, int], int] = {}
+    ordered = sorted(keys)
+    for lo in range(0, len(ordered), _KEYS_PER_QUERY):
+        chunk = ordered[lo:lo + _KEYS_PER_QUERY]
+        for citizen, behaviour, when, grams in session.execute(
+                select(model.citizen_id, model.behaviour, period, model.grams)
+                .where(tuple_(model.citizen_id, model.behaviour, period).in_(chunk))):
+            out[(citizen, behaviour, when)] = grams
+    return out
+
+
+# -- the root ---------------------------------------------------------------------------------
+
+def sorted_root(hashes: bytearray) -> bytes:
+    """The OZ tree's root over leaf hashes (32 bytes each, concatenated), as
+    :func:`ledger.merkle.build_tree` lays it out, without storing the tree: the hashes are
+    sorted in place (bytewise, as OZ sorts them) and the inner nodes hashed depth first,
+    each kept only until its parent is hashed."""
+    n = len(hashes) // 32
+    if n == 0 or len(hashes) % 32:
+        raise InvalidInput("a tree needs whole 32-byte leaves, at least one", field="leaves")
+    np.frombuffer(hashes, dtype="S32").sort()  # fixed-width bytes compare as memcmp
+    leaves = memoryview(hashes)
+    last, first_leaf = 2 * n - 2, n - 1  # heap order; sorted leaf k is node 2n-2-k
+
+    def node(i: int) -> bytes:
+        if i >= first_leaf:
+            k = last - i
+            return bytes(leaves[32 * k:32 * k + 32])
+        a, b = node(2 * i + 1), node(2 * i + 2)
+        return keccak(a + b) if a < b else keccak(b + a)
+
+    return node(0)
+
+
+# -- the chain --------------------------------------------------------------------------------
 
 def _against_chain(chain: ChainReader, batch: Batch, rebuilt: Recomputed) -> list[str]:
     """How what the chain holds for ``batch`` differs from its recomputation."""
@@ -140,64 +541,3 @@ def _against_chain(chain: ChainReader, batch: Batch, rebuilt: Recomputed) -> lis
 
 def shown(value: bytes | int) -> str:
     return f"0x{value.hex()}" if isinstance(value, bytes) else str(value)
-
-
-def _check_entry(entry: LedgerEntry, record: ActivityRecord | None, report: AuditReport) -> str | None:
-    """What is wrong with one entry; "capped" when it is right but below the full figure."""
-    try:
-        leaf = decode_leaf(entry.leaf)
-    except InvalidInput as exc:
-        return f"leaf does not decode: {exc.message}"
-    columns = (entry.entry_id, entry.kind, behaviour_code(entry.behaviour), entry.quantity,
-               entry.reduction_grams, entry.points, entry.methodology, entry.occurred_at,
-               entry.record_hash, entry.partner_address)
-    sealed = (leaf.entry_id, leaf.kind, leaf.behaviour, leaf.quantity, leaf.reduction_grams,
-              leaf.points, leaf.methodology, leaf.occurred_at, leaf.record_hash, leaf.partner)
-    if columns != sealed:
-        return "the sealed leaf differs from the entry's columns"
-    if entry.kind != KIND_CREDIT:
-        return None
-    report.credits += 1
-    report.grams += entry.reduction_grams
-    if record is None:
-        return "no raw record for this credit"
-    if keccak(record.raw.encode()) != entry.record_hash:
-        return "the raw record does not hash to the sealed recordHash"
-    try:
-        parsed = parse_record(json.loads(record.raw), now=2**62)
-    except InvalidInput as exc:
-        return f"the raw record no longer parses ({exc.field}: {exc.message})"
-    if (parsed.behaviour, parsed.quantity, parsed.occurred_at) != (
-            entry.behaviour, entry.quantity, entry.occurred_at):
-        return "the raw record's behaviour, quantity or time differ from the entry"
-    in_force = methodology_in_force(entry.occurred_at)
-    if in_force.version != entry.methodology:
-        return f"methodology v{entry.methodology} recorded, v{in_force.version} was in force"
-    methodology = load_methodology(entry.methodology)
-    full = methodology.behaviour(entry.behaviour).reduction_grams(entry.quantity)
-    if methodology.points(entry.reduction_grams) != entry.points:
-        return f"points {entry.points}, the rule gives {methodology.points(entry.reduction_grams)}"
-    if entry.reduction_grams > full:
-        return f"credited {entry.reduction_grams} g, the factors give only {full} g"
-    if entry.reduction_grams < full:
-        report.capped += 1
-        return "capped"
-    return None
-
-
-def _check_caps_reached(session: Session, capped_at: dict[tuple[int, str], list[int]],
-                        report: AuditReport) -> None:
-    """A credit below the full figure is right only if its day's or month's cap is full."""
-    for (citizen, behaviour), times in capped_at.items():
-        for at in times:
-            m = load_methodology(methodology_in_force(at).version)
-            rule = m.behaviour(behaviour)
-            day = session.get(DailyTotal, (citizen, behaviour, m.local_day(at)))
-            month = session.get(MonthlyTotal, (citizen, behaviour, m.local_month(at)))
-            day_full = day is not None and day.grams >= rule.daily_cap_grams
-            month_full = (rule.monthly_cap_grams is not None and month is not None
-                          and month.grams >= rule.monthly_cap_grams)
-            if not (day_full or month_full):
-                report.problems.append(f"a {behaviour} credit at {at} is below its full figure "
-                                       "but no cap was reached")
-

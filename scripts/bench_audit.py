@@ -1,0 +1,219 @@
+"""Benchmark: audit one sealed batch of N entries, the old code against this one.
+
+    python scripts/bench_audit.py [--n 1000000] [--rounds 3] [--before REV] [--cache DIR]
+                                  [--postgres]
+
+Builds a ledger of N credits in one batch (or reuses the one already built in ``--cache``
+for this N and backend): N rides of 5,000 citizens submitted through the ledger's own
+intake (``submit_records``: every rule on, 1,000 records a submission, time-ordered,
+every citizen riding five times a day), then sealed as one batch by the real sealer and
+anchored on an in-process chain. Not timed.
+
+Then, in interleaved rounds (before, after, before, after, ...), each in a fresh child
+process so its peak RSS is the audit's own, it audits the batch with the code of
+``--before`` (a git revision, checked out in a temporary worktree; default: the last
+commit before the streaming audit) and with this checkout's, and prints each run's
+entries/s and peak RSS, then the medians. A run that fails (the old code's one ``IN``
+list of every credit id is past SQLite's variable limit above 32,766 credits) is
+printed with its error, its time and its peak RSS, and counts as no figure.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The commit whose ``ledger/audit.py`` loaded every entry at once.
+BEFORE = "7a642b0"
+CITIZENS = 5000
+RIDES_PER_DAY = 5
+
+
+def _child_code() -> Path | None:
+    if "--code" in sys.argv:
+        return Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+    return None
+
+
+# A child measuring another checkout imports that checkout's ledger, before anything else.
+sys.path.insert(0, str(_child_code() or ROOT))
+
+
+def fill(url: str, n: int) -> None:
+    """N credited rides in one sealed, anchored batch, through intake and the sealer."""
+    from eth_account import Account
+
+    from chain.client import ChainKind
+    from chain.connect import connect_anchor
+    from chain.nodes import in_process_web3
+    from ledger import accounts
+    from ledger.intake.service import submit_records
+    from ledger.sealing import Sealer, SealOptions
+    from ledger.store.database import Database
+    from ledger.store.schema import create_schema
+
+    db = Database(url)
+    create_schema(db.engine)
+    with db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="Green Bike",
+                                          kind="bike_share",
+                                          signing_address=bytes.fromhex(Account.create().address[2:]))
+        pseudonyms = [accounts.create_citizen(s).pseudonym for _ in range(CITIZENS)]
+    gap = 86400 / (CITIZENS * RIDES_PER_DAY)  # seconds between two rides in the city
+    now = int(time.time())
+    first = now - 3600 - int(n * gap)
+    started = time.perf_counter()
+    for lo in range(0, n, 1000):
+        records = [{"record_id": f"bench-{k}", "citizen": pseudonyms[k % CITIZENS],
+                    "behaviour": "CYCLING", "quantity": 500 + (k * 37) % 2000,
+                    "occurred_at": first + int(k * gap),
+                    "ended_at": first + int(k * gap) + (500 + (k * 37) % 2000) // 4}
+                   for k in range(lo, min(lo + 1000, n))]
+        with db.session(write_lock=True) as s:
+            outcomes = submit_records(s, partner=s.merge(partner), records=records,
+                                      now=first + int(min(lo + 1000, n) * gap) + 3600).outcomes
+        refused = [o for o in outcomes if o.status != "accepted"]
+        if refused:
+            raise SystemExit(f"the fill's record was refused: {refused[0]}")
+        if lo % 100_000 == 0:
+            print(f"  {lo:,} records in {time.perf_counter() - started:.0f} s", flush=True)
+    anchor = connect_anchor(in_process_web3(), ChainKind.TESTER, Account.create(), db)
+    batches = Sealer(db, anchor, SealOptions(confirmations=1, workers=2)).seal()
+    print(f"  sealed {[(b.id, b.leaf_count, b.status) for b in batches]}", flush=True)
+    db.engine.dispose()
+
+
+def measure(url: str, batch_id: int) -> dict[str, object]:
+    """One audit of ``batch_id`` in this (fresh) process, with whichever ledger it imports."""
+    import ledger
+    from ledger.audit import audit_batch
+    from ledger.store.database import Database
+
+    db = Database(url)
+    started = time.perf_counter()
+    try:
+        with db.session() as s:
+            report = audit_batch(s, batch_id)
+        outcome: dict[str, object] = {"entries": report.entries, "ok": report.ok,
+                                      "problems": len(report.problems)}
+    except Exception as exc:  # the old code's failure is a figure of this benchmark
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        outcome = {"error": text[:200]}
+    outcome["seconds"] = time.perf_counter() - started
+    outcome["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    outcome["code"] = str(Path(ledger.__file__).parents[1])
+    return outcome
+
+
+def _run(url: str, code: Path, batch_id: int) -> dict[str, object]:
+    child = subprocess.run([sys.executable, __file__, "--measure", url, "--batch", str(batch_id),
+                            "--code", str(code)], capture_output=True, text=True, cwd=ROOT)
+    lines = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not lines:
+        return {"error": (child.stderr.strip().splitlines() or ["no output"])[-1][:200],
+                "seconds": float("nan"), "rss_mib": float("nan")}
+    return json.loads(lines[-1])  # type: ignore[no-any-return]
+
+
+def _shown(label: str, r: dict[str, object], n: int) -> str:
+    seconds, rss = float(r["seconds"]), float(r["rss_mib"])  # type: ignore[arg-type]
+    if "error" in r:
+        return f"  {label}: FAILED after {seconds:.1f} s, peak RSS {rss:.0f} MiB: {r['error']}"
+    return (f"  {label}: {seconds:.2f} s, {n / seconds:,.0f} entries/s, peak RSS {rss:.0f} MiB"
+            f", ok={r['ok']} problems={r['problems']}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="entries in the batch")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--before", default=BEFORE, help="the git revision to compare with")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-audit",
+                        help="where the built ledgers are kept for the next run")
+    parser.add_argument("--postgres", action="store_true",
+                        help="a database on a throwaway local PostgreSQL cluster (not kept)")
+    parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: the database URL
+    parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.batch)))
+        return
+
+    cluster = None
+    if args.postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
+
+        bin_dir = find_bin_dir()
+        if bin_dir is None:
+            raise SystemExit("--postgres: no PostgreSQL server binaries")
+        cluster = PgCluster(bin_dir, durable=False)
+        databases = PgDatabases(f"{cluster.base_url}/postgres")
+        url = databases.url(databases.create())
+        print(f"filling {args.n:,} entries on PostgreSQL ...", flush=True)
+        fill(url, args.n)
+    else:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        path = args.cache / f"ledger-{args.n}.db"
+        url = f"sqlite:///{path}"
+        if not (args.cache / f"ledger-{args.n}.done").exists():
+            path.unlink(missing_ok=True)
+            print(f"filling {args.n:,} entries into {path} (kept for the next run) ...", flush=True)
+            started = time.perf_counter()
+            fill(url, args.n)
+            (args.cache / f"ledger-{args.n}.done").write_text("filled\n")
+            print(f"  filled in {time.perf_counter() - started:.0f} s (not part of the figure)")
+        else:
+            print(f"reusing {path}")
+    try:
+        if args.fill_only:
+            return
+        with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp:
+            before = Path(tmp) / "before"
+            subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
+                           cwd=ROOT, check=True, capture_output=True)
+            try:
+                runs: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
+                for k in range(args.rounds):
+                    for label, code in (("before", before), ("after", ROOT)):
+                        runs[label].append(_run(url, code, 1))
+                        print(_shown(f"round {k + 1} {label:6}", runs[label][-1], args.n),
+                              flush=True)
+            finally:
+                subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
+                               check=False, capture_output=True)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+    print()
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    for label, rev in (("before", args.before), ("after", "this checkout")):
+        good = [r for r in runs[label] if "error" not in r]
+        rss = max(float(r["rss_mib"]) for r in runs[label])  # type: ignore[arg-type]
+        if good:
+            seconds = statistics.median(float(r["seconds"]) for r in good)  # type: ignore[arg-type]
+            print(f"{label} ({rev}), {backend}, {args.n:,} entries in one batch: median "
+                  f"{seconds:.2f} s of {len(good)} = {args.n / seconds:,.0f} entries/s; "
+                  f"peak RSS {rss:.0f} MiB")
+        else:
+            failed = runs[label][0]
+            print(f"{label} ({rev}), {backend}, {args.n:,} entries in one batch: failed in "
+                  f"every round, after a median "
+                  f"{statistics.median(float(r['seconds']) for r in runs[label]):.1f} s "  # type: ignore[arg-type]
+                  f"(peak RSS {rss:.0f} MiB): {failed['error']}")
+
+
+if __name__ == "__main__":
+    main()

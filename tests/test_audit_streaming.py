@@ -1,0 +1,328 @@
+"""The audit streams a batch (#24 item 2): pages of seq whatever the batch's size, each
+read through indexes, bounded statements and memory, and every tampering it named when it
+read the batch whole still named when the tampered entry sits on any page."""
+
+from __future__ import annotations
+
+import os
+import time
+import tracemalloc
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger import accounts, audit
+from ledger.audit import audit_batch, audit_entries, page_query, sorted_root
+from ledger.entries import entry_row
+from ledger.intake.service import submit_records
+from ledger.merkle import build_tree, root
+from ledger.store.database import Database
+from ledger.store.models import (
+    ActivityRecord,
+    Batch,
+    DailyTotal,
+    EntryLocator,
+    LedgerEntry,
+)
+from tests.conftest import a_record
+
+#: SQLite's default limit on a statement's bound variables: the old audit's one IN list
+#: of every credit id failed past it.
+OLD_VARIABLE_LIMIT = 32_766
+
+
+def rides(db: Database, partner: Any, count: int, citizens: int = 400) -> None:
+    """``count`` credited rides through intake, 1,000 a submission, oldest first, every
+    citizen riding a few times a day (no cap reached)."""
+    with db.session(write_lock=True) as s:
+        names = [accounts.create_citizen(s).pseudonym for _ in range(citizens)]
+    now = int(time.time())
+    gap = 86400 // (citizens * 5)
+    first = now - 3600 - count * gap
+    for lo in range(0, count, 1000):
+        records = [{"record_id": f"r-{k}", "citizen": names[k % citizens], "behaviour": "CYCLING",
+                    "quantity": 500 + k % 1500, "occurred_at": first + k * gap,
+                    "ended_at": first + k * gap + (500 + k % 1500) // 4}
+                   for k in range(lo, min(lo + 1000, count))]
+        with db.session(write_lock=True) as s:
+            outcomes = submit_records(s, partner=s.merge(partner), records=records, now=now).outcomes
+        assert all(o.status == "accepted" for o in outcomes), outcomes[0]
+
+
+def statements(db: Database) -> list[int]:
+    """The number of bound values of every statement the database runs from now on."""
+    seen: list[int] = []
+
+    def count(_conn: Any, _cursor: Any, _statement: str, params: Any, _context: Any,
+              _many: bool) -> None:
+        seen.append(len(params) if params else 0)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    return seen
+
+
+def test_a_batch_past_the_old_variable_limit_audits_in_bounded_statements(
+        db, make_partner, sealer) -> None:
+    """33,000 credits in one batch: the old audit's IN list failed here on SQLite. Every
+    statement now binds a page's worth of values at most, and the audit holds. (SQLite
+    only: PostgreSQL's limit is twice as far, and its pages are the same statements.)"""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the limit is SQLite's")
+    rides(db, make_partner(), 33_000)
+    [batch] = sealer.seal()
+    assert batch.leaf_count == 33_000 > OLD_VARIABLE_LIMIT
+    bound = statements(db)
+    with db.session(snapshot=True) as s:
+        report = audit_batch(s, batch.id)
+    assert report.ok, report.problems
+    assert (report.entries, report.credits, report.capped) == (33_000, 33_000, 0)
+    assert report.recomputed == report.sealed
+    assert len(bound) >= 33_000 // audit.PAGE_SIZE  # it read in pages ...
+    assert max(bound) <= 3 * 300 + 10  # ... and no statement grew with the batch
+
+
+def test_audit_memory_does_not_follow_the_batch(tmp_path) -> None:
+    """Traced memory at the audit's peak: 32 bytes a leaf and a page, not the batch's rows
+    (the old audit held about 2.4 KB an entry)."""
+    db = Database(f"sqlite:///{tmp_path}/ledger.db")
+    from ledger.store.schema import create_schema
+
+    create_schema(db.engine)
+    n = 20_000
+    with db.session() as s:
+        citizen = accounts.create_citizen(s)
+        account, partner = os.urandom(32), os.urandom(20)
+        rows = [entry_row(entry_id=os.urandom(32), citizen_id=citizen.id, account=account,
+                          kind=2, behaviour="REDEMPTION", quantity=1, reduction_grams=0,
+                          points=1, methodology=1, occurred_at=1_763_000_000 + i,
+                          record_hash=bytes(32), partner_address=partner) for i in range(n)]
+        s.execute(LedgerEntry.__table__.insert(), rows)
+        hashes = bytearray(b"".join(audit.keccak(audit.keccak(r["leaf"])) for r in rows))
+        del rows
+        s.add(Batch(id=1, first_seq=1, last_seq=n, leaf_count=n, root=sorted_root(hashes),
+                    content_hash=bytes(32), status="sealed", sealed_at=0))
+    tracemalloc.start()
+    try:
+        with db.session(snapshot=True) as s:
+            report = audit_batch(s, 1, page_size=500)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report.entries == n and report.recomputed is not None
+    assert report.recomputed.root == report.sealed.root  # type: ignore[union-attr]
+    assert report.problem_count == n + 1  # the locator lacks each one; the content hash
+    assert len(report.problems) == audit.MAX_PROBLEMS  # ... kept to a bounded few
+    assert peak < 8 * 2**20, peak  # 20,000 entries: 640 KB of hashes and one page
+
+
+@pytest.mark.parametrize("n", [*range(1, 40), 64, 65, 127, 1000])
+def test_the_streamed_root_is_the_tree_builders(n: int) -> None:
+    hashes = bytearray(os.urandom(32 * n))
+    leaves = sorted(bytes(hashes[i:i + 32]) for i in range(0, len(hashes), 32))
+    assert sorted_root(hashes) == root(build_tree(leaves))
+
+
+def test_the_page_read_uses_indexes_on_sqlite(db) -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
+    query = page_query(0, 10**6, audit.PAGE_SIZE).compile(dialect=sqlite.dialect())
+    with db.engine.connect() as conn:
+        plan = [row[-1] for row in conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {query}", tuple(query.params.values()))]
+    assert plan == ["SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+                    "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN",
+                    "SEARCH activity_records USING INDEX ix_records_citizen_behaviour "
+                    "(citizen_id=? AND behaviour=? AND occurred_at=?) LEFT-JOIN"], plan
+
+
+def test_the_page_read_uses_indexes_on_postgresql(db) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's EXPLAIN")
+    query = page_query(0, 10**6, audit.PAGE_SIZE).compile(
+        dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    with db.engine.begin() as conn:
+        for way in ("seqscan", "bitmapscan", "hashjoin", "mergejoin"):  # an index, or none
+            conn.exec_driver_sql(f"SET LOCAL enable_{way} = off")
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {query}"))
+    for table in ("ledger_entries", "entry_locator", "activity_records"):
+        assert "Index Scan using" in plan and f" on {table}" in plan, plan
+    assert "Seq Scan" not in plan, plan
+    assert "ix_records_citizen_behaviour" in plan, plan
+
+
+# -- tampering, wherever it sits ----------------------------------------------------------------
+
+@pytest.fixture
+def batch(db, make_partner, make_citizen, sealer) -> Batch:  # type: ignore[no-untyped-def]
+    """Entries over pages of two: credits (the first citizen's capped by the daily cap, the
+    second citizen's seven rides not) and a redemption's debit, last."""
+    partner, capped, citizen = make_partner(), make_citizen(), make_citizen()
+    records = [a_record(capped.pseudonym, quantity=q) for q in (3000, 4000, 30000, 45000)]
+    records += [a_record(citizen.pseudonym, quantity=q, hours_ago=2 + k / 2)
+                for k, q in enumerate((1200, 1300, 1400, 1500, 1600, 1700, 1800))]
+    with db.session(write_lock=True) as s:
+        outcomes = submit_records(s, partner=s.merge(partner), records=records).outcomes
+        assert any(o.capped for o in outcomes)
+        c = s.merge(citizen)
+        s.execute(LedgerEntry.__table__.insert(), [entry_row(
+            entry_id=os.urandom(32), citizen_id=c.id, account=os.urandom(32), kind=2,
+            behaviour="REDEMPTION", quantity=1, reduction_grams=0, points=1, methodology=1,
+            occurred_at=int(time.time()), record_hash=bytes(32), partner_address=bytes(20))])
+    [sealed] = sealer.seal()
+    return sealed  # type: ignore[no-any-return]
+
+
+def problems(db: Database, batch_id: int) -> list[str]:
+    with db.session(snapshot=True) as s:
+        report = audit_batch(s, batch_id, page_size=2)
+    with db.session(snapshot=True) as s:  # the per-entry pages say the same
+        paged, after = [], None
+        while True:
+            page = audit_entries(s, batch_id, after=after, limit=3)
+            paged += [f"entry 0x{e.entry_id.hex()}: {p}" for e in page.entries for p in e.problems]
+            if page.next_after is None:
+                break
+            after = page.next_after
+    assert paged == [p for p in report.problems if p.startswith("entry ")]
+    assert report.problem_count == len(report.problems)
+    return report.problems
+
+
+def nth(db: Database, batch: Batch, k: int, credit: bool = True) -> LedgerEntry:
+    with db.session() as s:
+        return s.scalars(select(LedgerEntry).where(
+            LedgerEntry.seq.between(batch.first_seq, batch.last_seq),
+            LedgerEntry.kind == (1 if credit else 2)).order_by(LedgerEntry.seq)).all()[k]
+
+
+def test_an_honest_batch_holds_on_every_page(db, batch) -> None:
+    assert problems(db, batch.id) == []
+    with db.session(snapshot=True) as s:
+        report = audit_batch(s, batch.id, page_size=2)
+        page = audit_entries(s, batch.id, limit=100)
+    assert (report.entries, report.credits) == (batch.leaf_count, batch.leaf_count - 1)
+    assert report.capped >= 1 and report.ok
+    assert [e.seq for e in page.entries] == list(range(batch.first_seq, batch.last_seq + 1))
+    assert page.next_after is None
+    capped = [e for e in page.entries if e.capped]
+    assert capped and all(e.full_grams > e.credited_grams for e in capped)  # type: ignore[operator]
+    debit = page.entries[-1]
+    assert (debit.kind, debit.record_hash, debit.methodology) == (2, None, None)
+
+
+def test_a_missing_record_is_named(db, batch) -> None:
+    e = nth(db, batch, -7)
+    with db.session() as s:
+        s.execute(delete(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id))
+    assert problems(db, batch.id) == [f"entry 0x{e.entry_id.hex()}: no raw record for this credit"]
+
+
+def test_a_locator_that_lacks_or_misplaces_an_entry_is_named(db, batch) -> None:
+    e, f = nth(db, batch, -6), nth(db, batch, 0, credit=False)
+    with db.session() as s:
+        s.execute(delete(EntryLocator).where(EntryLocator.entry_id == e.entry_id))
+        s.execute(update(EntryLocator).where(EntryLocator.entry_id == f.entry_id)
+                  .values(seq=f.seq + 1))
+    assert problems(db, batch.id) == [f"entry 0x{e.entry_id.hex()}: the locator lacks it",
+                                      f"entry 0x{f.entry_id.hex()}: the locator points elsewhere"]
+
+
+def test_a_leaf_unlike_its_columns_or_not_canonical_is_named(db, batch) -> None:
+    e, f = nth(db, batch, -5), nth(db, batch, -4)
+    with db.session() as s:
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(quantity=e.quantity + 1))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq)
+                  .values(leaf=f.leaf[:64] + b"\x01" + f.leaf[65:]))  # the kind's padding
+    found = problems(db, batch.id)
+    assert found[:2] == [f"entry 0x{e.entry_id.hex()}: the sealed leaf differs from the "
+                         "entry's columns",
+                         f"entry 0x{f.entry_id.hex()}: leaf does not decode: not a canonical "
+                         "leaf encoding: non-zero padding"]
+    assert [p.split(" 0x")[0] for p in found[2:]] == ["the leaves give root",
+                                                      "the leaves give content hash"]
+
+
+def test_a_record_that_no_longer_parses_or_differs_is_named(db, batch) -> None:
+    e, f = nth(db, batch, -3), nth(db, batch, -2)
+    with db.session() as s:
+        for entry, edit in ((e, lambda raw: raw.replace('"quantity":', '"quantity":-')),
+                            (f, lambda raw: raw.replace('"quantity":', '"quantity":1'))):
+            record = s.scalar(select(ActivityRecord).where(ActivityRecord.entry_id == entry.entry_id))
+            record.raw = edit(record.raw)
+            s.flush()
+            entry_hash = audit.keccak(record.raw.encode())  # the leaf and entry re-sealed to it
+            s.execute(update(LedgerEntry).where(LedgerEntry.seq == entry.seq).values(
+                record_hash=entry_hash, leaf=_leaf(entry, record_hash=entry_hash)))
+    found = problems(db, batch.id)
+    assert found[:2] == [f"entry 0x{e.entry_id.hex()}: the raw record no longer parses "
+                         "(quantity: must be positive)",
+                         f"entry 0x{f.entry_id.hex()}: the raw record's behaviour, quantity or "
+                         "time differ from the entry"]
+
+
+def test_a_wrong_version_points_or_an_uncapped_shortfall_is_named(db, batch) -> None:
+    e, f = nth(db, batch, -7), nth(db, batch, -6)
+    with db.session() as s:
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(
+            methodology=e.methodology + 1, leaf=_leaf(e, methodology=e.methodology + 1)))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq).values(
+            points=f.points + 1, leaf=_leaf(f, points=f.points + 1)))
+        s.execute(update(DailyTotal).values(grams=0))  # the capped credit's cap never reached
+    found = problems(db, batch.id)
+    assert f"entry 0x{e.entry_id.hex()}: methodology v{e.methodology + 1} recorded, " \
+           f"v{e.methodology} was in force" in found
+    assert f"entry 0x{f.entry_id.hex()}: points {f.points + 1}, the rule gives {f.points}" in found
+    assert any("CYCLING credit at" in p and "no cap was reached" in p for p in found), found
+
+
+def test_a_missing_entry_or_a_reordering_is_named(db, batch) -> None:
+    e, f = nth(db, batch, -5), nth(db, batch, -4)
+    with db.session() as s:  # two entries swap places: the same leaves, another order
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(seq=-1))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq).values(seq=e.seq))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == -1).values(seq=f.seq))
+        s.execute(update(EntryLocator).where(EntryLocator.entry_id == e.entry_id).values(seq=f.seq))
+        s.execute(update(EntryLocator).where(EntryLocator.entry_id == f.entry_id).values(seq=e.seq))
+    found = problems(db, batch.id)
+    assert [p.split(" 0x")[0] for p in found] == ["the leaves give content hash"], found
+    with db.session() as s:
+        s.execute(delete(LedgerEntry).where(LedgerEntry.seq == batch.last_seq))
+    assert problems(db, batch.id) == [f"the batch holds {batch.leaf_count - 1} entries, "
+                                      f"sealed {batch.leaf_count}"]
+
+
+def test_workers_find_what_one_process_finds(db, batch, monkeypatch) -> None:
+    e = nth(db, batch, -1)
+    with db.session() as s:
+        s.execute(update(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id)
+                  .values(raw='{"erased":true}'))
+    monkeypatch.setattr(audit, "_FORK_AT", 2)
+    seen: list[tuple[int, int]] = []
+    with db.session(snapshot=True) as s:
+        one = audit_batch(s, batch.id, page_size=2)
+        two = audit_batch(s, batch.id, page_size=2, workers=3,
+                          progress=lambda done, total: seen.append((done, total)))
+    assert two.as_dict() == one.as_dict()
+    assert one.problems == [f"entry 0x{e.entry_id.hex()}: the raw record does not hash to the "
+                            "sealed recordHash"]
+    assert seen and seen[-1] == (batch.leaf_count, batch.leaf_count)
+
+
+def test_a_page_past_the_end_or_of_no_batch(db, batch) -> None:
+    with db.session(snapshot=True) as s:
+        page = audit_entries(s, batch.id, after=batch.last_seq, limit=5)
+        assert (page.entries, page.next_after) == ([], None)
+        first = audit_entries(s, batch.id, limit=5)
+        assert first.next_after == first.entries[-1].seq == batch.first_seq + 4
+        with pytest.raises(audit.NotFound):
+            audit_entries(s, batch.id + 1)
+
+
+def _leaf(entry: LedgerEntry, **changes: Any) -> bytes:
+    values = {name: getattr(entry, name) for name in (
+        "entry_id", "citizen_id", "kind", "behaviour", "quantity", "reduction_grams", "points",
+        "methodology", "occurred_at", "record_hash", "partner_address")}
+    values.update(changes)
+    return entry_row(account=entry.leaf[32:64], **values)["leaf"]  # type: ignore[no-any-return]
