@@ -36,6 +36,28 @@ from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
 CST = timezone(timedelta(hours=8))
 
 
+#: The layer each test is in, as a marker (``pytest -m fault``): by its folder, else by
+#: the file's name, else by whether it needs a chain or a database.
+_CHAIN_FILES = {"test_contract.py", "test_anvil_end_to_end.py", "test_merkle_oz_live.py",
+                "test_bundle_corpus.py"}
+
+
+def _layer(item: pytest.Item) -> str:
+    path = Path(str(item.fspath))
+    if path.parent.name in ("unit", "api", "web"):
+        return path.parent.name
+    if path.name.startswith("test_fault_"):
+        return "fault"
+    if path.name in _CHAIN_FILES or item.get_closest_marker("anvil"):
+        return "chain"
+    return "database"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(_layer(item))
+
+
 BACKENDS = ["sqlite", "postgresql"]
 PG_URL_VARIABLE = "CARBON_LEDGER_TEST_PG_URL"
 

@@ -18,7 +18,7 @@ from ledger import merkle
 from ledger.errors import InvalidProof
 from ledger.leaf import LEAF_ENCODING, leaf_values_from_json
 
-VECTORS = Path(__file__).parent / "data" / "merkle_vectors"
+VECTORS = Path(__file__).parents[1] / "data" / "merkle_vectors"
 VECTOR_FILES = sorted(VECTORS.glob("*.json"))
 
 

@@ -8,8 +8,8 @@ import pytest
 
 from ledger.methodology import AREAS, available_versions, load_methodology
 
-DATA = Path(__file__).parent / "data"
-METHODOLOGIES = Path(__file__).parents[1] / "ledger" / "methodologies"
+DATA = Path(__file__).parents[1] / "data"
+METHODOLOGIES = Path(__file__).parents[2] / "ledger" / "methodologies"
 
 
 def golden(version: int) -> list[dict]:

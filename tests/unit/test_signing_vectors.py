@@ -16,7 +16,7 @@ from ledger.hashing import keccak
 from ledger.records import canonical_json
 from ledger.signing import records_hash, sign_submission, submission_signer, submission_typed_data
 
-VECTORS = Path(__file__).resolve().parents[1] / "docs" / "signing-vectors.json"
+VECTORS = Path(__file__).resolve().parents[2] / "docs" / "signing-vectors.json"
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 
 CASES: list[dict[str, Any]] = [
