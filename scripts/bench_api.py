@@ -2,7 +2,7 @@
 
     python scripts/bench_api.py [--requests 20] [--ingest-clients 1] [--citizens 5000]
                                 [--order time-ordered|newest-first] [--ingest-only]
-                                [--proofs 20000] [--clients 64] [--workers 1]
+                                [--proofs 20000] [--clients 64] [--workers 1] [--postgres]
 
 Starts `carbon-ledger node` and `carbon-ledger serve` (`--workers` uvicorn workers,
 background sealer off, no access log) as separate processes on a fresh data dir, then:
@@ -22,7 +22,11 @@ background sealer off, no access log) as separate processes on a fresh data dir,
    leaves the cores to the server (the Python client alone tops out near 150 requests/s),
    after `--wrk-warmup` unmeasured seconds. Each worker keeps anchored bundles in memory
    (16,384 of them), so after the warm-up most proofs are answered from it.
-The client runs on the same 2 cores as the server. Prints figures; asserts nothing.
+``--postgres`` puts the ledger in a database of a throwaway local PostgreSQL cluster
+(durable, as the tests' fault cluster: tests/pg_cluster.py) instead of SQLite; several
+``--ingest-clients`` then really write at once, so the rate with 4 clients against 2
+shows whether writers serialise on a lock. The client runs on the same 2 cores as the
+server. Prints figures; asserts nothing.
 It first times a fixed SQLite workload with none of our code in it (`host_reference`):
 a figure that moves between runs says the host, not the code, changed speed.
 """
@@ -307,7 +311,8 @@ def report_ingest(args: argparse.Namespace, reference_ms: float, seconds: float,
     median_ms = statistics.median(per_request) * 1000
     print(f"host reference: {reference_ms:.1f} ms per 1,000 rows (a fixed SQLite workload, "
           "none of our code; higher is a slower or busier host)")
-    print(f"ingest ({args.order}, {args.citizens:,} citizens): {accepted:,} records accepted in "
+    print(f"ingest on {'PostgreSQL' if args.postgres else 'SQLite'} ({args.order}, "
+          f"{args.citizens:,} citizens, {args.workers} worker(s)): {accepted:,} records accepted in "
           f"{args.requests} requests of 1,000 from {args.ingest_clients} client(s) in "
           f"{seconds:.2f} s = {accepted / seconds:,.0f} records/s (median request "
           f"{median_ms:.0f} ms)")
@@ -318,6 +323,22 @@ def report_ingest(args: argparse.Namespace, reference_ms: float, seconds: float,
               f"last tenth {tenth * 1000 / sum(last):,.0f} records/s")
     print("  server side per request (Server-Timing, medians, ms): " + ", ".join(
         f"{name} {statistics.median(ms):.1f}" for name, ms in phases.items()))
+
+
+def postgres_database() -> str:
+    """A fresh database on a throwaway, durable PostgreSQL cluster stopped at exit."""
+    import atexit
+
+    from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        raise SystemExit("--postgres: no PostgreSQL server binaries (apt-get install postgresql)")
+    cluster = PgCluster(bin_dir, durable=True)
+    atexit.register(cluster.stop)  # however the run ends
+    cluster.start()
+    databases = PgDatabases(f"{cluster.base_url}/postgres")
+    return databases.url(databases.create(prefix="bench"))
 
 
 def main() -> None:
@@ -334,13 +355,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers")
     parser.add_argument("--wrk-seconds", type=int, default=15)
     parser.add_argument("--wrk-warmup", type=int, default=10, help="unmeasured wrk seconds first")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the ledger on a throwaway local PostgreSQL cluster")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = Path(tmp)
         env = {**os.environ, "CARBON_LEDGER_DATA_DIR": str(data_dir),
                "CARBON_LEDGER_RATE_LIMIT": "1000000/minute"}
+        url = postgres_database() if args.postgres else None
+        if url:
+            env["CARBON_LEDGER_DATABASE_URL"] = url
         reference_ms = host_reference(data_dir)
-        key, partner_key, auditor_key, pseudonyms = prepare(data_dir, args.citizens)
+        key, partner_key, auditor_key, pseudonyms = prepare(data_dir, args.citizens, url)
         node = start(["node"], env=env, read_stdout=True)
         rpc = node.stdout.readline().strip()  # type: ignore[union-attr]
         port = free_port()
