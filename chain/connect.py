@@ -11,7 +11,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import Wei
 
-from chain.client import ChainKind, EvmAnchor, call_chain, deploy_contract
+from chain.client import ChainKind, Deployment, EvmAnchor, call_chain, deploy_contract
 from ledger.errors import ChainError
 from ledger.store.database import Database
 from ledger.store.models import ChainDeployment
@@ -43,14 +43,15 @@ def connect_anchor(w3: Web3, kind: ChainKind, signer: LocalAccount, db: Database
     with db.session() as s:
         known = s.get(ChainDeployment, chain_id)
     if known is not None and kind is not ChainKind.TESTER:
-        anchor = EvmAnchor(w3, kind, known.address, signer)
+        anchor = EvmAnchor(w3, kind, known.address, signer, from_block=_logs_from(known))
         anchor.check_contract()
         return anchor
     deployment = deploy_contract(w3, signer)
     with db.session(write_lock=True) as s:
         s.merge(ChainDeployment(chain_id=chain_id, address=deployment.address,
                                 tx_hash=deployment.tx_hash, block_number=deployment.block_number))
-    return EvmAnchor(w3, kind, deployment.address, signer)
+    return EvmAnchor(w3, kind, deployment.address, signer,
+                     from_block=_logs_from(deployment))
 
 
 def open_reader(w3: Web3, db: Database) -> EvmAnchor | None:
@@ -59,4 +60,16 @@ def open_reader(w3: Web3, db: Database) -> EvmAnchor | None:
     chain_id = int(call_chain(lambda: w3.eth.chain_id, "chain id"))
     with db.session() as s:
         known = s.get(ChainDeployment, chain_id)
-    return None if known is None else EvmAnchor(w3, ChainKind.RPC, known.address, signer=None)
+    return None if known is None else EvmAnchor(w3, ChainKind.RPC, known.address, signer=None,
+                                                from_block=_logs_from(known))
+
+
+#: How far before its recorded deployment block the contract's logs are looked for: a
+#: reorg may have put the deployment (and anchors after it) a few blocks lower.
+REORG_MARGIN_BLOCKS = 128
+
+
+def _logs_from(deployment: ChainDeployment | Deployment) -> int:
+    """The first block worth searching for the contract's events: not block 0, which on a
+    long chain makes every log query scan its whole history (#19)."""
+    return max(0, int(deployment.block_number or 0) - REORG_MARGIN_BLOCKS)
