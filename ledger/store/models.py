@@ -423,3 +423,20 @@ class GreenCredential(Base):
     valid_until: Mapped[int] = mapped_column(BigInteger)
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     revocation_tx: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+
+
+class BatchAudit(Base):
+    """A large batch's audit run as a job (#24): who runs it, how far it is, and once done
+    its report as JSON, so any serving process answers with it and none runs it twice."""
+
+    __tablename__ = "batch_audits"
+
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), primary_key=True,
+                                          autoincrement=False)
+    state: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    holder: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[int] = mapped_column(BigInteger)
+    heartbeat_at: Mapped[int] = mapped_column(BigInteger)
+    entries_done: Mapped[int] = mapped_column(BigInteger)
+    finished_at: Mapped[int | None] = mapped_column(BigInteger)
+    result: Mapped[str | None] = mapped_column(Text)
