@@ -55,9 +55,7 @@ def issue_credential(db: Database, request: CredentialRequest, *, issuer: LocalA
     """A signed credential for the citizen's anchored statements of the months asked."""
     now = int(time.time()) if now is None else now
     holder = parse_holder(request.holder)
-    periods = periods_between(request.first, request.last)
-    if len(periods) > MAX_MONTHS:
-        raise InvalidInput(f"at most {MAX_MONTHS} months in one credential", field="to")
+    periods = periods_between(request.first, request.last, at_most=MAX_MONTHS)
     if not 1 <= request.valid_days <= 366:
         raise InvalidInput("1 to 366 days", field="valid_days")
     with db.session(write_lock=True) as s:

@@ -90,9 +90,13 @@ def period_of(unix_seconds: int, offset: timedelta) -> int:
     return local.year * 100 + local.month
 
 
-def periods_between(first: int, last: int) -> list[int]:
+def periods_between(first: int, last: int, *, at_most: int = 120) -> list[int]:
+    """The months from ``first`` to ``last``, both included (at most ``at_most`` of them)."""
     if last < first:
         raise InvalidInput(f"{period_label(last)} is before {period_label(first)}", field="to")
+    count = (last // 100 - first // 100) * 12 + last % 100 - first % 100 + 1
+    if count > at_most:
+        raise InvalidInput(f"{count} months; at most {at_most}", field="to")
     out = [first]
     while out[-1] != last:
         out.append(next_period(out[-1]))
