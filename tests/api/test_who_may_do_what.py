@@ -40,6 +40,9 @@ MATRIX: dict[str, list[int]] = {
                                            WRONG_ROLE],
     "GET /v1/rewards":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
     "POST /v1/redemptions":               [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK, OK, WRONG_ROLE],
+    # a citizen is answered 404 here: the world has no anchored month statement to issue from
+    "POST /v1/me/credentials":            [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, NOT_YOURS,
+                                           NOT_YOURS, WRONG_ROLE],
     "GET /v1/batches":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
                                            WRONG_ROLE, OK],
     "GET /v1/batches/1/dump":             [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
@@ -116,6 +119,9 @@ def call(world: World, route: str, role: str):  # type: ignore[no-untyped-def]
     if route == "POST /v1/redemptions":
         return client.post(path, json={"reward": "coffee"},
                            headers={**headers, "Idempotency-Key": f"k-{next(world.counter)}"})
+    if route == "POST /v1/me/credentials":
+        return client.post(path, json={"holder": "0x" + "ab" * 20, "from": "2026-10",
+                                       "to": "2026-11"}, headers=headers)
     if route == "POST /v1/verify":
         return client.post(path, json=world.bundle, headers=headers)
     if route in ("GET /v1/contribution", "GET /v1/me/statement", "GET /v1/reports/city"):
