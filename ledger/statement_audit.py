@@ -163,6 +163,14 @@ class StatementProblem:
     problem: str
 
 
+def stored_statements(session: Session) -> list[Statement]:
+    """The ledger's month statements, in month order, detached from the session."""
+    statements = list(session.scalars(select(Statement).order_by(Statement.period)))
+    for st in statements:
+        session.expunge(st)
+    return statements
+
+
 def statement_chain_problems(reader: StatementReader | None,
                              statements: Sequence[Statement]) -> list[StatementProblem]:
     """Every anchored statement the chain does not hold as the ledger says (its root in the
