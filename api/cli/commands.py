@@ -40,6 +40,7 @@ from ledger.intake.service import outcome_json, submit_records
 from ledger.methodology import partner_kinds, submission_window
 from ledger.proofs import write_oz_dump
 from ledger.redemption import redeem
+from ledger.statements import period_label
 from ledger.store.models import Batch, Reward
 
 
@@ -388,12 +389,14 @@ def reward_set(code: str, title: str,
 @chain_app.command("check")
 def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
                 as_json: Json = False) -> None:
-    """List every anchored batch whose on-chain root is missing or differs (or whose
-    anchoring transaction is gone); exit 5 if there is any.
+    """List every anchored batch (and month statement) whose on-chain root is missing or
+    differs (or whose anchoring transaction is gone); exit 5 if there is any.
 
     Reads only: no key is needed and nothing is deployed. `carbon-ledger seal` anchors
     again a missing tail (a deep reorg, a node restored from an older state)."""
+    from api.composition import statement_reader
     from ledger.anchor_audit import BatchProblem, chain_problems
+    from ledger.statement_audit import StatementProblem, statement_chain_problems, stored_statements
 
     c = container(data_dir, chain, rpc)
     if c.settings.chain == "tester":
@@ -401,35 +404,47 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
                            "nothing to check", field="chain")
     with c.db.session() as s:
         batches = views.all_batches(s)
+        statements = stored_statements(s)
 
-    def check(url: str) -> list[BatchProblem]:
+    def check(url: str) -> tuple[list[BatchProblem], list[StatementProblem]]:
         reader = c.ledger_reader(url)
         if reader is None:
-            return chain_problems(None, batches,
-                                  why_missing="this ledger never deployed to the node's chain")
+            return chain_problems(None, batches, why_missing="this ledger never deployed to "
+                                  "the node's chain"), statement_chain_problems(None, statements)
         if not reader.has_code():
-            return chain_problems(None, batches, why_missing=f"the contract "
-                                  f"{reader.contract_address} has no code: the node lost its state")
-        return chain_problems(reader, batches)
+            return (chain_problems(None, batches, why_missing=f"the contract "
+                                   f"{reader.contract_address} has no code: the node lost its state"),
+                    statement_chain_problems(None, statements))
+        return chain_problems(reader, batches), statement_chain_problems(
+            statement_reader(url, reader.contract_address), statements)
 
     with c.node_url() as url:
-        problems = check(url)
+        problems, month_problems = check(url)
     anchored = sum(1 for b in batches if b.status == "anchored")
     waiting = len(batches) - anchored
     note = f" ({waiting} more not anchored yet)" if waiting else ""
+    months = sum(1 for st in statements if st.status == "anchored")
     if as_json:
         emit_json({"anchored": anchored, "notAnchoredYet": waiting,
                    "problems": [{"batchId": p.batch_id, "problem": p.problem}
-                                for p in problems]}, None)
-    elif problems:
-        out.print(table("batches not matching the chain", ["batch", "problem"],
-                        [[p.batch_id, p.problem] for p in problems]))
-    if problems:
-        raise AnchorMismatch(f"{len(problems)} problem(s) with the {anchored} anchored batches"
-                             f"{note}: the chain does not hold them as the ledger says",
-                             field="batches")
+                                for p in problems],
+                   "statements": {"anchored": months, "problems": [
+                       {"month": period_label(p.period), "problem": p.problem}
+                       for p in month_problems]}}, None)
+    else:
+        if problems:
+            out.print(table("batches not matching the chain", ["batch", "problem"],
+                            [[p.batch_id, p.problem] for p in problems]))
+        if month_problems:
+            out.print(table("month statements not matching the chain", ["month", "problem"],
+                            [[period_label(p.period), p.problem] for p in month_problems]))
+    if problems or month_problems:
+        raise AnchorMismatch(f"{len(problems) + len(month_problems)} problem(s) with the "
+                             f"{anchored} anchored batches{note} and {months} month statements: "
+                             "the chain does not hold them as the ledger says", field="batches")
     if not as_json:
         out.print(f"all {anchored} anchored batches match the chain{note}")
+        out.print(f"all {months} anchored month statements match the chain")
 
 
 @db_app.command("upgrade")
