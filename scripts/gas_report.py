@@ -1,11 +1,12 @@
-"""Gas of the anchor contract on a real EVM: deploy, first anchor, later anchors, verify.
+"""Gas of the anchor contract on a real EVM: deploy, anchors, verify, month statements.
 
 Deploys the compiled contract (the committed artifact, and with ``--against REV`` also the
 artifact committed at git revision REV, side by side) on an in-process eth-tester chain
 and on the pinned anvil, anchors batches of several sizes, and calls ``verify`` on proofs
 20 and 1 deep (the roots it checks are folded from those proofs
 and anchored first, so the calls return true), sent as transactions. Every figure is a
-receipt's ``gasUsed``; inputs are fixed hashes, so runs repeat.
+receipt's ``gasUsed``; inputs are fixed hashes, so runs repeat. A contract with month
+statements (#20) also gets its statement anchors and credential revocations measured.
 
     .venv/bin/python scripts/gas_report.py                     # the current contract
     .venv/bin/python scripts/gas_report.py --against 02f907f   # and the contract before #19
@@ -76,6 +77,30 @@ def measure(w3: Web3, artifact: dict[str, Any]) -> dict[str, int]:
         # eth_estimateGas is off by thousands either way; anvil's equals the receipt's).
         sent = w3.eth.wait_for_transaction_receipt(call.transact({"from": sender}))
         figures[f"verify, depth {depth}, as a transaction"] = int(sent["gasUsed"])
+    if any(item.get("name") == "anchorStatement" for item in artifact["abi"]):
+        figures.update(statement_figures(w3, contract, sender, latest_batch=len(LATER_SIZES) + 1))
+    return figures
+
+
+def statement_figures(w3: Web3, contract: Any, sender: str, *, latest_batch: int) -> dict[str, int]:
+    """Month statements (#20): the first, the months after (one a year's turn), and
+    revocation bits (a new word, the same word, ten at once)."""
+    def sent(call: Any) -> int:
+        receipt = w3.eth.wait_for_transaction_receipt(call.transact({"from": sender}))
+        assert receipt["status"] == 1, "a statement transaction reverted"
+        return int(receipt["gasUsed"])
+
+    def statement(period: int, through: int) -> Any:
+        return contract.functions.anchorStatement(period, keccak(b"statement %d" % period), 300,
+                                                  through, keccak(b"content %d" % period))
+
+    figures = {"first statement (2026-11)": sent(statement(202611, latest_batch - 1)),
+               "statement 2026-12": sent(statement(202612, latest_batch)),
+               "statement 2027-01 (the year's turn)": sent(statement(202701, latest_batch))}
+    figures["revoke 1 credential (a new word)"] = sent(contract.functions.revokeCredentials([1]))
+    figures["revoke 1 credential (the same word)"] = sent(contract.functions.revokeCredentials([2]))
+    figures["revoke 10 credentials (one word)"] = sent(
+        contract.functions.revokeCredentials(list(range(10, 20))))
     return figures
 
 
@@ -106,11 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                 columns[label] = measure(w3, artifact)
         print(f"\n{name}")
         labels = list(columns)
-        rows = list(next(iter(columns.values())))
+        rows = list(dict.fromkeys(r for figures in columns.values() for r in figures))
         width = max(len(r) for r in rows)
         print(f"{'gas used':<{width}}  " + "  ".join(f"{label:>14}" for label in labels))
-        for row in rows:
-            print(f"{row:<{width}}  " + "  ".join(f"{columns[label][row]:>14,}" for label in labels))
+        for row in rows:  # a row an older contract has no function for shows "-"
+            print(f"{row:<{width}}  " + "  ".join(
+                f"{columns[label][row]:>14,}" if row in columns[label] else f"{'-':>14}"
+                for label in labels))
     return 0
 
 
