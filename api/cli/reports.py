@@ -3,11 +3,15 @@ JSON, and charts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import Progress
 
 from api.cli.base import DataDir, app, emit_json, option_names, out, table
 from api.composition import container
@@ -118,27 +122,49 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
 
 @app.command()
 def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
-          data_dir: DataDir = None, as_json: Json = False) -> None:
+          data_dir: DataDir = None, as_json: Json = False,
+          workers: Annotated[int, typer.Option(min=1, max=64, help="processes auditing slices "
+                                               "of a large batch")] = 2) -> None:
     """Recompute a batch from the partners' raw records and the published methodology;
-    exit 1 naming every entry that does not hold."""
+    exit 1 naming every entry that does not hold (the first 1000; all are counted)."""
     from ledger.audit import audit_batch
     from ledger.errors import VerificationError
 
     c = container(data_dir)
-    with c.db.session(snapshot=True) as s:
-        report = audit_batch(s, batch_id)
+    with c.db.session(snapshot=True) as s, _audit_progress(batch_id) as progress:
+        report = audit_batch(s, batch_id, progress=progress, workers=workers)
     if as_json:
         emit_json(report.as_dict(), None)
     else:
         for problem in report.problems:
             out.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+        if report.problem_count > len(report.problems):
+            out.print(f"... and {report.problem_count - len(report.problems)} more problems",
+                      highlight=False)
         out.print(f"batch {batch_id}: {report.entries} entries, {report.credits} credits "
                   f"({report.capped} capped), {report.grams} g CO2e: "
-                  + ("recomputed, all hold" if report.ok else f"{len(report.problems)} problems"),
+                  + ("recomputed, all hold" if report.ok else f"{report.problem_count} problems"),
                   highlight=False)
         _show_recomputed(report.as_dict())
     if not report.ok:
         raise VerificationError(f"batch {batch_id} does not recompute", field="batch")
+
+
+@contextmanager
+def _audit_progress(batch_id: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar on standard error when it is a terminal (nothing on a pipe or in a
+    file, so the output and ``--json`` stay as they are). Refreshed by the audit's own
+    calls, not by a thread: the audit may fork its workers."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield None
+        return
+    with Progress(console=console, auto_refresh=False, transient=True) as bar:
+        task = bar.add_task(f"auditing batch {batch_id}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, refresh=True)
+        yield advance
 
 
 def _show_recomputed(report: dict[str, Any]) -> None:

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
-from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep
+from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
 from api.http.schemas import (
     Audit,
+    AuditEntryPage,
+    AuditJob,
     BatchId,
     CityTotals,
     Contribution,
@@ -19,8 +22,10 @@ from api.http.schemas import (
     ToDate,
     ok,
     problems,
+    ref,
 )
-from ledger.audit import audit_batch
+from ledger.audit import audit_entries
+from ledger.audit_jobs import RETRY_SECONDS, batch_audit
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
 
 router = APIRouter(prefix="/v1")
@@ -58,10 +63,44 @@ def city(session: SessionDep, first: First, last: Last, period: Period = "day") 
     return city_totals(session, Window.of(first, last), period=period)
 
 
+Refresh = Annotated[bool, Query(description="audit a large batch again, though a report of it "
+                                "is stored")]
+After = Annotated[int, Query(ge=0, le=2**62, description="the `next` of the page before; "
+                             "from the batch's first entry if left out")]
+PageSize = Annotated[int, Query(ge=1, le=1000, description="at most this many entries")]
+_RUNNING: dict[int | str, Any] = {202: {"description": "a large batch's audit is under way: ask again after "
+                  "`Retry-After` seconds (the answer is then the report)",
+                  "headers": {"Retry-After": {"description": "seconds to wait", "schema": {
+                      "type": "string", "pattern": "^[0-9]+$"}}},
+                  "content": {"application/json": {"schema": ref(AuditJob)}}}}
+
+
 @router.get("/batches/{batch_id}/audit", tags=["auditors"], response_model=None,
-            responses=ok(Audit, problems(401, 403, 404, 422, 503)))
-def audit(batch_id: BatchId, session: SessionDep,
-          who: AuditorDep) -> dict[str, Any]:
+            responses=ok(Audit, "the batch's recomputation", _RUNNING,
+                         problems(401, 403, 404, 422, 503)))
+def audit(batch_id: BatchId, state: StateDep, who: AuditorDep,
+          refresh: Refresh = False) -> dict[str, Any] | JSONResponse:
     """Recompute the batch from the partners' raw records and the published methodology:
-    every leaf, record hash, version, reduction, cap and the root."""
-    return audit_batch(session, batch_id).as_dict()  # type: ignore[arg-type]
+    every leaf, record hash, version, reduction, cap and the root. A batch of up to
+    100,000 entries is recomputed in the request; a larger one by a job: 202 with its
+    progress until it is done, then its stored report (`auditedAt` says when it was
+    made; `refresh=true` starts it anew). Each entry's recomputation:
+    `/batches/{id}/audit/entries`."""
+    answer = batch_audit(state.container.db, batch_id, refresh=refresh)
+    if answer.status == 202:
+        return JSONResponse(answer.body, status_code=202,
+                            headers={"Retry-After": str(RETRY_SECONDS)})
+    return answer.body
+
+
+@router.get("/batches/{batch_id}/audit/entries", tags=["auditors"], response_model=None,
+            responses=ok(AuditEntryPage, problems(401, 403, 404, 422, 503)))
+def audit_entry_page(batch_id: BatchId, session: SessionDep, who: AuditorDep,
+                     after: After | None = None, limit: PageSize = 100) -> dict[str, Any]:
+    """One page of the batch's per-entry recomputation, in the batch's order (`seq`):
+    each entry's leaf hash, raw record hash, the methodology version in force, the
+    factors' full figure, the rule's points, and what does not hold. The cost of a page
+    follows `limit`, not the batch."""
+    page = audit_entries(session, batch_id, after=after, limit=limit)
+    return {"batchId": page.batch_id, "entries": [e.as_dict() for e in page.entries],
+            "next": None if page.next_after is None else str(page.next_after)}

@@ -598,10 +598,51 @@ class Audit(Shape):
     capped: Count
     reductionGrams: Grams
     ok: bool
-    problems: list[str] = Field(description="every entry that does not hold, and why")
+    problems: list[str] = Field(description="each entry that does not hold, and why (the "
+                                "first 1000)")
+    problemCount: Count = Field(description="every problem found, listed or not")
     recomputed: BatchRoots | None = Field(description="the root, leaf count and content hash "
                                           "the partners' records give")
     sealed: BatchRoots | None = Field(description="... and what the ledger sealed")
+    auditedAt: Unix = Field(description="when this recomputation was made")
+
+
+class AuditJob(Shape):
+    """A large batch's audit under way (ask again after `Retry-After` seconds)."""
+
+    batchId: int = Field(ge=1)
+    state: Literal["running"]
+    entries: Count = Field(description="the batch's entries")
+    entriesDone: Count = Field(description="how many are recomputed so far")
+    startedAt: Unix
+
+
+class AuditEntry(Shape):
+    """One entry recomputed: what its leaf, raw record and the methodology give, beside
+    what was credited."""
+
+    seq: int = Field(ge=1)
+    entryId: Hex32
+    kind: int = Field(ge=0, le=255, description="1 a credit, 2 a debit (as recorded)")
+    leafHash: Hex32 = Field(description="the leaf's hash, as the tree holds it")
+    reductionGrams: int = Field(description="as credited")
+    points: int = Field(description="as credited")
+    recordHash: Hex32 | None = Field(description="keccak256 of the stored raw record; null "
+                                     "for a debit, or a credit whose checks stopped before")
+    methodology: int | None = Field(description="the version in force when it happened")
+    fullGrams: int | None = Field(description="the factors' figure for the quantity, "
+                                  "before caps")
+    rulePoints: int | None = Field(description="the points the version's rule gives for "
+                                   "the credited grams")
+    capped: bool = Field(description="credited below the full figure, by a reached cap")
+    problems: list[str] = Field(description="what does not hold; empty if it all does")
+
+
+class AuditEntryPage(Shape):
+    batchId: int = Field(ge=1)
+    entries: list[AuditEntry]
+    next: str | None = Field(description="pass as `after` for the next page; null on the "
+                             "batch's last")
 
 
 class Verified(Shape):
@@ -622,6 +663,7 @@ MODELS: list[type[BaseModel]] = [
     Problem, ActivityRecord, RedemptionRequest, Info, LedgerDescriptor, Methodology,
     ProofPending, CitizenSummary, EntryPage, Reward, Redemption, Statement, SubmissionAnswer,
     SubmissionSummary, SubmissionDetail, Contribution, CityTotals, BatchPage, OzDump, Audit,
+    AuditJob, AuditEntryPage,
     Verified, NotVerified]
 
 

@@ -49,6 +49,8 @@ MATRIX: dict[str, list[int]] = {
                                            WRONG_ROLE, OK],
     "GET /v1/batches/1/audit":            [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
                                            WRONG_ROLE, OK],
+    "GET /v1/batches/1/audit/entries":    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
+                                           WRONG_ROLE, OK],
     "GET /v1/entries/{x_entry}/proof":    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
                                            WRONG_ROLE, OK],
     "POST /v1/verify":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
