@@ -1,19 +1,33 @@
-"""Benchmark: seal N entries from the database, end to end, beside raw keccak and OZ's JS.
+"""Benchmark: seal N entries from the database, end to end, beside raw keccak and OZ's JS;
+and, with ``--before``, the code before and after side by side.
 
     python scripts/bench_seal.py [--n 1000000] [--repeat 3] [--workers 2] [--js-n 100000]
+    python scripts/bench_seal.py --before DIR [--n 3000000] [--max-batch 1000000]
+                                 [--repeat 3] [--proofs 5]
+    python scripts/bench_seal.py --backlog-only [--n 20000000] [--max-batch 1000000]
 
 Fills a fresh SQLite ledger with N credit entries (not timed), then, in a fresh child
-process each time (so peak RSS is the seal's own), seals them all into one batch and
-anchors the root on an in-process chain: read from the database, leaf hashing on
-``--workers`` processes, sort, inner nodes, tree stored, anchor sent and confirmed.
-In the same run it times a raw keccak loop of the same number of leaf hashes and
-OpenZeppelin's JS ``StandardMerkleTree.of`` on ``--js-n`` leaves. Prints figures; asserts
-nothing.
+process each time (so peak RSS is the seal's own), seals them all and anchors the roots
+on an in-process chain: read from the database, leaf hashing on ``--workers`` processes,
+sort, inner nodes, tree stored, anchor sent and confirmed. In the same run it times a raw
+keccak loop of the same number of leaf hashes and OpenZeppelin's JS
+``StandardMerkleTree.of`` on ``--js-n`` leaves.
+
+``--before DIR`` (a checkout of older code, e.g. ``git worktree add /tmp/wt-before REV``)
+seals copies of one ledger with DIR's code and with this one, interleaved round by round,
+and after each seal starts ``--proofs`` fresh processes per side that each time their
+first proof (a random entry: the batch's tree is not in memory yet). It prints medians
+of the seal's time and peak RSS and of the first proof's latency and the process's RSS.
+
+``--backlog-only`` seals N entries with this code alone and prints, batch by batch, the
+time and the sealing process's RSS, so the memory a backlog of any size needs is seen to
+be the memory one batch needs. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -25,14 +39,19 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# A child measuring other code imports the ledger from there (--code DIR), not from here.
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]) if "--code" in sys.argv else ROOT
+sys.path.insert(0, str(CODE))
 
-from sqlalchemy import delete, insert  # noqa: E402
+from sqlalchemy import insert, inspect, text  # noqa: E402
 
 from ledger.entries import entry_row  # noqa: E402
 from ledger.store.database import Database  # noqa: E402
-from ledger.store.models import Batch, BatchTreeChunk, Citizen, LedgerEntry  # noqa: E402
+from ledger.store.models import Citizen, LedgerEntry  # noqa: E402
 from ledger.store.schema import create_schema  # noqa: E402
+
+#: the tables a stored tree has lived in: one BLOB a tree, then rows of 32 nodes
+TREE_TABLES = ("batch_trees", "batch_tree_chunks")
 
 
 def fill(url: str, n: int) -> float:
@@ -58,8 +77,27 @@ def fill(url: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-def measure_seal(url: str, workers: int) -> dict[str, float]:
-    """One seal + anchor in this (fresh) process; prints a JSON line of figures."""
+def unseal(db: Database) -> None:
+    """Back to every entry unsealed, whichever code's tables the ledger has."""
+    tables = set(inspect(db.engine).get_table_names())
+    with db.engine.begin() as conn:
+        for table in ("entry_locator", *TREE_TABLES, "batches"):
+            if table in tables:
+                conn.execute(text(f"DELETE FROM {table}"))
+
+
+def rss_now_mib() -> tuple[float, float]:
+    """(current, peak) resident set of this process, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text()
+                  .splitlines() if ":" in line)
+    return (int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024)
+
+
+def measure_seal(url: str, workers: int, max_batch: int | None) -> dict[str, object]:
+    """Seal + anchor every entry in this (fresh) process; figures as a dict. With
+    ``max_batch``, code that knows the option cuts the backlog into batches."""
+    import dataclasses
+
     from eth_account import Account
 
     from chain.client import ChainKind
@@ -68,18 +106,66 @@ def measure_seal(url: str, workers: int) -> dict[str, float]:
     from ledger.sealing import Sealer, SealOptions
 
     db = Database(url)
-    with db.session() as s:  # start from unsealed entries every time
-        s.execute(delete(BatchTreeChunk))
-        s.execute(delete(Batch))
+    unseal(db)  # start from unsealed entries every time
     anchor = connect_anchor(in_process_web3(), ChainKind.TESTER, Account.create(), db)
-    sealer = Sealer(db, anchor, SealOptions(confirmations=1, workers=workers))
     started = time.perf_counter()
-    [batch] = sealer.seal()
-    built = time.perf_counter() - started
+    per_batch: list[dict[str, float]] = []
+
+    def on_step(step: str, batch_id: int) -> None:
+        if step == "confirmed":
+            now, peak = rss_now_mib()
+            per_batch.append({"batch": batch_id, "at": time.perf_counter() - started,
+                              "rss_mib": now, "peak_mib": peak})
+
+    options = {"confirmations": 1, "workers": workers, "on_step": on_step}
+    if max_batch and "max_batch" in {f.name for f in dataclasses.fields(SealOptions)}:
+        options["max_batch"] = max_batch
+    sealer = Sealer(db, anchor, SealOptions(**options))  # type: ignore[arg-type]
+    batches = sealer.seal()
+    took = time.perf_counter() - started
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"leaves": batch.leaf_count, "seconds": built, "rss_self_mib": rss_self,
-            "rss_worker_mib": rss_children, "status": batch.status}
+    return {"leaves": sum(b.leaf_count for b in batches), "batches": len(batches),
+            "seconds": took, "rss_self_mib": rss_self, "rss_worker_mib": rss_children,
+            "status": ",".join(sorted({b.status for b in batches})), "per_batch": per_batch}
+
+
+def measure_first_proof(url: str, entry_hex: str) -> dict[str, float]:
+    """This fresh process's first proof of the entry's batch: no row of its tree in
+    memory. The process is warmed up first as a serving one is by any request (the ORM's
+    mappers configured, the entry lookup's statements compiled, by asking for an entry
+    that does not exist), so the figure is the batch's own cost; the warm-up is timed
+    apart, and is the same whatever the batch."""
+    from sqlalchemy.orm import configure_mappers
+
+    from ledger.errors import NotFound
+    from ledger.proofs import TreeCache, proof_bundle
+
+    db = Database(url)
+    entry_id = bytes.fromhex(entry_hex)
+    started = time.perf_counter()
+    configure_mappers()
+    with db.session() as s, contextlib.suppress(NotFound):
+        proof_bundle(s, bytes(32), cache=TreeCache())
+    warm_up = time.perf_counter() - started
+    rss_before, _ = rss_now_mib()
+    cache = TreeCache()
+    started = time.perf_counter()
+    with db.session() as s:
+        bundle = proof_bundle(s, entry_id, cache=cache)
+    took = time.perf_counter() - started
+    rss_after, peak = rss_now_mib()
+    return {"ms": took * 1000, "warm_up_ms": warm_up * 1000, "depth": len(bundle["proof"]),
+            "rss_grew_mib": rss_after - rss_before, "peak_mib": peak}
+
+
+def child(mode: str, code: Path, *args: str) -> dict[str, object]:
+    """Run this script as a fresh process on ``code``'s ledger package; its JSON line."""
+    out = subprocess.run([sys.executable, __file__, "--code", str(code), mode, *args],
+                         capture_output=True, text=True, cwd=code)
+    if out.returncode:
+        raise SystemExit(f"{mode} on {code} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def raw_keccak(n: int) -> float:
@@ -103,34 +189,133 @@ def oz_js(n: int) -> dict[str, float] | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def filled(args: argparse.Namespace, tmp: str) -> str:
+    """The URL of a ledger of ``--n`` entries: ``--ledger`` if it exists, else filled."""
+    path = Path(args.ledger) if args.ledger else Path(tmp) / "ledger.db"
+    url = f"sqlite:///{path}"
+    if path.exists():
+        print(f"reusing {path} (not filled again)", flush=True)
+    else:
+        print(f"filling {args.n:,} entries ...", flush=True)
+        print(f"  filled in {fill(url, args.n):.1f} s (not part of the figure)", flush=True)
+    return url
+
+
+def seal_line(r: dict[str, object]) -> str:
+    return (f"{r['seconds']:.2f} s, {r['leaves']:,} leaves in {r['batches']} batch(es), peak RSS "
+            f"{r['rss_self_mib']:.0f} MiB (+ worker {r['rss_worker_mib']:.0f} MiB), {r['status']}")
+
+
+def before_after(args: argparse.Namespace, tmp: str) -> None:
+    """Both codes on copies of one ledger, interleaved; medians."""
+    import random
+    import shutil
+
+    after_url = filled(args, tmp)
+    before_path = Path(tmp) / "before.db"
+    shutil.copyfile(after_url.removeprefix("sqlite:///"), before_path)
+    before_url = f"sqlite:///{before_path}"
+    with Database(before_url).engine.begin() as conn:  # the older code's tree table
+        conn.execute(text("CREATE TABLE IF NOT EXISTS batch_trees (batch_id INTEGER NOT NULL "
+                          "PRIMARY KEY REFERENCES batches (id), nodes BLOB NOT NULL)"))
+    with Database(after_url).engine.connect() as conn:
+        top = conn.execute(text("SELECT max(seq) FROM ledger_entries")).scalar_one()
+    sides = {"before": (Path(args.before).resolve(), before_url), "after": (ROOT, after_url)}
+    seals: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
+    proofs: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
+    rng = random.Random(24)
+    max_batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
+    for k in range(args.repeat):
+        order = ["before", "after"] if k % 2 == 0 else ["after", "before"]
+        for name in order:
+            code, url = sides[name]
+            seals[name].append(child("--measure", code, url, "--workers", str(args.workers),
+                                     *max_batch))
+            print(f"  round {k + 1} {name:6} seal: {seal_line(seals[name][-1])}", flush=True)
+        with Database(after_url).engine.connect() as conn:
+            entries = [conn.execute(text("SELECT entry_id FROM ledger_entries WHERE seq >= :q "
+                                         "ORDER BY seq LIMIT 1"),
+                                    {"q": rng.randint(1, top)}).scalar_one().hex()
+                       for _ in range(args.proofs)]
+        for entry in entries:
+            for name in order:
+                code, url = sides[name]
+                proofs[name].append(child("--first-proof", code, url, entry))
+        for name in order:
+            mine = proofs[name][-args.proofs:]
+            print(f"  round {k + 1} {name:6} first proofs: "
+                  + ", ".join(f"{p['ms']:.1f}" for p in mine) + " ms; process grew "
+                  + ", ".join(f"{p['rss_grew_mib']:.0f}" for p in mine) + " MiB", flush=True)
+    print()
+    print(f"{args.n:,} entries, SQLite, {args.workers} leaf workers, max batch "
+          f"{args.max_batch or 'the code default'}; {args.repeat} interleaved rounds, "
+          f"{args.proofs} first proofs per side per round")
+    for name in ("before", "after"):
+        r, p = seals[name], proofs[name]
+        print(f"  {name:6}: seal median {statistics.median(x['seconds'] for x in r):.2f} s "
+              f"({statistics.median(x['batches'] for x in r):.0f} batches), peak RSS median "
+              f"{statistics.median(x['rss_self_mib'] for x in r):.0f} MiB (workers "
+              f"{statistics.median(x['rss_worker_mib'] for x in r):.0f} MiB); first proof median "
+              f"{statistics.median(x['ms'] for x in p):.1f} ms (max {max(x['ms'] for x in p):.1f}),"
+              f" the process grew median {statistics.median(x['rss_grew_mib'] for x in p):.0f} MiB"
+              f" (depth {statistics.median(x['depth'] for x in p):.0f}; the process's warm-up "
+              f"before it, median {statistics.median(x['warm_up_ms'] for x in p):.0f} ms)")
+
+
+def backlog(args: argparse.Namespace, tmp: str) -> None:
+    """This code alone, one seal of the whole backlog, batch by batch."""
+    url = filled(args, tmp)
+    max_batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
+    r = child("--measure", ROOT, url, "--workers", str(args.workers), *max_batch)
+    last = 0.0
+    for b in r["per_batch"]:  # type: ignore[union-attr]
+        print(f"  batch {b['batch']:3}: anchored at {b['at']:7.1f} s (+{b['at'] - last:.1f} s), "
+              f"RSS {b['rss_mib']:.0f} MiB, peak so far {b['peak_mib']:.0f} MiB")
+        last = b["at"]
+    print(f"backlog of {args.n:,}: {seal_line(r)} = {r['leaves'] / r['seconds']:,.0f} leaves/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--js-n", type=int, default=100_000)
+    parser.add_argument("--max-batch", type=int, default=None,
+                        help="entries per batch (default: the code's own default)")
+    parser.add_argument("--before", help="a checkout of the code to compare with")
+    parser.add_argument("--proofs", type=int, default=5,
+                        help="with --before: first proofs per side per round")
+    parser.add_argument("--backlog-only", action="store_true",
+                        help="seal N entries once, printing each batch's time and RSS")
+    parser.add_argument("--ledger", help="a SQLite file to fill, or reuse if it exists")
+    parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: whose ledger package
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: child mode
+    parser.add_argument("--first-proof", nargs=2, help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure_seal(args.measure, args.workers)))
+        print(json.dumps(measure_seal(args.measure, args.workers, args.max_batch)))
+        return
+    if args.first_proof:
+        print(json.dumps(measure_first_proof(*args.first_proof)))
         return
 
     with tempfile.TemporaryDirectory(prefix="bench-seal-") as tmp:
-        url = f"sqlite:///{tmp}/ledger.db"
-        print(f"filling {args.n:,} entries ...", flush=True)
-        print(f"  filled in {fill(url, args.n):.1f} s (not part of the figure)")
+        if args.before:
+            before_after(args, tmp)
+            return
+        if args.backlog_only:
+            backlog(args, tmp)
+            return
+        url = filled(args, tmp)
         runs = []
         for k in range(args.repeat):
-            child = subprocess.run([sys.executable, __file__, "--measure", url,
-                                    "--workers", str(args.workers)],
-                                   capture_output=True, text=True, check=True)
-            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
-            r = runs[-1]
-            print(f"  seal run {k + 1}: {r['seconds']:.2f} s, {r['leaves'] / r['seconds']:,.0f} "
-                  f"leaves/s, RSS {r['rss_self_mib']:.0f} MiB (+ worker {r['rss_worker_mib']:.0f} "
-                  f"MiB), {r['status']}")
-    seal_s = statistics.median(r["seconds"] for r in runs)
-    rss = max(max(r["rss_self_mib"], r["rss_worker_mib"]) for r in runs)
+            runs.append(child("--measure", ROOT, url, "--workers", str(args.workers),
+                              *([] if args.max_batch is None else
+                                ["--max-batch", str(args.max_batch)])))
+            print(f"  seal run {k + 1}: {seal_line(runs[-1])}")
+    seal_s = statistics.median(float(r["seconds"]) for r in runs)  # type: ignore[arg-type]
+    rss = max(max(r["rss_self_mib"], r["rss_worker_mib"]) for r in runs)  # type: ignore[type-var]
     keccak_s = raw_keccak(args.n)
     js = oz_js(args.js_n)
 
