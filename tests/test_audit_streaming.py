@@ -326,3 +326,39 @@ def _leaf(entry: LedgerEntry, **changes: Any) -> bytes:
         "methodology", "occurred_at", "record_hash", "partner_address")}
     values.update(changes)
     return entry_row(account=entry.leaf[32:64], **values)["leaf"]  # type: ignore[no-any-return]
+
+
+def test_the_cli_shows_progress_on_a_terminal_only(db, batch, tmp_path) -> None:
+    """The same report either way; the progress bar only where stderr is a terminal."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("the face is the same on both backends")
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    data_dir = tmp_path / "cli"
+    data_dir.mkdir(mode=0o700)
+    command = [sys.executable, "-c", "from api.cli.main import main; raise SystemExit(main())",
+               "audit", str(batch.id), "--data-dir", str(data_dir)]
+    env = {**os.environ, "CARBON_LEDGER_DATABASE_URL": db.url, "COLUMNS": "100"}
+    root = Path(__file__).resolve().parents[1]
+    piped = subprocess.run(command, capture_output=True, text=True, env=env, cwd=root, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert "recomputed, all hold" in piped.stdout and piped.stderr == ""
+    leader, follower = pty.openpty()
+    on_tty = subprocess.run(command, stdout=subprocess.PIPE, stderr=follower, text=True, env=env,
+                            cwd=root, timeout=60)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert on_tty.returncode == 0 and on_tty.stdout == piped.stdout
+    assert f"auditing batch {batch.id}".encode() in shown, shown
