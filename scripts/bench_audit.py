@@ -1,7 +1,7 @@
 """Benchmark: audit one sealed batch of N entries, the old code against this one.
 
-    python scripts/bench_audit.py [--n 1000000] [--rounds 3] [--before REV] [--cache DIR]
-                                  [--postgres]
+    python scripts/bench_audit.py [--n 1000000] [--rounds 3] [--workers 2] [--before REV]
+                                  [--cache DIR] [--postgres]
 
 Builds a ledger of N credits in one batch (or reuses the one already built in ``--cache``
 for this N and backend): N rides of 5,000 citizens submitted through the ledger's own
@@ -12,10 +12,12 @@ anchored on an in-process chain. Not timed.
 Then, in interleaved rounds (before, after, before, after, ...), each in a fresh child
 process so its peak RSS is the audit's own, it audits the batch with the code of
 ``--before`` (a git revision, checked out in a temporary worktree; default: the last
-commit before the streaming audit) and with this checkout's, and prints each run's
-entries/s and peak RSS, then the medians. A run that fails (the old code's one ``IN``
-list of every credit id is past SQLite's variable limit above 32,766 credits) is
-printed with its error, its time and its peak RSS, and counts as no figure.
+commit before the streaming audit) and with this checkout's (in one process, and with
+``--workers`` > 1 also with that many forked workers), and prints each run's entries/s
+and peak RSS (the parent's, and the largest worker's), then the medians. A run that
+fails (the old code's one ``IN`` list of every credit id is past SQLite's variable limit
+above 32,766 credits) is printed with its error, its time and its peak RSS, and counts
+as no figure.
 Prints figures; asserts nothing.
 """
 
@@ -92,8 +94,9 @@ def fill(url: str, n: int) -> None:
     db.engine.dispose()
 
 
-def measure(url: str, batch_id: int) -> dict[str, object]:
-    """One audit of ``batch_id`` in this (fresh) process, with whichever ledger it imports."""
+def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:
+    """One audit of ``batch_id`` in this (fresh) process, with whichever ledger it imports
+    (``workers`` > 1: the new code's forked slices)."""
     import ledger
     from ledger.audit import audit_batch
     from ledger.store.database import Database
@@ -101,8 +104,9 @@ def measure(url: str, batch_id: int) -> dict[str, object]:
     db = Database(url)
     started = time.perf_counter()
     try:
-        with db.session() as s:
-            report = audit_batch(s, batch_id)
+        with db.session(snapshot=True) as s:
+            report = (audit_batch(s, batch_id, workers=workers) if workers > 1  # type: ignore[call-arg]
+                      else audit_batch(s, batch_id))
         outcome: dict[str, object] = {"entries": report.entries, "ok": report.ok,
                                       "problems": len(report.problems)}
     except Exception as exc:  # the old code's failure is a figure of this benchmark
@@ -110,13 +114,15 @@ def measure(url: str, batch_id: int) -> dict[str, object]:
         outcome = {"error": text[:200]}
     outcome["seconds"] = time.perf_counter() - started
     outcome["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    outcome["rss_worker_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     outcome["code"] = str(Path(ledger.__file__).parents[1])
     return outcome
 
 
-def _run(url: str, code: Path, batch_id: int) -> dict[str, object]:
+def _run(url: str, code: Path, batch_id: int, workers: int) -> dict[str, object]:
     child = subprocess.run([sys.executable, __file__, "--measure", url, "--batch", str(batch_id),
-                            "--code", str(code)], capture_output=True, text=True, cwd=ROOT)
+                            "--code", str(code), "--workers", str(workers)],
+                           capture_output=True, text=True, cwd=ROOT)
     lines = child.stdout.strip().splitlines()
     if child.returncode != 0 or not lines:
         return {"error": (child.stderr.strip().splitlines() or ["no output"])[-1][:200],
@@ -128,8 +134,10 @@ def _shown(label: str, r: dict[str, object], n: int) -> str:
     seconds, rss = float(r["seconds"]), float(r["rss_mib"])  # type: ignore[arg-type]
     if "error" in r:
         return f"  {label}: FAILED after {seconds:.1f} s, peak RSS {rss:.0f} MiB: {r['error']}"
+    workers = float(r.get("rss_worker_mib", 0))  # type: ignore[arg-type]
     return (f"  {label}: {seconds:.2f} s, {n / seconds:,.0f} entries/s, peak RSS {rss:.0f} MiB"
-            f", ok={r['ok']} problems={r['problems']}")
+            + (f" (+ each worker {workers:.0f} MiB)" if workers else "")
+            + f", ok={r['ok']} problems={r['problems']}")
 
 
 def main() -> None:
@@ -142,12 +150,14 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="a database on a throwaway local PostgreSQL cluster (not kept)")
     parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="also audit with this many worker processes (the new code only)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: the database URL
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.batch)))
+        print(json.dumps(measure(args.measure, args.batch, args.workers)))
         return
 
     cluster = None
@@ -184,11 +194,14 @@ def main() -> None:
             subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
                            cwd=ROOT, check=True, capture_output=True)
             try:
-                runs: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
+                kinds = [("before", before, 1), ("after", ROOT, 1)]
+                if args.workers > 1:
+                    kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
+                runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
                 for k in range(args.rounds):
-                    for label, code in (("before", before), ("after", ROOT)):
-                        runs[label].append(_run(url, code, 1))
-                        print(_shown(f"round {k + 1} {label:6}", runs[label][-1], args.n),
+                    for label, code, workers in kinds:
+                        runs[label].append(_run(url, code, 1, workers))
+                        print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n),
                               flush=True)
             finally:
                 subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
@@ -199,9 +212,11 @@ def main() -> None:
 
     print()
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    for label, rev in (("before", args.before), ("after", "this checkout")):
+    for label, rev in ((label, args.before if label == "before" else "this checkout")
+                       for label in runs):
         good = [r for r in runs[label] if "error" not in r]
-        rss = max(float(r["rss_mib"]) for r in runs[label])  # type: ignore[arg-type]
+        rss = max(max(float(r["rss_mib"]), float(r.get("rss_worker_mib", 0)))  # type: ignore[arg-type]
+                  for r in runs[label])
         if good:
             seconds = statistics.median(float(r["seconds"]) for r in good)  # type: ignore[arg-type]
             print(f"{label} ({rev}), {backend}, {args.n:,} entries in one batch: median "
