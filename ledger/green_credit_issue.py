@@ -9,6 +9,7 @@ like their entries, but a credential tying them to a holder key must stop workin
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.green_credit import (
@@ -33,10 +34,17 @@ from ledger.green_credit import (
     parse_holder,
     sign,
 )
-from ledger.statement_builder import statement_proofs
+from ledger.statement_builder import (
+    DEFAULT_SETTLE_SECONDS,
+    build_due_statements,
+    statement_proofs,
+)
 from ledger.statements import StatementChain, areas_to_json, period_label, periods_between
 from ledger.store.database import Database
 from ledger.store.models import Citizen, GreenCredential
+
+log = logging.getLogger("carbon_ledger.statements")
+
 
 # -- issuance -------------------------------------------------------------------------------
 
@@ -114,6 +122,14 @@ def revoke(db: Database, chain: StatementChain, indices: Sequence[int] = (), *,
     whose revocation this call sent. Marked first, sent after: a rerun sends what a crash
     left unsent."""
     now = int(time.time())
+    erased = select(Citizen.id).where(Citizen.erased_at.is_not(None))
+    if not indices:  # the usual chore: a read finds nothing to do, no write lock taken
+        with db.session() as s:
+            if s.scalar(select(GreenCredential.id).where(
+                    GreenCredential.revocation_tx.is_(None),
+                    or_(GreenCredential.revoked_at.is_not(None),
+                        GreenCredential.citizen_id.in_(erased))).limit(1)) is None:
+                return []
     with db.session(write_lock=True) as s:
         for index in indices:
             if s.get(GreenCredential, index) is None:
@@ -122,7 +138,6 @@ def revoke(db: Database, chain: StatementChain, indices: Sequence[int] = (), *,
             s.execute(update(GreenCredential).where(GreenCredential.id.in_(list(indices)),
                                                     GreenCredential.revoked_at.is_(None))
                       .values(revoked_at=now))
-        erased = select(Citizen.id).where(Citizen.erased_at.is_not(None))
         s.execute(update(GreenCredential).where(GreenCredential.citizen_id.in_(erased),
                                                 GreenCredential.revoked_at.is_(None))
                   .values(revoked_at=now))
@@ -143,3 +158,24 @@ def revoke(db: Database, chain: StatementChain, indices: Sequence[int] = (), *,
                       .values(revocation_tx=receipt.tx_hash))
         sent += chunk
     return sent
+
+
+class StatementChore:
+    """What a serving process does after its seals, at most every ``every`` seconds: build
+    and anchor the statements of months now over, then send pending revocations (an erased
+    citizen's credentials among them). Built from the sealer's chain, run by the sealer's
+    lease holder only, so one process does it."""
+
+    def __init__(self, db: Database, chain: StatementChain, *, every: float = 300.0,
+                 settle_seconds: int = DEFAULT_SETTLE_SECONDS) -> None:
+        self.db, self.chain, self.every, self.settle = db, chain, every, settle_seconds
+        self._last: float | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every:
+            return
+        self._last = now
+        for st in build_due_statements(self.db, self.chain, settle_seconds=self.settle):
+            log.info("statement %s anchored: %d accounts", period_label(st.period), st.leaf_count)
+        revoke(self.db, self.chain)

@@ -104,6 +104,23 @@ def build_statement(db: Database, *, now: int | None = None, period: int | None 
     return statement
 
 
+def build_due_statements(db: Database, chain: StatementChain, *,
+                         settle_seconds: int = DEFAULT_SETTLE_SECONDS,
+                         now: int | None = None) -> list[Statement]:
+    """Anchor what a crash left built, then build and anchor every month now due, in
+    order; the statements built. Stops quietly at the first month not due (over, sealed)."""
+    anchor_statements(db, chain)
+    built: list[Statement] = []
+    while True:
+        try:
+            st = build_statement(db, now=now, settle_seconds=settle_seconds)
+        except Conflict as exc:
+            log.debug("no statement due: %s", exc.message)
+            return built
+        anchor_statements(db, chain)
+        built.append(st)
+
+
 def counted_entries(session: Session, *, through_seq: int, period_end: int, previous_seq: int,
                     previous_end: int) -> dict[int, list[LeafValues]]:
     """Each citizen's entries a statement counts (see :func:`ledger.statements.counted_in`),

@@ -20,7 +20,6 @@ from ledger import accounts
 from ledger.credentials import issue_citizen_token
 from ledger.green_credit import present
 from ledger.green_credit_verify import verify_presentation
-from ledger.statement_builder import anchor_statements, build_statement
 from tests.statement_ledger import Entry, add_entries, at
 
 
@@ -34,9 +33,7 @@ def app(tmp_path: Path) -> Iterator[tuple[TestClient, str, Any]]:
     add_entries(container.db, [Entry(citizen, at(2026, 11, 4), 730, 7)])
     with TestClient(create_app(container, run_sealer=False)) as client:
         state = client.app.state.ledger  # type: ignore[attr-defined]
-        state.scheduler.seal_once()
-        build_statement(container.db, now=at(2026, 12, 3))
-        anchor_statements(container.db, container.statement_chain(state.anchor))
+        state.scheduler.seal_once()  # seals, then states November (it is over)
         yield client, token, state.anchor
     container.db.engine.dispose()
 
@@ -69,3 +66,36 @@ def test_a_bad_ask_is_refused_naming_the_field(app: tuple[TestClient, str, Any],
     assert answer.status_code == status, answer.text
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["field"] == field
+
+
+def test_a_serving_process_states_months_and_revokes_an_erased_citizens_credentials(
+        tmp_path: Path) -> None:
+    """The sealer's chore: statements of the months now over, then pending revocations."""
+    from ledger.green_credit_issue import CredentialRequest, issue_credential
+    from ledger.store.models import Citizen, GreenCredential, Statement
+
+    container = Container(Settings(data_dir=tmp_path / "state", chain="tester",
+                                   rate_limit="100000/minute"))
+    with container.db.session(write_lock=True) as s:
+        citizen = accounts.create_citizen(s)
+    add_entries(container.db, [Entry(citizen, at(2026, 10, 20), 300, 3)])
+    with TestClient(create_app(container, run_sealer=False)) as client:
+        state = client.app.state.ledger  # type: ignore[attr-defined]
+        assert state.scheduler.seal_once()
+        with container.db.session() as s:
+            stated = {st.period: st.status for st in s.query(Statement)}
+        assert stated[202610] == stated[202611] == "anchored"  # Dec 2026 at the earliest
+        request = CredentialRequest(citizen.id, Account.create().address, 202610, 202611)
+        credential = issue_credential(container.db, request, issuer=container.signer,
+                                      chain_id=state.anchor.chain_id,
+                                      contract=state.anchor.contract_address)
+        with container.db.session(write_lock=True) as s:
+            accounts.erase_citizen(s, s.get(Citizen, citizen.id))
+        [chore] = state.scheduler.chores
+        chore._last = None  # the next round is due at once
+        assert state.scheduler.seal_once()
+        index = int(credential["credentialStatus"]["statusIndex"])
+        with container.db.session() as s:
+            assert s.get(GreenCredential, index).revocation_tx is not None
+        assert EvmStatements(state.anchor.reader()).credential_revoked(index)
+    container.db.engine.dispose()

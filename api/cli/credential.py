@@ -56,24 +56,18 @@ def statement_build(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl =
                                                  "stated")] = 24) -> None:
     """Build and anchor the statement of every month that is over and sealed, in order;
     then send any pending credential revocation (erased citizens' included)."""
-    from ledger.statement_builder import anchor_statements, build_statement
+    from ledger.statement_builder import build_due_statements
 
     c = container(data_dir, chain, rpc)
     with c.anchor() as anchor:
         statements = c.statement_chain(anchor)
-        anchor_statements(c.db, statements)  # what a crash left built but not anchored
-        built: list[Any] = []
-        while True:
-            try:
-                st = build_statement(c.db, settle_seconds=settle_hours * 3600)
-            except Conflict as exc:
-                if not built:
-                    err.print(f"no month to state: {exc.message}", highlight=False)
-                break
-            anchor_statements(c.db, statements)
-            built.append(st)
+        built = build_due_statements(c.db, statements, settle_seconds=settle_hours * 3600)
+        for st in built:
             out.print(f"statement {period_label(st.period)}: {st.leaf_count} accounts, batches "
                       f"1-{st.through_batch_id}, root 0x{st.root.hex()} anchored", highlight=False)
+        if not built:
+            err.print("no month to state: the next is not over, or not all its entries are in "
+                      "anchored batches (`carbon-ledger seal`)", highlight=False)
         revoked = revoke(c.db, statements)
     if revoked:
         out.print(f"revoked on chain: credentials {', '.join(map(str, revoked))}", highlight=False)
