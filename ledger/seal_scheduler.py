@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ledger import views
@@ -36,8 +36,11 @@ LOG_EVERY_SECONDS = 60.0
 class SealScheduler:
     def __init__(self, db: Database, new_sealer: Callable[[], Sealer], *, interval: float,
                  pending: int, on_proofs_changed: Callable[[list[int]], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 chores: Sequence[Callable[[], None]] = ()) -> None:
         self.db, self.new_sealer = db, new_sealer
+        #: the lease holder's work after a seal, each on its own clock (month statements)
+        self.chores = tuple(chores)
         self.interval, self.pending = interval, pending
         #: called with the ids of batches whose proofs a reorg changed (sent again, or
         #: their anchor mined in another block): anything caching their bundles drops them
@@ -89,6 +92,12 @@ class SealScheduler:
         self.state, self.last_error = "idle", None
         self._pending_since = None
         self._fold_city_rollups()
+        for chore in self.chores:
+            try:
+                chore()
+            except Exception as exc:  # noqa: BLE001 - a chore, tried again after the next seal
+                self._log_at_most_once_a_minute(
+                    "chore", logging.WARNING, f"a chore after sealing failed: {exc}")
         return True
 
     def _fold_city_rollups(self) -> None:
