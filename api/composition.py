@@ -106,11 +106,16 @@ class Container:
     def seal_scheduler(self, anchor: Anchor, *,
                        on_proofs_changed: Callable[[list[int]], None] | None = None
                        ) -> SealScheduler:
-        """A serving process's background sealing, by the settings' interval and backlog."""
+        """A serving process's background sealing, by the settings' interval and backlog;
+        after its seals, month statements and credential revocations (#20)."""
+        from ledger.green_credit_issue import StatementChore
+
+        statements = ([StatementChore(self.db, self.statement_chain(anchor))]
+                      if isinstance(anchor, EvmAnchor) else [])
         return SealScheduler(self.db, lambda: self.sealer(anchor),
                              interval=self.settings.seal_interval,
                              pending=self.settings.seal_pending,
-                             on_proofs_changed=on_proofs_changed)
+                             on_proofs_changed=on_proofs_changed, chores=statements)
 
     def statement_chain(self, anchor: EvmAnchor) -> StatementChain:
         """Statements and credential status on ``anchor``'s contract, with its key (#20)."""
