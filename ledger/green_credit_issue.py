@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ from ledger.green_credit import (
     parse_holder,
     sign,
 )
+from ledger.sealing import SEALER_LEASE
 from ledger.statement_builder import (
     DEFAULT_SETTLE_SECONDS,
     build_due_statements,
@@ -41,6 +43,7 @@ from ledger.statement_builder import (
 )
 from ledger.statements import StatementChain, areas_to_json, period_label, periods_between
 from ledger.store.database import Database
+from ledger.store.leases import acquire_lease, process_holder, release_lease
 from ledger.store.models import Citizen, GreenCredential
 
 log = logging.getLogger("carbon_ledger.statements")
@@ -160,6 +163,20 @@ def revoke(db: Database, chain: StatementChain, indices: Sequence[int] = (), *,
     return sent
 
 
+@contextmanager
+def anchoring_turn(db: Database, *, seconds: float = 600.0) -> Iterator[None]:
+    """Hold the sealer's lease while statements or revocations are sent: they use the
+    anchoring key, and one sender at a time keeps its nonces in order."""
+    holder = process_holder()
+    if not acquire_lease(db, SEALER_LEASE, holder, seconds=seconds):
+        raise Conflict("another process is sealing or anchoring with this key: try again "
+                       "shortly", field="lease")
+    try:
+        yield
+    finally:
+        release_lease(db, SEALER_LEASE, holder)
+
+
 class StatementChore:
     """What a serving process does after its seals, at most every ``every`` seconds: build
     and anchor the statements of months now over, then send pending revocations (an erased
@@ -176,6 +193,8 @@ class StatementChore:
         if self._last is not None and now - self._last < self.every:
             return
         self._last = now
-        for st in build_due_statements(self.db, self.chain, settle_seconds=self.settle):
-            log.info("statement %s anchored: %d accounts", period_label(st.period), st.leaf_count)
-        revoke(self.db, self.chain)
+        with anchoring_turn(self.db):
+            for st in build_due_statements(self.db, self.chain, settle_seconds=self.settle):
+                log.info("statement %s anchored: %d accounts", period_label(st.period),
+                         st.leaf_count)
+            revoke(self.db, self.chain)

@@ -27,7 +27,12 @@ from ledger.green_credit import (
     parse_credential,
     present,
 )
-from ledger.green_credit_issue import CredentialRequest, issue_credential, revoke
+from ledger.green_credit_issue import (
+    CredentialRequest,
+    anchoring_turn,
+    issue_credential,
+    revoke,
+)
 from ledger.green_credit_verify import verify_presentation
 from ledger.json_input import read_json_file
 from ledger.statements import parse_period, period_label
@@ -59,7 +64,7 @@ def statement_build(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl =
     from ledger.statement_builder import build_due_statements
 
     c = container(data_dir, chain, rpc)
-    with c.anchor() as anchor:
+    with c.anchor() as anchor, anchoring_turn(c.db):
         statements = c.statement_chain(anchor)
         built = build_due_statements(c.db, statements, settle_seconds=settle_hours * 3600)
         for st in built:
@@ -290,7 +295,7 @@ def revoke_cmd(indices: Annotated[list[int] | None, typer.Argument(
                data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None) -> None:
     """Revoke credentials on chain, with every credential of an erased citizen."""
     c = container(data_dir, chain, rpc)
-    with c.anchor() as anchor:
+    with c.anchor() as anchor, anchoring_turn(c.db):
         sent = revoke(c.db, c.statement_chain(anchor), indices or [])
     out.print(f"revoked on chain: {', '.join(map(str, sent)) or 'nothing pending'}",
               highlight=False)
