@@ -63,13 +63,12 @@ def statements(db: Database) -> list[int]:
     return seen
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_a_batch_past_the_old_variable_limit_audits_in_bounded_statements(
         db, make_partner, sealer) -> None:
     """33,000 credits in one batch: the old audit's IN list failed here on SQLite. Every
     statement now binds a page's worth of values at most, and the audit holds. (SQLite
     only: PostgreSQL's limit is twice as far, and its pages are the same statements.)"""
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("the limit is SQLite's")
     rides(db, make_partner(), 33_000)
     [batch] = sealer.seal()
     assert batch.leaf_count == 33_000 > OLD_VARIABLE_LIMIT
@@ -124,9 +123,8 @@ def test_the_streamed_root_is_the_tree_builders(n: int) -> None:
     assert sorted_root(hashes) == root(build_tree(leaves))
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_the_page_read_uses_indexes_on_sqlite(db) -> None:
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("SQLite's EXPLAIN QUERY PLAN")
     query = page_query(0, 10**6, audit.PAGE_SIZE).compile(dialect=sqlite.dialect())
     with db.engine.connect() as conn:
         plan = [row[-1] for row in conn.exec_driver_sql(
@@ -137,9 +135,8 @@ def test_the_page_read_uses_indexes_on_sqlite(db) -> None:
                     "(citizen_id=? AND behaviour=? AND occurred_at=?) LEFT-JOIN"], plan
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_the_page_read_uses_indexes_on_postgresql(db) -> None:
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's EXPLAIN")
     query = page_query(0, 10**6, audit.PAGE_SIZE).compile(
         dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     with db.engine.begin() as conn:
@@ -328,10 +325,9 @@ def _leaf(entry: LedgerEntry, **changes: Any) -> bytes:
     return entry_row(account=entry.leaf[32:64], **values)["leaf"]  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_the_cli_shows_progress_on_a_terminal_only(db, batch, tmp_path) -> None:
     """The same report either way; the progress bar only where stderr is a terminal."""
-    if db.engine.dialect.name != "sqlite":
-        pytest.skip("the face is the same on both backends")
     import pty
     import subprocess
     import sys
