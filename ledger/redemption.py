@@ -12,6 +12,7 @@ of the citizen's entries up to its debit. A replay tomorrow gives the same figur
 
 from __future__ import annotations
 
+import re
 import time
 
 import rfc8785
@@ -28,13 +29,19 @@ from ledger.store.locks import lock_citizen
 from ledger.store.models import Balance, Citizen, LedgerEntry, Redemption, Reward
 
 REDEMPTION_BEHAVIOUR = "REDEMPTION"
+#: An Idempotency-Key: what an HTTP header carries unchanged (visible ASCII, inner
+#: spaces; a header's outer spaces are not part of its value). The OpenAPI document
+#: declares the same pattern.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,126}[!-~])?$"
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_key: str,
            operator_address: bytes, now: int | None = None) -> tuple[Redemption, bool]:
     """Redeem one reward. Returns the redemption and whether it was a replay."""
-    if not idempotency_key or len(idempotency_key) > 128 or not idempotency_key.isprintable():
-        raise InvalidInput("1-128 printable characters", field="idempotency_key")
+    if not IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+        raise InvalidInput("1-128 printable ASCII characters, no space at either end",
+                           field="idempotency_key")
     _take_turn(session, citizen.id)
     earlier = session.scalar(select(Redemption).where(Redemption.citizen_id == citizen.id,
                                                       Redemption.idempotency_key == idempotency_key))

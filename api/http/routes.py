@@ -38,7 +38,7 @@ from ledger.errors import InvalidInput, UnsupportedMediaType
 from ledger.json_input import parse_json
 from ledger.methodology import methodology_text
 from ledger.proofs import write_oz_dump
-from ledger.redemption import balance_after, redeem
+from ledger.redemption import IDEMPOTENCY_KEY_PATTERN, balance_after, redeem
 
 router = APIRouter(prefix="/v1")
 
@@ -131,7 +131,8 @@ def _reward_code(body: bytes, content_type: str) -> str:
                                      "reward (`idempotency-key-reused`)")))
 async def redeem_reward(request: Request, state: StateDep, who: CitizenDep,
                         idempotency_key: Annotated[str, Header(
-                            min_length=1, max_length=128, examples=["7d3f0b7e-coffee"],
+                            min_length=1, max_length=128, pattern=IDEMPOTENCY_KEY_PATTERN,
+                            examples=["7d3f0b7e-coffee"],
                             description="any string new to this redemption: sent again, "
                                         "it replays the first answer")]) -> Response:
     """Redeem a reward; the same Idempotency-Key replays the first answer (409 if it was

@@ -86,8 +86,11 @@ def test_bad_json_and_wrong_shapes_are_4xx_problems_naming_the_field(api) -> Non
     assert_problem(client.post("/v1/submissions", content=b"[{", headers=auth), 422, "body")
     assert_problem(client.post("/v1/submissions", content=b'{"a": 1}', headers=auth), 422, "body")
     assert_problem(client.post("/v1/submissions", content=b"[]", headers=auth), 422, "records")
-    deep = b'[{"details": ' + b"[" * 20_000 + b"]" * 20_000 + b"}]"
+    deep = b'[{"details": ' + b"[" * 2_000 + b"]" * 2_000 + b"}]"
     assert_problem(client.post("/v1/submissions", content=deep, headers=auth), 422, "body")
+    # 20,000 openers hold more values than this 64 KiB limit allows: refused uncounted
+    deeper = b'[{"details": ' + b"[" * 20_000 + b"]" * 20_000 + b"}]"
+    assert_problem(client.post("/v1/submissions", content=deeper, headers=auth), 413, "body")
     ndjson = {**auth, "Content-Type": "application/x-ndjson"}
     assert_problem(client.post("/v1/submissions", content=b'{"a": 1}\n[{', headers=ndjson),
                    422, "body line 2")
@@ -96,6 +99,10 @@ def test_bad_json_and_wrong_shapes_are_4xx_problems_naming_the_field(api) -> Non
     assert_problem(client.get("/v1/me/entries?from=-1", headers=citizen), 422, "from")
     assert_problem(client.post("/v1/redemptions", json={"reward": "coffee"}, headers=citizen),
                    422, "idempotency-key")
+    for key in (b"caf\xe9", b"tab\there", b"\xa0"):  # the documented pattern refuses them
+        assert_problem(client.post("/v1/redemptions", json={"reward": "coffee"},
+                                   headers={**citizen, "Idempotency-Key": key}),  # type: ignore[dict-item]
+                       422, "idempotency-key")
     assert_problem(client.get("/v1/me/entries/0xzz/proof", headers=citizen), 422, "entry_id")
 
 
