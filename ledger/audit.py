@@ -307,8 +307,10 @@ def audit_entries(session: Session, batch_id: int, *, after: int | None = None,
     start = batch.first_seq - 1 if after is None else max(after, batch.first_seq - 1)
     entries = next(_pages(session, batch, start, limit, one=True), [])
     last = entries[-1].seq if entries else None
-    more = last is not None and last < batch.last_seq and len(entries) == limit
-    return EntryPage(batch_id, entries, last if more else None)
+    # not "a full page": two raw records claiming one entry make a page's rows outnumber
+    # its entries
+    return EntryPage(batch_id, entries, last if last is not None and last < batch.last_seq
+                     else None)
 
 
 def _batch(session: Session, batch_id: int) -> Batch:

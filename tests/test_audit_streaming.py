@@ -358,3 +358,25 @@ def test_the_cli_shows_progress_on_a_terminal_only(db, batch, tmp_path) -> None:
     os.close(leader)
     assert on_tty.returncode == 0 and on_tty.stdout == piped.stdout
     assert f"auditing batch {batch.id}".encode() in shown, shown
+
+
+def test_a_second_record_claiming_an_entry_neither_repeats_nor_drops_entries(db, batch) -> None:
+    """Two rows of one entry in a page's read: each entry is still checked once, and the
+    pages still end where the batch does."""
+    e = nth(db, batch, -3)
+    with db.session() as s:
+        record = s.scalar(select(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id))
+        copy = {c.name: getattr(record, c.name) for c in ActivityRecord.__table__.columns
+                if c.name != "id"}
+        s.execute(ActivityRecord.__table__.insert().values(
+            **{**copy, "partner_record_id": copy["partner_record_id"] + "-again"}))
+    assert problems(db, batch.id) == []
+    with db.session(snapshot=True) as s:
+        seqs, after = [], None
+        while True:
+            page = audit_entries(s, batch.id, after=after, limit=2)
+            seqs += [x.seq for x in page.entries]
+            if page.next_after is None:
+                break
+            after = page.next_after
+    assert seqs == list(range(batch.first_seq, batch.last_seq + 1))
