@@ -9,8 +9,10 @@ intake (``submit_records``: every rule on, 1,000 records a submission, time-orde
 every citizen riding five times a day), then sealed as one batch by the real sealer and
 anchored on an in-process chain. Not timed.
 
-Then, in interleaved rounds (before, after, before, after, ...), each in a fresh child
-process so its peak RSS is the audit's own, it audits the batch with the code of
+Then, in interleaved rounds (before, after, before, after, ...; each round begins with
+a *host reference*, a fixed keccak loop's milliseconds, so a busier stretch of the shared
+host shows), each run in a fresh child process so its peak RSS is the audit's own, it
+audits the batch with the code of
 ``--before`` (a git revision, checked out in a temporary worktree; default: the last
 commit before the streaming audit) and with this checkout's (in one process, and with
 ``--workers`` > 1 also with that many forked workers), and prints each run's entries/s
@@ -24,6 +26,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import statistics
@@ -89,7 +92,10 @@ def fill(url: str, n: int) -> None:
         if lo % 100_000 == 0:
             print(f"  {lo:,} records in {time.perf_counter() - started:.0f} s", flush=True)
     anchor = connect_anchor(in_process_web3(), ChainKind.TESTER, Account.create(), db)
-    batches = Sealer(db, anchor, SealOptions(confirmations=1, workers=2)).seal()
+    options = SealOptions(confirmations=1, workers=2)
+    if hasattr(options, "max_batch"):  # one batch of N, whatever the sealer's default limit
+        options = dataclasses.replace(options, max_batch=max(n, 1))
+    batches = Sealer(db, anchor, options).seal()
     print(f"  sealed {[(b.id, b.leaf_count, b.status) for b in batches]}", flush=True)
     db.engine.dispose()
 
@@ -117,6 +123,18 @@ def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:
     outcome["rss_worker_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     outcome["code"] = str(Path(ledger.__file__).parents[1])
     return outcome
+
+
+def host_reference() -> float:
+    """Milliseconds for a fixed loop with none of the audit in it (100,000 double keccaks
+    of 352 bytes, in this process), so a busier stretch of the host can be told apart."""
+    from ledger.hashing import keccak
+
+    leaf = bytes(range(256)) + bytes(96)
+    started = time.perf_counter()
+    for _ in range(100_000):
+        keccak(keccak(leaf))
+    return (time.perf_counter() - started) * 1000
 
 
 def _peak_rss_mib() -> float:
@@ -209,6 +227,7 @@ def main() -> None:
                     kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
                 runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
                 for k in range(args.rounds):
+                    print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
                     for label, code, workers in kinds:
                         runs[label].append(_run(url, code, 1, workers))
                         print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n),
