@@ -50,10 +50,7 @@ class EvmStatements:
     # -- reads -----------------------------------------------------------------------
 
     def statement_root(self, period: int) -> bytes | None:
-        last, _ = self.latest_statement()
-        if last == 0 or period > last:
-            return None
-        try:
+        try:  # one call: a month never stated reverts with UnknownStatement
             return bytes(self._contract.functions.statementRoot(period).call())
         except Exception as exc:  # noqa: BLE001 - providers raise different revert types
             data = revert_data(exc) or (revert_data(exc.__cause__) if exc.__cause__ else None)
