@@ -36,6 +36,9 @@ INLINE_ENTRIES = 100_000
 STALE_SECONDS = 60
 #: How often a job reports its progress (and so that it is alive).
 BEAT_SECONDS = 2.0
+#: Processes a job forks to audit slices of its batch (safe there: the job's process is
+#: spawned, with no thread or connection of the server's).
+JOB_WORKERS = 2
 #: How long a client should wait before asking again about a running job.
 RETRY_SECONDS = 5
 
@@ -128,7 +131,7 @@ def run_job(url: str, batch_id: int, holder: str) -> None:
 
     try:
         with db.session(snapshot=True) as s:
-            report = audit_batch(s, batch_id, progress=beat)
+            report = audit_batch(s, batch_id, progress=beat, workers=JOB_WORKERS)
         _update(db, batch_id, holder, state="done", entries_done=report.entries,
                 finished_at=int(time.time()), result=json.dumps(report.as_dict()))
     except _Superseded:
