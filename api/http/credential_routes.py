@@ -26,7 +26,7 @@ from ledger.statements import parse_period
 router = APIRouter(prefix="/v1")
 
 MAX_CREDENTIAL_REQUEST_BYTES = 1024
-_MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+_MONTH = r"^(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])$"  # 1970-01 to 9999-12
 
 
 class CredentialAsk(Shape):
