@@ -12,14 +12,15 @@ anchored on an in-process chain. Not timed.
 Then, in interleaved rounds (before, after, before, after, ...; each round begins with
 a *host reference*, a fixed keccak loop's milliseconds, so a busier stretch of the shared
 host shows), each run in a fresh child process so its peak RSS is the audit's own, it
-audits the batch with the code of
-``--before`` (a git revision, checked out in a temporary worktree; default: the last
-commit before the streaming audit) and with this checkout's (in one process, and with
-``--workers`` > 1 also with that many forked workers), and prints each run's entries/s
-and peak RSS (the parent's, and the largest worker's), then the medians. A run that
-fails (the old code's one ``IN`` list of every credit id is past SQLite's variable limit
-above 32,766 credits) is printed with its error, its time and its peak RSS, and counts
-as no figure.
+audits the batch with the code of ``--before`` (a git revision, checked out in a
+temporary worktree; default: the last commit before the streaming audit) and with this
+checkout's (in one process, and with ``--workers`` > 1 also with that many forked
+workers). It prints each run's entries/s, the CPU seconds it used (its own and its
+workers': on a busy shared host the wall time says more about the host than about the
+code), its peak RSS (the parent's, and the largest worker's), then the medians. A run
+that fails (the old code's one ``IN`` list of every credit id is past SQLite's variable
+limit above 32,766 credits) is printed with its error, its time and its peak RSS, and
+counts as no figure.
 Prints figures; asserts nothing.
 """
 
@@ -109,6 +110,7 @@ def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:
 
     db = Database(url)
     started = time.perf_counter()
+    base = resource.getrusage(resource.RUSAGE_SELF)
     try:
         with db.session(snapshot=True) as s:
             report = (audit_batch(s, batch_id, workers=workers) if workers > 1  # type: ignore[call-arg]
@@ -119,6 +121,9 @@ def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:
         text = f"{type(exc).__name__}: {exc}".splitlines()[0]
         outcome = {"error": text[:200]}
     outcome["seconds"] = time.perf_counter() - started
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    outcome["cpu_s"] = (me.ru_utime + me.ru_stime - base.ru_utime - base.ru_stime
+                        + kids.ru_utime + kids.ru_stime)
     outcome["rss_mib"] = _peak_rss_mib()
     outcome["rss_worker_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     outcome["code"] = str(Path(ledger.__file__).parents[1])
@@ -163,7 +168,9 @@ def _shown(label: str, r: dict[str, object], n: int) -> str:
     if "error" in r:
         return f"  {label}: FAILED after {seconds:.1f} s, peak RSS {rss:.0f} MiB: {r['error']}"
     workers = float(r.get("rss_worker_mib", 0))  # type: ignore[arg-type]
-    return (f"  {label}: {seconds:.2f} s, {n / seconds:,.0f} entries/s, peak RSS {rss:.0f} MiB"
+    cpu = float(r.get("cpu_s", 0))  # type: ignore[arg-type]
+    return (f"  {label}: {seconds:.2f} s, {n / seconds:,.0f} entries/s ({cpu:.1f} CPU s, "
+            f"{n / cpu if cpu else 0:,.0f} entries a CPU second), peak RSS {rss:.0f} MiB"
             + (f" (+ each worker {workers:.0f} MiB)" if workers else "")
             + f", ok={r['ok']} problems={r['problems']}")
 
@@ -248,8 +255,10 @@ def main() -> None:
                   for r in runs[label])
         if good:
             seconds = statistics.median(float(r["seconds"]) for r in good)  # type: ignore[arg-type]
+            cpu = statistics.median(float(r["cpu_s"]) for r in good)  # type: ignore[arg-type]
             print(f"{label} ({rev}), {backend}, {args.n:,} entries in one batch: median "
-                  f"{seconds:.2f} s of {len(good)} = {args.n / seconds:,.0f} entries/s; "
+                  f"{seconds:.2f} s of {len(good)} = {args.n / seconds:,.0f} entries/s; median "
+                  f"{cpu:.1f} CPU s = {args.n / cpu:,.0f} entries a CPU second; "
                   f"peak RSS {rss:.0f} MiB")
         else:
             failed = runs[label][0]
