@@ -37,6 +37,9 @@ contract CarbonLedgerAnchor is AccessControl, ICarbonLedgerAnchor {
     LastStatement private _lastStatement;
     /// @dev Revoked status indices, 256 to a word.
     mapping(uint256 word => uint256 bits) private _revoked;
+    /// @dev Campaigns' pinned rules hashes and their rankings' roots (#21).
+    mapping(bytes32 campaign => bytes32 rulesHash) private _campaignRules;
+    mapping(bytes32 campaign => bytes32 root) private _rankingRoots;
 
     /// @param admin Receives `DEFAULT_ADMIN_ROLE` (grants and revokes anchorers and issuers).
     /// @param anchorer Receives `ANCHORER_ROLE` and `ISSUER_ROLE`.
@@ -133,6 +136,43 @@ contract CarbonLedgerAnchor is AccessControl, ICarbonLedgerAnchor {
     /// @inheritdoc ICarbonLedgerAnchor
     function credentialRevoked(uint256 index) external view returns (bool) {
         return (_revoked[index >> 8] >> (index & 0xff)) & 1 == 1;
+    }
+
+    /// @inheritdoc ICarbonLedgerAnchor
+    function publishCampaign(bytes32 campaign, bytes32 rulesHash, uint64 startsAt)
+        external
+        onlyRole(ANCHORER_ROLE)
+    {
+        if (rulesHash == bytes32(0)) revert ZeroRoot(uint256(campaign));
+        if (_campaignRules[campaign] != bytes32(0)) revert CampaignAlreadyPublished(campaign);
+        if (startsAt <= block.timestamp) revert CampaignAlreadyStarted(campaign, startsAt);
+        _campaignRules[campaign] = rulesHash;
+        emit CampaignPublished(campaign, rulesHash, startsAt, msg.sender);
+    }
+
+    /// @inheritdoc ICarbonLedgerAnchor
+    function campaignRules(bytes32 campaign) external view returns (bytes32 rulesHash) {
+        rulesHash = _campaignRules[campaign];
+        if (rulesHash == bytes32(0)) revert UnknownCampaign(campaign);
+    }
+
+    /// @inheritdoc ICarbonLedgerAnchor
+    function anchorRanking(bytes32 campaign, bytes32 root, uint64 leafCount, bytes32 contentHash)
+        external
+        onlyRole(ANCHORER_ROLE)
+    {
+        if (_campaignRules[campaign] == bytes32(0)) revert UnknownCampaign(campaign);
+        if (_rankingRoots[campaign] != bytes32(0)) revert RankingAlreadyAnchored(campaign);
+        if (root == bytes32(0)) revert ZeroRoot(uint256(campaign));
+        if (leafCount == 0) revert EmptyBatch(uint256(campaign));
+        _rankingRoots[campaign] = root;
+        emit RankingAnchored(campaign, root, leafCount, contentHash, msg.sender);
+    }
+
+    /// @inheritdoc ICarbonLedgerAnchor
+    function rankingRoot(bytes32 campaign) external view returns (bytes32 root) {
+        root = _rankingRoots[campaign];
+        if (root == bytes32(0)) revert UnknownRanking(campaign);
     }
 
     function _anchoredStatementRoot(uint32 period) private view returns (bytes32 root) {

@@ -57,6 +57,26 @@ interface ICarbonLedgerAnchor {
     /// @notice No statement has been anchored for this month.
     error UnknownStatement(uint32 period);
 
+    /// @notice Campaign `campaign` (keccak256 of its id and version) was published: its
+    ///         rules file's hash is `rulesHash`, pinned before the campaign starts at `startsAt`.
+    event CampaignPublished(bytes32 indexed campaign, bytes32 rulesHash, uint64 startsAt, address anchorer);
+    /// @notice Campaign `campaign`'s ranking tree was anchored with `root`.
+    /// @param leafCount How many ranked participants it holds; never zero.
+    /// @param contentHash keccak256 of the ranking's leaf hashes in rank order.
+    event RankingAnchored(bytes32 indexed campaign, bytes32 indexed root, uint64 leafCount, bytes32 contentHash,
+        address anchorer);
+
+    /// @notice A campaign's rules are pinned once: a correction is a new version.
+    error CampaignAlreadyPublished(bytes32 campaign);
+    /// @notice Rules must be pinned before the campaign starts.
+    error CampaignAlreadyStarted(bytes32 campaign, uint64 startsAt);
+    /// @notice No campaign with this key has been published.
+    error UnknownCampaign(bytes32 campaign);
+    /// @notice A campaign's ranking is anchored once.
+    error RankingAlreadyAnchored(bytes32 campaign);
+    /// @notice No ranking has been anchored for this campaign.
+    error UnknownRanking(bytes32 campaign);
+
     /// @notice Anchor batch `batchId`, which must be exactly `latestBatchId() + 1`.
     /// @dev Stores `root` only; `leafCount` and `contentHash` go to the event.
     /// @param batchId The batch's id: 1, 2, 3, ... with no gap and no replay.
@@ -103,4 +123,22 @@ interface ICarbonLedgerAnchor {
 
     /// @notice Whether the credential with status index `index` is revoked.
     function credentialRevoked(uint256 index) external view returns (bool);
+
+    /// @notice Pin campaign `campaign`'s rules file hash, strictly before it starts.
+    /// @param campaign keccak256 of the campaign's id and version (see docs/campaigns.md).
+    /// @param rulesHash keccak256 of the RFC 8785 form of the campaign file; never zero.
+    /// @param startsAt The campaign's start, unix seconds; must be after this block's time.
+    function publishCampaign(bytes32 campaign, bytes32 rulesHash, uint64 startsAt) external;
+
+    /// @notice The rules hash pinned for `campaign`; reverts with `UnknownCampaign` if none.
+    function campaignRules(bytes32 campaign) external view returns (bytes32);
+
+    /// @notice Anchor a published campaign's ranking tree, once.
+    /// @param root The ranking tree's Merkle root (StandardMerkleTree, standard-v1).
+    /// @param leafCount How many participants it ranks; never zero.
+    /// @param contentHash keccak256 of its leaf hashes in rank order.
+    function anchorRanking(bytes32 campaign, bytes32 root, uint64 leafCount, bytes32 contentHash) external;
+
+    /// @notice The ranking root anchored for `campaign`; reverts with `UnknownRanking` if none.
+    function rankingRoot(bytes32 campaign) external view returns (bytes32);
 }

@@ -6,7 +6,8 @@ and on the pinned anvil, anchors batches of several sizes, and calls ``verify`` 
 20 and 1 deep (the roots it checks are folded from those proofs
 and anchored first, so the calls return true), sent as transactions. Every figure is a
 receipt's ``gasUsed``; inputs are fixed hashes, so runs repeat. A contract with month
-statements (#20) also gets its statement anchors and credential revocations measured.
+statements (#20) also gets its statement anchors and credential revocations measured, and
+one with campaigns (#21) its campaign publications and ranking anchors.
 
     .venv/bin/python scripts/gas_report.py                     # the current contract
     .venv/bin/python scripts/gas_report.py --against 02f907f   # and the contract before #19
@@ -79,6 +80,29 @@ def measure(w3: Web3, artifact: dict[str, Any]) -> dict[str, int]:
         figures[f"verify, depth {depth}, as a transaction"] = int(sent["gasUsed"])
     if any(item.get("name") == "anchorStatement" for item in artifact["abi"]):
         figures.update(statement_figures(w3, contract, sender, latest_batch=len(LATER_SIZES) + 1))
+    if any(item.get("name") == "publishCampaign" for item in artifact["abi"]):
+        figures.update(campaign_figures(w3, contract, sender))
+    return figures
+
+
+def campaign_figures(w3: Web3, contract: Any, sender: str) -> dict[str, int]:
+    """Campaigns (#21): pinning a campaign's rules hash before its start, and anchoring
+    its ranking's root (a tree of any size costs one root)."""
+    def sent(call: Any) -> int:
+        receipt = w3.eth.wait_for_transaction_receipt(call.transact({"from": sender}))
+        assert receipt["status"] == 1, "a campaign transaction reverted"
+        return int(receipt["gasUsed"])
+
+    starts = int(w3.eth.get_block("latest")["timestamp"]) + 86_400
+    figures = {}
+    for n in (1, 2):
+        key = keccak(b"campaign %d" % n)
+        figures[f"publish campaign #{n}"] = sent(contract.functions.publishCampaign(
+            key, keccak(b"rules %d" % n), starts))
+    for n, size in ((1, 100), (2, 1_000_000)):
+        figures[f"ranking of campaign #{n}, {size:,} participants"] = sent(
+            contract.functions.anchorRanking(keccak(b"campaign %d" % n), keccak(b"ranking %d" % n),
+                                             size, keccak(b"content %d" % n)))
     return figures
 
 
