@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.leaf import LeafValues, decode_leaf
+from ledger.statement_builder import WITHOUT_TREE
 from ledger.statements import (
     StatementLeafValues,
     StatementReader,
@@ -50,7 +51,8 @@ class StatementReport:
 
 def audit_statements(session: Session, periods: Sequence[int] | None = None) -> list[StatementReport]:
     """Audit the built statements (``periods``, or all), in month order."""
-    statements = list(session.scalars(select(Statement).order_by(Statement.period)))
+    statements = list(session.scalars(select(Statement).options(WITHOUT_TREE)
+                                      .order_by(Statement.period)))
     reports = []
     previous: Statement | None = None
     checked_batches: dict[int, str | None] = {}
@@ -165,7 +167,8 @@ class StatementProblem:
 
 def stored_statements(session: Session) -> list[Statement]:
     """The ledger's month statements, in month order, detached from the session."""
-    statements = list(session.scalars(select(Statement).order_by(Statement.period)))
+    statements = list(session.scalars(select(Statement).options(WITHOUT_TREE)
+                                      .order_by(Statement.period)))
     for st in statements:
         session.expunge(st)
     return statements

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ledger import merkle
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
@@ -45,6 +45,9 @@ log = logging.getLogger("carbon_ledger.statements")
 #: How long after a month's end its statement waits, so records received the night after
 #: (as partners deliver them) are counted in it rather than in the next month's.
 DEFAULT_SETTLE_SECONDS = 86_400
+#: Reads of a statement that need not its tree: a month's tree is a BLOB of 64 bytes an
+#: account, read only for proofs (and then whole: see the report of #20).
+WITHOUT_TREE = defer(Statement.nodes, raiseload=True)
 
 
 def _anchored_through(session: Session) -> tuple[int, int]:
@@ -56,7 +59,7 @@ def _anchored_through(session: Session) -> tuple[int, int]:
 
 
 def _previous(session: Session, period: int) -> Statement | None:
-    return session.scalar(select(Statement).where(Statement.period < period)
+    return session.scalar(select(Statement).options(WITHOUT_TREE).where(Statement.period < period)
                           .order_by(Statement.period.desc()).limit(1))
 
 
@@ -179,7 +182,7 @@ def anchor_statements(db: Database, chain: StatementChain, *, timeout: float = 1
 
 def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float) -> None:
     with db.session() as s:
-        st = s.get(Statement, period)
+        st = s.get(Statement, period, options=[WITHOUT_TREE])
         assert st is not None
         s.expunge(st)
     on_chain = chain.statement_root(period)
@@ -197,7 +200,7 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
                 period=period, root=st.root, leaf_count=st.leaf_count,
                 through_batch_id=st.through_batch_id, content_hash=st.content_hash)
             with db.session(write_lock=True) as s:
-                row = s.get(Statement, period)
+                row = s.get(Statement, period, options=[WITHOUT_TREE])
                 assert row is not None
                 row.tx_hash, row.raw_tx, row.status = prepared.tx_hash, prepared.raw, "submitted"
             st.tx_hash, st.raw_tx = prepared.tx_hash, prepared.raw
@@ -207,7 +210,7 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
             raise ChainError(f"the anchor of {period_label(period)}'s statement reverted",
                              field="txHash")
     with db.session(write_lock=True) as s:
-        row = s.get(Statement, period)
+        row = s.get(Statement, period, options=[WITHOUT_TREE])
         assert row is not None
         row.status, row.tx_hash, row.block_number = "anchored", receipt.tx_hash, receipt.block_number
         row.gas_used, row.anchored_at = receipt.gas_used, int(time.time())
