@@ -440,3 +440,123 @@ class BatchAudit(Base):
     entries_done: Mapped[int] = mapped_column(BigInteger)
     finished_at: Mapped[int | None] = mapped_column(BigInteger)
     result: Mapped[str | None] = mapped_column(Text)
+
+
+# -- campaigns, bonuses and rankings (#21) ------------------------------------------------
+
+class CampaignRow(Base):
+    """A campaign version's rules (their RFC 8785 text) and their publication's progress.
+
+    status: ``registered`` → ``submitted`` (signed tx recorded) → ``published`` (the
+    contract pins ``rules_hash``). Only published versions award anything."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("campaign_id", "version", name="uq_campaigns_id_version"),)
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(24))
+    version: Mapped[int] = mapped_column(Integer)
+    rules: Mapped[str] = mapped_column(Text)
+    rules_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    starts_at: Mapped[int] = mapped_column(BigInteger)
+    ends_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    published_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CampaignOffer(Base):
+    """A reward of the catalogue that is a campaign's partner offer: redeemable only from
+    ``valid_from`` to before ``valid_until`` (unix seconds)."""
+
+    __tablename__ = "campaign_offers"
+
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id"), primary_key=True)
+    campaign_key: Mapped[bytes] = mapped_column(ForeignKey("campaigns.key"))
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    valid_from: Mapped[int] = mapped_column(BigInteger)
+    valid_until: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignBonus(Base):
+    """A bonus entry and the credit entry that earned it: one per entry and campaign."""
+
+    __tablename__ = "campaign_bonuses"
+
+    campaign_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    earned_by: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    campaign_key: Mapped[bytes] = mapped_column(ForeignKey("campaigns.key"))
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # None: capped to 0
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignBonusTotal(Base):
+    """Bonus points a citizen has had from a campaign, per behaviour and (``*``) in all:
+    the caps' memory."""
+
+    __tablename__ = "campaign_bonus_totals"
+
+    campaign_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignParticipant(Base):
+    """A citizen who opted in to a campaign's public ranking, under a nickname. Erasure
+    and opting out delete the row."""
+
+    __tablename__ = "campaign_participants"
+    __table_args__ = (UniqueConstraint("campaign_id", "nickname",
+                                       name="uq_campaign_participants_nickname"),)
+
+    campaign_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    nickname: Mapped[str] = mapped_column(String(32))
+    joined_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class CampaignRanking(Base):
+    """A campaign's closed ranking: its tree and its anchoring's progress."""
+
+    __tablename__ = "campaign_rankings"
+
+    campaign_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    campaign_key: Mapped[bytes] = mapped_column(ForeignKey("campaigns.key"))
+    through_batch_id: Mapped[int] = mapped_column(BigInteger)
+    leaf_count: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(16))  # closed | submitted | anchored
+    closed_at: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    raw_tx: Mapped[bytes | None] = mapped_column(LargeBinary)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class CampaignRank(Base):
+    """A ranked account's leaf in a closed ranking, and its prize entry if it won one."""
+
+    __tablename__ = "campaign_ranks"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign_rankings.campaign_id"),
+                                             primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), index=True)
+    account: Mapped[bytes] = mapped_column(LargeBinary(32))
+    metric: Mapped[int] = mapped_column(BigInteger)
+    reached_at: Mapped[int] = mapped_column(BigInteger)
+    prize: Mapped[int] = mapped_column(BigInteger)
+    prize_entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    leaf: Mapped[bytes] = mapped_column(LargeBinary(160))
