@@ -22,7 +22,7 @@ from ledger.merkle import hash_leaf
 LEAF_ENCODING: tuple[str, ...] = (
     "bytes32",  # entryId
     "bytes32",  # account: keccak256(citizen pseudonym || secret salt)
-    "uint8",  # kind: 1 credit, 2 debit
+    "uint8",  # kind: 1 credit, 2 debit, 3 campaign bonus or prize (points only)
     "bytes32",  # behaviour code, ASCII, right-padded with zero bytes
     "uint64",  # quantity, in the behaviour's unit
     "uint64",  # reductionGrams
@@ -48,6 +48,8 @@ LEAF_FIELDS: tuple[str, ...] = (
 
 KIND_CREDIT = 1
 KIND_DEBIT = 2
+#: Campaign points (#21): a bonus or a prize, never grams; adds to the balance like a credit.
+KIND_BONUS = 3
 
 # Left-padded integers: 24 zero bytes then 8 bytes big-endian (uint8/uint32 fit in a Q
 # too; the range checks below keep them in their declared widths).
