@@ -23,9 +23,10 @@ from ledger.green_credit_verify import verify_presentation
 from tests.statement_ledger import Entry, add_entries, at
 
 
-@pytest.fixture
-def app(tmp_path: Path) -> Iterator[tuple[TestClient, str, Any]]:
-    container = Container(Settings(data_dir=tmp_path / "state", chain="tester",
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, str, Any]]:
+    """One server for the module's asks: none of them writes but the credentials issued."""
+    container = Container(Settings(data_dir=tmp_path_factory.mktemp("gc") / "state", chain="tester",
                                    rate_limit="100000/minute"))
     with container.db.session(write_lock=True) as s:
         citizen = accounts.create_citizen(s)

@@ -4,6 +4,7 @@ entry counted in exactly one statement; the contract holds months in strict orde
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
@@ -107,6 +108,17 @@ def test_a_month_is_stated_only_when_over_and_its_entries_anchored(db, anchor, s
         build_statement(db, now=at(2027, 1, 3))
 
 
+@pytest.fixture
+def chain(request: pytest.FixtureRequest, tmp_path) -> Iterator[EvmStatements]:  # type: ignore[no-untyped-def]
+    """The contract alone, on a fresh in-process chain (its ledger on SQLite only: these
+    tests read the chain, not the database)."""
+    with fresh_database(request, "sqlite", tmp_path, at_head=True) as url:
+        db = Database(url)
+        yield EvmStatements(connect_anchor(in_process_web3(), ChainKind.TESTER,
+                                           Account.create(), db))
+        db.engine.dispose()
+
+
 def _anchor(chain, period, root=b"\x01" * 32, count=1, through=0):  # type: ignore[no-untyped-def]
     prepared = chain.prepare_statement(period=period, root=root, leaf_count=count,
                                        through_batch_id=through, content_hash=b"\0" * 32)
@@ -116,13 +128,12 @@ def _anchor(chain, period, root=b"\x01" * 32, count=1, through=0):  # type: igno
 
 @pytest.mark.parametrize("period, why", [(202613, "InvalidPeriod(202613)"),
                                          (202600, "InvalidPeriod(202600)")])
-def test_a_period_that_is_not_a_month_is_refused(anchor, period, why) -> None:
+def test_a_period_that_is_not_a_month_is_refused(chain, period, why) -> None:
     with pytest.raises(ChainError, match=re.escape(f"rejected: {why}")):
-        _anchor(EvmStatements(anchor), period)
+        _anchor(chain, period)
 
 
-def test_statement_months_run_strictly_and_count_only_anchored_batches(anchor) -> None:
-    chain = EvmStatements(anchor)
+def test_statement_months_run_strictly_and_count_only_anchored_batches(chain) -> None:
     with pytest.raises(ChainError, match=r"StatementBatchOutOfRange\(1, 0, 0\)"):
         _anchor(chain, 202612, through=1)
     assert _anchor(chain, 202612).succeeded
@@ -138,15 +149,12 @@ def test_statement_months_run_strictly_and_count_only_anchored_batches(anchor) -
     assert chain.statement_root(202611) is None and chain.statement_root(202702) is None
 
 
-def test_only_an_issuer_revokes_and_the_bit_reads_back(anchor) -> None:
-    from eth_account import Account
-
-    chain = EvmStatements(anchor)
+def test_only_an_issuer_revokes_and_the_bit_reads_back(chain) -> None:
     prepared = chain.prepare_revocation([3, 300])
     chain.broadcast(prepared.raw)
     assert chain.wait_for_receipt(prepared.tx_hash, timeout=10).succeeded
     assert [chain.credential_revoked(i) for i in (2, 3, 299, 300)] == [False, True, False, True]
-    assert chain.is_issuer(anchor._signer.address)
+    assert chain.is_issuer(chain._anchor._signer.address)
     assert not chain.is_issuer(Account.create().address)
 
 

@@ -4,7 +4,9 @@ that is sound in itself but says more (or less) than the ledger holds is named."
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
+import pytest
 from sqlalchemy import select, update
 
 from chain.statements import EvmStatements
@@ -13,8 +15,20 @@ from ledger.leaf import KIND_DEBIT, decode_leaf
 from ledger.statement_audit import audit_statements, statement_chain_problems
 from ledger.statement_builder import anchor_statements, build_statement
 from ledger.statements import content_hash, decode_statement_leaf, entries_commitment
+from ledger.store.database import Database
 from ledger.store.models import Citizen, LedgerEntry, Statement, StatementLeaf
+from tests.conftest import fresh_database
 from tests.statement_ledger import Entry, add_entries, at
+
+
+@pytest.fixture
+def db(request: pytest.FixtureRequest, tmp_path) -> Iterator[Database]:  # type: ignore[no-untyped-def]
+    """SQLite only: the audit's reads are plain SELECTs, and the builder they check against
+    runs on both backends in tests/test_statements.py."""
+    with fresh_database(request, "sqlite", tmp_path, at_head=True) as url:
+        database = Database(url)
+        yield database
+        database.engine.dispose()
 
 
 def _ledger(db, sealer, make_citizen):  # type: ignore[no-untyped-def]
