@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from ledger import merkle
@@ -48,6 +48,9 @@ DEFAULT_SETTLE_SECONDS = 86_400
 #: Reads of a statement that need not its tree: a month's tree is a BLOB of 64 bytes an
 #: account, read only for proofs (and then whole: see the report of #20).
 WITHOUT_TREE = defer(Statement.nodes, raiseload=True)
+#: A batch sealed this long before a month's end holds no entry that occurred after it
+#: (records at most minutes in the future are accepted; the margin covers clocks too).
+SEALED_BEFORE_MARGIN = 2 * 86_400
 
 
 def _anchored_through(session: Session) -> tuple[int, int]:
@@ -127,15 +130,25 @@ def build_due_statements(db: Database, chain: StatementChain, *,
 def counted_entries(session: Session, *, through_seq: int, period_end: int, previous_seq: int,
                     previous_end: int) -> dict[int, list[LeafValues]]:
     """Each citizen's entries a statement counts (see :func:`ledger.statements.counted_in`),
-    in ledger order."""
-    rows = session.execute(
-        select(LedgerEntry.citizen_id, LedgerEntry.leaf)
-        .where(LedgerEntry.seq <= through_seq, LedgerEntry.occurred_at < period_end,
-               or_(LedgerEntry.seq > previous_seq, LedgerEntry.occurred_at >= previous_end))
-        .order_by(LedgerEntry.seq))
+    in ledger order: those sealed since the last statement that occurred before the month's
+    end, after the ones the last statement left for a later month (sealed before it, but
+    occurred after its month). Two ranges of ``seq``, not a scan of the ledger: an entry
+    that occurred after the last month's end was written after it (records dated in the
+    future are refused), so it is in no batch sealed well before then."""
+    floor = session.scalar(select(Batch.last_seq)
+                           .where(Batch.sealed_at < previous_end - SEALED_BEFORE_MARGIN)
+                           .order_by(Batch.id.desc()).limit(1)) or 0
+    left_for_later = (select(LedgerEntry.citizen_id, LedgerEntry.leaf)
+                      .where(LedgerEntry.seq > floor, LedgerEntry.seq <= previous_seq,
+                             LedgerEntry.occurred_at >= previous_end,
+                             LedgerEntry.occurred_at < period_end).order_by(LedgerEntry.seq))
+    sealed_since = (select(LedgerEntry.citizen_id, LedgerEntry.leaf)
+                    .where(LedgerEntry.seq > previous_seq, LedgerEntry.seq <= through_seq,
+                           LedgerEntry.occurred_at < period_end).order_by(LedgerEntry.seq))
     by_citizen: dict[int, list[LeafValues]] = defaultdict(list)
-    for citizen_id, leaf in rows:
-        by_citizen[int(citizen_id)].append(decode_leaf(bytes(leaf)))
+    for query in (left_for_later, sealed_since):  # every seq of the first below the second's
+        for citizen_id, leaf in session.execute(query):
+            by_citizen[int(citizen_id)].append(decode_leaf(bytes(leaf)))
     return by_citizen
 
 
