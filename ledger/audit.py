@@ -12,9 +12,10 @@ reader, the recomputed root, leaf count and content hash must also be what the c
 holds: the root in the contract's state, the rest in the anchoring transaction's event.
 
 The batch is read in pages of ``seq`` (its entries' order, the content hash's order),
-each page one keyset read that joins the entry, its locator row (by the locator's key)
-and its raw record (by ``ix_records_citizen_behaviour``, then the entry id), so a page
-costs the same whatever the batch's size or the ledger's history, and memory stays
+each page one keyset read of the entries and their locator rows (by the locator's key)
+and one of their raw records (a run of record ids, each record's citizen, behaviour, time
+and entry id checked; any it misses looked up by ``ix_records_citizen_behaviour``), so a
+page costs the same whatever the batch's size or the ledger's history, and memory stays
 constant but for the 32 bytes of each leaf's hash the root needs (sorted in place, the
 tree's inner nodes hashed depth first and never stored). A batch of any size can be
 audited; :func:`audit_entries` serves one page of the per-entry recomputation.
@@ -24,14 +25,14 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Engine, and_, select, tuple_
+from sqlalchemy import ColumnElement, Engine, and_, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.anchor_audit import anchored_batch
@@ -56,8 +57,8 @@ PAGE_SIZE = 2000
 #: Problems kept as text in a report; every problem is counted (``problem_count``), but
 #: a batch tampered throughout must not grow the report with the batch.
 MAX_PROBLEMS = 1000
-#: Keys per ``IN`` list when looking up cap totals: 3 values a key stays far below every
-#: backend's limit on bound variables.
+#: Keys per lookup of cap totals: 3 values a key stays far below every backend's limit on
+#: bound variables.
 _KEYS_PER_QUERY = 300
 
 Progress = Callable[[int, int], None]
@@ -323,26 +324,80 @@ def _batch(session: Session, batch_id: int) -> Batch:
 # -- reading ---------------------------------------------------------------------------------
 
 _e, _l, _r = LedgerEntry.__table__.c, EntryLocator.__table__.c, ActivityRecord.__table__.c
-#: One page: the entries after a seq, each with its locator row and (a credit) its raw
-#: record. The record is found as the city rollups find it, by the index on (citizen,
-#: behaviour, time), then its entry id: no index on the records' random ids to keep at
-#: ingest, and the entry's own columns say where its record must be.
+#: One page: the entries after a seq, each with its locator row (by the locator's key).
 _PAGE = (
     select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
            _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.record_hash,
-           _e.partner_address, _e.leaf, _l.seq, _l.batch_id, _r.raw)
+           _e.partner_address, _e.leaf, _l.seq, _l.batch_id)
     .select_from(LedgerEntry.__table__
-                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id)
-                 .outerjoin(ActivityRecord.__table__, and_(
-                     _e.kind == KIND_CREDIT, _r.citizen_id == _e.citizen_id,
-                     _r.behaviour == _e.behaviour, _r.occurred_at == _e.occurred_at,
-                     _r.entry_id == _e.entry_id)))
+                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id))
 )
+#: A credit's raw record is the one with its citizen, behaviour, time and entry id: found
+#: as the city rollups find it, through ``ix_records_citizen_behaviour`` (no index on the
+#: records' random entry ids to keep at ingest).
+_RECORD_KEY = (_r.citizen_id, _r.behaviour, _r.occurred_at, _r.entry_id)
+_RECORD_COLUMNS = (_r.id, _r.citizen_id, _r.behaviour, _r.occurred_at, _r.entry_id, _r.raw)
+#: Keys per exact lookup: 4 values a key, far below every backend's bound-variable limit.
+_RECORDS_PER_LOOKUP = 200
 
 
 def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
-    """The statement reading one page (tests read its query plan)."""
-    return (_PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit))
+    """The statement reading one page of entries (tests read its query plan)."""
+    return _PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit)
+
+
+def record_window_query(first_id: int, limit: int):  # type: ignore[no-untyped-def]
+    """The records from ``first_id`` on, in id order: intake writes a submission's records
+    and their entries in the same order, so a page's records are mostly one run of ids."""
+    return select(*_RECORD_COLUMNS).where(_r.id >= first_id).order_by(_r.id).limit(limit)
+
+
+def record_lookup_query(keys: list[tuple[int, str, int, bytes]]):  # type: ignore[no-untyped-def]
+    """The exact lookup of these credits' records, by (citizen, behaviour, time, entry)."""
+    return select(*_RECORD_COLUMNS).where(any_of(_RECORD_KEY, keys)).order_by(_r.id)
+
+
+def any_of(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """``columns`` equal to one of ``keys``, written as OR'ed equalities: each term an index
+    search on both backends (SQLite scans the table for a row-value ``IN`` list)."""
+    return or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in keys))
+
+
+def _records(session: Session, rows: Sequence[Any]) -> dict[bytes, str]:
+    """Each credit's raw record among ``rows`` (entries), by entry id.
+
+    The records of a page's credits are read as one run of ids from the first credit's
+    record on (a sequential read, where looking each one up by the index is a random one);
+    each found there must carry its entry's citizen, behaviour and time, as the exact
+    lookup requires. The credits it does not hold (records written in another order, or
+    missing) are looked up exactly, so the answer is the exact lookup's either way."""
+    credits = [r for r in rows if r[3] == KIND_CREDIT]
+    if not credits:
+        return {}
+    found: dict[bytes, tuple[int, str, int, str]] = {}
+    first = session.execute(record_lookup_query([_key(credits[0])])).first()
+    if first is not None:
+        for _id, citizen, behaviour, at, entry_id, raw in session.execute(
+                record_window_query(first[0], len(credits) + len(credits) // 4 + 16)):
+            if entry_id is not None:
+                found.setdefault(bytes(entry_id), (citizen, behaviour, at, raw))
+    out: dict[bytes, str] = {}
+    missed = []
+    for row in credits:
+        hit = found.get(bytes(row[1]))
+        if hit is not None and hit[:3] == (row[2], row[4], row[9]):
+            out[bytes(row[1])] = hit[3]
+        else:
+            missed.append(_key(row))
+    for lo in range(0, len(missed), _RECORDS_PER_LOOKUP):
+        for _id, _c, _b, _at, entry_id, raw in session.execute(
+                record_lookup_query(missed[lo:lo + _RECORDS_PER_LOOKUP])):
+            out.setdefault(bytes(entry_id), raw)
+    return out
+
+
+def _key(row: Any) -> tuple[int, str, int, bytes]:
+    return (row[2], row[4], row[9], bytes(row[1]))  # citizen, behaviour, time, entry id
 
 
 def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int | None = None,
@@ -354,14 +409,11 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
         rows = session.execute(page_query(after, last, size)).all()
         if not rows:
             return
+        records = _records(session, rows)
         page: list[EntryAudit] = []
         capped: list[tuple[EntryAudit, int, str, int]] = []
-        seen = after
         for row in rows:
-            if row[0] == seen:
-                continue  # a second record claiming the same entry: the first is checked
-            seen = row[0]
-            entry = _check_row(row, batch.id)
+            entry = _check_row(row, batch.id, records.get(bytes(row[1])))
             page.append(entry)
             if entry.capped:
                 capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
@@ -369,14 +421,14 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
         yield page
         if one or len(rows) < size:
             return
-        after = seen
+        after = rows[-1][0]
 
 
 # -- checking ---------------------------------------------------------------------------------
 
-def _check_row(row: tuple, batch_id: int) -> EntryAudit:  # type: ignore[type-arg]
+def _check_row(row: tuple, batch_id: int, raw: str | None) -> EntryAudit:  # type: ignore[type-arg]
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
-     record_hash, partner, leaf, located_seq, located_batch, raw) = row
+     record_hash, partner, leaf, located_seq, located_batch) = row
     leaf = bytes(leaf)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
     if (located_seq, located_batch) != (seq, batch_id):  # so a proof by entry id finds it
@@ -490,11 +542,16 @@ def _totals(session: Session, model: type[DailyTotal] | type[MonthlyTotal], peri
     ordered = sorted(keys)
     for lo in range(0, len(ordered), _KEYS_PER_QUERY):
         chunk = ordered[lo:lo + _KEYS_PER_QUERY]
-        for citizen, behaviour, when, grams in session.execute(
-                select(model.citizen_id, model.behaviour, period, model.grams)
-                .where(tuple_(model.citizen_id, model.behaviour, period).in_(chunk))):
+        for citizen, behaviour, when, grams in session.execute(totals_query(model, period, chunk)):
             out[(citizen, behaviour, when)] = grams
     return out
+
+
+def totals_query(model: type[DailyTotal] | type[MonthlyTotal], period: Any,  # type: ignore[no-untyped-def]
+                 keys: Sequence[tuple[int, str, int]]):
+    """The cap totals of these (citizen, behaviour, day or month) keys, by their key."""
+    return (select(model.citizen_id, model.behaviour, period, model.grams)
+            .where(any_of((model.citizen_id, model.behaviour, period), keys)))
 
 
 # -- the root ---------------------------------------------------------------------------------
