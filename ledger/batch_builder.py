@@ -1,13 +1,18 @@
-"""Build a batch's tree from the database, fast: leaves hashed on every core.
+"""Build a batch's tree from the database, fast: leaves and inner nodes hashed on every core.
 
 The entries of a batch are a contiguous range of ``seq``. Workers (forked processes,
 each with its own database connection) read slices of that range and return their
 leaf hashes in entry order; the parent sorts them (numpy, bytewise, as OZ sorts) and
-hashes the inner nodes. The content hash commits to the leaf hashes in entry order.
+lays them into the tree buffer. The inner nodes are hashed level by level: below a
+split depth the tree is cut into subtrees (each a range of nodes at every level, so no
+worker waits for another), hashed by forked workers straight into the buffer, which is
+shared memory; the parent hashes the few levels above. The content hash commits to the
+leaf hashes in entry order.
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -22,9 +27,15 @@ from ledger.store.models import LedgerEntry
 _READ_CHUNK = 20_000
 
 
+#: below this many leaves one process hashes the inner nodes (forking costs more)
+PARALLEL_INNER_ABOVE = 100_000
+#: subtrees per worker, so that one left with a shallower part does not idle
+_SUBTREES_PER_WORKER = 8
+
+
 @dataclass(frozen=True)
 class BuiltTree:
-    nodes: bytes
+    nodes: bytes | memoryview  # the heap buffer; a view of shared memory when built here
     leaf_count: int
     root: bytes
     content_hash: bytes
@@ -38,6 +49,19 @@ def hash_leaves(engine: Engine, first_seq: int, last_seq: int) -> bytes:
              .order_by(LedgerEntry.seq))
     inner = merkle.keccak
     with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            # The driver's cursor, not SQLAlchemy rows: reading is a third of a leaf's
+            # cost through rows, a tenth through the cursor (benchmarks.md, seal phases).
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute("SELECT leaf FROM ledger_entries WHERE seq >= ? AND seq <= ? "
+                               "ORDER BY seq", (first_seq, last_seq))
+                while rows := cursor.fetchmany(_READ_CHUNK):
+                    out += b"".join([inner(inner(leaf)) for (leaf,) in rows])
+            finally:
+                cursor.close()
+            return bytes(out)
+        # PostgreSQL: SQLAlchemy streams through a server-side cursor, a chunk at a time.
         result = conn.execution_options(yield_per=_READ_CHUNK).execute(query)
         for rows in result.scalars().partitions():
             out += b"".join([inner(inner(leaf)) for leaf in rows])
@@ -74,17 +98,82 @@ def leaf_hashes(engine: Engine, first_seq: int, last_seq: int, *, workers: int) 
         return b"".join(parts)
 
 
-def tree_from_leaf_hashes(hashes: bytes) -> BuiltTree:
+def tree_from_leaf_hashes(hashes: bytes, *, workers: int = 1) -> BuiltTree:
     """Sort the leaf hashes bytewise and lay the OZ tree over them."""
     n = len(hashes) // merkle.NODE
+    if n == 0:
+        raise ValueError("a tree needs at least one leaf")
     ordered = np.frombuffer(hashes, dtype="S32").copy()
     ordered.sort()  # fixed-width bytes compare as memcmp: OZ's ascending uint256 order
-    flat = ordered.tobytes()
-    tree = merkle.build_tree([flat[i : i + merkle.NODE] for i in range(0, len(flat), merkle.NODE)])
+    # Anonymous shared memory: forked workers write their subtrees' nodes into it.
+    buf = mmap.mmap(-1, (2 * n - 1) * merkle.NODE)
+    buf[(n - 1) * merkle.NODE :] = ordered[::-1].tobytes()  # OZ: the leaves last, reversed
+    del ordered
+    hash_inner_nodes(buf, n, workers=workers)
+    tree = memoryview(buf)
     return BuiltTree(tree, n, merkle.root(tree), keccak(hashes))
+
+
+def _hash_parents(buf: mmap.mmap, first: int, stop: int) -> None:
+    """Nodes ``first`` .. ``stop - 1`` (one level) from their children, which are the
+    contiguous nodes ``2 * first + 1`` .. ``2 * stop``."""
+    size = merkle.NODE
+    kids = buf[(2 * first + 1) * size : (2 * stop + 1) * size]
+    out = []
+    for j in range(0, len(kids), 2 * size):
+        a, b = kids[j : j + size], kids[j + size : j + 2 * size]
+        out.append(keccak(a + b) if a < b else keccak(b + a))
+    buf[first * size : stop * size] = b"".join(out)
+
+
+def _depth(index: int) -> int:
+    return (index + 1).bit_length() - 1
+
+
+def _hash_subtrees(buf: mmap.mmap, n: int, depth: int, first: int, stop: int) -> None:
+    """Every inner node below nodes ``first`` .. ``stop - 1`` (all at ``depth``) and
+    those nodes themselves, deepest level first. At ``d`` levels further down their
+    descendants are the contiguous nodes ``(first + 1) * 2**d - 1`` .. ``(stop + 1) *
+    2**d - 2``; only indices below ``n - 1`` are inner nodes."""
+    inner = n - 1
+    for d in range(_depth(inner - 1) - depth, -1, -1):
+        lo, hi = (first + 1) * 2**d - 1, min((stop + 1) * 2**d - 1, inner)
+        if lo < hi:
+            _hash_parents(buf, lo, hi)
+
+
+_SHARED: mmap.mmap | None = None  # the buffer a forked inner-node worker writes into
+
+
+def _worker_hash_subtrees(n: int, depth: int, first: int, stop: int) -> None:
+    assert _SHARED is not None
+    _hash_subtrees(_SHARED, n, depth, first, stop)
+
+
+def hash_inner_nodes(buf: mmap.mmap, n: int, *, workers: int = 1) -> None:
+    """Fill nodes ``0 .. n - 2`` of a heap buffer whose leaves are in place."""
+    global _SHARED
+    if n < 2:
+        return
+    if workers <= 1 or n <= PARALLEL_INNER_ABOVE:
+        _hash_subtrees(buf, n, 0, 0, 1)
+        return
+    # The split depth: enough subtrees to spread, all of them whole inner subtrees.
+    depth = min((workers * _SUBTREES_PER_WORKER - 1).bit_length(), _depth(n - 2))
+    first, stop = 2**depth - 1, 2 ** (depth + 1) - 1
+    tasks = [(n, depth, i, i + 1) for i in range(first, stop)]
+    _SHARED = buf
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            list(pool.map(_worker_hash_subtrees, *zip(*tasks, strict=True)))
+    finally:
+        _SHARED = None
+    for d in range(depth - 1, -1, -1):  # the few levels above, here
+        _hash_parents(buf, 2**d - 1, 2 ** (d + 1) - 1)
 
 
 def build_tree_from_db(engine: Engine, first_seq: int, last_seq: int, *,
                        workers: int = 2) -> BuiltTree | None:
     hashes = leaf_hashes(engine, first_seq, last_seq, workers=workers)
-    return tree_from_leaf_hashes(hashes) if hashes else None
+    return tree_from_leaf_hashes(hashes, workers=workers) if hashes else None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from eth_utils import to_checksum_address
 
 from ledger.errors import ChainUnavailable, NotFound
 from ledger.lru import Lru
@@ -82,6 +83,10 @@ class ProofService:
         self._head_read: tuple[float, int] = (0.0, 0)
         self.bundles = ProofCache(bundles)
         self.trees = TreeCache(tree_rows)
+        # A bundle names its contract by checksum address, whose keccak backend loads its
+        # library at first use (pycryptodome runs `file` in a subprocess to learn the
+        # architecture: ~10 ms); paid here, at start, not by the first proof asked for.
+        to_checksum_address(b"\0" * 20)
 
     def answer(self, entry_id: bytes, *, owner: int | None = None) -> bytes | dict[str, Any]:
         """The anchored entry's bundle as JSON with its confirmations, or (while its batch

@@ -4,6 +4,7 @@ and, with ``--before``, the code before and after side by side.
     python scripts/bench_seal.py [--n 1000000] [--repeat 3] [--workers 2] [--js-n 100000]
     python scripts/bench_seal.py --before DIR [--n 3000000] [--max-batch 1000000]
                                  [--repeat 3] [--proofs 5]
+    python scripts/bench_seal.py --before DIR --phases [--n 1000000] [--repeat 5]
     python scripts/bench_seal.py --backlog-only [--n 20000000] [--max-batch 1000000]
 
 Fills a fresh SQLite ledger with N credit entries (not timed), then, in a fresh child
@@ -18,6 +19,10 @@ seals copies of one ledger with DIR's code and with this one, interleaved round 
 and after each seal starts ``--proofs`` fresh processes per side that each time their
 first proof (a random entry: the batch's tree is not in memory yet). It prints medians
 of the seal's time and peak RSS and of the first proof's latency and the process's RSS.
+
+``--phases`` (with ``--before``) times a seal's phases instead (leaf hashes, sort and
+inner nodes, storing the tree, the locator, commit; no anchor), so a change to one phase
+is seen apart from the host's noise in the others.
 
 ``--backlog-only`` seals N entries with this code alone and prints, batch by batch, the
 time and the sealing process's RSS, so the memory a backlog of any size needs is seen to
@@ -132,31 +137,72 @@ def measure_seal(url: str, workers: int, max_batch: int | None) -> dict[str, obj
 
 def measure_first_proof(url: str, entry_hex: str) -> dict[str, float]:
     """This fresh process's first proof of the entry's batch: no row of its tree in
-    memory. The process is warmed up first as a serving one is by any request (the ORM's
-    mappers configured, the entry lookup's statements compiled, by asking for an entry
-    that does not exist), so the figure is the batch's own cost; the warm-up is timed
-    apart, and is the same whatever the batch."""
+    memory. The process is warmed up first as a serving one is at its start and by any
+    request (its proof service made, the ORM's mappers configured, the entry lookup's
+    statements compiled, by asking for an entry that does not exist), so the figure is
+    the batch's own cost; the warm-up is timed apart, and is the same whatever the batch."""
     from sqlalchemy.orm import configure_mappers
 
     from ledger.errors import NotFound
-    from ledger.proofs import TreeCache, proof_bundle
+    from ledger.proof_service import ProofService
 
     db = Database(url)
     entry_id = bytes.fromhex(entry_hex)
     started = time.perf_counter()
+    service = ProofService(db)
     configure_mappers()
-    with db.session() as s, contextlib.suppress(NotFound):
-        proof_bundle(s, bytes(32), cache=TreeCache())
+    with contextlib.suppress(NotFound):
+        service.bundle(bytes(32))
     warm_up = time.perf_counter() - started
     rss_before, _ = rss_now_mib()
-    cache = TreeCache()
     started = time.perf_counter()
-    with db.session() as s:
-        bundle = proof_bundle(s, entry_id, cache=cache)
+    bundle = service.bundle(entry_id)
     took = time.perf_counter() - started
     rss_after, peak = rss_now_mib()
     return {"ms": took * 1000, "warm_up_ms": warm_up * 1000, "depth": len(bundle["proof"]),
             "rss_grew_mib": rss_after - rss_before, "peak_mib": peak}
+
+
+def measure_phases(url: str, workers: int) -> dict[str, float]:
+    """One batch of every entry, phase by phase, without anchoring (then unsealed again):
+    where a seal's time goes. Needs code that stores trees in rows (#24 on)."""
+    import inspect as pyinspect
+
+    from sqlalchemy import func, select
+
+    from ledger import batch_builder
+    from ledger.sealing import _locate
+    from ledger.store.models import Batch
+    from ledger.store.trees import store_tree
+
+    db = Database(url)
+    unseal(db)
+    with db.session() as s:
+        last = s.scalar(select(func.max(LedgerEntry.seq)))
+    times = {}
+    started = time.perf_counter()
+    hashes = batch_builder.leaf_hashes(db.engine, 1, last, workers=workers)
+    times["leaves"] = time.perf_counter() - started
+    started = time.perf_counter()
+    parallel = "workers" in pyinspect.signature(batch_builder.tree_from_leaf_hashes).parameters
+    built = (batch_builder.tree_from_leaf_hashes(hashes, workers=workers) if parallel  # type: ignore[call-arg]
+             else batch_builder.tree_from_leaf_hashes(hashes))
+    times["sort + inner nodes"] = time.perf_counter() - started
+    with db.session(write_lock=True) as s:
+        s.add(Batch(id=1, first_seq=1, last_seq=last, leaf_count=built.leaf_count,
+                    root=built.root, content_hash=built.content_hash, status="sealed",
+                    sealed_at=0))
+        s.flush()
+        started = time.perf_counter()
+        store_tree(s.connection(), 1, built.nodes)
+        times["store tree"] = time.perf_counter() - started
+        started = time.perf_counter()
+        s.execute(_locate(1, 1, last))
+        times["locator"] = time.perf_counter() - started
+        started = time.perf_counter()
+    times["commit"] = time.perf_counter() - started
+    unseal(db)
+    return times
 
 
 def child(mode: str, code: Path, *args: str) -> dict[str, object]:
@@ -225,6 +271,9 @@ def before_after(args: argparse.Namespace, tmp: str) -> None:
     proofs: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
     rng = random.Random(24)
     max_batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
+    if args.phases:
+        phases(args, sides)
+        return
     for k in range(args.repeat):
         order = ["before", "after"] if k % 2 == 0 else ["after", "before"]
         for name in order:
@@ -241,7 +290,7 @@ def before_after(args: argparse.Namespace, tmp: str) -> None:
             for name in order:
                 code, url = sides[name]
                 proofs[name].append(child("--first-proof", code, url, entry))
-        for name in order:
+        for name in order if args.proofs else ():
             mine = proofs[name][-args.proofs:]
             print(f"  round {k + 1} {name:6} first proofs: "
                   + ", ".join(f"{p['ms']:.1f}" for p in mine) + " ms; process grew "
@@ -250,16 +299,53 @@ def before_after(args: argparse.Namespace, tmp: str) -> None:
     print(f"{args.n:,} entries, SQLite, {args.workers} leaf workers, max batch "
           f"{args.max_batch or 'the code default'}; {args.repeat} interleaved rounds, "
           f"{args.proofs} first proofs per side per round")
+    bound = machine_bound(args.n)
     for name in ("before", "after"):
         r, p = seals[name], proofs[name]
-        print(f"  {name:6}: seal median {statistics.median(x['seconds'] for x in r):.2f} s "
+        seal_s = statistics.median(x["seconds"] for x in r)
+        print(f"  {name:6}: seal median {seal_s:.2f} s = {args.n / seal_s:,.0f} leaves/s = "
+              f"{args.n / seal_s / bound:.2f} x the machine bound "
               f"({statistics.median(x['batches'] for x in r):.0f} batches), peak RSS median "
               f"{statistics.median(x['rss_self_mib'] for x in r):.0f} MiB (workers "
-              f"{statistics.median(x['rss_worker_mib'] for x in r):.0f} MiB); first proof median "
-              f"{statistics.median(x['ms'] for x in p):.1f} ms (max {max(x['ms'] for x in p):.1f}),"
-              f" the process grew median {statistics.median(x['rss_grew_mib'] for x in p):.0f} MiB"
-              f" (depth {statistics.median(x['depth'] for x in p):.0f}; the process's warm-up "
-              f"before it, median {statistics.median(x['warm_up_ms'] for x in p):.0f} ms)")
+              f"{statistics.median(x['rss_worker_mib'] for x in r):.0f} MiB)")
+        if p:
+            print(f"          first proof median {statistics.median(x['ms'] for x in p):.1f} ms "
+                  f"(max {max(x['ms'] for x in p):.1f}), the process grew median "
+                  f"{statistics.median(x['rss_grew_mib'] for x in p):.0f} MiB (depth "
+                  f"{statistics.median(x['depth'] for x in p):.0f}; the process's warm-up "
+                  f"before it, median {statistics.median(x['warm_up_ms'] for x in p):.0f} ms)")
+
+
+def phases(args: argparse.Namespace, sides: dict[str, tuple[Path, str]]) -> None:
+    """A seal's phases, both codes interleaved; medians."""
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for k in range(args.repeat):
+        for name in (["before", "after"] if k % 2 == 0 else ["after", "before"]):
+            code, url = sides[name]
+            runs[name].append(child("--measure-phases", code, url, "--workers",  # type: ignore[arg-type]
+                                    str(args.workers)))
+            print(f"  round {k + 1} {name:6}: " + ", ".join(
+                f"{p} {t:.2f} s" for p, t in runs[name][-1].items()), flush=True)
+    print(f"\n{args.n:,} entries, SQLite, {args.workers} workers; medians of {args.repeat} "
+          "interleaved rounds")
+    for name in ("before", "after"):
+        r = runs[name]
+        total = statistics.median(sum(x.values()) for x in r)
+        print(f"  {name:6}: " + ", ".join(f"{p} {statistics.median(x[p] for x in r):.2f} s"
+                                         for p in r[0]) + f"; all {total:.2f} s")
+
+
+def machine_bound(n: int) -> float:
+    """Leaves/s this machine could seal if hashing were all it did, on every core: a
+    leaf costs two keccaks and an inner node one, so cores x keccak/s / 3, keccak/s from
+    a raw one-core loop of leaf hashes timed now. Printed with how it was found."""
+    cores = len(os.sched_getaffinity(0))
+    keccak_s = raw_keccak(min(n, 1_000_000))
+    per_second = 2 * min(n, 1_000_000) / keccak_s
+    bound = cores * per_second / 3
+    print(f"machine bound: {cores} cores x {per_second:,.0f} keccak/s (raw one-core loop) / 3 "
+          f"= {bound:,.0f} leaves/s")
+    return bound
 
 
 def backlog(args: argparse.Namespace, tmp: str) -> None:
@@ -292,9 +378,15 @@ def main() -> None:
     parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: whose ledger package
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: child mode
     parser.add_argument("--first-proof", nargs=2, help=argparse.SUPPRESS)  # internal
+    parser.add_argument("--phases", action="store_true",
+                        help="with --before: time a seal's phases (no anchor), not whole seals")
+    parser.add_argument("--measure-phases", help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
     if args.measure:
         print(json.dumps(measure_seal(args.measure, args.workers, args.max_batch)))
+        return
+    if args.measure_phases:
+        print(json.dumps(measure_phases(args.measure_phases, args.workers)))
         return
     if args.first_proof:
         print(json.dumps(measure_first_proof(*args.first_proof)))
@@ -324,6 +416,10 @@ def main() -> None:
           f"{args.n / seal_s:,.0f} leaves/s ({args.workers} workers); peak RSS {rss:.0f} MiB")
     print(f"raw keccak loop, 1 core: {args.n:,} leaf hashes in {keccak_s:.2f} s = "
           f"{args.n / keccak_s:,.0f} leaf hashes/s ({2 * args.n / keccak_s:,.0f} keccak/s)")
+    cores = len(os.sched_getaffinity(0))
+    bound = cores * (2 * args.n / keccak_s) / 3
+    print(f"machine bound: {cores} cores x keccak/s / 3 = {bound:,.0f} leaves/s; the seal is "
+          f"{args.n / seal_s / bound:.2f} x that")
     if js:
         print(f"OZ StandardMerkleTree.of (JS), {js['n']:,} leaves: {js['seconds']:.2f} s = "
               f"{js['n'] / js['seconds']:,.0f} leaves/s")

@@ -4,9 +4,12 @@ connection: the same leaves as one process reads, and the parent's pool still wo
 from __future__ import annotations
 
 import os
+import random
 
+import pytest
 from sqlalchemy import func, insert, select
 
+from ledger import batch_builder, merkle
 from ledger.batch_builder import build_tree_from_db
 from ledger.store.database import Database
 from ledger.store.models import LedgerEntry
@@ -31,3 +34,18 @@ def test_forked_workers_read_the_same_leaves_as_one_process(db: Database, make_c
     assert forked == one
     with db.session() as s:  # the parent's pooled connections survived the children
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == len(seqs)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 64, 1000, 4097])
+def test_inner_nodes_hashed_by_forked_workers_equal_one_process(monkeypatch, n: int) -> None:
+    """The subtrees split across workers (into shared memory) make OZ's tree, for full
+    and for ragged bottom levels."""
+    monkeypatch.setattr(batch_builder, "PARALLEL_INNER_ABOVE", 0)  # fork at any size
+    rng = random.Random(n)
+    hashes = b"".join(rng.randbytes(32) for _ in range(n))
+    leaves = sorted(hashes[i : i + 32] for i in range(0, len(hashes), 32))
+    expected = merkle.build_tree(leaves)
+    for workers in (1, 2, 3):
+        built = batch_builder.tree_from_leaf_hashes(hashes, workers=workers)
+        assert bytes(built.nodes) == expected, workers
+        assert built.root == merkle.root(expected) and built.leaf_count == n
