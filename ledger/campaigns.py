@@ -1,0 +1,493 @@
+"""Campaigns in the ledger (#21): publishing their rules, their bonus points, their
+partners' offers and who takes part in their public rankings.
+
+Publishing stores a campaign version's canonical rules and pins their hash on the anchor
+contract, which refuses it once the campaign has started (the chain's clock, not ours) or
+if that version was pinned already; a file whose hash differs from the pinned one is
+refused here with the hash it should have had. Only published versions award anything.
+
+Bonuses are computed in a step of their own after intake (:func:`award_bonuses`, run by
+``carbon-ledger campaign bonuses`` and after each seal), not inside intake: intake is the
+hot path that other work tunes and benchmarks, a bonus needs no answer in the partner's
+receipt, and a separate step reads each credit once, in ledger order, under the citizen's
+turn. Each bonus is a ledger entry of its own (kind 3) whose id is derived from the
+campaign and the earning entry, so a rerun never pays twice, and whose record hash
+commits to both; the caps are kept in :class:`CampaignBonusTotal`, and the entry that
+crosses a cap is paid the rest up to it, so whatever order credits arrive in, a citizen's
+bonus is the lesser of the cap and the sum of the uncapped bonuses.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+import rfc8785
+from sqlalchemy import and_, select, update
+from sqlalchemy.orm import Session
+
+from ledger.accounts import credit_points, find_partner, upsert_reward
+from ledger.anchoring import PreparedAnchor, TxReceipt
+from ledger.campaign_rules import Campaign, local_midnight, parse_campaign
+from ledger.entries import make_entry
+from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
+from ledger.hashing import keccak
+from ledger.leaf import KIND_BONUS, KIND_CREDIT
+from ledger.methodology import local_day_offset
+from ledger.store.database import Database
+from ledger.store.locks import lock_citizen
+from ledger.store.models import (
+    Balance,
+    CampaignBonus,
+    CampaignBonusTotal,
+    CampaignOffer,
+    CampaignParticipant,
+    CampaignRow,
+    Citizen,
+    LedgerEntry,
+)
+
+log = logging.getLogger("carbon_ledger.campaigns")
+
+#: The total across a campaign's bonus behaviours in :class:`CampaignBonusTotal`.
+ALL = "*"
+#: Credits read per transaction by :func:`award_bonuses`.
+BONUS_PAGE = 500
+
+
+class CampaignReader(Protocol):
+    """What anyone reads of campaigns on the anchor contract."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def contract_address(self) -> str: ...
+
+    def campaign_rules(self, key: bytes) -> bytes | None:
+        """The rules hash pinned for ``key``, or None if it was never published."""
+
+    def ranking_root(self, key: bytes) -> bytes | None:
+        """The ranking root anchored for ``key``, or None."""
+
+    def block_time(self) -> int:
+        """The latest block's timestamp (the contract's clock for "before it starts")."""
+
+
+class CampaignChain(CampaignReader, Protocol):
+    """The anchoring key's side: publish rules and anchor rankings."""
+
+    def prepare_publication(self, *, key: bytes, rules_hash: bytes,
+                            starts_at: int) -> PreparedAnchor: ...
+
+    def prepare_ranking(self, *, key: bytes, root: bytes, leaf_count: int,
+                        content_hash: bytes) -> PreparedAnchor: ...
+
+    def broadcast(self, raw: bytes) -> None: ...
+
+    def is_known(self, tx_hash: bytes) -> bool: ...
+
+    def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt: ...
+
+
+# -- publishing -----------------------------------------------------------------------------
+
+def register(session: Session, campaign: Campaign) -> CampaignRow:
+    """Store a campaign version (idempotent for the same file) and its offers as rewards
+    in the catalogue. A version already stored with other rules is refused: a correction
+    is a new version."""
+    row = session.get(CampaignRow, campaign.key)
+    if row is not None:
+        if row.rules_hash != campaign.rules_hash:
+            raise Conflict(f"{campaign.id} version {campaign.version} is registered with rules "
+                           f"hash 0x{row.rules_hash.hex()}; this file hashes "
+                           f"0x{campaign.rules_hash.hex()}: publish the correction as a new "
+                           "version", field="version")
+        return row
+    row = CampaignRow(key=campaign.key, campaign_id=campaign.id, version=campaign.version,
+                      rules=campaign.canonical.decode(), rules_hash=campaign.rules_hash,
+                      starts_at=campaign.starts_at, ends_at=campaign.ends_at, status="registered")
+    session.add(row)
+    session.flush()
+    for i, offer in enumerate(campaign.offers):
+        partner = find_partner(session, offer.partner)
+        if partner is None:
+            raise NotFound(f"no partner {offer.partner!r}", field=f"offers[{i}].partner")
+        reward = upsert_reward(session, code=campaign.reward_code(offer), title=offer.title.en,
+                               points_cost=offer.points_cost, stock=offer.stock)
+        session.add(CampaignOffer(reward_id=reward.id, campaign_key=campaign.key,
+                                  partner_id=partner.id,
+                                  valid_from=_local_start(offer.valid_from),
+                                  valid_until=_local_start(offer.valid_until, days=1)))
+    return row
+
+
+def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
+            timeout: float = 120.0) -> Campaign:
+    """Register a campaign file and pin its rules hash on chain before it starts.
+
+    The signed transaction is recorded before it is sent (a rerun sends the same one);
+    a version the chain already pins with the same hash is taken as published, with
+    another hash it is an :class:`AnchorMismatch`."""
+    campaign = parse_campaign(text)
+    pinned = chain.campaign_rules(campaign.key)
+    if pinned is not None and pinned != campaign.rules_hash:
+        raise AnchorMismatch(f"{campaign.id} version {campaign.version} is pinned on chain with "
+                             f"rules hash 0x{pinned.hex()}; this file hashes "
+                             f"0x{campaign.rules_hash.hex()}: publish the correction as a new "
+                             "version", field="version")
+    if pinned is None and campaign.starts_at <= chain.block_time():
+        raise InvalidInput(f"{campaign.id} version {campaign.version} starts "
+                           f"{campaign.starts.isoformat()}: rules are pinned before the start, "
+                           "so publish a version that starts later", field="starts")
+    with db.session(write_lock=True) as s:
+        row = register(s, campaign)
+        raw, tx_hash = row.raw_tx, row.tx_hash
+    if pinned is None:
+        if raw is None or tx_hash is None or not chain.is_known(tx_hash):
+            prepared = chain.prepare_publication(key=campaign.key, rules_hash=campaign.rules_hash,
+                                                 starts_at=campaign.starts_at)
+            with db.session(write_lock=True) as s:
+                row = s.get_one(CampaignRow, campaign.key)
+                row.tx_hash, row.raw_tx, row.status = prepared.tx_hash, prepared.raw, "submitted"
+            raw, tx_hash = prepared.raw, prepared.tx_hash
+        chain.broadcast(raw)
+        receipt = chain.wait_for_receipt(tx_hash, timeout=timeout)
+        if not receipt.succeeded:
+            raise ChainError(f"the publication of {campaign.id} v{campaign.version} reverted",
+                             field="txHash")
+        block, gas = receipt.block_number, receipt.gas_used
+    else:
+        block, gas = None, None
+    with db.session(write_lock=True) as s:
+        row = s.get_one(CampaignRow, campaign.key)
+        row.status, row.published_at = "published", int(time.time())
+        row.chain_id, row.contract_address = chain.chain_id, chain.contract_address
+        if block is not None:
+            row.tx_hash, row.block_number, row.gas_used = tx_hash, block, gas
+    log.info("campaign %s v%d published (rules 0x%s)", campaign.id, campaign.version,
+             campaign.rules_hash.hex())
+    return campaign
+
+
+def check_file(reader: CampaignReader, text: bytes | str) -> Campaign:
+    """A campaign file as anyone checks it: its hash must be the one the contract pins
+    for its id and version; otherwise it is refused, naming both hashes."""
+    campaign = parse_campaign(text)
+    pinned = reader.campaign_rules(campaign.key)
+    if pinned is None:
+        raise NotFound(f"{campaign.id} version {campaign.version} was never published on "
+                       f"this contract", field="version")
+    if pinned != campaign.rules_hash:
+        raise InvalidInput(f"this file hashes 0x{campaign.rules_hash.hex()}, the contract pins "
+                           f"0x{pinned.hex()} for {campaign.id} v{campaign.version}: these are "
+                           "not the published rules", field="campaign")
+    return campaign
+
+
+def load(row: CampaignRow) -> Campaign:
+    """A stored version's rules, refused if the stored text no longer has its hash."""
+    campaign = parse_campaign(row.rules)
+    if campaign.rules_hash != row.rules_hash or campaign.key != row.key:
+        raise AnchorMismatch(f"the stored rules of {row.campaign_id} v{row.version} do not hash "
+                             "to the published hash", field="rules")
+    return campaign
+
+
+def published_versions(session: Session, campaign_id: str | None = None) -> list[Campaign]:
+    q = select(CampaignRow).where(CampaignRow.status == "published")
+    if campaign_id is not None:
+        q = q.where(CampaignRow.campaign_id == campaign_id)
+    return [load(r) for r in session.scalars(q.order_by(CampaignRow.campaign_id,
+                                                        CampaignRow.version))]
+
+
+def in_force(versions: Sequence[Campaign]) -> list[tuple[Campaign, int, int]]:
+    """Each published version of one campaign and the window it governs, ``[from, to)``:
+    from its start until its end or a later version's start, whichever comes first. A
+    correction so applies from its own start, never to what happened before it."""
+    ordered = sorted(versions, key=lambda c: c.version)
+    out = []
+    for i, c in enumerate(ordered):
+        until = c.ends_at
+        later = [v.starts_at for v in ordered[i + 1:]]
+        if later:
+            until = min(until, min(later))
+        if until > c.starts_at:
+            out.append((c, c.starts_at, until))
+    return out
+
+
+def current(session: Session, campaign_id: str) -> Campaign:
+    """The latest published version of a campaign."""
+    versions = published_versions(session, campaign_id)
+    if not versions:
+        raise NotFound(f"no published campaign {campaign_id!r}", field="campaign")
+    return versions[-1]
+
+
+def campaign_summaries(session: Session) -> list[dict[str, object]]:
+    """Every published version: what ``campaign list`` and ``GET /v1/campaigns`` show."""
+    return [summary(c, s_row) for c, s_row in (
+        (load(r), r) for r in session.scalars(select(CampaignRow)
+                                              .where(CampaignRow.status == "published")
+                                              .order_by(CampaignRow.campaign_id,
+                                                        CampaignRow.version)))]
+
+
+def summary(c: Campaign, row: CampaignRow | None = None) -> dict[str, object]:
+    out: dict[str, object] = {
+        "id": c.id, "version": c.version, "key": "0x" + c.key.hex(),
+        "rulesHash": "0x" + c.rules_hash.hex(), "title": {"zh-CN": c.title.zh, "en": c.title.en},
+        "starts": c.starts.isoformat(), "ends": c.ends.isoformat(),
+        "rules": json.loads(c.canonical)}
+    if row is not None:
+        out["publication"] = {"chainId": row.chain_id, "contract": row.contract_address,
+                              "txHash": "0x" + row.tx_hash.hex() if row.tx_hash else None,
+                              "blockNumber": row.block_number}
+    return out
+
+
+# -- bonuses --------------------------------------------------------------------------------
+
+def bonus_entry_id(campaign_id: str, earned_by: bytes) -> bytes:
+    """One bonus per earning entry and campaign, whatever version governs it."""
+    return keccak(b"carbon-ledger/bonus\x00" + campaign_id.encode() + b"\x00" + earned_by)
+
+
+def bonus_record(campaign: Campaign, earned_by: bytes, points: int) -> bytes:
+    """What a bonus entry's record hash commits to: the campaign version and the entry."""
+    return rfc8785.dumps({"kind": "campaign-bonus", "campaign": "0x" + campaign.key.hex(),
+                          "entry": "0x" + earned_by.hex(), "points": points})
+
+
+def bonus_behaviour(campaign_id: str) -> str:
+    return f"BONUS/{campaign_id}"
+
+
+@dataclass(frozen=True)
+class _Credit:
+    seq: int
+    entry_id: bytes
+    citizen_id: int
+    account: bytes
+    behaviour: str
+    points: int
+    methodology: int
+    occurred_at: int
+
+
+def award_bonuses(db: Database, operator_address: bytes, *, campaign_id: str | None = None,
+                  limit: int | None = None) -> int:
+    """Write the bonus entries every published campaign owes for credits not yet looked
+    at, in ledger order; the number of credits looked at. Safe to run any time and
+    twice: a credit looked at has its :class:`CampaignBonus` row (points 0 if capped)."""
+    with db.session() as s:
+        ids = sorted({c.id for c in published_versions(s, campaign_id)})
+    done = 0
+    for cid in ids:
+        while limit is None or done < limit:
+            n = _award_page(db, cid, operator_address, BONUS_PAGE if limit is None
+                            else min(BONUS_PAGE, limit - done))
+            done += n
+            if n == 0:
+                break
+    return done
+
+
+def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> int:
+    with db.session(write_lock=True) as s:
+        windows = in_force(published_versions(s, campaign_id))
+        if not windows:
+            return 0
+        rule_behaviours = sorted({b.behaviour for c, _, _ in windows for b in c.bonuses})
+        if not rule_behaviours:
+            return 0
+        earliest = min(f for _, f, _ in windows)
+        latest = max(t for _, _, t in windows)
+        e = LedgerEntry
+        rows = s.execute(
+            select(e.seq, e.entry_id, e.citizen_id, Citizen.account, e.behaviour, e.points,
+                   e.methodology, e.occurred_at)
+            .join(Citizen, Citizen.id == e.citizen_id)
+            .outerjoin(CampaignBonus, and_(CampaignBonus.campaign_id == campaign_id,
+                                           CampaignBonus.earned_by == e.entry_id))
+            .where(e.kind == KIND_CREDIT, e.behaviour.in_(rule_behaviours),
+                   e.occurred_at >= earliest, e.occurred_at < latest,
+                   CampaignBonus.earned_by.is_(None))
+            .order_by(e.seq).limit(page)).all()
+        credits = [_Credit(*r) for r in rows]
+        for citizen_id in sorted({c.citizen_id for c in credits}):
+            _take_turn(s, citizen_id)
+        for credit in credits:
+            governing = next((c for c, f, t in windows if f <= credit.occurred_at < t), None)
+            _award_one(s, campaign_id, governing, windows[0][0].key, credit, operator)
+        return len(credits)
+
+
+def _award_one(s: Session, campaign_id: str, campaign: Campaign | None, first_key: bytes,
+               credit: _Credit, operator: bytes) -> None:
+    rule = campaign.bonus_rule(credit.behaviour) if campaign is not None else None
+    if campaign is None or rule is None:  # between versions, or a version without the rule
+        key = campaign.key if campaign is not None else first_key
+        s.add(CampaignBonus(campaign_id=campaign_id, earned_by=credit.entry_id, campaign_key=key,
+                            citizen_id=credit.citizen_id, entry_id=None, points=0))
+        return
+    wanted = rule.bonus_for(credit.points)
+    totals = {b: _total(s, campaign_id, credit.citizen_id, b) for b in (ALL, rule.behaviour)}
+    room = campaign.bonus_cap_points - totals[ALL]
+    if rule.cap_points is not None:
+        room = min(room, rule.cap_points - totals[rule.behaviour])
+    points = max(0, min(wanted, room))
+    entry_id = None
+    if points > 0:
+        entry_id = bonus_entry_id(campaign_id, credit.entry_id)
+        s.add(make_entry(entry_id=entry_id, citizen_id=credit.citizen_id, account=credit.account,
+                         kind=KIND_BONUS, behaviour=bonus_behaviour(campaign_id), quantity=1,
+                         reduction_grams=0, points=points, methodology=credit.methodology,
+                         occurred_at=credit.occurred_at,
+                         record_hash=keccak(bonus_record(campaign, credit.entry_id, points)),
+                         partner_address=operator))
+        credit_points(s, credit.citizen_id, points)
+        for b in (ALL, rule.behaviour):
+            _add_total(s, campaign_id, credit.citizen_id, b, totals[b], points)
+    s.add(CampaignBonus(campaign_id=campaign_id, earned_by=credit.entry_id,
+                        campaign_key=campaign.key, citizen_id=credit.citizen_id,
+                        entry_id=entry_id, points=points))
+    s.flush()
+
+
+def _total(s: Session, campaign_id: str, citizen_id: int, behaviour: str) -> int:
+    return int(s.scalar(select(CampaignBonusTotal.points).where(
+        CampaignBonusTotal.campaign_id == campaign_id, CampaignBonusTotal.citizen_id == citizen_id,
+        CampaignBonusTotal.behaviour == behaviour)) or 0)
+
+
+def _add_total(s: Session, campaign_id: str, citizen_id: int, behaviour: str, before: int,
+               points: int) -> None:
+    key = (CampaignBonusTotal.campaign_id == campaign_id,
+           CampaignBonusTotal.citizen_id == citizen_id, CampaignBonusTotal.behaviour == behaviour)
+    changed = s.execute(update(CampaignBonusTotal).where(*key)
+                        .values(points=CampaignBonusTotal.points + points))
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        s.add(CampaignBonusTotal(campaign_id=campaign_id, citizen_id=citizen_id,
+                                 behaviour=behaviour, points=before + points))
+        s.flush()
+
+
+def _take_turn(s: Session, citizen_id: int) -> None:
+    """As a redemption does: wait for other writes to this citizen's entries, so theirs
+    commit in seq order and the caps' totals are read under the same lock."""
+    lock_citizen(s, citizen_id)
+    s.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen_id)
+              .with_for_update())
+
+
+class BonusChore:
+    """After a serving process's seals: award the bonuses of credits since the last run
+    (cheap when there is nothing to do: one query per published campaign)."""
+
+    def __init__(self, db: Database, operator_address: bytes) -> None:
+        self.db, self.operator = db, operator_address
+
+    def __call__(self) -> None:
+        award_bonuses(self.db, self.operator)
+
+
+# -- offers ---------------------------------------------------------------------------------
+
+def check_offer_window(session: Session, reward_id: int, now: int) -> None:
+    """Refuse redeeming a campaign's partner offer outside its validity (a reward that is
+    no offer passes). Called by :func:`ledger.redemption.redeem`."""
+    offer = session.get(CampaignOffer, reward_id)
+    if offer is None:
+        return
+    if not offer.valid_from <= now < offer.valid_until:
+        raise Conflict("this partner offer is redeemable only from "
+                       f"{_day(offer.valid_from)} to {_day(offer.valid_until - 1)} (local dates)",
+                       field="reward")
+
+
+def _local_start(day: date, *, days: int = 0) -> int:
+    return local_midnight(day + timedelta(days=days))
+
+
+def _day(unix: int) -> str:
+    return datetime.fromtimestamp(unix + local_day_offset().total_seconds(), UTC).date().isoformat()
+
+
+# -- taking part in rankings ----------------------------------------------------------------
+
+#: A nickname: letters of any script, digits, '_', '-', '.', 2-24 of them; no '@' and no
+#: run of 6 digits, so neither an e-mail address nor a phone number passes as one.
+_NICKNAME = re.compile(r"^[\w.-]{2,24}$")
+_DIGITS = re.compile(r"[0-9]{6}")
+
+
+def join(session: Session, campaign_id: str, citizen: Citizen, nickname: str,
+         *, now: int | None = None) -> CampaignParticipant:
+    """Opt in to a campaign's public ranking under ``nickname`` (or change it)."""
+    campaign = current(session, campaign_id)
+    if campaign.ranking is None:
+        raise Conflict(f"campaign {campaign_id!r} has no ranking", field="campaign")
+    if citizen.erased_at is not None:
+        raise Conflict("an erased account takes part in nothing", field="citizen")
+    if not _NICKNAME.fullmatch(nickname) or _DIGITS.search(nickname):
+        raise InvalidInput("2-24 letters, digits, '_', '-' or '.', and no run of 6 digits "
+                           "(no phone numbers or other personal data)", field="nickname")
+    taken = session.scalar(select(CampaignParticipant.citizen_id).where(
+        CampaignParticipant.campaign_id == campaign_id, CampaignParticipant.nickname == nickname))
+    if taken is not None and taken != citizen.id:
+        raise Conflict(f"nickname {nickname!r} is taken in this campaign", field="nickname")
+    row = session.get(CampaignParticipant, (campaign_id, citizen.id))
+    if row is None:
+        row = CampaignParticipant(campaign_id=campaign_id, citizen_id=citizen.id,
+                                  nickname=nickname, joined_at=int(time.time()) if now is None else now)
+        session.add(row)
+    else:
+        row.nickname = nickname
+    session.flush()
+    return row
+
+
+def leave(session: Session, campaign_id: str, citizen: Citizen) -> bool:
+    """Opt out: the nickname is deleted; whether there was one."""
+    row = session.get(CampaignParticipant, (campaign_id, citizen.id))
+    if row is None:
+        return False
+    session.delete(row)
+    session.flush()
+    return True
+
+
+def forget_citizen(session: Session, citizen_id: int) -> None:
+    """Erasure: every nickname of the citizen goes (their ranks' leaves stay, holding only
+    the account commitment, which the erased salt no longer links to anyone)."""
+    for row in session.scalars(select(CampaignParticipant)
+                               .where(CampaignParticipant.citizen_id == citizen_id)):
+        session.delete(row)
+
+
+def progress(session: Session, campaign_id: str, citizen: Citizen) -> dict[str, object]:
+    """A citizen's bonuses in a campaign and where the caps stand."""
+    campaign = current(session, campaign_id)
+    totals = dict(session.execute(select(CampaignBonusTotal.behaviour, CampaignBonusTotal.points)
+                                  .where(CampaignBonusTotal.campaign_id == campaign_id,
+                                         CampaignBonusTotal.citizen_id == citizen.id)).all())
+    bonuses = [{"entryId": "0x" + (entry or b"").hex(), "earnedBy": "0x" + earned.hex(), "points": pts}
+               for entry, earned, pts in session.execute(
+                   select(CampaignBonus.entry_id, CampaignBonus.earned_by, CampaignBonus.points)
+                   .where(CampaignBonus.campaign_id == campaign_id,
+                          CampaignBonus.citizen_id == citizen.id, CampaignBonus.points > 0)
+                   .order_by(CampaignBonus.entry_id))]
+    participant = session.get(CampaignParticipant, (campaign_id, citizen.id))
+    return {"campaign": campaign_id, "version": campaign.version,
+            "bonusPoints": int(totals.get(ALL, 0)), "bonusCapPoints": campaign.bonus_cap_points,
+            "byBehaviour": {b: int(p) for b, p in sorted(totals.items()) if b != ALL},
+            "bonuses": bonuses, "nickname": participant.nickname if participant else None}

@@ -1,0 +1,458 @@
+"""Campaign rankings anyone can check (#21).
+
+At the end of a ranking's period, :func:`close_ranking` ranks the citizens who opted in
+by the published rules over the entries of anchored batches only (so the auditor reads
+the same entries from the chain's batches), seals the ranking into an OpenZeppelin
+standard Merkle tree, one leaf per ranked account::
+
+    abi.encode(bytes32 campaign, bytes32 account, uint64 metric, uint32 rank, uint64 prize)
+
+and credits each prize as a kind-3 entry whose record hash names the ranking's root.
+:func:`anchor_ranking` pins the root on the contract. Each participant's proof
+(:func:`rank_proof`) shows their rank against that root; a nickname is only ever in the
+database, so erasing it leaves every leaf and proof as it was.
+
+:func:`audit_ranking` recomputes the ranking from the anchored entries' leaves and the
+published rules, and fails on a wrong metric, a wrong order, a wrong prize, a prize entry
+for anyone who did not earn it, or a root that is not the anchored one. It cannot see an
+opted-in citizen left out altogether: that citizen sees it, having no proof.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import rfc8785
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import campaigns
+from ledger.accounts import credit_points
+from ledger.campaign_rules import Campaign, RankingRules
+from ledger.entries import make_entry
+from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
+from ledger.hashing import keccak
+from ledger.leaf import KIND_BONUS, KIND_CREDIT, LeafValues, behaviour_code, decode_leaf
+from ledger.merkle import build_tree, find_leaf, hash_leaf, inclusion_proof, root, verify_inclusion
+from ledger.methodology import methodology_in_force
+from ledger.store.database import Database
+from ledger.store.models import (
+    Batch,
+    CampaignParticipant,
+    CampaignRank,
+    CampaignRanking,
+    Citizen,
+    EntryLocator,
+    LedgerEntry,
+)
+
+RANK_LEAF_ENCODING = ("bytes32", "bytes32", "uint64", "uint32", "uint64")
+
+
+@dataclass(frozen=True)
+class RankLeaf:
+    campaign: bytes
+    account: bytes
+    metric: int
+    rank: int
+    prize: int
+
+    def encode(self) -> bytes:
+        return abi_encode(list(RANK_LEAF_ENCODING), [self.campaign, self.account, self.metric,
+                                                     self.rank, self.prize])
+
+    def leaf_hash(self) -> bytes:
+        return hash_leaf(self.encode())
+
+    def to_json(self) -> dict[str, str | int]:
+        return {"campaign": "0x" + self.campaign.hex(), "account": "0x" + self.account.hex(),
+                "metric": str(self.metric), "rank": self.rank, "prize": str(self.prize)}
+
+    @classmethod
+    def decode(cls, encoded: bytes) -> RankLeaf:
+        campaign, account, metric, rank, prize = abi_decode(list(RANK_LEAF_ENCODING), encoded)
+        return cls(bytes(campaign), bytes(account), int(metric), int(rank), int(prize))
+
+
+@dataclass(frozen=True)
+class Score:
+    account: bytes
+    metric: int
+    reached_at: int  # the latest counted entry's time: when the final figure was reached
+
+
+# -- the rules, applied ---------------------------------------------------------------------
+
+def scores(rules: RankingRules, entries: Iterable[LeafValues], accounts: set[bytes] | None
+           ) -> dict[bytes, Score]:
+    """Each account's metric from its entries' leaves: credits of the ranking's behaviours
+    that occurred in its period (``accounts``: only these; None: every account)."""
+    behaviours = {behaviour_code(b) for b in rules.behaviours}
+    start, end = rules.starts_at, rules.ends_at
+    sums: dict[bytes, list[int]] = {}
+    for e in entries:
+        if (e.kind != KIND_CREDIT or e.behaviour not in behaviours or e.reduction_grams == 0
+                or not start <= e.occurred_at < end
+                or (accounts is not None and e.account not in accounts)):
+            continue
+        total = sums.setdefault(e.account, [0, 0])
+        total[0] += e.reduction_grams
+        total[1] = max(total[1], e.occurred_at)
+    return {a: Score(a, g, at) for a, (g, at) in sums.items()}
+
+
+def order(rules: RankingRules, found: Iterable[Score]) -> list[Score]:
+    """Ranked best first: the metric, then the tie-break, then the account commitment
+    (random per citizen and fixed before the campaign), so no two ever tie."""
+    eligible = [s for s in found if s.metric >= max(rules.minimum, 1)]
+    if rules.tie_break == "earliest_reached":
+        return sorted(eligible, key=lambda s: (-s.metric, s.reached_at, s.account))
+    return sorted(eligible, key=lambda s: (-s.metric, s.account))
+
+
+def rank_leaves(campaign: Campaign, ranked: Sequence[Score]) -> list[RankLeaf]:
+    assert campaign.ranking is not None
+    return [RankLeaf(campaign.key, s.account, s.metric, i, campaign.ranking.prize_for(i))
+            for i, s in enumerate(ranked, start=1)]
+
+
+def content_hash(through_batch_id: int, leaves: Sequence[RankLeaf]) -> bytes:
+    """keccak256 of the batch the ranking reads through (uint64, ABI) and its leaf hashes
+    in rank order: what the ``RankingAnchored`` event carries."""
+    return keccak(abi_encode(["uint64"], [through_batch_id])
+                  + b"".join(leaf.leaf_hash() for leaf in leaves))
+
+
+def prize_entry_id(key: bytes, account: bytes) -> bytes:
+    return keccak(b"carbon-ledger/prize\x00" + key + account)
+
+
+def prize_record(key: bytes, ranking_root: bytes, rank: int, points: int) -> bytes:
+    """What a prize entry's record hash commits to: the campaign, the ranking's root, the
+    rank and the points."""
+    return rfc8785.dumps({"kind": "campaign-prize", "campaign": "0x" + key.hex(),
+                          "ranking": "0x" + ranking_root.hex(), "rank": rank, "points": points})
+
+
+def prize_behaviour(campaign_id: str) -> str:
+    return f"PRIZE/{campaign_id}"
+
+
+# -- closing and anchoring ------------------------------------------------------------------
+
+def anchored_through(session: Session) -> int:
+    """The last batch id up to which every batch is anchored (0 if none)."""
+    first_open = session.scalar(select(Batch.id).where(Batch.status != "anchored")
+                                .order_by(Batch.id).limit(1))
+    if first_open is not None:
+        return int(first_open) - 1
+    return int(session.scalar(select(Batch.id).order_by(Batch.id.desc()).limit(1)) or 0)
+
+
+def _anchored_leaves(session: Session, rules: RankingRules, through: int,
+                     citizen_ids: Sequence[int] | None = None) -> list[LeafValues]:
+    """The leaves of the ranking's candidate entries in batches up to ``through``."""
+    q = (select(LedgerEntry.leaf).join(EntryLocator, EntryLocator.seq == LedgerEntry.seq)
+         .where(EntryLocator.batch_id <= through, LedgerEntry.kind == KIND_CREDIT,
+                LedgerEntry.behaviour.in_(rules.behaviours),
+                LedgerEntry.occurred_at >= rules.starts_at,
+                LedgerEntry.occurred_at < rules.ends_at))
+    if citizen_ids is not None:
+        q = q.where(LedgerEntry.citizen_id.in_(citizen_ids))
+    return [decode_leaf(bytes(leaf)) for leaf in session.scalars(q.order_by(LedgerEntry.seq))]
+
+
+def close_ranking(db: Database, campaign_id: str, operator_address: bytes, *,
+                  now: int | None = None) -> CampaignRanking:
+    """Rank the opted-in citizens once the period is over, store the tree and the ranks,
+    and credit the prizes; refused before the period's end or if closed already."""
+    now = int(time.time()) if now is None else now
+    with db.session(write_lock=True) as s:
+        campaign = campaigns.current(s, campaign_id)
+        rules = campaign.ranking
+        if rules is None:
+            raise Conflict(f"campaign {campaign_id!r} has no ranking", field="campaign")
+        if now < rules.ends_at:
+            raise Conflict(f"the ranking's period ends {rules.ends.isoformat()} (local): close "
+                           "it after that", field="campaign")
+        if s.get(CampaignRanking, campaign_id) is not None:
+            raise Conflict(f"the ranking of {campaign_id!r} is closed already", field="campaign")
+        through = anchored_through(s)
+        people = dict(s.execute(select(Citizen.account, Citizen.id)
+                                .join(CampaignParticipant,
+                                      CampaignParticipant.citizen_id == Citizen.id)
+                                .where(CampaignParticipant.campaign_id == campaign_id,
+                                       Citizen.erased_at.is_(None))).all())
+        ids = sorted(people.values())
+        ranked = order(rules, scores(rules, _anchored_leaves(s, rules, through, ids),
+                                     set(people)).values())
+        if not ranked:
+            raise Conflict("nobody who opted in reached the ranking's minimum in anchored "
+                           "entries: nothing to rank", field="campaign")
+        leaves = rank_leaves(campaign, ranked)
+        tree = build_tree(sorted(leaf.leaf_hash() for leaf in leaves))
+        ranking_root = root(tree)
+        row = CampaignRanking(campaign_id=campaign_id, campaign_key=campaign.key,
+                              through_batch_id=through, leaf_count=len(leaves), root=ranking_root,
+                              content_hash=content_hash(through, leaves), nodes=tree,
+                              status="closed", closed_at=now)
+        s.add(row)
+        s.flush()
+        version = methodology_in_force(now).version
+        for leaf, score in zip(leaves, ranked, strict=True):
+            citizen_id = people[leaf.account]
+            entry_id = None
+            if leaf.prize > 0:
+                entry_id = prize_entry_id(campaign.key, leaf.account)
+                campaigns._take_turn(s, citizen_id)
+                s.add(make_entry(entry_id=entry_id, citizen_id=citizen_id, account=leaf.account,
+                                 kind=KIND_BONUS, behaviour=prize_behaviour(campaign_id),
+                                 quantity=leaf.rank, reduction_grams=0, points=leaf.prize,
+                                 methodology=version, occurred_at=now,
+                                 record_hash=keccak(prize_record(campaign.key, ranking_root,
+                                                                 leaf.rank, leaf.prize)),
+                                 partner_address=operator_address))
+                credit_points(s, citizen_id, leaf.prize)
+            s.add(CampaignRank(campaign_id=campaign_id, rank=leaf.rank, citizen_id=citizen_id,
+                               account=leaf.account, metric=leaf.metric,
+                               reached_at=score.reached_at, prize=leaf.prize,
+                               prize_entry_id=entry_id, leaf=leaf.encode()))
+        s.flush()
+        s.expunge(row)
+        return row
+
+
+def anchor_ranking(db: Database, chain: campaigns.CampaignChain, campaign_id: str, *,
+                   timeout: float = 120.0) -> CampaignRanking:
+    """Pin a closed ranking's root on the contract (a rerun sends the same transaction)."""
+    with db.session() as s:
+        row = s.get(CampaignRanking, campaign_id)
+        if row is None:
+            raise NotFound(f"the ranking of {campaign_id!r} is not closed", field="campaign")
+        s.expunge(row)
+    on_chain = chain.ranking_root(row.campaign_key)
+    if on_chain is not None:
+        if on_chain != row.root:
+            raise AnchorMismatch(f"the chain holds ranking root 0x{on_chain.hex()}, the ledger "
+                                 f"closed 0x{row.root.hex()}", field="root")
+        block, gas, tx_hash = row.block_number, row.gas_used, row.tx_hash
+    else:
+        raw, tx_hash = row.raw_tx, row.tx_hash
+        if raw is None or tx_hash is None or not chain.is_known(tx_hash):
+            prepared = chain.prepare_ranking(key=row.campaign_key, root=row.root,
+                                             leaf_count=row.leaf_count,
+                                             content_hash=row.content_hash)
+            with db.session(write_lock=True) as s:
+                r = s.get_one(CampaignRanking, campaign_id)
+                r.tx_hash, r.raw_tx, r.status = prepared.tx_hash, prepared.raw, "submitted"
+            raw, tx_hash = prepared.raw, prepared.tx_hash
+        chain.broadcast(raw)
+        receipt = chain.wait_for_receipt(tx_hash, timeout=timeout)
+        if not receipt.succeeded:
+            raise ChainError(f"the ranking anchor of {campaign_id!r} reverted", field="txHash")
+        block, gas = receipt.block_number, receipt.gas_used
+    with db.session(write_lock=True) as s:
+        r = s.get_one(CampaignRanking, campaign_id)
+        r.status, r.tx_hash, r.block_number, r.gas_used = "anchored", tx_hash, block, gas
+        r.anchored_at, r.chain_id, r.contract_address = (int(time.time()), chain.chain_id,
+                                                         chain.contract_address)
+        s.flush()
+        s.expunge(r)
+        return r
+
+
+# -- what citizens and the public see -------------------------------------------------------
+
+def rank_proof(session: Session, campaign_id: str, citizen: Citizen) -> dict[str, Any]:
+    """A citizen's leaf in a closed ranking, its proof and the root it leads to."""
+    row = session.get(CampaignRanking, campaign_id)
+    if row is None:
+        raise NotFound(f"the ranking of {campaign_id!r} is not closed", field="campaign")
+    rank = session.scalar(select(CampaignRank).where(CampaignRank.campaign_id == campaign_id,
+                                                     CampaignRank.citizen_id == citizen.id))
+    if rank is None:
+        raise NotFound("this citizen is not ranked in this campaign", field="citizen")
+    leaf = RankLeaf.decode(bytes(rank.leaf))
+    index = find_leaf(bytes(row.nodes), leaf.leaf_hash())
+    assert index is not None, "a stored rank's leaf is in its stored tree"
+    return {"campaign": campaign_id, "root": "0x" + row.root.hex(), "status": row.status,
+            "leaf": leaf.to_json(),
+            "proof": ["0x" + p.hex() for p in inclusion_proof(bytes(row.nodes), index)],
+            "chainId": row.chain_id, "contract": row.contract_address}
+
+
+def verify_rank_proof(proof: dict[str, Any], expected_root: bytes) -> RankLeaf:
+    """Check a rank proof against a root read from the chain; the leaf it proves."""
+    try:
+        lj = proof["leaf"]
+        leaf = RankLeaf(bytes.fromhex(lj["campaign"][2:]), bytes.fromhex(lj["account"][2:]),
+                        int(lj["metric"]), int(lj["rank"]), int(lj["prize"]))
+        path = [bytes.fromhex(p[2:]) for p in proof["proof"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"not a rank proof: {exc}", field="proof") from exc
+    verify_inclusion(leaf.leaf_hash(), path, expected_root)
+    return leaf
+
+
+def leaderboard(session: Session, campaign_id: str, *, limit: int = 100) -> dict[str, Any]:
+    """The public board: nicknames only, of citizens who opted in. Once closed, the
+    anchored ranks (a rank whose citizen left or was erased shows no one); before, the
+    standings so far over every entry written, marked provisional."""
+    campaign = campaigns.current(session, campaign_id)
+    if campaign.ranking is None:
+        raise Conflict(f"campaign {campaign_id!r} has no ranking", field="campaign")
+    row = session.get(CampaignRanking, campaign_id)
+    if row is not None:
+        ranks = session.execute(
+            select(CampaignRank.rank, CampaignParticipant.nickname, CampaignRank.metric,
+                   CampaignRank.prize)
+            .join(CampaignParticipant, (CampaignParticipant.campaign_id == CampaignRank.campaign_id)
+                  & (CampaignParticipant.citizen_id == CampaignRank.citizen_id))
+            .where(CampaignRank.campaign_id == campaign_id)
+            .order_by(CampaignRank.rank).limit(limit)).all()
+        return {"campaign": campaign_id, "final": True, "root": "0x" + row.root.hex(),
+                "status": row.status, "metric": campaign.ranking.metric,
+                "entries": [{"rank": r, "nickname": n, "metric": int(m), "prize": int(p)}
+                            for r, n, m, p in ranks]}
+    people = dict(session.execute(
+        select(Citizen.account, CampaignParticipant.nickname)
+        .join(Citizen, Citizen.id == CampaignParticipant.citizen_id)
+        .where(CampaignParticipant.campaign_id == campaign_id)).all())
+    q = (select(LedgerEntry.leaf)
+         .join(CampaignParticipant, CampaignParticipant.citizen_id == LedgerEntry.citizen_id)
+         .where(CampaignParticipant.campaign_id == campaign_id, LedgerEntry.kind == KIND_CREDIT,
+                LedgerEntry.behaviour.in_(campaign.ranking.behaviours),
+                LedgerEntry.occurred_at >= campaign.ranking.starts_at,
+                LedgerEntry.occurred_at < campaign.ranking.ends_at))
+    found = scores(campaign.ranking, (decode_leaf(bytes(x)) for x in session.scalars(q)),
+                   set(people))
+    ranked = order(campaign.ranking, found.values())[:limit]
+    return {"campaign": campaign_id, "final": False, "root": None, "status": "open",
+            "metric": campaign.ranking.metric,
+            "entries": [{"rank": i, "nickname": people[s.account], "metric": s.metric,
+                         "prize": campaign.ranking.prize_for(i)}
+                        for i, s in enumerate(ranked, start=1)]}
+
+
+# -- the audit ------------------------------------------------------------------------------
+
+@dataclass
+class RankingAudit:
+    campaign: str
+    root: str
+    ranked: int
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"campaign": self.campaign, "root": self.root, "ranked": self.ranked,
+                "ok": self.ok, "problems": self.problems}
+
+
+def audit_ranking(db: Database, campaign_id: str,
+                  reader: campaigns.CampaignReader | None = None) -> RankingAudit:
+    """Recompute a closed ranking from the rules and the anchored entries' leaves.
+
+    With ``reader``, the rules hash and the ranking root are also read from the contract
+    and must be the ledger's."""
+    with db.session(snapshot=True) as s:
+        row = s.get(CampaignRanking, campaign_id)
+        if row is None:
+            raise NotFound(f"the ranking of {campaign_id!r} is not closed", field="campaign")
+        stored = s.get(campaigns.CampaignRow, row.campaign_key)
+        assert stored is not None
+        campaign = campaigns.load(stored)
+        ranks = list(s.scalars(select(CampaignRank).where(CampaignRank.campaign_id == campaign_id)
+                               .order_by(CampaignRank.rank)))
+        rules = campaign.ranking
+        assert rules is not None
+        leaves = _anchored_leaves(s, rules, row.through_batch_id)
+        prize_rows = s.execute(select(LedgerEntry.leaf).where(
+            LedgerEntry.kind == KIND_BONUS,
+            LedgerEntry.behaviour == prize_behaviour(campaign_id))).scalars().all()
+        problems = _check(campaign, row.through_batch_id, row.root, row.content_hash,
+                          [RankLeaf.decode(bytes(r.leaf)) for r in ranks],
+                          [(r.rank, r.account, r.metric, r.prize) for r in ranks], leaves,
+                          [decode_leaf(bytes(x)) for x in prize_rows])
+        ranking_root, ranked = bytes(row.root), len(ranks)
+    if reader is not None:
+        pinned = reader.campaign_rules(campaign.key)
+        if pinned != campaign.rules_hash:
+            problems.append(f"the contract pins rules hash {_h(pinned)}, the rules read hash "
+                            f"{_h(campaign.rules_hash)}")
+        anchored = reader.ranking_root(campaign.key)
+        if anchored != ranking_root:
+            problems.append(f"the contract holds ranking root {_h(anchored)}, the ledger's "
+                            f"ranking has {_h(ranking_root)}")
+    return RankingAudit(campaign_id, "0x" + ranking_root.hex(), ranked, problems)
+
+
+def _h(b: bytes | None) -> str:
+    return "none" if b is None else "0x" + b.hex()
+
+
+def _check(campaign: Campaign, through: int, stored_root: bytes, stored_content: bytes,
+           leaves: list[RankLeaf], columns: list[tuple[int, bytes, int, int]],
+           entries: list[LeafValues], prize_entries: list[LeafValues]) -> list[str]:
+    rules = campaign.ranking
+    assert rules is not None
+    problems: list[str] = []
+    for leaf, (rank, account, metric, prize) in zip(leaves, columns, strict=True):
+        if (leaf.rank, leaf.account, leaf.metric, leaf.prize) != (rank, account, metric, prize):
+            problems.append(f"rank {rank}: its leaf says rank {leaf.rank}, metric {leaf.metric}, "
+                            f"prize {leaf.prize}; its row rank {rank}, metric {metric}, "
+                            f"prize {prize}")
+        if leaf.campaign != campaign.key:
+            problems.append(f"rank {rank}: its leaf names another campaign")
+    if [leaf.rank for leaf in leaves] != list(range(1, len(leaves) + 1)):
+        problems.append("ranks do not run 1, 2, 3, ... without a gap")
+    accounts = {leaf.account for leaf in leaves}
+    found = scores(rules, entries, accounts)
+    for leaf in leaves:
+        got = found.get(leaf.account)
+        actual = got.metric if got else 0
+        if actual != leaf.metric:
+            problems.append(f"rank {leaf.rank} (account 0x{leaf.account.hex()[:12]}…): metric "
+                            f"{leaf.metric}, but its anchored entries add up to {actual}")
+    expected = order(rules, found.values())
+    if [s.account for s in expected] != [leaf.account for leaf in leaves]:
+        problems.append("the order is not the rules' order (metric, then "
+                        f"{rules.tie_break}, then account) over the anchored entries")
+    for leaf in leaves:
+        if leaf.prize != rules.prize_for(leaf.rank):
+            problems.append(f"rank {leaf.rank}: prize {leaf.prize}, the rules give "
+                            f"{rules.prize_for(leaf.rank)}")
+    if leaves:
+        tree_root = root(build_tree(sorted(leaf.leaf_hash() for leaf in leaves)))
+        if tree_root != stored_root:
+            problems.append(f"the ranks' tree has root 0x{tree_root.hex()}, the ranking "
+                            f"records 0x{stored_root.hex()}")
+        if content_hash(through, leaves) != stored_content:
+            problems.append("the content hash is not that of the ranks in rank order")
+    earned = {leaf.account: leaf for leaf in leaves if leaf.prize > 0}
+    paid: set[bytes] = set()
+    for e in prize_entries:
+        won = earned.get(e.account)
+        if won is None:
+            problems.append(f"prize entry 0x{e.entry_id.hex()} pays {e.points} points to an "
+                            "account that earned no prize")
+            continue
+        want = keccak(prize_record(campaign.key, stored_root, won.rank, won.prize))
+        if (e.entry_id != prize_entry_id(campaign.key, e.account) or e.points != won.prize
+                or e.record_hash != want or e.account in paid):
+            problems.append(f"prize entry 0x{e.entry_id.hex()} is not rank {won.rank}'s prize "
+                            f"of {won.prize} naming root 0x{stored_root.hex()}")
+        paid.add(e.account)
+    for account, leaf in earned.items():
+        if account not in paid:
+            problems.append(f"rank {leaf.rank} earned {leaf.prize} points but no prize entry "
+                            "pays them")
+    return problems
