@@ -20,10 +20,11 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import count_debit, debit_points
+from ledger.campaigns import check_offer_window
 from ledger.entries import make_entry
 from ledger.errors import IdempotencyKeyReused, InvalidInput, NotFound, OutOfStock
 from ledger.hashing import keccak
-from ledger.leaf import KIND_CREDIT, KIND_DEBIT, debit_entry_id
+from ledger.leaf import KIND_DEBIT, debit_entry_id
 from ledger.methodology import methodology_in_force
 from ledger.store.locks import lock_citizen
 from ledger.store.models import Balance, Citizen, LedgerEntry, Redemption, Reward
@@ -56,6 +57,7 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
     reward = session.scalar(select(Reward).where(Reward.code == reward_code))
     if reward is None:
         raise NotFound(f"no reward {reward_code!r}", field="reward")
+    check_offer_window(session, reward.id, now)  # a campaign's offer, only in its dates
     taken = session.execute(update(Reward).where(Reward.id == reward.id, Reward.stock > 0)
                             .values(stock=Reward.stock - 1))
     if taken.rowcount != 1:  # type: ignore[attr-defined]
@@ -82,12 +84,12 @@ def redeem(session: Session, *, citizen: Citizen, reward_code: str, idempotency_
 
 
 def balance_after(session: Session, redemption: Redemption) -> int:
-    """The citizen's balance just after ``redemption``: their credits less their debits,
-    up to and including its debit entry."""
+    """The citizen's balance just after ``redemption``: their credits and campaign points
+    less their debits, up to and including its debit entry."""
     debit_seq = (select(LedgerEntry.seq)
                  .where(LedgerEntry.citizen_id == redemption.citizen_id,
                         LedgerEntry.entry_id == redemption.entry_id).scalar_subquery())
-    signed = case((LedgerEntry.kind == KIND_CREDIT, LedgerEntry.points), else_=-LedgerEntry.points)
+    signed = case((LedgerEntry.kind == KIND_DEBIT, -LedgerEntry.points), else_=LedgerEntry.points)
     total = session.scalar(select(func.coalesce(func.sum(signed), 0))
                            .where(LedgerEntry.citizen_id == redemption.citizen_id,
                                   LedgerEntry.seq <= debit_seq))
