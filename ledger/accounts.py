@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import Conflict, InsufficientPoints, InvalidInput, NotFound
@@ -87,8 +87,8 @@ def erase_citizen(session: Session, citizen: Citizen) -> None:
     """Forget who the citizen was: delete the salt (so no leaf can be linked to them any
     more), replace the pseudonym, redact their raw records (the record hashes stay, so
     their leaves still verify; only those records can no longer be re-read), revoke their
-    tokens. Every proof stays valid; nothing on chain changes."""
-    from ledger.store.models import ActivityRecord, CitizenToken
+    tokens, delete their campaign nicknames. Every proof stays valid; nothing on chain changes."""
+    from ledger.store.models import ActivityRecord, CampaignParticipant, CitizenToken
 
     if citizen.erased_at is not None:
         raise Conflict("already erased", field="citizen")
@@ -101,6 +101,8 @@ def erase_citizen(session: Session, citizen: Citizen) -> None:
     session.execute(update(CitizenToken).where(CitizenToken.citizen_id == citizen.id,
                                                CitizenToken.revoked_at.is_(None))
                     .values(revoked_at=now))
+    session.execute(delete(CampaignParticipant)  # their ranking nicknames (#21)
+                    .where(CampaignParticipant.citizen_id == citizen.id))
 
 
 def balance(session: Session, citizen_id: int) -> int:
