@@ -22,6 +22,7 @@ from chain.connect import connect_anchor, open_reader
 from chain.keys import load_signer
 from chain.nodes import ManagedAnvil, in_process_web3, managed_node_url, node_file, rpc_web3
 from ledger.anchoring import Anchor, ChainReader
+from ledger.campaigns import CampaignChain, CampaignReader
 from ledger.errors import InvalidInput
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler
@@ -123,6 +124,12 @@ class Container:
 
         return EvmStatements(anchor)
 
+    def campaign_chain(self, anchor: EvmAnchor) -> CampaignChain:
+        """Campaign publications and ranking roots on ``anchor``'s contract (#21)."""
+        from chain.campaigns import EvmCampaigns
+
+        return EvmCampaigns(anchor)
+
     def sealer(self, anchor: Anchor) -> Sealer:
         s = self.settings
         return Sealer(self.db, anchor, SealOptions(
@@ -163,6 +170,13 @@ def statement_reader(rpc_url: str, contract: str) -> StatementReader:
     from chain.statements import EvmStatements
 
     return EvmStatements(EvmAnchor(rpc_web3(rpc_url), ChainKind.RPC, contract, signer=None))
+
+
+def campaign_reader(rpc_url: str, contract: str) -> CampaignReader:
+    """A contract's pinned campaign rules and ranking roots, read as anyone reads them."""
+    from chain.campaigns import EvmCampaigns
+
+    return EvmCampaigns(EvmAnchor(rpc_web3(rpc_url), ChainKind.RPC, contract, signer=None))
 
 
 def served_chain_id(rpc_url: str) -> int:
