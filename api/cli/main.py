@@ -14,7 +14,16 @@ import typer
 
 # The registry: importing each command module registers its commands on ``base.app``.
 # A new command module is added here, and nowhere else.
-from api.cli import commands, credential, demo, listing, partner, reports, verify  # noqa: F401
+from api.cli import (  # noqa: F401
+    campaign,
+    commands,
+    credential,
+    demo,
+    listing,
+    partner,
+    reports,
+    verify,
+)
 from api.cli.base import app, err, size_output
 from ledger.errors import LedgerError, VerificationError
 
