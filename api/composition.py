@@ -108,15 +108,19 @@ class Container:
                        on_proofs_changed: Callable[[list[int]], None] | None = None
                        ) -> SealScheduler:
         """A serving process's background sealing, by the settings' interval and backlog;
-        after its seals, month statements and credential revocations (#20)."""
+        after its seals, month statements and credential revocations (#20) and campaign
+        bonuses (#21)."""
+        from ledger.campaigns import BonusChore
         from ledger.green_credit_issue import StatementChore
 
-        statements = ([StatementChore(self.db, self.statement_chain(anchor))]
-                      if isinstance(anchor, EvmAnchor) else [])
+        statements: list[Callable[[], None]] = (
+            [StatementChore(self.db, self.statement_chain(anchor))]
+            if isinstance(anchor, EvmAnchor) else [])
+        bonuses = BonusChore(self.db, self.operator_address)  # campaigns' bonus points (#21)
         return SealScheduler(self.db, lambda: self.sealer(anchor),
                              interval=self.settings.seal_interval,
                              pending=self.settings.seal_pending,
-                             on_proofs_changed=on_proofs_changed, chores=statements)
+                             on_proofs_changed=on_proofs_changed, chores=[*statements, bonuses])
 
     def statement_chain(self, anchor: EvmAnchor) -> StatementChain:
         """Statements and credential status on ``anchor``'s contract, with its key (#20)."""
