@@ -85,19 +85,19 @@ def add_credits(connection: Connection, credits: Sequence[CityCredit]) -> None:
         cell[1] += grams
     keys = sorted({(scope, citizen, day) for citizen, behaviour, day, _ in credits
                    for scope in (behaviour, ANY)})
-    present = {tuple(row) for row in _join_keys(
-        connection, sqlite, "SELECT p.scope, p.citizen_id, p.day FROM {keys} "
-        "JOIN city_presence AS p ON p.scope = k.s AND p.citizen_id = k.c AND p.day = k.d",
-        ("s", "c", "d"), keys)}
-    new = [k for k in keys if k not in present]
+    # One statement adds the rows not there yet and says which they were (a row already
+    # present is skipped, not returned): the gaps are worked out from them afterwards.
+    new = sorted((str(s), int(c), int(d)) for s, c, d in _join_keys(
+        connection, sqlite, "INSERT INTO city_presence (scope, citizen_id, day) SELECT k.s, k.c, "
+        "k.d FROM {keys} WHERE true ON CONFLICT DO NOTHING RETURNING scope, citizen_id, day",
+        ("s", "c", "d"), keys))
     if not new:
         _upsert_cells(connection, cells)
         return
     for scope, _, day in new:
         if scope != ANY:
             cells[(day, scope)][2] += 1
-    gaps = _gap_changes(connection, sqlite, new)  # before the new rows are in
-    connection.execute(_INSERT_PRESENCE, [{"s": s, "c": c, "d": d} for s, c, d in new])
+    gaps = _gap_changes(connection, sqlite, new)
     _upsert_cells(connection, cells)
     if gaps:
         connection.execute(_statement(connection, _ADD_GAP), [{"s": s, "d": d, "g": g, "n": n}
@@ -118,8 +118,10 @@ def _statement(connection: Connection, sql: str) -> Any:
 
 def _gap_changes(connection: Connection, sqlite: bool,
                  new: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], int]:
-    """What adding the ``new`` presence rows changes in the gap counts: each new day gets
-    its gap, and the citizen's next day present already gets a shorter one."""
+    """What the ``new`` presence rows (just added) change in the gap counts: each new day
+    gets its gap, and the citizen's next day present already gets a shorter one. The days
+    before and after a citizen's new ones are never new themselves, and new days found
+    between them are left out, so this reads the days as they were."""
     days: dict[tuple[str, int], list[int]] = defaultdict(list)
     for scope, citizen, day in new:
         days[(scope, citizen)].append(day)
@@ -131,13 +133,15 @@ def _gap_changes(connection: Connection, sqlite: bool,
         "WHERE p.scope = k.s AND p.citizen_id = k.c AND p.day > k.hi) FROM {keys}",
         ("s", "c", "lo", "hi"), spans)}
     between: dict[tuple[str, int], list[int]] = defaultdict(list)
+    fresh = set(new)
     wide = [span for span in spans if span[2] < span[3]]
     if wide:
         for s, c, day in _join_keys(
                 connection, sqlite, "SELECT p.scope, p.citizen_id, p.day FROM {keys} JOIN "
                 "city_presence AS p ON p.scope = k.s AND p.citizen_id = k.c AND p.day > k.lo "
                 "AND p.day < k.hi", ("s", "c", "lo", "hi"), wide):
-            between[(s, c)].append(day)
+            if (s, c, int(day)) not in fresh:
+                between[(s, c)].append(day)
     changes: dict[tuple[str, int, int], int] = defaultdict(int)
     for key, added in days.items():
         prev, nxt = around.get(key, (None, None))
@@ -173,7 +177,6 @@ def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence
     return [tuple(r) for r in connection.execute(text(query.format(keys=table)), params)]
 
 
-_INSERT_PRESENCE = text("INSERT INTO city_presence (scope, citizen_id, day) VALUES (:s, :c, :d)")
 _ADD_CELL = (
     "INSERT INTO city_cells (day, behaviour, part, entries, grams, citizens) VALUES (:d, :b, "
     "{part}, :n, :g, :c) ON CONFLICT (day, behaviour, part) DO UPDATE SET entries = "
