@@ -375,10 +375,10 @@ def _records(session: Session, rows: Sequence[Any]) -> dict[bytes, str]:
     if not credits:
         return {}
     found: dict[bytes, tuple[int, str, int, str]] = {}
-    first = session.execute(record_lookup_query([_key(credits[0])])).first()
-    if first is not None:
-        for _id, citizen, behaviour, at, entry_id, raw in session.execute(
-                record_window_query(first[0], len(credits) + len(credits) // 4 + 16)):
+    first = _rows(session, record_lookup_query([_key(credits[0])]))
+    if first:
+        for _id, citizen, behaviour, at, entry_id, raw in _rows(
+                session, record_window_query(first[0][0], len(credits) + len(credits) // 4 + 16)):
             if entry_id is not None:
                 found.setdefault(bytes(entry_id), (citizen, behaviour, at, raw))
     out: dict[bytes, str] = {}
@@ -390,10 +390,20 @@ def _records(session: Session, rows: Sequence[Any]) -> dict[bytes, str]:
         else:
             missed.append(_key(row))
     for lo in range(0, len(missed), _RECORDS_PER_LOOKUP):
-        for _id, _c, _b, _at, entry_id, raw in session.execute(
-                record_lookup_query(missed[lo:lo + _RECORDS_PER_LOOKUP])):
+        for _id, _c, _b, _at, entry_id, raw in _rows(
+                session, record_lookup_query(missed[lo:lo + _RECORDS_PER_LOOKUP])):
             out.setdefault(bytes(entry_id), raw)
     return out
+
+
+def _rows(session: Session, statement: Any) -> Sequence[Any]:
+    """``statement``'s rows as the driver gives them: the columns read here need none of
+    SQLAlchemy's result processing, which cost about a fifth of a page's read."""
+    connection = session.connection()
+    query = statement.compile(dialect=connection.dialect)
+    params = (tuple(query.params[name] for name in query.positiontup) if query.positiontup
+              else query.params)
+    return connection.exec_driver_sql(str(query), params).all()
 
 
 def _key(row: Any) -> tuple[int, str, int, bytes]:
@@ -406,7 +416,7 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
     in seq order."""
     last = batch.last_seq if last is None else last
     while after < last:
-        rows = session.execute(page_query(after, last, size)).all()
+        rows = _rows(session, page_query(after, last, size))
         if not rows:
             return
         records = _records(session, rows)
