@@ -28,6 +28,7 @@ from ledger.statements import (
     StatementReader,
     account_leaf,
     content_hash,
+    counted_in,
     decode_statement_leaf,
     period_label,
 )
@@ -81,9 +82,8 @@ def _audit_one(session: Session, st: Statement, previous: Statement | None,
             select(LedgerEntry.seq, LedgerEntry.leaf).where(LedgerEntry.seq <= st.through_seq)
             .order_by(LedgerEntry.seq)):
         values = decode_leaf(bytes(raw))
-        counted_now = values.occurred_at < st.period_end
-        counted_before = seq <= prev_seq and values.occurred_at < prev_end
-        if counted_now and not counted_before:
+        if counted_in(seq=seq, occurred_at=values.occurred_at, through_seq=st.through_seq,
+                      period_end=st.period_end, previous_seq=prev_seq, previous_end=prev_end):
             by_account[values.account].append(values)
             report.entries += 1
     seen: set[bytes] = set()
