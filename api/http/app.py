@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from api.composition import Container
 from api.http import (
     apidocs,
+    campaign_routes,
     credential_routes,
     ledger_routes,
     problems,
@@ -116,5 +117,6 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
     app.include_router(ledger_routes.router)
     app.include_router(report_routes.router)
     app.include_router(credential_routes.router)
+    app.include_router(campaign_routes.router)
     web.install(app)  # the pages at / (web/dist), after the API's routes
     return app
