@@ -55,6 +55,15 @@ MATRIX: dict[str, list[int]] = {
                                            WRONG_ROLE, OK],
     "POST /v1/verify":                    [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, WRONG_ROLE,
                                            WRONG_ROLE, OK],
+    # campaigns (#21): the world publishes none, so a campaign's routes answer 404
+    "GET /v1/campaigns":                  [OK, OK, OK, OK, OK, OK],
+    "GET /v1/campaigns/{campaign_id}/leaderboard": [NOT_YOURS] * 6,
+    "GET /v1/me/campaigns/{campaign_id}": [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, NOT_YOURS,
+                                           NOT_YOURS, WRONG_ROLE],
+    "PUT /v1/me/campaigns/{campaign_id}/nickname": [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE,
+                                                    NOT_YOURS, NOT_YOURS, WRONG_ROLE],
+    "DELETE /v1/me/campaigns/{campaign_id}/nickname": [NO_CREDENTIAL, WRONG_ROLE, WRONG_ROLE, OK,
+                                                       OK, WRONG_ROLE],
 }
 
 
@@ -113,7 +122,8 @@ def world(tmp_path_factory):  # type: ignore[no-untyped-def]
 
 def call(world: World, route: str, role: str):  # type: ignore[no-untyped-def]
     method, path = route.split(" ")
-    path = path.format(a_submission=world.a_submission, x_entry=world.x_entry)
+    path = path.format(a_submission=world.a_submission, x_entry=world.x_entry,
+                       campaign_id="test-season")
     client, headers = world.client, world.headers(role)
     if route == "POST /v1/submissions":
         body, headers = world.submission(client, role)
@@ -124,6 +134,8 @@ def call(world: World, route: str, role: str):  # type: ignore[no-untyped-def]
     if route == "POST /v1/me/credentials":
         return client.post(path, json={"holder": "0x" + "ab" * 20, "from": "2026-10",
                                        "to": "2026-11"}, headers=headers)
+    if route == "PUT /v1/me/campaigns/{campaign_id}/nickname":
+        return client.put(path, json={"nickname": "rider"}, headers=headers)
     if route == "POST /v1/verify":
         return client.post(path, json=world.bundle, headers=headers)
     if route in ("GET /v1/contribution", "GET /v1/me/statement", "GET /v1/reports/city"):
