@@ -12,10 +12,9 @@ reader, the recomputed root, leaf count and content hash must also be what the c
 holds: the root in the contract's state, the rest in the anchoring transaction's event.
 
 The batch is read in pages of ``seq`` (its entries' order, the content hash's order),
-each page one keyset read of the entries and their locator rows (by the locator's key)
-and one of their raw records (a run of record ids, each record's citizen, behaviour, time
-and entry id checked; any it misses looked up by ``ix_records_citizen_behaviour``), so a
-page costs the same whatever the batch's size or the ledger's history, and memory stays
+each page one keyset read that joins the entry, its locator row (by the locator's key)
+and its raw record (by ``ix_records_citizen_behaviour``, then the entry id), so a page
+costs the same whatever the batch's size or the ledger's history, and memory stays
 constant but for the 32 bytes of each leaf's hash the root needs (sorted in place, the
 tree's inner nodes hashed depth first and never stored). A batch of any size can be
 audited; :func:`audit_entries` serves one page of the per-entry recomputation.
@@ -324,76 +323,32 @@ def _batch(session: Session, batch_id: int) -> Batch:
 # -- reading ---------------------------------------------------------------------------------
 
 _e, _l, _r = LedgerEntry.__table__.c, EntryLocator.__table__.c, ActivityRecord.__table__.c
-#: One page: the entries after a seq, each with its locator row (by the locator's key).
+#: One page: the entries after a seq, each with its locator row (by the locator's key)
+#: and, a credit, its raw record: the one with its citizen, behaviour, time and entry id,
+#: found as the city rollups find it, through ``ix_records_citizen_behaviour`` (no index
+#: on the records' random entry ids to keep at ingest).
 _PAGE = (
     select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
            _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.record_hash,
-           _e.partner_address, _e.leaf, _l.seq, _l.batch_id)
+           _e.partner_address, _e.leaf, _l.seq, _l.batch_id, _r.raw)
     .select_from(LedgerEntry.__table__
-                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id))
+                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id)
+                 .outerjoin(ActivityRecord.__table__, and_(
+                     _e.kind == KIND_CREDIT, _r.citizen_id == _e.citizen_id,
+                     _r.behaviour == _e.behaviour, _r.occurred_at == _e.occurred_at,
+                     _r.entry_id == _e.entry_id)))
 )
-#: A credit's raw record is the one with its citizen, behaviour, time and entry id: found
-#: as the city rollups find it, through ``ix_records_citizen_behaviour`` (no index on the
-#: records' random entry ids to keep at ingest).
-_RECORD_KEY = (_r.citizen_id, _r.behaviour, _r.occurred_at, _r.entry_id)
-_RECORD_COLUMNS = (_r.id, _r.citizen_id, _r.behaviour, _r.occurred_at, _r.entry_id, _r.raw)
-#: Keys per exact lookup: 4 values a key, far below every backend's bound-variable limit.
-_RECORDS_PER_LOOKUP = 200
 
 
 def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
-    """The statement reading one page of entries (tests read its query plan)."""
+    """The statement reading one page (tests read its query plan)."""
     return _PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit)
-
-
-def record_window_query(first_id: int, limit: int):  # type: ignore[no-untyped-def]
-    """The records from ``first_id`` on, in id order: intake writes a submission's records
-    and their entries in the same order, so a page's records are mostly one run of ids."""
-    return select(*_RECORD_COLUMNS).where(_r.id >= first_id).order_by(_r.id).limit(limit)
-
-
-def record_lookup_query(keys: list[tuple[int, str, int, bytes]]):  # type: ignore[no-untyped-def]
-    """The exact lookup of these credits' records, by (citizen, behaviour, time, entry)."""
-    return select(*_RECORD_COLUMNS).where(any_of(_RECORD_KEY, keys)).order_by(_r.id)
 
 
 def any_of(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
     """``columns`` equal to one of ``keys``, written as OR'ed equalities: each term an index
     search on both backends (SQLite scans the table for a row-value ``IN`` list)."""
     return or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in keys))
-
-
-def _records(session: Session, rows: Sequence[Any]) -> dict[bytes, str]:
-    """Each credit's raw record among ``rows`` (entries), by entry id.
-
-    The records of a page's credits are read as one run of ids from the first credit's
-    record on (a sequential read, where looking each one up by the index is a random one);
-    each found there must carry its entry's citizen, behaviour and time, as the exact
-    lookup requires. The credits it does not hold (records written in another order, or
-    missing) are looked up exactly, so the answer is the exact lookup's either way."""
-    credits = [r for r in rows if r[3] == KIND_CREDIT]
-    if not credits:
-        return {}
-    found: dict[bytes, tuple[int, str, int, str]] = {}
-    first = _rows(session, record_lookup_query([_key(credits[0])]))
-    if first:
-        for _id, citizen, behaviour, at, entry_id, raw in _rows(
-                session, record_window_query(first[0][0], len(credits) + len(credits) // 4 + 16)):
-            if entry_id is not None:
-                found.setdefault(bytes(entry_id), (citizen, behaviour, at, raw))
-    out: dict[bytes, str] = {}
-    missed = []
-    for row in credits:
-        hit = found.get(bytes(row[1]))
-        if hit is not None and hit[:3] == (row[2], row[4], row[9]):
-            out[bytes(row[1])] = hit[3]
-        else:
-            missed.append(_key(row))
-    for lo in range(0, len(missed), _RECORDS_PER_LOOKUP):
-        for _id, _c, _b, _at, entry_id, raw in _rows(
-                session, record_lookup_query(missed[lo:lo + _RECORDS_PER_LOOKUP])):
-            out.setdefault(bytes(entry_id), raw)
-    return out
 
 
 def _rows(session: Session, statement: Any) -> Sequence[Any]:
@@ -406,10 +361,6 @@ def _rows(session: Session, statement: Any) -> Sequence[Any]:
     return connection.exec_driver_sql(str(query), params).all()
 
 
-def _key(row: Any) -> tuple[int, str, int, bytes]:
-    return (row[2], row[4], row[9], bytes(row[1]))  # citizen, behaviour, time, entry id
-
-
 def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int | None = None,
            one: bool = False) -> Iterator[list[EntryAudit]]:
     """The batch's entries after ``after`` (up to ``last``) recomputed, a page at a time,
@@ -419,11 +370,14 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
         rows = _rows(session, page_query(after, last, size))
         if not rows:
             return
-        records = _records(session, rows)
         page: list[EntryAudit] = []
         capped: list[tuple[EntryAudit, int, str, int]] = []
+        seen = after
         for row in rows:
-            entry = _check_row(row, batch.id, records.get(bytes(row[1])))
+            if row[0] == seen:
+                continue  # a second record claiming the same entry: the first is checked
+            seen = row[0]
+            entry = _check_row(row, batch.id)
             page.append(entry)
             if entry.capped:
                 capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
@@ -431,14 +385,14 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
         yield page
         if one or len(rows) < size:
             return
-        after = rows[-1][0]
+        after = seen
 
 
 # -- checking ---------------------------------------------------------------------------------
 
-def _check_row(row: tuple, batch_id: int, raw: str | None) -> EntryAudit:  # type: ignore[type-arg]
+def _check_row(row: tuple, batch_id: int) -> EntryAudit:  # type: ignore[type-arg]
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
-     record_hash, partner, leaf, located_seq, located_batch) = row
+     record_hash, partner, leaf, located_seq, located_batch, raw) = row
     leaf = bytes(leaf)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
     if (located_seq, located_batch) != (seq, batch_id):  # so a proof by entry id finds it
