@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from ledger.accounts import balance
 from ledger.entries import sealed_through
 from ledger.errors import InvalidInput, NotFound
-from ledger.leaf import KIND_CREDIT, KIND_DEBIT
+from ledger.leaf import KIND_BONUS, KIND_CREDIT, KIND_DEBIT
 from ledger.store.models import (
     Batch,
     Citizen,
@@ -24,6 +24,8 @@ from ledger.store.models import (
 )
 
 MAX_PAGE = 500
+#: An entry's kind as the faces name it (a bonus: campaign points, #21).
+KIND_NAMES = {KIND_CREDIT: "credit", KIND_DEBIT: "debit", KIND_BONUS: "bonus"}
 
 
 def _hex(b: bytes | None) -> str | None:
@@ -31,7 +33,7 @@ def _hex(b: bytes | None) -> str | None:
 
 
 def entry_view(e: LedgerEntry) -> dict[str, Any]:
-    return {"entryId": _hex(e.entry_id), "kind": "credit" if e.kind == KIND_CREDIT else "debit",
+    return {"entryId": _hex(e.entry_id), "kind": KIND_NAMES.get(e.kind, "debit"),
             "behaviour": e.behaviour, "quantity": e.quantity, "reductionGrams": e.reduction_grams,
             "points": e.points, "methodology": e.methodology, "occurredAt": e.occurred_at}
 
