@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput
-from ledger.leaf import KIND_CREDIT
+from ledger.leaf import KIND_CREDIT, KIND_DEBIT
 from ledger.methodology import local_day_offset
 from ledger.store.models import (
     ApiKey,
@@ -27,6 +27,7 @@ from ledger.store.models import (
     Reward,
     Submission,
 )
+from ledger.views import KIND_NAMES
 
 MAX_LIST = 10_000
 
@@ -106,9 +107,9 @@ def citizen_ledger(session: Session, citizen_id: int) -> list[dict[str, Any]]:
     out = []
     for e, batch_id, status, block, reward, title in rows:
         item: dict[str, Any] = {
-            "entryId": _hex(e.entry_id), "kind": "credit" if e.kind == KIND_CREDIT else "debit",
+            "entryId": _hex(e.entry_id), "kind": KIND_NAMES.get(e.kind, "debit"),
             "behaviour": e.behaviour, "quantity": e.quantity, "reductionGrams": e.reduction_grams,
-            "points": e.points if e.kind == KIND_CREDIT else -e.points,
+            "points": -e.points if e.kind == KIND_DEBIT else e.points,
             "methodology": e.methodology, "occurredAt": e.occurred_at,
             "status": status or "pending", "batchId": batch_id, "blockNumber": block}
         if reward is not None:
