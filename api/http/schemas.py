@@ -390,8 +390,9 @@ class CitizenSummary(Shape):
 
 class Entry(Shape):
     entryId: Hex32
-    kind: Literal["credit", "debit"]
-    behaviour: str = Field(description="the behaviour, or `REDEMPTION` for a debit")
+    kind: Literal["credit", "debit", "bonus"]
+    behaviour: str = Field(description="the behaviour, `REDEMPTION` for a debit, or "
+                           "`BONUS/<campaign>` or `PRIZE/<campaign>` for campaign points")
     quantity: Count
     reductionGrams: Grams
     points: Count
