@@ -60,6 +60,10 @@ def test_a_citizen_joins_follows_and_proves_their_rank(world: dict[str, Any]) ->
     client.app.state.ledger.scheduler.seal_once()
     rankings.close_ranking(c.db, "test-season", c.operator_address,
                            now=parse_campaign(text(doc)).ranking.ends_at)  # type: ignore[union-attr]
+    page = client.get("/v1/me/entries", headers=auth["ann"]).json()
+    assert [(e["kind"], e["behaviour"], e["points"]) for e in page["entries"]] == [
+        ("credit", "CYCLING", 40), ("bonus", "BONUS/test-season", 20),
+        ("bonus", "PRIZE/test-season", 50)]
     mine = client.get("/v1/me/campaigns/test-season", headers=auth["ann"]).json()
     assert mine["bonusPoints"] == 20 and mine["nickname"] == "ann-rides"
     rank = mine["rank"]
