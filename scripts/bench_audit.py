@@ -27,6 +27,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import resource
@@ -204,6 +205,8 @@ def main() -> None:
         if bin_dir is None:
             raise SystemExit("--postgres: no PostgreSQL server binaries")
         cluster = PgCluster(bin_dir, durable=False)
+        atexit.register(cluster.stop)  # however the run ends
+        cluster.start()
         databases = PgDatabases(f"{cluster.base_url}/postgres")
         url = databases.url(databases.create())
         print(f"filling {args.n:,} entries on PostgreSQL ...", flush=True)
