@@ -122,3 +122,18 @@ def test_chain_problems_name_a_root_the_chain_does_not_hold(db, anchor, sealer,
     with db.session() as s:
         [problem] = statement_chain_problems(chain, list(s.scalars(select(Statement))))
     assert problem.period == 202611 and problem.problem.startswith("root differs: chain 0x")
+
+
+def test_statement_audit_command_exits_1_naming_the_check(db, anchor, sealer, make_citizen,
+                                                          tmp_path, monkeypatch, capsys) -> None:
+    from api.cli.main import main
+
+    alice, _ = _ledger(db, sealer, make_citizen)
+    monkeypatch.setenv("CARBON_LEDGER_DATABASE_URL", db.url)
+    assert main(["statement", "audit", "--data-dir", str(tmp_path / "cli")]) == 0
+    assert "2026-11: 2 accounts, 4 entries recomputed: ok" in capsys.readouterr().out
+    _forge(db, alice, lambda v: dataclasses.replace(v, entry_count=v.entry_count + 1))
+    assert main(["statement", "audit", "--data-dir", str(tmp_path / "cli")]) == 1
+    captured = capsys.readouterr()
+    assert "entryCount 4 in the leaf, 3 from the anchored entries" in captured.out
+    assert "refused (statement-audit)" in captured.err
