@@ -373,3 +373,15 @@ def test_a_nickname_is_no_personal_data_and_unique_in_a_campaign(db, make_citize
             campaigns.join(s, "test-season", bob, "绿色骑手")
         assert campaigns.leave(s, "test-season", alice)
         campaigns.join(s, "test-season", bob, "绿色骑手")
+
+
+def test_the_sample_campaign_in_the_docs_is_a_valid_file() -> None:
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "docs" / "samples" / "campaign-green-season.json"
+    campaign = parse_campaign(sample.read_bytes())
+    assert [o.partner for o in campaign.offers] == ["homeshop", "voltauto"]
+    assert campaign.ranking is not None and campaign.ranking.behaviours == ("CYCLING",)
+    docs = (sample.parents[1] / "campaigns.md").read_text(encoding="utf-8")
+    assert f"rules hash 0x{campaign.rules_hash.hex()[:8]}…" in docs
+    assert f"key 0x{campaign.key.hex()[:8]}…" in docs
