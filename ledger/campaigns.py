@@ -41,7 +41,7 @@ from ledger.hashing import keccak
 from ledger.leaf import KIND_BONUS, KIND_CREDIT
 from ledger.methodology import local_day_offset
 from ledger.store.database import Database
-from ledger.store.locks import lock_citizen
+from ledger.store.locks import CITIZEN_LOCK_BUCKETS, lock_citizen
 from ledger.store.models import (
     Balance,
     CampaignBonus,
@@ -323,8 +323,7 @@ def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> i
                    CampaignBonus.earned_by.is_(None))
             .order_by(e.seq).limit(page)).all()
         credits = [_Credit(*r) for r in rows]
-        for citizen_id in sorted({c.citizen_id for c in credits}):
-            _take_turn(s, citizen_id)
+        take_turns(s, {c.citizen_id for c in credits})
         for credit in credits:
             governing = next((c for c, f, t in windows if f <= credit.occurred_at < t), None)
             _award_one(s, campaign_id, governing, windows[0][0].key, credit, operator)
@@ -333,6 +332,8 @@ def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> i
 
 def _award_one(s: Session, campaign_id: str, campaign: Campaign | None, first_key: bytes,
                credit: _Credit, operator: bytes) -> None:
+    if s.get(CampaignBonus, (campaign_id, credit.entry_id)) is not None:
+        return  # another run looked at it while this one waited for the citizen's turn
     rule = campaign.bonus_rule(credit.behaviour) if campaign is not None else None
     if campaign is None or rule is None:  # between versions, or a version without the rule
         key = campaign.key if campaign is not None else first_key
@@ -381,12 +382,16 @@ def _add_total(s: Session, campaign_id: str, citizen_id: int, behaviour: str, be
         s.flush()
 
 
-def _take_turn(s: Session, citizen_id: int) -> None:
-    """As a redemption does: wait for other writes to this citizen's entries, so theirs
-    commit in seq order and the caps' totals are read under the same lock."""
-    lock_citizen(s, citizen_id)
-    s.execute(select(Balance.citizen_id).where(Balance.citizen_id == citizen_id)
-              .with_for_update())
+def take_turns(s: Session, citizen_ids: set[int]) -> None:
+    """As a redemption does for one citizen: wait for other writes to these citizens'
+    entries, so theirs commit in seq order and the caps' totals are read under the same
+    locks. The advisory locks are taken in bucket order, as intake takes them, so the
+    two never deadlock; then the balance rows, in id order."""
+    for citizen_id in sorted(citizen_ids, key=lambda c: (c % CITIZEN_LOCK_BUCKETS, c)):
+        lock_citizen(s, citizen_id)
+    if citizen_ids:
+        s.execute(select(Balance.citizen_id).where(Balance.citizen_id.in_(sorted(citizen_ids)))
+                  .order_by(Balance.citizen_id).with_for_update())
 
 
 class BonusChore:

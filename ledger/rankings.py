@@ -204,12 +204,12 @@ def close_ranking(db: Database, campaign_id: str, operator_address: bytes, *,
         s.add(row)
         s.flush()
         version = methodology_in_force(now).version
+        campaigns.take_turns(s, {people[leaf.account] for leaf in leaves if leaf.prize > 0})
         for leaf, score in zip(leaves, ranked, strict=True):
             citizen_id = people[leaf.account]
             entry_id = None
             if leaf.prize > 0:
                 entry_id = prize_entry_id(campaign.key, leaf.account)
-                campaigns._take_turn(s, citizen_id)
                 s.add(make_entry(entry_id=entry_id, citizen_id=citizen_id, account=leaf.account,
                                  kind=KIND_BONUS, behaviour=prize_behaviour(campaign_id),
                                  quantity=leaf.rank, reduction_grams=0, points=leaf.prize,

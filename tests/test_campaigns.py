@@ -385,3 +385,22 @@ def test_the_sample_campaign_in_the_docs_is_a_valid_file() -> None:
     docs = (sample.parents[1] / "campaigns.md").read_text(encoding="utf-8")
     assert f"rules hash 0x{campaign.rules_hash.hex()[:8]}…" in docs
     assert f"key 0x{campaign.key.hex()[:8]}…" in docs
+
+
+def test_two_bonus_runs_at_once_pay_each_credit_once(db, make_citizen) -> None:
+    """A serving process's chore and `campaign bonuses` by hand may run together: each
+    credit is paid once and the caps still hold."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    doc = season()
+    _register_published(db, doc)
+    riders = [make_citizen() for _ in range(3)]
+    add_entries(db, [Entry(r, day(doc, n % 10), grams=1000, points=30)
+                     for n in range(6) for r in riders])
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(campaigns.award_bonuses, db, OPERATOR) for _ in range(2)]:
+            done.result()
+    with db.session() as s:
+        for r in riders:  # six credits of 15 each, under the cycling cap of 40
+            assert accounts.balance(s, r.id) == 40
+        assert len(list(s.scalars(select(CampaignBonus.earned_by)))) == 18
