@@ -25,7 +25,9 @@ background sealer off, no access log) as separate processes on a fresh data dir,
 ``--postgres`` puts the ledger in a database of a throwaway local PostgreSQL cluster
 (durable, as the tests' fault cluster: tests/pg_cluster.py) instead of SQLite; several
 ``--ingest-clients`` then really write at once, so the rate with 4 clients against 2
-shows whether writers serialise on a lock. The client runs on the same 2 cores as the
+shows whether writers serialise on a lock. ``--sample-waits`` then samples
+``pg_stat_activity`` every 5 ms during ingest and prints the top wait events and, for lock
+waits, the statement waiting and the one its blocker runs. The client runs on the same 2 cores as the
 server. Prints figures; asserts nothing.
 It first times a fixed SQLite workload with none of our code in it (`host_reference`):
 a figure that moves between runs says the host, not the code, changed speed.
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -63,6 +66,7 @@ from ledger import accounts  # noqa: E402
 from ledger.credentials import issue_api_key  # noqa: E402
 from ledger.intake.signed import record_hashes  # noqa: E402
 from ledger.signing import records_hash, submission_headers  # noqa: E402
+from ledger.store.locks import CITIZEN_LOCKS, PARTNER_LOCKS  # noqa: E402
 
 CLI = [sys.executable, "-c", "from api.cli.main import run; run()"]
 
@@ -325,6 +329,71 @@ def report_ingest(args: argparse.Namespace, reference_ms: float, seconds: float,
         f"{name} {statistics.median(ms):.1f}" for name, ms in phases.items()))
 
 
+class WaitSampler:
+    """Samples ``pg_stat_activity`` every ``interval`` seconds on its own connection while
+    ingest runs (``--sample-waits``): what the ledger's active backends wait on, and for a
+    lock wait the statement of the backend holding it (``pg_blocking_pids``), so writers
+    that serialise show where."""
+
+    QUERY = """
+        SELECT a.wait_event_type, a.wait_event
+               || coalesce((SELECT ' ' || CASE l.classid WHEN %d THEN '(a citizen bucket)'
+                                      WHEN %d THEN '(the partner)' ELSE l.classid::text END
+                              FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted
+                               AND l.locktype = 'advisory' LIMIT 1), ''),
+               left(regexp_replace(a.query, '\\s+', ' ', 'g'), 90),
+               (SELECT left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90)
+                  FROM pg_stat_activity b WHERE b.pid = (pg_blocking_pids(a.pid))[1])
+          FROM pg_stat_activity a
+         WHERE a.datname = current_database() AND a.state = 'active' AND a.pid <> pg_backend_pid()
+    """ % (CITIZEN_LOCKS, PARTNER_LOCKS)  # noqa: UP031 - SQL has its own braces
+
+    def __init__(self, url: str, interval: float = 0.005) -> None:
+        import threading
+        from collections import Counter
+
+        import psycopg
+
+        self.conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1),
+                                    autocommit=True)
+        self.interval = interval
+        self.samples = 0
+        self.active: Counter[int] = Counter()  # active backends per sample
+        self.waits: Counter[str] = Counter()
+        self.holders: Counter[tuple[str, str]] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.conn.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            rows = self.conn.execute(self.QUERY).fetchall()
+            self.samples += 1
+            self.active[len(rows)] += 1
+            for kind, event, query, blocker in rows:
+                self.waits[f"{kind}:{event}" if kind else "CPU (no wait event)"] += 1
+                if kind == "Lock":
+                    self.holders[(query, blocker or "?")] += 1
+
+    def report(self, top: int = 8) -> None:
+        per = max(self.samples, 1)
+        print(f"  wait sampler: {self.samples:,} samples of pg_stat_activity; active backends "
+              "per sample " + ", ".join(f"{n}: {c / per:.0%}" for n, c in sorted(self.active.items())))
+        for name, count in self.waits.most_common(top):
+            print(f"    {count / per:6.2f} backends on average in {name}")
+        for (query, blocker), count in self.holders.most_common(top // 2):
+            print(f"    lock wait {count / per:5.2f}: {query!r}\n"
+                  f"        held by a backend running {blocker!r}")
+
+
 def postgres_database() -> str:
     """A fresh database on a throwaway, durable PostgreSQL cluster stopped at exit."""
     import atexit
@@ -357,6 +426,9 @@ def main() -> None:
     parser.add_argument("--wrk-warmup", type=int, default=10, help="unmeasured wrk seconds first")
     parser.add_argument("--postgres", action="store_true",
                         help="the ledger on a throwaway local PostgreSQL cluster")
+    parser.add_argument("--sample-waits", action="store_true",
+                        help="with --postgres: sample pg_stat_activity's wait events during "
+                        "ingest and print the top ones and the statements holding the locks")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         data_dir = Path(tmp)
@@ -380,10 +452,14 @@ def main() -> None:
             bodies = payloads(key, info["chainId"], info["contract"], pseudonyms, args.requests,
                               order=args.order)
             phases: dict[str, list[float]] = {}
-            seconds, accepted, per_request = ingest(base, partner_key, bodies, args.ingest_clients,
-                                                    phases)
+            sampler = WaitSampler(url) if args.sample_waits and url else None
+            with sampler or contextlib.nullcontext():
+                seconds, accepted, per_request = ingest(base, partner_key, bodies,
+                                                        args.ingest_clients, phases)
             if args.ingest_only:
                 report_ingest(args, reference_ms, seconds, accepted, per_request, phases)
+                if sampler is not None:
+                    sampler.report()
                 return
             subprocess.run(CLI + ["seal", "--rpc", rpc], env=env, check=True,
                            stdout=subprocess.DEVNULL)

@@ -39,13 +39,14 @@ the run, the same chain the server reads later.
 3. reads the workers' peak RSS (VmHWM) and stops the server.
 
 The entries ingested there stay in the ledger (so the 10,000 checkpoint holds up to
-70,000 entries by its end). Then, each in a fresh child process whose peak RSS
-``os.wait4`` reports (the leaf workers included): a seal of 10,000 of the pending
-entries, then a seal of the whole remaining backlog. Last, bytes on disk: SQLite's file
-and WAL, and per table and index from the ``dbstat`` virtual table; PostgreSQL's
-``pg_total_relation_size`` of each table. Per entry is the total over the entries then
-in the ledger. ``--postgres`` runs all of it on a throwaway durable PostgreSQL cluster
-(as ``bench_api.py --postgres``). Prints figures; asserts nothing.
+70,000 entries by its end). Then, each in a fresh child process that reports its own
+peak RSS (VmHWM: ``os.wait4``'s ``ru_maxrss`` would start from this building process's
+resident set, copied at the fork before the child's exec), a seal of 10,000 of the
+pending entries, then a seal of the whole remaining backlog. Last, bytes on disk:
+SQLite's file and WAL, and per table and index from the ``dbstat`` virtual table;
+PostgreSQL's ``pg_total_relation_size`` of each table. Per entry is the total over the
+entries then in the ledger. ``--postgres`` runs all of it on a throwaway durable
+PostgreSQL cluster (as ``bench_api.py --postgres``). Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -426,7 +427,12 @@ def seal_child(url: str | None, data_dir: str, rpc: str, limit: int) -> None:
         else:
             leaves = sum(b.leaf_count for b in sealer.seal())
         seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "leaves": leaves, "pending": pending_before}))
+    hwm = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+               if line.startswith("VmHWM:"))
+    print(json.dumps({"seconds": seconds, "leaves": leaves, "pending": pending_before,
+                      "vmhwm_mib": hwm / 1024,
+                      # forked leaf workers: their peak counts the pages shared at the fork
+                      "workers_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 
 
 def measure_seal(ledger: Ledger, limit: int) -> dict[str, Any]:
@@ -434,12 +440,12 @@ def measure_seal(ledger: Ledger, limit: int) -> dict[str, Any]:
                              str(ledger.data_dir), ledger.rpc, str(limit)],
                             stdout=subprocess.PIPE, text=True)
     out = proc.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.wait() != 0:
         raise SystemExit(f"the seal child failed ({proc.returncode})")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    result["rss_mib"] = usage.ru_maxrss / 1024  # the child and its reaped leaf workers
+    # Not usage.ru_maxrss: Linux starts it from this (large) parent's resident set at the
+    # fork, before the child's exec; the child reads its own VmHWM.
+    result["rss_mib"] = result["vmhwm_mib"]
     return result
 
 
@@ -519,9 +525,10 @@ def checkpoint(ledger: Ledger, args: argparse.Namespace, size: int, index: int) 
         "bytes": bytes_total, "bytes_what": what, "per_table": per_table,
     }
     print(f"  seal {seal_10k['leaves']:,} of {seal_10k['pending']:,} pending: "
-          f"{seal_10k['seconds']:.2f} s, peak RSS {seal_10k['rss_mib']:.0f} MiB; the rest "
-          f"({seal_all['leaves']:,}): {seal_all['seconds']:.2f} s, peak RSS "
-          f"{seal_all['rss_mib']:.0f} MiB", flush=True)
+          f"{seal_10k['seconds']:.2f} s, peak RSS {seal_10k['rss_mib']:.0f} MiB (leaf workers "
+          f"{seal_10k['workers_mib']:.0f}); the rest ({seal_all['leaves']:,}): "
+          f"{seal_all['seconds']:.2f} s, peak RSS {seal_all['rss_mib']:.0f} MiB (leaf workers "
+          f"{seal_all['workers_mib']:.0f})", flush=True)
     print(f"  disk ({what}) {bytes_total:,} B = {bytes_total / entries:,.0f} B per entry "
           f"at {entries:,}; by table (indexes included):", flush=True)
     for name, size_b in sorted(per_table.items(), key=lambda kv: -kv[1])[:14]:
