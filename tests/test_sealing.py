@@ -198,12 +198,12 @@ def batch_shapes(done: list[Batch]) -> list[tuple[int, int]]:
 
 def test_a_backlog_larger_than_the_limit_becomes_batches_anchored_in_order(
         db, anchor, credit) -> None:
-    credit(23)
+    credit(7)
     steps: list[tuple[str, int]] = []
-    sealer = Sealer(db, anchor, SealOptions(workers=1, max_batch=10,
+    sealer = Sealer(db, anchor, SealOptions(workers=1, max_batch=3,
                                             on_step=lambda step, b: steps.append((step, b))))
     done = sealer.seal()
-    assert batch_shapes(done) == [(1, 10), (2, 10), (3, 3)]
+    assert batch_shapes(done) == [(1, 3), (2, 3), (3, 1)]
     # each batch is anchored before the next is sealed: strict ids on chain
     assert [s for s in steps if s[0] in ("sealed", "confirmed")] == [
         ("sealed", 1), ("confirmed", 1), ("sealed", 2), ("confirmed", 2),
@@ -213,34 +213,34 @@ def test_a_backlog_larger_than_the_limit_becomes_batches_anchored_in_order(
 
 
 def test_a_crash_inside_a_backlog_is_resumed_in_order(db, anchor, credit) -> None:
-    credit(25)
+    credit(7)
 
     def crash(step: str, batch_id: int) -> None:
         if (step, batch_id) == ("broadcast", 2):
             raise Crash
 
     with pytest.raises(Crash):
-        Sealer(db, anchor, SealOptions(workers=1, max_batch=10, on_step=crash)).seal()
+        Sealer(db, anchor, SealOptions(workers=1, max_batch=3, on_step=crash)).seal()
     with db.session() as s:
         s.execute(update(Lease).values(expires_at=0))
         assert [(b.id, b.status) for b in s.scalars(select(Batch).order_by(Batch.id))] == [
             (1, "anchored"), (2, "submitted")]
-    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=10)).seal()
-    assert batch_shapes(done) == [(2, 10), (3, 5)]
+    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=3)).seal()
+    assert batch_shapes(done) == [(2, 3), (3, 1)]
     assert_ledger_consistent(db, anchor)
 
 
 def test_entries_that_arrive_during_a_seal_wait_for_the_next(db, anchor, credit) -> None:
-    credit(12)
+    credit(4)
 
     def more(step: str, batch_id: int) -> None:
         if (step, batch_id) == ("confirmed", 1):
-            credit(4)
+            credit(2)
 
-    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=6, on_step=more)).seal()
-    assert batch_shapes(done) == [(1, 6), (2, 6)]
-    assert batch_shapes(Sealer(db, anchor, SealOptions(workers=1, max_batch=6)).seal()) == [
-        (3, 4)]
+    done = Sealer(db, anchor, SealOptions(workers=1, max_batch=2, on_step=more)).seal()
+    assert batch_shapes(done) == [(1, 2), (2, 2)]
+    assert batch_shapes(Sealer(db, anchor, SealOptions(workers=1, max_batch=3)).seal()) == [
+        (3, 2)]
     assert_ledger_consistent(db, anchor)
 
 
