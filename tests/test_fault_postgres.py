@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -94,146 +96,150 @@ def _submit_until_accepted(base: str, creds: dict[str, str], key: Account,
             time.sleep(0.2)
 
 
+@dataclass
+class Served:
+    """A ledger on its own database of the cluster, served by two workers."""
+
+    name: str
+    container: Container
+    base: str
+    creds: dict[str, str]
+    key: Account
+    log: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.creds['citizen']}"}
+
+
+@contextmanager
+def _served(cluster: PgCluster, tmp_path: Path, name: str) -> Iterator[Served]:
+    url = _new_database(cluster, name)
+    key = Account.create()
+    with ManagedAnvil(tmp_path / "anvil") as node:
+        container = Container(Settings(data_dir=tmp_path / "ledger", database_url=url,
+                                       rpc_url=node.url))
+        creds = setup_ledger(container, key, stock=5)
+        log = tmp_path / "serve.log"
+        with serve_two_workers(tmp_path / "ledger", url, node.url, log,
+                               seal_interval=SEAL_INTERVAL) as base:
+            yield Served(name, container, base, creds, key, log)
+
+
 @pytest.mark.parametrize("when", ["during a seal", "between seals"])
 def test_after_a_database_crash_the_next_batch_is_anchored_within_two_intervals(
         cluster: PgCluster, tmp_path: Path, when: str) -> None:
     name = "crash_" + when.split()[0]
-    url = _new_database(cluster, name)
-    key = Account.create()
-    with ManagedAnvil(tmp_path / "anvil") as node:
-        container = Container(Settings(data_dir=tmp_path / "ledger", database_url=url,
-                                       rpc_url=node.url))
-        creds = setup_ledger(container, key, stock=5)
-        citizen = creds["pseudonym"]
-        auth = {"Authorization": f"Bearer {creds['citizen']}"}
-        log = tmp_path / "serve.log"
-        with serve_two_workers(tmp_path / "ledger", url, node.url, log,
-                               seal_interval=SEAL_INTERVAL) as base:
-            before = _submit_until_accepted(base, creds, key, [
-                a_record(citizen, quantity=2000, hours_ago=30 + i) for i in range(20)])
-            deadline = time.monotonic() + 60
-            if when == "during a seal":
-                while not _lease_held(cluster, name):  # a seal is under way: crash now
-                    assert time.monotonic() < deadline, "no seal was seen holding the lease"
-                    time.sleep(0.005)
-            else:
-                while not _entries_anchored(container, before):
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-                while _lease_held(cluster, name):
-                    time.sleep(0.005)
-            cluster.crash()
-            try:
-                down = httpx.get(f"{base}/v1/me", headers=auth, timeout=30)
-                assert down.status_code == 503, down.text
-                assert down.headers["content-type"] == "application/problem+json"
-                assert down.headers["retry-after"]
-                assert down.json()["type"] == "urn:carbon-ledger:problem:database-unavailable"
-                info = httpx.get(f"{base}/v1/info", timeout=30)  # no database needed
-                assert info.status_code == 200 and info.json()["sealer"]["databaseReadable"] is False
-                time.sleep(2 * SEAL_INTERVAL)  # the sealers fail meanwhile and back off
-            finally:
-                cluster.restart()
-            back = time.monotonic()
-            after = _submit_until_accepted(base, creds, key, [
-                a_record(citizen, quantity=2000, hours_ago=60 + i) for i in range(5)])
-            while not _entries_anchored(container, before | after):
-                assert time.monotonic() - back < 60, "nothing was anchored after the database returned"
+    with _served(cluster, tmp_path, name) as sv:
+        citizen = sv.creds["pseudonym"]
+        before = _submit_until_accepted(sv.base, sv.creds, sv.key, [
+            a_record(citizen, quantity=2000, hours_ago=30 + i) for i in range(20)])
+        deadline = time.monotonic() + 60
+        if when == "during a seal":
+            while not _lease_held(cluster, name):  # a seal is under way: crash now
+                assert time.monotonic() < deadline, "no seal was seen holding the lease"
+                time.sleep(0.005)
+        else:
+            while not _entries_anchored(sv.container, before):
+                assert time.monotonic() < deadline
                 time.sleep(0.05)
-            took = time.monotonic() - back
-            print(f"\n{when}: anchored {took:.1f} s after the database returned "
-                  f"(seal interval {SEAL_INTERVAL:.0f} s)")
-            assert took <= 2 * SEAL_INTERVAL, took
-            status = httpx.get(f"{base}/v1/info", timeout=30).json()["sealer"]
-            assert status["databaseReadable"] is True
-        text = log.read_text()
-        assert "Traceback" not in text and " 500 " not in text, text[-4000:]
+            while _lease_held(cluster, name):
+                time.sleep(0.005)
+        cluster.crash()
+        try:
+            down = httpx.get(f"{sv.base}/v1/me", headers=sv.auth, timeout=30)
+            assert down.status_code == 503, down.text
+            assert down.headers["content-type"] == "application/problem+json"
+            assert down.headers["retry-after"]
+            assert down.json()["type"] == "urn:carbon-ledger:problem:database-unavailable"
+            info = httpx.get(f"{sv.base}/v1/info", timeout=30)  # no database needed
+            assert info.status_code == 200 and info.json()["sealer"]["databaseReadable"] is False
+            time.sleep(2 * SEAL_INTERVAL)  # the sealers fail meanwhile and back off
+        finally:
+            cluster.restart()
+        back = time.monotonic()
+        after = _submit_until_accepted(sv.base, sv.creds, sv.key, [
+            a_record(citizen, quantity=2000, hours_ago=60 + i) for i in range(5)])
+        while not _entries_anchored(sv.container, before | after):
+            assert time.monotonic() - back < 60, "nothing was anchored after the database returned"
+            time.sleep(0.05)
+        took = time.monotonic() - back
+        print(f"\n{when}: anchored {took:.1f} s after the database returned "
+              f"(seal interval {SEAL_INTERVAL:.0f} s)")
+        assert took <= 2 * SEAL_INTERVAL, took
+        status = httpx.get(f"{sv.base}/v1/info", timeout=30).json()["sealer"]
+        assert status["databaseReadable"] is True
+    text = sv.log.read_text()
+    assert "Traceback" not in text and " 500 " not in text, text[-4000:]
 
 
 def test_terminated_connections_answer_503_never_500(cluster: PgCluster, tmp_path: Path) -> None:
     name = "terminate"
-    url = _new_database(cluster, name)
-    key = Account.create()
-    with ManagedAnvil(tmp_path / "anvil") as node:
-        container = Container(Settings(data_dir=tmp_path / "ledger", database_url=url,
-                                       rpc_url=node.url))
-        creds = setup_ledger(container, key, stock=5)
-        auth = {"Authorization": f"Bearer {creds['citizen']}"}
-        log = tmp_path / "serve.log"
-        with serve_two_workers(tmp_path / "ledger", url, node.url, log,
-                               seal_interval=SEAL_INTERVAL) as base:
-            stop = threading.Event()
-            statuses: list[int] = []
+    with _served(cluster, tmp_path, name) as sv:
+        stop = threading.Event()
+        statuses: list[int] = []
 
-            def read() -> None:
-                while not stop.is_set():
-                    statuses.append(httpx.get(f"{base}/v1/me", headers=auth, timeout=30).status_code)
+        def read() -> None:
+            while not stop.is_set():
+                statuses.append(httpx.get(f"{sv.base}/v1/me", headers=sv.auth, timeout=30).status_code)
 
-            def kill() -> int:
-                killed = 0
-                with _admin(cluster) as conn:
-                    for _ in range(20):
-                        killed += len(conn.execute(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall())
-                        time.sleep(0.1)
-                return killed
+        def kill() -> int:
+            killed = 0
+            with _admin(cluster) as conn:
+                for _ in range(20):
+                    killed += len(conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (name,)).fetchall())
+                    time.sleep(0.1)
+            return killed
 
-            with ThreadPoolExecutor(max_workers=5) as pool:
-                readers = [pool.submit(read) for _ in range(4)]
-                killed = pool.submit(kill).result()
-                stop.set()
-                for r in readers:
-                    r.result()
-            assert killed > 0
-            assert set(statuses) <= {200, 503}, sorted(set(statuses))
-            assert statuses.count(200) > 0
-            # and the service works on afterwards
-            accepted = _submit_until_accepted(base, creds, key, [
-                a_record(creds["pseudonym"], quantity=2000, hours_ago=30)])
-            assert len(accepted) == 1
-            assert httpx.get(f"{base}/v1/me", headers=auth, timeout=30).status_code == 200
-        text = log.read_text()
-        assert "Traceback" not in text, text[-4000:]
-        print(f"\n{len(statuses)} reads while {killed} backends were terminated: "
-              f"{statuses.count(200)} x 200, {statuses.count(503)} x 503")
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            readers = [pool.submit(read) for _ in range(4)]
+            killed = pool.submit(kill).result()
+            stop.set()
+            for r in readers:
+                r.result()
+        assert killed > 0
+        assert set(statuses) <= {200, 503}, sorted(set(statuses))
+        assert statuses.count(200) > 0
+        # and the service works on afterwards
+        accepted = _submit_until_accepted(sv.base, sv.creds, sv.key, [
+            a_record(sv.creds["pseudonym"], quantity=2000, hours_ago=30)])
+        assert len(accepted) == 1
+        assert httpx.get(f"{sv.base}/v1/me", headers=sv.auth, timeout=30).status_code == 200
+    text = sv.log.read_text()
+    assert "Traceback" not in text, text[-4000:]
+    print(f"\n{len(statuses)} reads while {killed} backends were terminated: "
+          f"{statuses.count(200)} x 200, {statuses.count(503)} x 503")
 
 
 def test_a_citizens_page_is_one_snapshot_while_submissions_commit(cluster: PgCluster,
                                                                    tmp_path: Path) -> None:
     name = "snapshot"
-    url = _new_database(cluster, name)
-    key = Account.create()
-    with ManagedAnvil(tmp_path / "anvil") as node:
-        container = Container(Settings(data_dir=tmp_path / "ledger", database_url=url,
-                                       rpc_url=node.url))
-        creds = setup_ledger(container, key, stock=5)
-        auth = {"Authorization": f"Bearer {creds['citizen']}"}
-        with serve_two_workers(tmp_path / "ledger", url, node.url, tmp_path / "serve.log",
-                               seal_interval=SEAL_INTERVAL) as base:
-            stop = threading.Event()
-            pages: list[dict] = []
+    with _served(cluster, tmp_path, name) as sv:
+        stop = threading.Event()
+        pages: list[dict] = []
 
-            def read() -> None:
-                while not stop.is_set():
-                    answer = httpx.get(f"{base}/v1/me", headers=auth, timeout=30)
-                    assert answer.status_code == 200, answer.text
-                    pages.append(answer.json())
+        def read() -> None:
+            while not stop.is_set():
+                answer = httpx.get(f"{sv.base}/v1/me", headers=sv.auth, timeout=30)
+                assert answer.status_code == 200, answer.text
+                pages.append(answer.json())
 
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                readers = [pool.submit(read) for _ in range(6)]
-                for day in range(60):  # small submissions, one per day: each commits whole
-                    submit(base, creds, key, [a_record(creds["pseudonym"], quantity=300,
-                                                       hours_ago=30 + 24 * day + i)
-                                              for i in range(2)])
-                stop.set()
-                for r in readers:
-                    r.result()
-        halves = [p for p in pages
-                  if p["points"] != sum(t["points"] for t in p["totals"]) - p["pointsSpent"]]
-        assert len(pages) > 20
-        assert not halves, halves[:3]
-        assert len({p["points"] for p in pages}) > 1  # the reads did overlap the commits
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            readers = [pool.submit(read) for _ in range(6)]
+            for day in range(60):  # small submissions, one per day: each commits whole
+                submit(sv.base, sv.creds, sv.key, [a_record(sv.creds["pseudonym"], quantity=300,
+                                                   hours_ago=30 + 24 * day + i)
+                                          for i in range(2)])
+            stop.set()
+            for r in readers:
+                r.result()
+    halves = [p for p in pages
+              if p["points"] != sum(t["points"] for t in p["totals"]) - p["pointsSpent"]]
+    assert len(pages) > 20
+    assert not halves, halves[:3]
+    assert len({p["points"] for p in pages}) > 1  # the reads did overlap the commits
 
 
 def test_a_snapshot_session_does_not_see_a_commit_made_between_its_queries(db: Database) -> None:
