@@ -160,8 +160,12 @@ def serve(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
         shared = container(c.settings.data_dir, c.settings.chain, url)
         with shared.anchor():  # deploy (once) here, so the workers never race to deploy
             pass
+        # A spawned worker re-imports the CLI before it can answer the supervisor's first
+        # health check; on a busy host that took over uvicorn's default 5 s, and every
+        # worker was killed and replaced as it started (seen in the walkthroughs' runs).
         _supervise(uvicorn.Config("api.http.app:app_from_environment", factory=True,
-                                  workers=workers, **options))  # type: ignore[arg-type]
+                                  workers=workers, timeout_worker_healthcheck=60,
+                                  **options))  # type: ignore[arg-type]
 
 
 def _serve_in_process(c: Container, sealer: bool, options: dict[str, Any]) -> None:
