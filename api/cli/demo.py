@@ -25,6 +25,7 @@ from eth_account import Account
 from rich.progress import Progress
 
 from api.cli.base import DataDir, app, out, table
+from api.cli.campaign import publish_demo_season
 from api.composition import container
 from ledger import accounts, listings, views
 from ledger.anchoring import Anchor
@@ -246,6 +247,7 @@ def demo(data_dir: DataDir = None,
         redeem_some(c, pseudonyms, rng, tally)
         batches += sealer.seal()  # the redemptions' debits
         checked, total, failures = verify_all(c, anchor, [b.id for b in batches], rng)
+        season, joined = publish_demo_season(c, anchor, pseudonyms, rng)  # #21
     with c.db.session() as s:
         total_citizens = views.citizen_count(s)
         busiest = views.busiest_citizen(s)
@@ -263,6 +265,9 @@ def demo(data_dir: DataDir = None,
         ["proofs verified on chain", f"{checked - len(failures)} of {checked}"
                                      + (f" (a random sample of the {total:,} entries)"
                                         if checked < total else "")],
+        ["season published (campaign)", f"{season.id}, {season.starts} to {season.ends}: "
+                                        f"2 partners' offers, a cycling ranking "
+                                        f"({len(joined)} citizens joined)"],
         ["citizens in this ledger", total_citizens],
         ["seconds", f"{time.monotonic() - started:.1f}"],
     ]
@@ -276,11 +281,12 @@ def demo(data_dir: DataDir = None,
         raise Conflict(f"{len(failures)} proofs failed", field="proofs")
     if example is not None:
         next_steps(c, example, first=first, last=yesterday,
-                   contract=anchor.contract_address, batch=batches[0].id if batches else 1)
+                   contract=anchor.contract_address, batch=batches[0].id if batches else 1,
+                   season=season.id)
 
 
 def next_steps(c, example: tuple[str, str], *, first: datetime, last: datetime,  # type: ignore[no-untyped-def]
-               contract: str, batch: int) -> None:
+               contract: str, batch: int, season: str) -> None:
     """What to try next, on the data just made: copy-pasteable, one command a line."""
     who, entry = example
     dd = shlex.quote(str(c.settings.data_dir))
@@ -293,7 +299,9 @@ def next_steps(c, example: tuple[str, str], *, first: datetime, last: datetime, 
              f"  carbon-ledger report city {window} --period day {at} --chart city.svg",
              f"  carbon-ledger proof {entry} {at} --out proof.json",
              f"  carbon-ledger audit {batch} {at}",
-             f"  carbon-ledger admin citizen-list {at}    (and partner-list, reward-list, key-list)"]
+             f"  carbon-ledger admin citizen-list {at}    (and partner-list, reward-list, key-list)",
+             f"  carbon-ledger campaign show {season} {at}    (the season's rules; docs/campaigns.md)",
+             f"  carbon-ledger campaign ranking board {season} {at}"]
     if c.settings.chain != "tester":
         lines += [f"  carbon-ledger node {at}    (in another terminal: prints the chain's URL)",
                   f"  carbon-ledger verify proof.json --rpc URL --contract {contract}"]
