@@ -32,7 +32,7 @@ from eth_abi import encode as abi_encode
 from ledger.anchoring import PreparedAnchor, TxReceipt
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
-from ledger.leaf import KIND_CREDIT, LeafValues
+from ledger.leaf import KIND_BONUS, KIND_CREDIT, LeafValues
 from ledger.merkle import hash_leaf
 
 STATEMENT_ENCODING: tuple[str, ...] = (
@@ -321,6 +321,8 @@ def account_leaf(period: int, account: bytes, entries: Sequence[LeafValues], sal
                 totals = by_area.setdefault(area, [0, 0])
                 totals[0] += e.reduction_grams
                 totals[1] += 1
+        elif e.kind == KIND_BONUS:  # campaign points: earned, never grams
+            earned += e.points
         else:
             spent += e.points
     areas = [AreaTotal(a, g, n) for a, (g, n) in sorted(by_area.items())]
