@@ -267,8 +267,9 @@ def publish_demo_season(c: Any, anchor: Any, pseudonyms: list[str], rng: random.
                                      json.dumps(demo_season(tomorrow), ensure_ascii=False))
     joined = []
     with c.db.session(write_lock=True) as s:
-        for pseudonym in rng.sample(pseudonyms, min(5, len(pseudonyms))):
-            nickname = f"rider-{pseudonym[-6:]}"
+        for k, pseudonym in enumerate(rng.sample(pseudonyms, min(5, len(pseudonyms)))):
+            # never from the pseudonym: its tail may be six digits, which a nickname refuses
+            nickname = f"rider-{chr(ord('a') + k)}{rng.randrange(100, 1000)}"
             campaigns.join(s, campaign.id, accounts.get_citizen(s, pseudonym), nickname)
             joined.append(nickname)
     return campaign, joined
