@@ -123,7 +123,10 @@ class SealScheduler:
             held = None
         who = (f"held by {held[0]} for {max(0.0, held[1]):.0f} s more" if held
                else "(the holder could not be read)")
-        waited = self.oldest_wait()
+        try:
+            waited = self.oldest_wait()
+        except LedgerError:  # e.g. the database went away since the lease was refused
+            waited = None
         stalled = waited is not None and waited > 2 * self.interval
         self._log_at_most_once_a_minute(
             "lease", logging.WARNING if stalled else logging.INFO,
@@ -161,7 +164,12 @@ class SealScheduler:
                         "trying again")
                     continue
                 if due:
-                    if self.seal_once():
+                    try:
+                        sealed = self.seal_once()
+                    except Exception as exc:  # noqa: BLE001 - the thread must outlive any failure
+                        sealed = self._failed("round", f"a sealing round failed "
+                                                       f"({type(exc).__name__}: {exc})")
+                    if sealed:
                         self.backoff.succeeded()
                     else:
                         self.backoff.failed()

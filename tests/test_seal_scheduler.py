@@ -12,6 +12,7 @@ import pytest
 from api.composition import Container
 from api.settings import Settings
 from ledger import accounts
+from ledger.errors import DatabaseUnavailable
 from ledger.intake.service import submit_records
 from ledger.sealing import SEALER_LEASE
 from ledger.store.leases import acquire_lease, release_lease
@@ -67,3 +68,20 @@ def test_backoff_never_waits_longer_than_the_seal_interval(tmp_path: Path) -> No
     assert waits == [2.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
     scheduler.backoff.succeeded()
     assert scheduler.backoff.wait == 0.0
+
+
+def test_the_database_going_away_while_the_lease_is_refused_does_not_end_the_sealer(
+        tmp_path: Path) -> None:
+    """Seen under a crash-stop of PostgreSQL: the lease was refused, and reading how long
+    entries had waited then failed. That error escaped the sealer's thread and ended it."""
+    c = Container(Settings(data_dir=tmp_path, chain="tester"))
+    assert acquire_lease(c.db, SEALER_LEASE, "another-host:4242:abc", seconds=600)
+    with c.anchor() as anchor:
+        scheduler = c.seal_scheduler(anchor)
+
+        def gone() -> None:
+            raise DatabaseUnavailable("the database did not answer", field="database")
+
+        scheduler.oldest_wait = gone  # type: ignore[method-assign]
+        assert scheduler.seal_once()  # logged, not raised
+        assert scheduler.state == "lease-taken"
