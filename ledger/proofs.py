@@ -20,27 +20,30 @@ from ledger.entries import find_entry, sealed_through
 from ledger.errors import LedgerError, NotAnchored, NotFound
 from ledger.leaf import LEAF_ENCODING, decode_leaf
 from ledger.store.models import Batch, LedgerEntry
-from ledger.store.trees import ChunkCache, StoredTree, read_tree
+from ledger.store.trees import BATCH_TREES, ChunkCache, StoredTree, TreeRows, read_tree
 
 
 class TreeCache:
-    """Trees are immutable once sealed; keep the most recently read rows of them in memory.
+    """Trees are immutable once stored; keep the most recently read rows of them in memory.
 
-    A proof reads a few rows of its batch's tree (:class:`~ledger.store.trees.StoredTree`),
-    never the whole tree, so a batch's first proof costs the same as any other. Rows are
-    keyed by root, which names a tree's content whatever database it came from; ``size``
-    rows of 1 KiB each (4 MiB by default: the top rows of every batch stay in)."""
+    A proof reads a few rows of its tree (:class:`~ledger.store.trees.StoredTree`: a
+    batch's, or a month statement's), never the whole tree, so a tree's first proof costs
+    the same as any other. Rows are keyed by root, which names a tree's content whatever
+    database (or table) it came from; ``size`` rows of 1 KiB each (4 MiB by default: the
+    top rows of every tree stay in)."""
 
     def __init__(self, size: int = 4096) -> None:
         self._rows = ChunkCache(size)
 
-    def tree(self, session: Session, batch_id: int, root: bytes, leaf_count: int) -> StoredTree:
-        """A reader of batch ``batch_id``'s stored tree on the session's connection."""
-        return StoredTree(session.connection(), batch_id, leaf_count, root=root,
-                          cache=self._rows)
+    def tree(self, session: Session, owner: int, root: bytes, leaf_count: int, *,
+             rows: TreeRows = BATCH_TREES) -> StoredTree:
+        """A reader of ``owner``'s stored tree (batch ``owner``'s by default) on the
+        session's connection."""
+        return StoredTree(session.connection(), owner, leaf_count, root=root,
+                          cache=self._rows, rows=rows)
 
 
-_default_cache = TreeCache()
+default_tree_cache = TreeCache()
 
 # An entry and the batch holding it (if any), in one query.
 _ENTRY_AND_BATCH = find_entry(
@@ -60,7 +63,7 @@ class EntryProof:
 
 
 def entry_proof(session: Session, entry_id: bytes, *,
-                cache: TreeCache = _default_cache) -> EntryProof:
+                cache: TreeCache = default_tree_cache) -> EntryProof:
     """The entry's owner and bundle, from the stored tree (no rebuilding)."""
     # Core, on the session's connection: no ORM entities, so none of the ORM's execute path
     row = session.connection().execute(_ENTRY_AND_BATCH, {
@@ -91,7 +94,7 @@ def entry_proof(session: Session, entry_id: bytes, *,
 
 
 def proof_bundle(session: Session, entry_id: bytes, *,
-                 cache: TreeCache = _default_cache) -> dict[str, Any]:
+                 cache: TreeCache = default_tree_cache) -> dict[str, Any]:
     """The bundle for one entry; :class:`NotAnchored` while its batch is not anchored."""
     proof = entry_proof(session, entry_id, cache=cache)
     if proof.bundle is None:

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.leaf import LeafValues, decode_leaf
-from ledger.statement_builder import WITHOUT_TREE
 from ledger.statements import (
     StatementLeafValues,
     StatementReader,
@@ -52,7 +51,7 @@ class StatementReport:
 
 def audit_statements(session: Session, periods: Sequence[int] | None = None) -> list[StatementReport]:
     """Audit the built statements (``periods``, or all), in month order."""
-    statements = list(session.scalars(select(Statement).options(WITHOUT_TREE)
+    statements = list(session.scalars(select(Statement)
                                       .order_by(Statement.period)))
     reports = []
     previous: Statement | None = None
@@ -167,7 +166,7 @@ class StatementProblem:
 
 def stored_statements(session: Session) -> list[Statement]:
     """The ledger's month statements, in month order, detached from the session."""
-    statements = list(session.scalars(select(Statement).options(WITHOUT_TREE)
+    statements = list(session.scalars(select(Statement)
                                       .order_by(Statement.period)))
     for st in statements:
         session.expunge(st)

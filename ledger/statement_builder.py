@@ -17,12 +17,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
 from ledger.leaf import LeafValues, decode_leaf
 from ledger.methodology import local_day_offset
+from ledger.proofs import TreeCache, default_tree_cache
 from ledger.statements import (
     AreaTotal,
     StatementChain,
@@ -39,15 +40,13 @@ from ledger.statements import (
 )
 from ledger.store.database import Database
 from ledger.store.models import Batch, Citizen, LedgerEntry, Statement, StatementLeaf
+from ledger.store.trees import STATEMENT_TREES, store_tree
 
 log = logging.getLogger("carbon_ledger.statements")
 
 #: How long after a month's end its statement waits, so records received the night after
 #: (as partners deliver them) are counted in it rather than in the next month's.
 DEFAULT_SETTLE_SECONDS = 86_400
-#: Reads of a statement that need not its tree: a month's tree is a BLOB of 64 bytes an
-#: account, read only for proofs (and then whole: see the report of #20).
-WITHOUT_TREE = defer(Statement.nodes, raiseload=True)
 #: A batch sealed this long before a month's end holds no entry that occurred after it
 #: (records at most minutes in the future are accepted; the margin covers clocks too).
 SEALED_BEFORE_MARGIN = 2 * 86_400
@@ -62,7 +61,7 @@ def _anchored_through(session: Session) -> tuple[int, int]:
 
 
 def _previous(session: Session, period: int) -> Statement | None:
-    return session.scalar(select(Statement).options(WITHOUT_TREE).where(Statement.period < period)
+    return session.scalar(select(Statement).where(Statement.period < period)
                           .order_by(Statement.period.desc()).limit(1))
 
 
@@ -168,10 +167,10 @@ def _build(s: Session, period: int, end: int, through_batch: int, through_seq: i
     nodes = merkle.build_tree(sorted(hashes))
     statement = Statement(period=period, through_batch_id=through_batch, through_seq=through_seq,
                           period_end=end, leaf_count=len(leaves), root=merkle.root(nodes),
-                          content_hash=content_hash(hashes), nodes=nodes, status="built",
-                          built_at=now)
+                          content_hash=content_hash(hashes), status="built", built_at=now)
     s.add(statement)
     s.flush()
+    store_tree(s.connection(), period, nodes, rows=STATEMENT_TREES)
     s.add_all([StatementLeaf(period=period, citizen_id=cid, leaf=leaf.encode(),
                              areas=areas_json_text(areas)) for cid, leaf, areas in leaves])
     return statement
@@ -195,7 +194,7 @@ def anchor_statements(db: Database, chain: StatementChain, *, timeout: float = 1
 
 def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float) -> None:
     with db.session() as s:
-        st = s.get(Statement, period, options=[WITHOUT_TREE])
+        st = s.get(Statement, period)
         assert st is not None
         s.expunge(st)
     on_chain = chain.statement_root(period)
@@ -213,7 +212,7 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
                 period=period, root=st.root, leaf_count=st.leaf_count,
                 through_batch_id=st.through_batch_id, content_hash=st.content_hash)
             with db.session(write_lock=True) as s:
-                row = s.get(Statement, period, options=[WITHOUT_TREE])
+                row = s.get(Statement, period)
                 assert row is not None
                 row.tx_hash, row.raw_tx, row.status = prepared.tx_hash, prepared.raw, "submitted"
             st.tx_hash, st.raw_tx = prepared.tx_hash, prepared.raw
@@ -223,7 +222,7 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
             raise ChainError(f"the anchor of {period_label(period)}'s statement reverted",
                              field="txHash")
     with db.session(write_lock=True) as s:
-        row = s.get(Statement, period, options=[WITHOUT_TREE])
+        row = s.get(Statement, period)
         assert row is not None
         row.status, row.tx_hash, row.block_number = "anchored", receipt.tx_hash, receipt.block_number
         row.gas_used, row.anchored_at = receipt.gas_used, int(time.time())
@@ -244,8 +243,11 @@ class StatementProof:
     statement: Statement
 
 
-def statement_proofs(session: Session, citizen_id: int, periods: list[int]) -> list[StatementProof]:
-    """The citizen's leaves and proofs for ``periods``, each an anchored statement."""
+def statement_proofs(session: Session, citizen_id: int, periods: list[int], *,
+                     cache: TreeCache = default_tree_cache) -> list[StatementProof]:
+    """The citizen's leaves and proofs for ``periods``, each an anchored statement, from
+    the rows of the stored trees that the proofs need (a month's first proof costs what
+    any other does)."""
     out = []
     for period in periods:
         st = session.get(Statement, period)
@@ -256,12 +258,16 @@ def statement_proofs(session: Session, citizen_id: int, periods: list[int]) -> l
             raise NotFound(f"{period_label(period)}'s statement has no leaf of yours (the "
                            "account was opened after it)", field="period")
         leaf = decode_statement_leaf(bytes(row.leaf))
-        index = merkle.find_leaf(st.nodes, leaf.leaf_hash())
+        tree = cache.tree(session, period, st.root, st.leaf_count, rows=STATEMENT_TREES)
+        index = tree.find_leaf(leaf.leaf_hash())
         if index is None:
             raise InvalidInput(f"{period_label(period)}'s stored tree lacks the stored leaf",
                                field="statement")
-        out.append(StatementProof(leaf, areas_from_json(_json(row.areas)),
-                                  merkle.inclusion_proof(st.nodes, index), st))
+        path = tree.proof(index)
+        if merkle.root_from_proof(leaf.leaf_hash(), path) != st.root:  # the rows read are the tree built
+            raise InvalidInput(f"{period_label(period)}'s stored tree does not lead to its root",
+                               field="statement")
+        out.append(StatementProof(leaf, areas_from_json(_json(row.areas)), path, st))
     return out
 
 

@@ -27,6 +27,7 @@ from ledger.statement_builder import anchor_statements, build_statement
 from ledger.statements import decode_statement_leaf, period_bounds
 from ledger.store.database import Database
 from ledger.store.models import Batch, LedgerEntry, Statement, StatementLeaf
+from ledger.store.trees import STATEMENT_TREES, read_tree
 from tests.conftest import BACKENDS, fresh_database
 from tests.statement_ledger import Entry, add_entries, at
 
@@ -64,7 +65,7 @@ def test_a_month_statement_totals_each_account_and_its_root_is_anchored(
     assert (c.reduction_grams, c.entry_count) == (0, 0)  # a quiet month has its leaf too
     assert a.account == alice.account and len({a.salt, b.salt, c.salt}) == 3
     with db.session() as s:
-        nodes = s.get(Statement, 202611).nodes
+        nodes = read_tree(s.connection(), 202611, 3, rows=STATEMENT_TREES)
         alice_hashes = [merkle.hash_leaf(bytes(leaf)) for leaf in s.scalars(
             select(LedgerEntry.leaf).where(LedgerEntry.citizen_id == alice.id,
                                            LedgerEntry.occurred_at < at(2026, 12, 1, 0))

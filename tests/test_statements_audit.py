@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from chain.statements import EvmStatements
 from ledger import accounts, merkle
@@ -16,7 +16,8 @@ from ledger.statement_audit import audit_statements, statement_chain_problems
 from ledger.statement_builder import anchor_statements, build_statement
 from ledger.statements import content_hash, decode_statement_leaf, entries_commitment
 from ledger.store.database import Database
-from ledger.store.models import Citizen, LedgerEntry, Statement, StatementLeaf
+from ledger.store.models import Citizen, LedgerEntry, Statement, StatementLeaf, StatementTreeChunk
+from ledger.store.trees import STATEMENT_TREES, store_tree
 from tests.conftest import fresh_database
 from tests.statement_ledger import Entry, add_entries, at
 
@@ -53,8 +54,10 @@ def _forge(db, citizen, change) -> None:  # type: ignore[no-untyped-def]
             key=lambda v: v.account)
         hashes = [v.leaf_hash() for v in leaves]
         nodes = merkle.build_tree(sorted(hashes))
+        s.execute(delete(StatementTreeChunk).where(StatementTreeChunk.period == 202611))
+        store_tree(s.connection(), 202611, nodes, rows=STATEMENT_TREES)
         s.execute(update(Statement).where(Statement.period == 202611).values(
-            nodes=nodes, root=merkle.root(nodes), content_hash=content_hash(hashes)))
+            root=merkle.root(nodes), content_hash=content_hash(hashes)))
 
 
 def test_an_honest_statement_recomputes(db, anchor, sealer, make_citizen) -> None:

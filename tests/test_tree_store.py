@@ -20,7 +20,14 @@ from ledger import merkle
 from ledger.store.database import Database
 from ledger.store.models import Batch, BatchTreeChunk
 from ledger.store.schema import alembic_config
-from ledger.store.trees import CHUNK_BYTES, CHUNK_NODES, StoredTree, read_tree, store_tree
+from ledger.store.trees import (
+    CHUNK_BYTES,
+    CHUNK_NODES,
+    STATEMENT_TREES,
+    StoredTree,
+    read_tree,
+    store_tree,
+)
 from tests.test_migrations import engine_for, run_alembic
 
 
@@ -142,10 +149,11 @@ def test_a_missing_row_is_an_error_not_a_wrong_proof(db: Database) -> None:
             read_tree(conn, 1, 200)
 
 
-def tree_chunks_revision() -> tuple[str, str]:
-    """The migration that brings ``batch_tree_chunks``, and the one before it."""
+def tree_chunks_revision(name: str = "tree_chunks.py") -> tuple[str, str]:
+    """The migration whose file is ``NNNN_<name>``, and the one before it."""
     scripts = ScriptDirectory.from_config(alembic_config())
-    [mine] = [s for s in scripts.walk_revisions() if s.path.endswith("_tree_chunks.py")]
+    [mine] = [s for s in scripts.walk_revisions()
+              if os.path.basename(s.path).split("_", 1)[1] == name]
     assert isinstance(mine.down_revision, str)
     return mine.revision, mine.down_revision
 
@@ -174,4 +182,36 @@ def test_the_migration_cuts_stored_trees_into_rows_and_back(empty_db_url: str) -
         run_alembic(engine, "downgrade", before)
         with engine.connect() as conn:
             kept = dict(conn.execute(sa.text("SELECT batch_id, nodes FROM batch_trees")).all())
+        assert {k: bytes(v) for k, v in kept.items()} == trees
+
+
+def test_the_migration_cuts_statement_trees_into_rows_and_back(empty_db_url: str) -> None:
+    """Month statements' trees (one BLOB a month before) are cut into rows as batches' are,
+    and read back by the same reader."""
+    revision, before = tree_chunks_revision("statement_tree_chunks.py")
+    trees = {202610: random_tree(1, seed=4)[1], 202611: random_tree(3_000, seed=5)[1],
+             202612: random_tree(32, seed=6)[1]}
+    with engine_for(empty_db_url) as engine:
+        run_alembic(engine, "upgrade", before)
+        with engine.begin() as conn:
+            for period, tree in trees.items():
+                conn.execute(sa.text(
+                    "INSERT INTO statements (period, through_batch_id, through_seq, period_end, "
+                    "leaf_count, root, content_hash, nodes, status, built_at) VALUES (:p, 0, 0, "
+                    "0, :n, :r, :c, :nodes, 'built', 0)"),
+                    {"p": period, "n": merkle.leaf_count(tree), "r": merkle.root(tree),
+                     "c": bytes(32), "nodes": tree})
+        run_alembic(engine, "upgrade", revision)
+        with engine.connect() as conn:
+            assert "nodes" not in {c["name"] for c in sa.inspect(conn).get_columns("statements")}
+            for period, tree in trees.items():
+                n = merkle.leaf_count(tree)
+                assert read_tree(conn, period, n, rows=STATEMENT_TREES) == tree
+                stored = StoredTree(conn, period, n, root=merkle.root(tree), rows=STATEMENT_TREES)
+                for i in (n - 1, 2 * n - 2, n + n // 2 - 1):
+                    assert stored.find_leaf(merkle.node(tree, i)) == i
+                    assert stored.proof(i) == merkle.inclusion_proof(tree, i)
+        run_alembic(engine, "downgrade", before)
+        with engine.connect() as conn:
+            kept = dict(conn.execute(sa.text("SELECT period, nodes FROM statements")).all())
         assert {k: bytes(v) for k, v in kept.items()} == trees

@@ -83,7 +83,6 @@ def statement_list(data_dir: DataDir = None, as_json: Json = False) -> None:
     """The built statements: month, accounts, batches counted, status, block."""
     from sqlalchemy import select
 
-    from ledger.statement_builder import WITHOUT_TREE
     from ledger.store.models import Statement
 
     c = container(data_dir)
@@ -91,7 +90,7 @@ def statement_list(data_dir: DataDir = None, as_json: Json = False) -> None:
         rows = [{"month": period_label(st.period), "accounts": st.leaf_count,
                  "throughBatchId": st.through_batch_id, "status": st.status,
                  "block": st.block_number, "gasUsed": st.gas_used, "root": "0x" + st.root.hex()}
-                for st in s.scalars(select(Statement).options(WITHOUT_TREE)
+                for st in s.scalars(select(Statement)
                                    .order_by(Statement.period))]
     if as_json:
         emit_json(rows, None)

@@ -384,7 +384,6 @@ class Statement(Base):
     leaf_count: Mapped[int] = mapped_column(BigInteger)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    nodes: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))
     built_at: Mapped[int] = mapped_column(BigInteger)
     chain_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -394,6 +393,18 @@ class Statement(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatementTreeChunk(Base):
+    """Every node of a month's statement tree, in rows of 32 nodes (1 KiB) as batches'
+    trees are (:class:`BatchTreeChunk`, :mod:`ledger.store.trees`), so a citizen's proof
+    reads only the rows of its own nodes."""
+
+    __tablename__ = "statement_tree_chunks"
+
+    period: Mapped[int] = mapped_column(ForeignKey("statements.period"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class StatementLeaf(Base):

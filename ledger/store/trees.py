@@ -1,11 +1,15 @@
-"""Sealed trees in the database, in rows of :data:`CHUNK_NODES` nodes, so that a proof
+"""Stored trees in the database, in rows of :data:`CHUNK_NODES` nodes, so that a proof
 reads the few rows its nodes are in rather than the whole tree.
 
-A batch's tree is OZ's heap buffer (:mod:`ledger.merkle`): ``2n - 1`` nodes of 32 bytes.
-Row ``chunk`` of a batch holds nodes ``chunk * 32`` to ``chunk * 32 + 31`` (1 KiB: small
+A tree is OZ's heap buffer (:mod:`ledger.merkle`): ``2n - 1`` nodes of 32 bytes. Row
+``chunk`` of a tree holds nodes ``chunk * 32`` to ``chunk * 32 + 31`` (1 KiB: small
 enough to stay inline in a PostgreSQL row and to share SQLite pages). One BLOB per tree,
-as before, needed the whole tree read for a batch's first proof (363 ms and ~200 MB at
+as before, needed the whole tree read for a tree's first proof (363 ms and ~200 MB at
 3.1 M leaves) and could not hold more than ~15.6 M leaves (SQLite's 1 GB limit).
+
+Two kinds of tree are stored this way, each in its own table keyed by its owner
+(:class:`TreeRows`): batches' trees (:data:`BATCH_TREES`, by batch id) and month
+statements' trees (:data:`STATEMENT_TREES`, by month).
 
 A proof reads:
 
@@ -23,70 +27,95 @@ Both are O(log n) rows of 1 KiB; ``tests/test_tree_store.py`` counts them.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Column, Connection, Select, Table, bindparam, insert, select
 
 from ledger import merkle
 from ledger.errors import LedgerError
 from ledger.lru import Lru
-from ledger.store.models import BatchTreeChunk
+from ledger.store.models import BatchTreeChunk, StatementTreeChunk
 
 CHUNK_NODES = 32
 CHUNK_BYTES = CHUNK_NODES * merkle.NODE
 #: rows per INSERT round trip when a tree is stored: ~4 MiB of copies held at a time
 WRITE_ROWS = 4096
 
-_READ = (select(BatchTreeChunk.chunk, BatchTreeChunk.nodes)
-         .where(BatchTreeChunk.batch_id == bindparam("batch_id"),
-                BatchTreeChunk.chunk.in_(bindparam("chunks", expanding=True))))
-_READ_ALL = (select(BatchTreeChunk.chunk, BatchTreeChunk.nodes)
-             .where(BatchTreeChunk.batch_id == bindparam("batch_id"))
-             .order_by(BatchTreeChunk.chunk))
-
 #: a cache of rows shared across readers: (root, chunk) -> that row's nodes
 ChunkCache = Lru[tuple[bytes, int], bytes]
 
 
-def store_tree(conn: Connection, batch_id: int, nodes: bytes | bytearray | memoryview) -> int:
-    """Write a tree buffer as the batch's rows (in the caller's transaction); returns
-    how many rows."""
+@dataclass(frozen=True)
+class TreeRows:
+    """Where one kind of tree keeps its rows: a table of (owner, ``chunk``, ``nodes``),
+    and what its owner is called in errors (``batch``, ``statement``)."""
+
+    table: Table
+    owner: str
+    what: str
+    _read: Select[Any] = field(init=False, repr=False, compare=False)
+    _read_all: Select[Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        owner: Column[int] = self.table.c[self.owner]
+        chunk, nodes = self.table.c.chunk, self.table.c.nodes
+        object.__setattr__(self, "_read", select(chunk, nodes).where(
+            owner == bindparam("owner"), chunk.in_(bindparam("chunks", expanding=True))))
+        object.__setattr__(self, "_read_all", select(chunk, nodes)
+                           .where(owner == bindparam("owner")).order_by(chunk))
+
+    def missing(self, owner: int, what: str = "is missing rows") -> LedgerError:
+        return LedgerError(f"{self.what} {owner}'s stored tree {what}", field=self.what)
+
+
+BATCH_TREES = TreeRows(BatchTreeChunk.__table__, "batch_id", "batch")  # type: ignore[arg-type]
+STATEMENT_TREES = TreeRows(StatementTreeChunk.__table__, "period", "statement")  # type: ignore[arg-type]
+
+
+def store_tree(conn: Connection, owner: int, nodes: bytes | bytearray | memoryview, *,
+               rows: TreeRows = BATCH_TREES) -> int:
+    """Write a tree buffer as ``owner``'s rows (in the caller's transaction); returns how
+    many rows."""
     view = memoryview(nodes)
     if len(view) == 0 or len(view) % merkle.NODE:
         raise ValueError(f"a tree buffer of {len(view)} bytes is not whole nodes")
-    rows = -(-len(view) // CHUNK_BYTES)
-    for start in range(0, rows, WRITE_ROWS):
-        conn.execute(insert(BatchTreeChunk), [
-            {"batch_id": batch_id, "chunk": c,
+    count = -(-len(view) // CHUNK_BYTES)
+    for start in range(0, count, WRITE_ROWS):
+        conn.execute(insert(rows.table), [
+            {rows.owner: owner, "chunk": c,
              "nodes": bytes(view[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES])}
-            for c in range(start, min(start + WRITE_ROWS, rows))])
-    return rows
+            for c in range(start, min(start + WRITE_ROWS, count))])
+    return count
 
 
-def read_tree(conn: Connection, batch_id: int, leaf_count: int) -> bytes:
+def read_tree(conn: Connection, owner: int, leaf_count: int, *,
+              rows: TreeRows = BATCH_TREES) -> bytes:
     """The whole tree buffer (for the OZ dump, which lists every node)."""
     parts = []
-    for k, (chunk, nodes) in enumerate(conn.execute(_READ_ALL, {"batch_id": batch_id})):
+    for k, (chunk, nodes) in enumerate(conn.execute(rows._read_all, {"owner": owner})):
         if chunk != k:
             break
         parts.append(bytes(nodes))
     tree = b"".join(parts)
     if len(tree) != (2 * leaf_count - 1) * merkle.NODE:
-        raise LedgerError(f"batch {batch_id}'s stored tree is missing rows", field="batch")
+        raise rows.missing(owner)
     return tree
 
 
 class StoredTree:
-    """One batch's stored tree, read a row at a time as a proof needs it.
+    """One stored tree (a batch's by default), read a row at a time as a proof needs it.
 
     ``cache`` (shared, keyed by the root, which names a tree's content whatever database
     it came from) keeps recently read rows; ``rows_read`` and ``bytes_read`` count what
     this reader fetched from the database."""
 
-    def __init__(self, conn: Connection, batch_id: int, leaf_count: int, *, root: bytes,
-                 cache: ChunkCache | None = None) -> None:
+    def __init__(self, conn: Connection, owner: int, leaf_count: int, *, root: bytes,
+                 cache: ChunkCache | None = None, rows: TreeRows = BATCH_TREES) -> None:
         if leaf_count < 1:
-            raise LedgerError(f"batch {batch_id} has no leaves", field="batch")
-        self.conn, self.batch_id, self.n, self.root = conn, batch_id, leaf_count, root
+            raise LedgerError(f"{rows.what} {owner} has no leaves", field=rows.what)
+        self.conn, self.owner, self.n, self.root = conn, owner, leaf_count, root
+        self.rows = rows
         self._cache = cache
         self._rows: dict[int, bytes] = {}
         self.rows_read = 0
@@ -104,8 +133,8 @@ class StoredTree:
         if not want:
             return
         self.queries += 1
-        for chunk, nodes in self.conn.execute(_READ, {"batch_id": self.batch_id,
-                                                      "chunks": want}):
+        for chunk, nodes in self.conn.execute(self.rows._read, {"owner": self.owner,
+                                                                "chunks": want}):
             nodes = bytes(nodes)
             self._rows[chunk] = nodes
             self.rows_read += 1
@@ -113,8 +142,7 @@ class StoredTree:
             if self._cache is not None:
                 self._cache.put((self.root, chunk), nodes)
         if any(c not in self._rows for c in want):
-            raise LedgerError(f"batch {self.batch_id}'s stored tree is missing rows",
-                              field="batch")
+            raise self.rows.missing(self.owner)
 
     def node(self, index: int) -> bytes:
         chunk, k = divmod(index, CHUNK_NODES)
@@ -122,7 +150,7 @@ class StoredTree:
         row = self._rows[chunk]
         found = row[k * merkle.NODE : (k + 1) * merkle.NODE]
         if len(found) != merkle.NODE:
-            raise LedgerError(f"batch {self.batch_id}'s stored tree is short", field="batch")
+            raise self.rows.missing(self.owner, "is short")
         return found
 
     def find_leaf(self, leaf: bytes) -> int | None:
