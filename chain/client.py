@@ -9,36 +9,28 @@ tell "try again later" from "the chain said no".
 
 from __future__ import annotations
 
-import ast
-import re
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import requests
 from eth_account.signers.local import LocalAccount
 from eth_account.typed_transactions import TypedTransaction
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import (
-    BadFunctionCallOutput,
-    BlockNotFound,
-    ContractCustomError,
-    MismatchedABI,
-    ProviderConnectionError,
-    TimeExhausted,
-    TransactionNotFound,
-    Web3Exception,
-)
+from web3.contract import Contract
+from web3.exceptions import BlockNotFound, MismatchedABI, TransactionNotFound
 
+from chain.calls import TRANSPORT_ERRORS, call_chain, decode_custom_error, revert_data
 from chain.compiler import load_artifact
 from chain.fees import bump, price
 from ledger.anchoring import AccountNonces, AnchorEvent, PreparedAnchor, TxReceipt
 from ledger.errors import AnchorMismatch, ChainError, ChainUnavailable, FeeTooLow
 
+__all__ = ["ANCHOR_GAS", "AnchorPart", "ChainKind", "Deployment", "EvmAnchor", "call_chain",
+           "decode_custom_error", "deploy_contract", "revert_data"]
+
 ANCHOR_GAS = 200_000
-TRANSPORT_ERRORS = (requests.RequestException, ProviderConnectionError, TimeExhausted, OSError)
 # What nodes answer when a transaction is re-sent: it is in the pool, its nonce is taken
 # (mined, by it or by a replacement), or a pricier one of that nonce is already waiting.
 _BENIGN_SEND = ("already known", "already imported", "nonce too low",
@@ -92,6 +84,12 @@ class EvmAnchor:
     # -- ChainReader ---------------------------------------------------------------
 
     @property
+    def contract(self) -> Contract:
+        """The anchor contract: ``contract.functions.<name>(...)`` builds a call for
+        :meth:`view` or :meth:`prepare_call`."""
+        return self._contract
+
+    @property
     def chain_id(self) -> int:
         return self._chain_id
 
@@ -110,13 +108,13 @@ class EvmAnchor:
                                  "`carbon-ledger chain check`)", field="contract")
 
     def latest_batch_id(self) -> int:
-        return int(self._view(lambda: self._contract.functions.latestBatchId().call(),
+        return int(self.view(lambda: self._contract.functions.latestBatchId().call(),
                               "latestBatchId"))
 
     def anchored_root(self, batch_id: int) -> bytes | None:
         if batch_id < 1 or batch_id > self.latest_batch_id():
             return None
-        return bytes(self._view(lambda: self._contract.functions.batchRoot(batch_id).call(),
+        return bytes(self.view(lambda: self._contract.functions.batchRoot(batch_id).call(),
                                 f"batch {batch_id}"))
 
     def _raw_receipt(self, tx_hash: bytes, what: str) -> Any:
@@ -137,24 +135,41 @@ class EvmAnchor:
                          int(r["gasUsed"]), r.get("to"), bytes(r["blockHash"]))
 
     def anchor_events(self, tx_hash: bytes) -> list[AnchorEvent]:
+        return [AnchorEvent(int(a["batchId"]), bytes(a["root"]), int(a["leafCount"]),
+                            bytes(a["contentHash"]))
+                for a in self.events_in(tx_hash, "BatchAnchored")]
+
+    def events_in(self, tx_hash: bytes, event: str) -> list[Any]:
+        """The arguments of each ``event`` of this contract that transaction ``tx_hash``
+        logged (read from its receipt)."""
         r = call_chain(lambda: self.w3.eth.get_transaction_receipt(_hex(tx_hash)),  # type: ignore[arg-type]
-                  f"receipt {_hex(tx_hash)}")
-        anchored = self._contract.events.BatchAnchored()
-        topic = bytes(HexBytes(anchored.topic))
-        events = []
+                       f"receipt {_hex(tx_hash)}")
+        kind = self._contract.events[event]()
+        topic = bytes(HexBytes(kind.topic))
+        found = []
         for log in r["logs"]:
-            # Only this contract's BatchAnchored logs: the same transaction may carry
-            # another event of the contract (RoleGranted, say), which is not an anchor.
+            # Only this contract's logs of this event: the same transaction may carry
+            # another event of the contract (RoleGranted, say).
             if (Web3.to_checksum_address(log["address"]) != self._contract.address
                     or not log["topics"] or bytes(log["topics"][0]) != topic):
                 continue
             try:
-                ev = anchored.process_log(log)
+                found.append(kind.process_log(log)["args"])
             except (MismatchedABI, ValueError):
                 continue
-            events.append(AnchorEvent(int(ev["args"]["batchId"]), bytes(ev["args"]["root"]),
-                                      int(ev["args"]["leafCount"]), bytes(ev["args"]["contentHash"])))
-        return events
+        return found
+
+    def find_event_receipt(self, event: str, **arguments: int | bytes) -> TxReceipt | None:
+        """The receipt of the first successful transaction whose ``event`` log has these
+        (indexed) ``arguments``, searched from the contract's deployment; None if none."""
+        logs = call_chain(lambda: self._contract.events[event]().get_logs(
+            from_block=self._from_block, to_block="latest", argument_filters=arguments),
+            f"{event} logs")
+        for log in logs:
+            receipt = self.receipt(bytes(log["transactionHash"]))
+            if receipt is not None and receipt.succeeded:
+                return receipt
+        return None
 
     def created_contract(self, tx_hash: bytes) -> tuple[str, int] | None:
         """The contract a deployment transaction created, and its block (None if the
@@ -169,7 +184,7 @@ class EvmAnchor:
         return max(0, self.head() - block_number + 1)
 
     def verify_on_chain(self, batch_id: int, leaf: bytes, proof: list[bytes]) -> bool:
-        return bool(self._view(lambda: self._contract.functions.verify(batch_id, leaf, proof).call(),
+        return bool(self.view(lambda: self._contract.functions.verify(batch_id, leaf, proof).call(),
                                "verify"))
 
     # -- Anchor --------------------------------------------------------------------
@@ -178,9 +193,21 @@ class EvmAnchor:
                        content_hash: bytes, nonce: int | None = None,
                        replacing: bytes | None = None,
                        max_fee_ceiling: int | None = None) -> PreparedAnchor:
+        return self.prepare_call(
+            self._contract.functions.anchor(batch_id, root, leaf_count, content_hash),
+            f"anchor of batch {batch_id}", field="batchId", nonce=nonce, replacing=replacing,
+            max_fee_ceiling=max_fee_ceiling)
+
+    def prepare_call(self, call: Any, what: str, *, field: str, gas: int = ANCHOR_GAS,
+                     nonce: int | None = None, replacing: bytes | None = None,
+                     max_fee_ceiling: int | None = None) -> PreparedAnchor:
+        """Sign a transaction of the contract ``call`` with the anchoring key, not sent:
+        run as a call first (a rejection is a :class:`ChainError` naming the contract's
+        error, on ``field``), at the key's pending nonce (or ``nonce``, or the nonce of
+        ``replacing``, priced above it), EIP-1559 fees from the next block's base fee
+        (at most ``max_fee_ceiling``). ``what`` names it in errors."""
         signer = self._require_signer()
-        call = self._contract.functions.anchor(batch_id, root, leaf_count, content_hash)
-        self._simulate(call, batch_id, signer.address)
+        self._simulate(call, what, signer.address, field)
         previous = None
         if replacing is not None:
             old = TypedTransaction.from_bytes(HexBytes(replacing)).as_dict()
@@ -189,10 +216,10 @@ class EvmAnchor:
         if nonce is None:
             nonce = self.nonces().pending
         max_fee, tip = price(*self._fee_quote(), ceiling=max_fee_ceiling, replacing=previous)
-        params: Any = {"from": signer.address, "nonce": nonce, "gas": ANCHOR_GAS,
+        params: Any = {"from": signer.address, "nonce": nonce, "gas": gas,
                        "chainId": self._chain_id, "maxFeePerGas": max_fee,
                        "maxPriorityFeePerGas": tip}
-        tx: Any = call_chain(lambda: call.build_transaction(params), "anchor transaction")
+        tx: Any = call_chain(lambda: call.build_transaction(params), f"{what} transaction")
         signed = signer.sign_transaction(tx)
         return PreparedAnchor(bytes(signed.hash), bytes(signed.raw_transaction), nonce,
                               max_fee, tip)
@@ -216,14 +243,7 @@ class EvmAnchor:
 
     def find_anchor_receipt(self, batch_id: int) -> TxReceipt | None:
         # The contract keeps no block per batch: the logs say where its anchor went.
-        logs = call_chain(lambda: self._contract.events.BatchAnchored().get_logs(
-            from_block=self._from_block, to_block="latest",
-            argument_filters={"batchId": batch_id}), "BatchAnchored logs")
-        for log in logs:
-            receipt = self.receipt(bytes(log["transactionHash"]))
-            if receipt is not None and receipt.succeeded:
-                return receipt
-        return None
+        return self.find_event_receipt("BatchAnchored", batchId=batch_id)
 
     def is_known(self, tx_hash: bytes) -> bool:
         try:
@@ -242,6 +262,11 @@ class EvmAnchor:
 
     def head(self) -> int:
         return int(call_chain(lambda: self.w3.eth.block_number, "block number"))
+
+    def block_time(self) -> int:
+        """The latest block's timestamp (unix seconds)."""
+        return int(call_chain(lambda: self.w3.eth.get_block("latest")["timestamp"],
+                              "latest block"))
 
     def block_hash(self, block_number: int) -> bytes | None:
         try:
@@ -281,31 +306,41 @@ class EvmAnchor:
         else:
             raise ChainError("cannot mine on a remote chain", field="chain")
 
-    def _view(self, fn: Any, what: str) -> Any:
-        """A contract read; one that finds no code says so instead of failing to decode."""
+    def view(self, fn: Any, what: str) -> Any:
+        """A contract read (``fn`` makes it); one that finds no code at the contract says
+        so (:class:`AnchorMismatch`) instead of failing to decode or "reverted"."""
         try:
             return call_chain(fn, what)
-        except ChainError as exc:
-            if isinstance(exc.__cause__, BadFunctionCallOutput):
-                self.check_contract()
+        except ChainUnavailable:
+            raise
+        except ChainError:
+            self.check_contract()
             raise
 
-    def _simulate(self, call: Any, batch_id: int, sender: str) -> None:
-        """Run the anchor as a call first: a contract rejection comes back named."""
+    def view_or_none(self, fn: Any, what: str, *, unknown: str) -> Any:
+        """A contract read that reverts with the custom error ``unknown`` for a key never
+        written (``UnknownStatement``, say): None then, in one call."""
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - providers raise different revert types
+            data = revert_data(exc) or (revert_data(exc.__cause__) if exc.__cause__ else None)
+            if data and decode_custom_error(self._contract.abi, data).startswith(unknown):
+                return None
+            return self.view(fn, what)  # asked again, for the error named as any read's
+
+    def _simulate(self, call: Any, what: str, sender: str, field: str) -> None:
+        """Run the transaction as a call first: a contract rejection comes back named."""
         try:
             call.call({"from": sender})
         except TRANSPORT_ERRORS as exc:
-            raise ChainUnavailable(f"simulating anchor of batch {batch_id}: {exc}",
-                                   field="chain") from exc
+            raise ChainUnavailable(f"simulating {what}: {exc}", field="chain") from exc
         except Exception as exc:  # noqa: BLE001 - providers raise different revert types
             data = revert_data(exc)
             if data is None:
                 self.check_contract()
-                raise ChainError(f"simulating anchor of batch {batch_id}: {exc}",
-                                 field="chain") from exc
-            raise ChainError(f"anchor of batch {batch_id} rejected: "
-                             f"{decode_custom_error(self._contract.abi, data)}",
-                             field="batchId") from exc
+                raise ChainError(f"simulating {what}: {exc}", field="chain") from exc
+            raise ChainError(f"{what} rejected: {decode_custom_error(self._contract.abi, data)}",
+                             field=field) from exc
 
     def _require_signer(self) -> LocalAccount:
         if self._signer is None:
@@ -326,35 +361,44 @@ class EvmAnchor:
             latest = call_chain(lambda: self.w3.eth.get_block("latest"), "latest block")
             base = bump(int(latest.get("baseFeePerGas") or 0))
         return int(base), tip
-_REVERT_BYTES = re.compile(r"execution reverted: (b(['\"]).*\2)$", re.DOTALL)
 
 
-def revert_data(exc: BaseException) -> str | None:
-    """The 0x-hex revert data of a failed call, from web3 or from eth-tester."""
-    if isinstance(exc, ContractCustomError) and isinstance(exc.data, str):
-        return exc.data
-    text = str(exc.args[0]) if exc.args else ""
-    match = _REVERT_BYTES.search(text)  # eth-tester: "execution reverted: b'...'"
-    if match:
-        return "0x" + ast.literal_eval(match.group(1)).hex()
-    return None
+class AnchorPart:
+    """A part of the anchor contract's interface beyond batches (month statements,
+    campaigns), over an :class:`EvmAnchor`: the same connection, contract, key, and the
+    same fee, nonce, sending and receipt rules. A part adds its reads and ``prepare_*``
+    methods with :meth:`EvmAnchor.view`, :meth:`EvmAnchor.prepare_call` and
+    :meth:`EvmAnchor.events_in`."""
 
+    def __init__(self, anchor: EvmAnchor) -> None:
+        self.anchor = anchor
+        self.functions = anchor.contract.functions
 
-def decode_custom_error(abi: Any, data: str) -> str:
-    """Name a custom error from its revert data, e.g. ``BatchIdGap(5, 3)``."""
-    from eth_abi import decode
-    from eth_utils import function_signature_to_4byte_selector
+    @property
+    def chain_id(self) -> int:
+        return self.anchor.chain_id
 
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data)
-    for item in abi:
-        if item.get("type") != "error":
-            continue
-        types = [i["type"] for i in item["inputs"]]
-        selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(types)})")
-        if raw[:4] == selector:
-            args = decode(types, raw[4:])
-            return f"{item['name']}({', '.join(str(a) for a in args)})"
-    return data
+    @property
+    def contract_address(self) -> str:
+        return self.anchor.contract_address
+
+    def broadcast(self, raw: bytes) -> None:
+        self.anchor.broadcast(raw)
+
+    def is_known(self, tx_hash: bytes) -> bool:
+        return self.anchor.is_known(tx_hash)
+
+    def receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        return self.anchor.receipt(tx_hash)
+
+    def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt:
+        return self.anchor.wait_for_receipt(tx_hash, timeout=timeout)
+
+    def block_hash(self, block_number: int) -> bytes | None:
+        return self.anchor.block_hash(block_number)
+
+    def mine_if_dev(self, blocks: int) -> bool:
+        return self.anchor.mine_if_dev(blocks)
 
 
 def deploy_contract(w3: Web3, signer: LocalAccount, *, admin: str | None = None) -> Deployment:
@@ -373,31 +417,3 @@ def deploy_contract(w3: Web3, signer: LocalAccount, *, admin: str | None = None)
         raise ChainError("the anchor contract's deployment reverted", field="contract")
     return Deployment(chain_id, str(receipt["contractAddress"]), _hex(bytes(tx_hash)),
                       int(receipt["blockNumber"]))
-
-
-def call_chain(fn: Any, what: str) -> Any:
-    """Run one chain request, wrapping web3's errors in ChainError and the transport's
-    (after the provider's own retries) in ChainUnavailable."""
-    try:
-        return fn()
-    except ContractCustomError as exc:
-        raise ChainError(f"{what}: reverted ({exc.data})", field=what) from exc
-    except TRANSPORT_ERRORS as exc:
-        raise ChainUnavailable(f"the node did not answer ({what}): {_transport_reason(exc)}",
-                               field="chain") from exc
-    except (Web3Exception, ValueError) as exc:
-        raise ChainError(f"{what}: {exc}", field=what) from exc
-
-
-def _transport_reason(exc: BaseException) -> str:
-    """The short cause of a transport failure (requests nests it deeply)."""
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, requests.Timeout):
-        return "timed out"
-    text = str(exc)
-    for reason in ("Connection refused", "Connection reset", "Remote end closed",
-                   "Name or service not known"):
-        if reason in text:
-            return reason.lower()
-    return text[:200]

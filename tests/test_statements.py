@@ -156,7 +156,7 @@ def test_only_an_issuer_revokes_and_the_bit_reads_back(chain) -> None:
     chain.broadcast(prepared.raw)
     assert chain.wait_for_receipt(prepared.tx_hash, timeout=10).succeeded
     assert [chain.credential_revoked(i) for i in (2, 3, 299, 300)] == [False, True, False, True]
-    assert chain.is_issuer(chain._anchor._signer.address)
+    assert chain.is_issuer(chain.anchor._signer.address)
     assert not chain.is_issuer(Account.create().address)
 
 
