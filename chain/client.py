@@ -397,6 +397,9 @@ class AnchorPart:
     def block_hash(self, block_number: int) -> bytes | None:
         return self.anchor.block_hash(block_number)
 
+    def check_contract(self) -> None:
+        self.anchor.check_contract()
+
     def mine_if_dev(self, blocks: int) -> bool:
         return self.anchor.mine_if_dev(blocks)
 

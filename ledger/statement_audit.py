@@ -21,6 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
+from ledger.anchoring import TxReceipt
+from ledger.errors import AnchorMismatch
 from ledger.leaf import LeafValues, decode_leaf
 from ledger.statements import (
     StatementLeafValues,
@@ -193,21 +195,45 @@ def statement_chain_problems(reader: StatementReader | None,
     return problems
 
 
-def _on_chain_problem(reader: StatementReader, st: Statement) -> str | None:
+def statement_receipt(reader: StatementReader, st: Statement) -> TxReceipt | None:
+    """The receipt of the transaction that anchored ``st`` as the chain holds it now (the
+    one the ledger recorded, or another: the same mined again after a reorg, a second
+    attempt); None while the contract holds no root for its month. :class:`AnchorMismatch`
+    if the chain holds other contents for the month (root in the state; leaf count, batch
+    cut and content hash in the event), or the root with no transaction to show for it."""
+    prefix = f"{period_label(st.period)} on chain: "
     root = reader.statement_root(st.period)
     if root is None:
-        return "missing on chain"
+        return None
     if root != st.root:
-        return f"root differs: chain 0x{root.hex()}, ledger 0x{st.root.hex()}"
+        raise AnchorMismatch(f"{prefix}root differs: chain 0x{root.hex()}, ledger "
+                             f"0x{st.root.hex()}", field="root")
     receipt = reader.find_statement_receipt(st.period)
     if receipt is None:
-        return "its anchoring transaction was not found"
+        raise AnchorMismatch(f"{prefix}its anchoring transaction was not found", field="txHash")
     events = [e for e in reader.statement_events(receipt.tx_hash) if e.period == st.period]
     if not events:
-        return "its anchoring transaction has no StatementAnchored event for it"
+        raise AnchorMismatch(f"{prefix}its anchoring transaction has no StatementAnchored "
+                             "event for it", field="txHash")
     e = events[0]
     if (e.leaf_count, e.through_batch_id, e.content_hash) != (
             st.leaf_count, st.through_batch_id, st.content_hash):
-        return (f"event differs: chain {e.leaf_count} leaves through batch "
-                f"{e.through_batch_id}, ledger {st.leaf_count} through {st.through_batch_id}")
+        raise AnchorMismatch(f"{prefix}event differs: chain {e.leaf_count} leaves through "
+                             f"batch {e.through_batch_id}, ledger {st.leaf_count} through "
+                             f"{st.through_batch_id}", field="root")
+    return receipt
+
+
+def _on_chain_problem(reader: StatementReader, st: Statement) -> str | None:
+    try:
+        receipt = statement_receipt(reader, st)
+    except AnchorMismatch as exc:
+        return exc.message.removeprefix(f"{period_label(st.period)} on chain: ")
+    if receipt is None:
+        return "missing on chain"
+    if st.tx_hash is not None and receipt.tx_hash != st.tx_hash:
+        return f"its anchoring transaction 0x{st.tx_hash.hex()} is not on chain"
+    if receipt.block_number != st.block_number:
+        return (f"its anchoring transaction is in block {receipt.block_number}, the ledger "
+                f"says {st.block_number}")
     return None

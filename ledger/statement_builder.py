@@ -14,16 +14,20 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ledger import merkle
+from ledger.anchoring import TxReceipt
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
 from ledger.leaf import LeafValues, decode_leaf
 from ledger.methodology import local_day_offset
 from ledger.proofs import TreeCache, default_tree_cache
+from ledger.reanchoring import AnchoredRow, Recheck, recheck_series
+from ledger.statement_audit import statement_receipt
 from ledger.statements import (
     AreaTotal,
     StatementChain,
@@ -112,8 +116,11 @@ def build_statement(db: Database, *, now: int | None = None, period: int | None 
 def build_due_statements(db: Database, chain: StatementChain, *,
                          settle_seconds: int = DEFAULT_SETTLE_SECONDS,
                          now: int | None = None) -> list[Statement]:
-    """Anchor what a crash left built, then build and anchor every month now due, in
-    order; the statements built. Stops quietly at the first month not due (over, sealed)."""
+    """Hold the anchored statements against the chain (a reorg may have taken some away:
+    :func:`recheck_statements`), anchor what a crash or a reorg left unanchored, then build
+    and anchor every month now due, in order; the statements built. Stops quietly at the
+    first month not due (over, sealed)."""
+    recheck_statements(db, chain)
     anchor_statements(db, chain)
     built: list[Statement] = []
     while True:
@@ -229,6 +236,87 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
         row.chain_id, row.contract_address = chain.chain_id, chain.contract_address
     log.info("statement %s anchored in block %d (%d gas)", period_label(period),
              receipt.block_number, receipt.gas_used)
+
+
+# -- after a reorg ---------------------------------------------------------------------------
+
+class StatementSeries:
+    """Month statements as a :class:`~ledger.reanchoring.AnchoredSeries`: one month after
+    another in ``statements``, keyed by month (yyyymm)."""
+
+    what = "statement"
+
+    def __init__(self, db: Database, chain: StatementChain) -> None:
+        self.db, self.chain = db, chain
+
+    @property
+    def chain_id(self) -> int:
+        return self.chain.chain_id
+
+    @property
+    def contract_address(self) -> str:
+        return self.chain.contract_address
+
+    def check_contract(self) -> None:
+        self.chain.check_contract()
+
+    def chain_latest(self) -> int:
+        return self.chain.latest_statement()[0]
+
+    def ledger_last(self) -> tuple[AnchoredRow | None, int]:
+        with self.db.session() as s:
+            last = s.scalar(select(Statement).where(Statement.status == "anchored")
+                            .order_by(Statement.period.desc()).limit(1))
+            highest = s.scalar(select(func.max(Statement.period))) or 0
+        return (None if last is None else _row(last)), highest
+
+    def anchored_down_from(self, key: int) -> Iterable[AnchoredRow]:
+        with self.db.session() as s:
+            rows = [_row(st) for st in s.scalars(
+                select(Statement).where(Statement.status == "anchored", Statement.period <= key)
+                .order_by(Statement.period.desc()))]
+        return rows
+
+    def receipt_on_chain(self, key: int) -> TxReceipt | None:
+        with self.db.session() as s:
+            st = s.get_one(Statement, key)
+        return statement_receipt(self.chain, st)
+
+    def record_moved(self, key: int, receipt: TxReceipt) -> None:
+        with self.db.session(write_lock=True) as s:
+            row = s.get_one(Statement, key)
+            row.tx_hash, row.block_number, row.gas_used = (
+                receipt.tx_hash, receipt.block_number, receipt.gas_used)
+
+    def reopen_after(self, key: int) -> None:
+        with self.db.session(write_lock=True) as s:
+            gone = (Statement.period > key) & (Statement.status == "anchored")
+            s.execute(update(Statement).where(gone, Statement.raw_tx.is_(None))
+                      .values(status="built", block_number=None, gas_used=None,
+                              anchored_at=None))
+            s.execute(update(Statement).where(gone)
+                      .values(status="submitted", block_number=None, gas_used=None,
+                              anchored_at=None))
+
+
+def _row(st: Statement) -> AnchoredRow:
+    return AnchoredRow(st.period, st.tx_hash, st.block_number, st.chain_id, st.contract_address)
+
+
+def recheck_statements(db: Database, chain: StatementChain, *,
+                       before_write: Callable[[], None] = lambda: None) -> Recheck:
+    """Put right the anchored statements after a reorg, as the sealer does for batches
+    (:func:`ledger.reanchoring.recheck_series`): months the chain no longer holds go back
+    to be anchored again (their signed transaction kept), and a statement's anchor mined
+    again in another block gets its row corrected. Statements count as anchored once
+    mined, so a reorg of any depth can reach them."""
+    found = recheck_series(StatementSeries(db, chain), confirmations=1,
+                           before_write=before_write)
+    if found.reopened or found.moved:
+        log.warning("statements after a reorg: %s to anchor again, %s moved to another block",
+                    [period_label(p) for p in found.reopened],
+                    [period_label(p) for p in found.moved])
+    return found
 
 
 # -- proofs ---------------------------------------------------------------------------------

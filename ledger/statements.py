@@ -291,6 +291,14 @@ class StatementChain(StatementReader, Protocol):
 
     def mine_if_dev(self, blocks: int) -> bool: ...
 
+    def block_hash(self, block_number: int) -> bytes | None:
+        """The canonical block's hash at that height (None beyond the head)."""
+        ...
+
+    def check_contract(self) -> None:
+        """:class:`~ledger.errors.AnchorMismatch` if the contract has no code."""
+        ...
+
 
 # -- one account's totals -------------------------------------------------------------------
 
