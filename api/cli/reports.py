@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 
-from api.cli.base import DataDir, app, emit_json, option_names, out, table
-from api.composition import container
+from api.cli.base import Chain, DataDir, RpcUrl, app, emit_json, option_names, out, table
+from api.composition import Container, container
 from ledger import accounts, listings
+from ledger.anchoring import ChainReader
 from ledger.errors import InvalidInput
 from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
 
@@ -124,18 +125,27 @@ def city(first: From, last: To, period: Period = "day", data_dir: DataDir = None
 def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
           data_dir: DataDir = None, as_json: Json = False,
           workers: Annotated[int, typer.Option(min=1, max=64, help="processes auditing slices "
-                                               "of a large batch")] = 2) -> None:
-    """Recompute a batch from the partners' raw records and the published methodology;
-    exit 1 naming every entry that does not hold (the first 1000; all are counted)."""
+                                               "of a large batch")] = 2,
+          chain: Chain = None, rpc: RpcUrl = None,
+          no_chain: Annotated[bool, typer.Option("--no-chain", help="recompute only: do not "
+                                                 "hold the batch against the chain")] = False,
+          ) -> None:
+    """Recompute a batch from the partners' raw records and the published methodology, and
+    hold the recomputed root, leaf count and content hash against what the chain holds for
+    the batch; exit 1 naming every entry that does not hold (the first 1000; all are
+    counted) and any difference from the chain."""
     from ledger.audit import audit_batch
     from ledger.errors import VerificationError
 
-    c = container(data_dir)
-    with c.db.session(snapshot=True) as s, _audit_progress(batch_id) as progress:
-        report = audit_batch(s, batch_id, progress=progress, workers=workers)
+    c = container(data_dir, chain, rpc)
+    with _audit_chain(c, skip=no_chain) as (reader, unchecked), \
+            c.db.session(snapshot=True) as s, _audit_progress(batch_id) as progress:
+        report = audit_batch(s, batch_id, chain=reader, progress=progress, workers=workers)
     if as_json:
-        emit_json(report.as_dict(), None)
+        emit_json({**report.as_dict(), "heldAgainstChain": reader is not None}, None)
     else:
+        if unchecked:
+            out.print(f"not held against the chain: {unchecked}", highlight=False)
         for problem in report.problems:
             out.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
         if report.problem_count > len(report.problems):
@@ -148,6 +158,22 @@ def audit(batch_id: Annotated[int, typer.Argument(help="a sealed batch's id")],
         _show_recomputed(report.as_dict())
     if not report.ok:
         raise VerificationError(f"batch {batch_id} does not recompute", field="batch")
+
+
+@contextmanager
+def _audit_chain(c: Container, *, skip: bool) -> Iterator[tuple[ChainReader | None, str | None]]:
+    """The ledger's contract, read-only, on the chain `chain check` reads (the configured
+    RPC, else the data dir's managed node), or None and why not."""
+    if skip:
+        yield None, "--no-chain"
+        return
+    if c.settings.chain == "tester":
+        yield None, "an in-process chain lives only as long as one command"
+        return
+    with c.node_url() as url:
+        reader = c.ledger_reader(url)
+        yield reader, (None if reader is not None
+                       else "this ledger never deployed to the node's chain")
 
 
 @contextmanager
