@@ -6,14 +6,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MESSAGES } from '../src/ui/messages.js';
+import { CHECKS, PRESENTATION_CHECKS } from '../src/verifier/index.js';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const sources = readdirSync(SRC, { recursive: true }).filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(SRC, f), 'utf8'));
 const DYNAMIC = {
-  'nav.': ['home', 'verify', 'citizen', 'auditor', 'partner', 'public'],
-  'home.': ['verify', 'citizen', 'auditor', 'partner', 'public'],
-  'check.': ['parse', 'shape', 'trust', 'node', 'fold', 'batch', 'transaction', 'contract-verify'],
-  'why.': ['parse', 'shape', 'trust', 'node', 'fold', 'batch', 'transaction', 'contract-verify'],
+  'nav.': ['home', 'verify', 'citizen', 'auditor', 'partner', 'public', 'campaigns'],
+  'home.': ['verify', 'citizen', 'auditor', 'partner', 'public', 'campaigns'],
+  'check.': [...CHECKS, ...PRESENTATION_CHECKS],
+  'why.': [...CHECKS, ...PRESENTATION_CHECKS],
   'batch.': ['sealed', 'submitted', 'anchored'],
   'outcome.': ['accepted', 'duplicate', 'rejected'],
   'period.': ['day', 'month'],

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree';
-import { ANCHOR_ABI, BATCH_ANCHORED } from '../src/verifier/abi.js';
+import { ANCHOR_ABI, BATCH_ANCHORED, CREDENTIAL_ABI } from '../src/verifier/abi.js';
 import { parseBundle, Refusal } from '../src/verifier/index.js';
 import { leafHash, rootFromProof } from '../src/verifier/merkle.js';
 import { parseStrictJson, JsonRefused } from '../src/verifier/strict-json.js';
@@ -90,7 +90,7 @@ test('leaf and fold agree with OpenZeppelin StandardMerkleTree', () => {
 
 test('the ABI fragment is the committed artifact\'s', () => {
   const artifact = JSON.parse(readFileSync(`${ROOT}contracts/CarbonLedgerAnchor.json`, 'utf8')).abi;
-  for (const entry of [...ANCHOR_ABI, BATCH_ANCHORED]) {
+  for (const entry of [...ANCHOR_ABI, BATCH_ANCHORED, ...CREDENTIAL_ABI]) {
     assert.deepEqual(entry, artifact.find((e) => e.name === entry.name && e.type === entry.type));
   }
 });

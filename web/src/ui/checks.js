@@ -1,15 +1,25 @@
-// One verification on screen: the eight checks of docs/proof-bundle.md in order, each
+// One verification on screen: the checks in order (a proof bundle's eight of
+// docs/proof-bundle.md, or a green-credit presentation's of docs/green-credit.md), each
 // marked as it passes or fails, then the verdict. The verdict comes from the browser
 // verifier alone, never from the API.
 
-import { CHECKS, ChainUnreadable, Refusal, verifyBundle } from '../verifier/index.js';
+import { CHECKS, ChainUnreadable, PRESENTATION_CHECKS, Refusal, verifyBundle, verifyPresentation } from '../verifier/index.js';
 import { clear, h, hexCell } from './dom.js';
-import { num, t } from './i18n.js';
+import { kg, num, t } from './i18n.js';
 import { currentPin, rpcUrl, trustRoot } from './pins.js';
+import { table } from './shell.js';
 
-/** Verify `input` (bytes or text) into `box`; resolves to {verdict} or {refusal} or {error}. */
-export async function runVerification(input, box) {
-  const rows = new Map(CHECKS.map((check) => [check, h('li', { dataset: { check, state: 'pending' } },
+/** Verify a bundle's `input` (bytes or text) into `box`; resolves to {verdict} or {refusal} or {error}. */
+export const runVerification = (input, box) => runChecks(box, CHECKS,
+  (trust, onStep) => verifyBundle(input, { trust, rpcUrl: rpcUrl(), onStep }), verdictView);
+
+/** Verify a green-credit presentation for the bank that sent `challenge` as `audience`. */
+export const runPresentationCheck = (input, box, { challenge, audience }) => runChecks(box, PRESENTATION_CHECKS,
+  (trust, onStep) => verifyPresentation(input, { trust, rpcUrl: rpcUrl(), onStep, challenge, audience,
+    now: Math.floor(Date.now() / 1000) }), presentationView);
+
+async function runChecks(box, checks, verify, view) {
+  const rows = new Map(checks.map((check) => [check, h('li', { dataset: { check, state: 'pending' } },
     h('span', { class: 'mark', 'aria-hidden': 'true' }), h('span', { class: 'check-name' }, t(`check.${check}`)),
     h('span', { class: 'check-detail' }))]));
   const outcome = h('div', { class: 'outcome', role: 'status', 'aria-live': 'polite' });
@@ -26,11 +36,11 @@ export async function runVerification(input, box) {
     if (!ok) row.querySelector('.check-detail').textContent = ` ${detail.field}: ${detail.message}`;
   };
   try {
-    const verdict = await verifyBundle(input, { trust, rpcUrl: rpcUrl(), onStep });
+    const verdict = await verify(trust, onStep);
     Object.assign(box.dataset, { verdict: 'valid', check: '', field: '',
       totalMs: verdict.timings.totalMs.toFixed(2), rpcMs: verdict.timings.rpcMs.toFixed(2),
       rpcCalls: verdict.timings.rpcCalls });
-    clear(outcome, verdictView(verdict));
+    clear(outcome, view(verdict));
     return { verdict };
   } catch (e) {
     if (e instanceof Refusal) {
@@ -61,4 +71,24 @@ function verdictView(v) {
         total: num(v.timings.totalMs, { maximumFractionDigits: 1 }),
         local: num(v.timings.totalMs - v.timings.rpcMs, { maximumFractionDigits: 1 }),
         calls: v.timings.rpcCalls }))));
+}
+
+function presentationView(v) {
+  return h('div', { class: 'notice notice-ok verdict-valid' },
+    h('p', {}, h('strong', {}, t('verify.valid')), ' ', t('credit.validWhat', {
+      index: String(v.statusIndex), audience: v.audience, chain: v.chainId })),
+    h('dl', { class: 'facts' },
+      h('dt', {}, t('credit.holder')), h('dd', {}, h('code', { class: 'addr' }, v.holder)),
+      h('dt', {}, t('field.contract')), h('dd', {}, h('code', { class: 'addr' }, v.contract)),
+      h('dt', {}, t('field.pinnedBy')), h('dd', {}, v.pinnedBy),
+      h('dt', {}, t('credit.total')), h('dd', { id: 'credit-total' }, kg(Number(v.totalReductionGrams)))),
+    table([t('credit.month'), t('credit.reduction'), t('credit.earned'), t('credit.spent'), t('credit.entries')],
+      v.months.map((m) => h('tr', { dataset: { month: m.month, grams: String(m.reductionGrams) } },
+        h('td', { 'data-label': t('credit.month') }, m.month),
+        h('td', { 'data-label': t('credit.reduction'), class: 'num' }, kg(Number(m.reductionGrams)),
+          m.areas ? h('ul', { class: 'areas' }, m.areas.map((a) => h('li', {}, `${a.area}: ${kg(Number(a.grams))}`))) : null),
+        h('td', { 'data-label': t('credit.earned'), class: 'num' }, num(m.pointsEarned)),
+        h('td', { 'data-label': t('credit.spent'), class: 'num' }, num(m.pointsSpent)),
+        h('td', { 'data-label': t('credit.entries'), class: 'num' }, num(m.entryCount)))),
+      { caption: t('credit.months') }));
 }

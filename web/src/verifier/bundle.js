@@ -33,6 +33,20 @@ export class Refusal extends Error {
 
 const shape = (field, message) => new Refusal('shape', field, message);
 
+/** `step(check, run)`: run one check, telling `onStep(check, ok, detail)` as it passes or is refused. */
+export function stepper(onStep) {
+  return async (check, run) => {
+    try {
+      const detail = await run();
+      onStep(check, true, detail);
+      return detail;
+    } catch (e) {
+      if (e instanceof Refusal) onStep(check, false, e);
+      throw e;
+    }
+  };
+}
+
 /** Parse a bundle's bytes (or text): bounds and I-JSON first, then its shape. */
 export function parseBundle(input) {
   let data;

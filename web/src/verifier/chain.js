@@ -4,10 +4,13 @@
 // contract stores only each batch's root; its leaf count and content hash are in the
 // BatchAnchored event of the anchoring transaction, read from that receipt.
 
-import { createPublicClient, decodeEventLog, http, numberToHex, toEventSelector } from 'viem';
-import { ANCHOR_ABI, BATCH_ANCHORED } from './abi.js';
+import { ContractFunctionRevertedError, createPublicClient, decodeEventLog, http, keccak256, numberToHex, stringToBytes,
+  toEventSelector } from 'viem';
+import { ANCHOR_ABI, BATCH_ANCHORED, CREDENTIAL_ABI } from './abi.js';
 
 const ANCHORED_TOPIC = toEventSelector(BATCH_ANCHORED);
+const ISSUER_ROLE = keccak256(stringToBytes('ISSUER_ROLE'));
+const reverted = (e) => Boolean(e?.walk?.((x) => x instanceof ContractFunctionRevertedError));
 
 export class ChainUnreadable extends Error {
   constructor(message) {
@@ -33,6 +36,18 @@ export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
   };
   const view = (functionName, args = []) => read(functionName, () =>
     client.readContract({ address: contract, abi: ANCHOR_ABI, functionName, args }));
+  const credentialView = (functionName, args) => read(functionName, () =>
+    client.readContract({ address: contract, abi: CREDENTIAL_ABI, functionName, args }));
+  // A view that reverts for what was never written (a month never stated, a ranking never
+  // anchored): null, not an unreadable chain.
+  const rootOrNull = (functionName, args) => read(functionName, async () => {
+    try {
+      return await client.readContract({ address: contract, abi: CREDENTIAL_ABI, functionName, args });
+    } catch (e) {
+      if (reverted(e)) return null;
+      throw e;
+    }
+  });
   const receipt = (tx) => read(`the receipt of ${tx}`, () =>
     client.request({ method: 'eth_getTransactionReceipt', params: [tx] }));
 
@@ -49,6 +64,12 @@ export function chainReader(url, contract, { timeoutMs = 15000 } = {}) {
     latestBatchId: () => view('latestBatchId'),
     batchRoot: (batchId) => view('batchRoot', [BigInt(batchId)]),
     verifyOnChain: (batchId, leaf, proof) => view('verify', [BigInt(batchId), leaf, proof]),
+    /** The statement root of month `period` (yyyymm), or null when it was never stated. */
+    statementRoot: (period) => rootOrNull('statementRoot', [period]),
+    credentialRevoked: (index) => credentialView('credentialRevoked', [BigInt(index)]),
+    isIssuer: (address) => credentialView('hasRole', [ISSUER_ROLE, address]),
+    /** The ranking root anchored for a campaign version's key, or null. */
+    rankingRoot: (key) => rootOrNull('rankingRoot', [key]),
     /** The receipt (status, to, block, logs) or null when the chain has no such transaction. */
     receipt: async (tx) => {
       const r = await receipt(tx);

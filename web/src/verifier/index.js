@@ -5,7 +5,7 @@
 //   parse, shape, trust, node, fold, batch, transaction, contract-verify.
 // The trust root ({chainId, contract, source}) never comes from the bundle.
 
-import { Refusal, bundleFromJson, MAX_BUNDLE_BYTES, MAX_DEPTH } from './bundle.js';
+import { Refusal, bundleFromJson, MAX_BUNDLE_BYTES, MAX_DEPTH, stepper } from './bundle.js';
 import { anchorEvents, chainReader } from './chain.js';
 import { leafHash, rootFromProof } from './merkle.js';
 import { JsonRefused, parseStrictJson } from './strict-json.js';
@@ -38,16 +38,7 @@ export function checkClaimsAgainstPin(bundle, trust) {
 export async function verifyBundle(input, { trust, rpcUrl, reader, onStep = () => {} }) {
   if (!trust) throw new Error('nothing pinned: pin the ledger from its descriptor first');
   const started = performance.now();
-  const step = async (check, run) => {
-    try {
-      const detail = await run();
-      onStep(check, true, detail);
-      return detail;
-    } catch (e) {
-      if (e instanceof Refusal) onStep(check, false, e);
-      throw e;
-    }
-  };
+  const step = stepper(onStep);
   const data = await step('parse', () => {
     try {
       return parseStrictJson(input, { maxBytes: MAX_BUNDLE_BYTES, maxDepth: MAX_DEPTH });
@@ -113,3 +104,5 @@ async function checkTransaction(bundle, root, chain, trust) {
     .some((e) => e.batchId === BigInt(bundle.batchId) && e.root === root);
   if (!anchored) throw fail('transaction', 'txHash', `transaction ${tx} did not anchor batch ${bundle.batchId}`);
 }
+
+export { PRESENTATION_CHECKS, verifyPresentation, looksLikePresentation } from './presentation.js';

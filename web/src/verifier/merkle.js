@@ -7,10 +7,13 @@ import { LEAF_ENCODING } from './bundle.js';
 
 const LEAF_TYPES = LEAF_ENCODING.map((type) => ({ type }));
 
-/** The leaf hash of parsed values (bytes32 as 0x-hex, integers as BigInt, the address). */
-export function leafHash(values) {
-  return keccak256(keccak256(encodeAbiParameters(LEAF_TYPES, values)));
+/** OZ's standard leaf of `values` ABI-encoded as `types` ([{type}]). */
+export function standardLeaf(types, values) {
+  return keccak256(keccak256(encodeAbiParameters(types, values)));
 }
+
+/** The leaf hash of parsed values (bytes32 as 0x-hex, integers as BigInt, the address). */
+export const leafHash = (values) => standardLeaf(LEAF_TYPES, values);
 
 /** OZ's processProof: fold the proof from the leaf up; the root it gives, lower-case hex. */
 export function rootFromProof(leaf, proof) {
