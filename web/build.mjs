@@ -13,7 +13,7 @@ import { build } from 'esbuild';
 
 const WEB = dirname(fileURLToPath(import.meta.url));
 const DIST = join(WEB, 'dist');
-export const PAGES = { home: 'index', verify: 'verify', citizen: 'citizen', auditor: 'auditor', partner: 'partner', public: 'public' };
+export const PAGES = { home: 'index', verify: 'verify', citizen: 'citizen', auditor: 'auditor', partner: 'partner', public: 'public', campaigns: 'campaigns' };
 const define = { __SIGNING_EXAMPLE__: JSON.stringify(readFileSync(join(WEB, 'examples/sign-submission.mjs'), 'utf8')) };
 const common = { bundle: true, minify: true, target: 'es2022', define, legalComments: 'none', logLevel: 'warning' };
 

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, Response
 
 DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 PAGES = {"": "index", "verify": "verify", "citizen": "citizen", "auditor": "auditor",
-         "partner": "partner", "public": "public"}
+         "partner": "partner", "public": "public", "campaigns": "campaigns"}
 _ASSET = re.compile(r"[A-Za-z0-9_-]{1,64}\.(js|css)")
 _TYPES = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
 

@@ -1,5 +1,7 @@
 // Auditor (key sign-in): every batch with its status; per batch the audit (recomputation
-// from the partners' raw records and the methodology), the OpenZeppelin dump to download,
+// from the partners' raw records and the methodology; a large batch's runs as a job, whose
+// progress is shown and asked again as the server's Retry-After says), the OpenZeppelin
+// dump to download,
 // and any entry's proof verified in the browser; and a chain check of every batch's root
 // against the pinned contract.
 
@@ -58,10 +60,17 @@ async function allBatches() {
   }
 }
 
+// The batch open now: a job's polling stops once another batch is opened.
+let opened = 0;
+
 async function openBatch(b, box) {
+  const mine = ++opened;
   clear(box, busy());
   try {
-    const [audit, dump] = await Promise.all([as(`/batches/${b.batchId}/audit`), as(`/batches/${b.batchId}/dump`, { raw: true })]);
+    const [audit, dump] = await Promise.all([
+      auditWhenDone(b.batchId, (job) => mine === opened && clear(box, jobView(b.batchId, job)), () => mine === opened),
+      as(`/batches/${b.batchId}/dump`, { raw: true })]);
+    if (audit === null || mine !== opened) return;
     const entries = JSON.parse(dump).values.map((v) => v.value[0]);
     const verifyBox = h('div', { id: 'entry-verify' });
     const pick = h('select', { id: 'entry-pick' }, entries.map((id) => h('option', { value: id }, id)));
@@ -74,7 +83,8 @@ async function openBatch(b, box) {
           h('dt', {}, t('audit.credits')), h('dd', {}, num(audit.credits)),
           h('dt', {}, t('audit.capped')), h('dd', {}, num(audit.capped)),
           h('dt', {}, t('audit.reduction')), h('dd', {}, kg(audit.reductionGrams)),
-          h('dt', {}, t('field.sealed')), h('dd', {}, b.sealedAt ? dateTime(b.sealedAt) : '—')),
+          h('dt', {}, t('field.sealed')), h('dd', {}, b.sealedAt ? dateTime(b.sealedAt) : '—'),
+          h('dt', {}, t('audit.when')), h('dd', {}, audit.auditedAt ? dateTime(audit.auditedAt) : '—')),
         audit.problems.length ? h('ul', { class: 'problems' }, audit.problems.map((p) => h('li', {}, typeof p === 'string' ? p : JSON.stringify(p)))) : null),
       h('p', {}, h('button', { type: 'button', id: 'download-dump', onclick: () => download(`batch-${b.batchId}.json`, dump) }, t('auditor.dump')),
         ' ', h('span', { class: 'small' }, t('auditor.dumpHelp'))),
@@ -92,6 +102,33 @@ async function openBatch(b, box) {
   } catch (e) {
     clear(box, notice('error', e instanceof ApiError ? `${t('api.error')} ${e.message}` : e.message));
   }
+}
+
+/**
+ * The batch's audit report. A large batch answers 202 while its job runs: `onProgress(job)`
+ * is shown each time, and the next ask waits the server's Retry-After (2 to 60 s, longer
+ * while the tab is hidden). Resolves to null if `wanted()` turns false meanwhile.
+ */
+async function auditWhenDone(batchId, onProgress, wanted) {
+  for (;;) {
+    const answer = await as(`/batches/${batchId}/audit`, { full: true });
+    if (answer.status !== 202) return answer.body;
+    onProgress(answer.body);
+    const seconds = Math.min(60, Math.max(2, Number(answer.headers.get('Retry-After')) || 5));
+    await pause(seconds * 1000);
+    while (document.hidden && wanted()) await pause(seconds * 1000);
+    if (!wanted()) return null;
+  }
+}
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+function jobView(batchId, job) {
+  return h('div', { id: 'audit-job', class: 'notice notice-info', role: 'status', dataset: { state: job.state, done: job.entriesDone } },
+    h('h3', {}, t('auditor.batchN', { n: batchId })),
+    h('p', {}, h('strong', {}, t('audit.running')), ' ', t('audit.progress', { done: num(job.entriesDone), total: num(job.entries) })),
+    h('progress', { max: job.entries, value: job.entriesDone, 'aria-label': t('audit.running') }),
+    h('p', { class: 'small' }, t('audit.since', { when: dateTime(job.startedAt) }), ' ', t('audit.polling')));
 }
 
 // Every batch the API lists, read back from the pinned contract over the chosen endpoint:

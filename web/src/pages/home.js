@@ -7,7 +7,7 @@ import { t } from '../ui/i18n.js';
 import { currentPin } from '../ui/pins.js';
 import { busy, mountPage, notice, section } from '../ui/shell.js';
 
-const PAGES = ['verify', 'citizen', 'auditor', 'partner', 'public'];
+const PAGES = ['verify', 'citizen', 'auditor', 'partner', 'public', 'campaigns'];
 
 async function render(main) {
   const ledger = h('div', { id: 'ledger-body' }, busy());

@@ -12,7 +12,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { role, method = 'GET', body, headers = {}, raw = false } = {}) {
+/** Call `/v1{path}`; the JSON answer (its text with `raw`; {status, headers, body} with `full`). */
+export async function api(path, { role, method = 'GET', body, headers = {}, raw = false, full = false } = {}) {
   const secret = role ? credential(role) : null;
   const answer = await fetch(`/v1${path}`, {
     method,
@@ -35,6 +36,7 @@ export async function api(path, { role, method = 'GET', body, headers = {}, raw 
     }
     throw new ApiError(answer.status, problem);
   }
+  if (full) return { status: answer.status, headers: answer.headers, body: await answer.json() };
   return raw ? answer.text() : answer.json();
 }
 

@@ -5,7 +5,7 @@ import { $, clear, h } from './dom.js';
 import { LANGUAGES, lang, onLangChange, setLang, t } from './i18n.js';
 
 const PAGES = [['verify', '/verify'], ['citizen', '/citizen'], ['auditor', '/auditor'],
-  ['partner', '/partner'], ['public', '/public']];
+  ['partner', '/partner'], ['public', '/public'], ['campaigns', '/campaigns']];
 
 /** Render page `id` with `render(main)`, again whenever the language changes. */
 export function mountPage(id, render) {
