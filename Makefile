@@ -9,7 +9,7 @@ STAMP_WEB  := web/dist/.built
 DATA       ?= .carbon-ledger
 PORT       ?= 8000
 
-.PHONY: setup demo test lint bench compile clean
+.PHONY: setup demo test web-test lint bench compile clean
 
 setup: $(STAMP_PY) $(STAMP_NODE) $(STAMP_WEB)
 
@@ -36,6 +36,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pages' suites alone: the verifier's node suites, then green credit, the campaign page
+# and audit jobs in Chromium on a ledger of their own (`make test` runs these and the
+# demo-ledger browser suite through tests/web/test_browser.py).
+web-test: setup
+	node --test web/test/verifier.test.mjs web/test/corpus.test.mjs web/test/signing.test.mjs web/test/messages.test.mjs
+	node --test --test-reporter=spec web/test/ledger-features.browser.test.mjs
 
 lint: setup
 	$(VENV)/bin/ruff check ledger chain api scripts tests

@@ -2,15 +2,17 @@
 // against a live `carbon-ledger serve` holding demo data and an anvil node holding the
 // conformance corpus's chain. tests/web/test_browser.py starts both and sets:
 //   BASE_URL, CITIZEN_TOKEN, AUDITOR_KEY, PARTNER_KEY, ANSWER_FILE, SCREENSHOTS, CHROMIUM
-// (CORPUS_RPC optional: else a corpus node is started here).
+// (CORPUS_RPC optional: else a corpus node is started here). Green credit, the campaign
+// page and audit jobs run on a ledger of their own (ledger-features.browser.test.mjs).
 
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium } from 'playwright-core';
 import { startAnvil } from './anvil.mjs';
+import './ledger-features.browser.test.mjs';
+import { axe, cspViolations, launch, newPage as openPage, noHorizontalScroll, pinFromFile, shot, SHOTS } from './browser-kit.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CORPUS = join(ROOT, 'tests/data/bundle_corpus');
@@ -20,22 +22,14 @@ const env = (name) => {
   return process.env[name];
 };
 const BASE = env('BASE_URL');
-const SHOTS = process.env.SCREENSHOTS ?? join(ROOT, 'web/screenshots/latest');
-const PHONE = { width: 390, height: 844 };
-const cspViolations = [];
 let browser;
 let corpusNode;
 let corpusRpc;
+const newPage = (options = {}) => openPage(browser, { ...options, allowed: (url) => url.startsWith(corpusRpc) });
 
 before(async () => {
   mkdirSync(SHOTS, { recursive: true });
-  // playwright-core gives every launch a fresh user-data dir of its own (a new temporary
-  // playwright_chromiumdev_profile-* directory, removed when the browser closes).
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
-  });
+  browser = await launch();
   if (process.env.CORPUS_RPC) corpusRpc = process.env.CORPUS_RPC;
   else {
     corpusNode = await startAnvil({ state: join(CORPUS, manifest.chainState) });
@@ -49,53 +43,10 @@ after(async () => {
   assert.deepEqual(cspViolations, [], 'the pages broke their own Content-Security-Policy');
 });
 
-async function newPage({ lang = 'en', viewport = PHONE, offline = false } = {}) {
-  const context = await browser.newContext({ viewport, locale: lang });
-  await context.addInitScript((l) => { if (!localStorage.getItem('carbon-ledger.lang')) localStorage.setItem('carbon-ledger.lang', l); }, lang);
-  const page = await context.newPage();
-  page.on('console', (m) => {
-    if (/Content.Security.Policy|Refused to (load|execute|apply|connect)/i.test(m.text())) cspViolations.push(m.text());
-  });
-  page.on('pageerror', (e) => cspViolations.push(`page error: ${e.message}`));
-  if (offline) await context.route('**/*', (r) => (r.request().url().startsWith('file:') || r.request().url().startsWith(corpusRpc) ? r.continue() : r.abort()));
-  return page;
-}
-
-/** A screenshot of what the screen shows (scrolled to `focus` if given), for the README. */
-async function shot(page, name, focus) {
-  if (focus) await page.locator(focus).first().evaluate((e) => e.scrollIntoView({ block: 'center' }));
-  else await page.evaluate(() => window.scrollTo(0, 0));
-  await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-}
-
-async function noHorizontalScroll(page) {
-  const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
-  assert.ok(scroll <= client, `horizontal scroll at ${client} px: content is ${scroll} px wide on ${page.url()}`);
-}
-
-async function axe(page) {
-  const source = readFileSync(join(ROOT, 'node_modules/axe-core/axe.min.js'), 'utf8');
-  const violations = await page.evaluate(async (src) => {
-    (0, eval)(src); // eslint-disable-line no-eval -- DevTools evaluation, not the page's CSP
-    const result = await window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] });
-    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
-  }, source);
-  assert.deepEqual(violations, [], `axe on ${page.url()}`);
-}
-
-/** Pin a descriptor through the trust panel: the RPC endpoint first, then the file. */
-async function pinFromFile(page, descriptor, rpc) {
-  await page.fill('#rpc-url', rpc);
-  await page.dispatchEvent('#rpc-url', 'change');
-  await page.setInputFiles('#descriptor-file', { name: 'ledger.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(descriptor)) });
-  await page.waitForSelector('.pin-set');
-}
-
 async function verifyFile(page, name, buffer) {
   await page.evaluate(() => { delete document.getElementById('result').dataset.verdict; });
   await page.setInputFiles('#bundle-file', { name, mimeType: 'application/json', buffer });
-  await page.waitForFunction((n) => document.querySelector('#bundle p.small')?.textContent.includes(n), name);
+  await page.waitForFunction((n) => document.querySelector('#chosen')?.textContent.includes(n), name);
   await page.click('#verify');
   await page.waitForSelector('#result[data-verdict]');
   return page.$eval('#result', (r) => (r.dataset.verdict === 'valid' ? ['valid'] : [r.dataset.verdict, r.dataset.check, r.dataset.field]));
@@ -323,7 +274,7 @@ describe('the public pages', () => {
   });
 
   test('every page is served with a CSP without inline scripts and no CORS', async () => {
-    for (const path of ['/', '/verify', '/citizen', '/auditor', '/partner', '/public']) {
+    for (const path of ['/', '/verify', '/citizen', '/auditor', '/partner', '/public', '/campaigns']) {
       const answer = await fetch(`${BASE}${path}`, { headers: { Origin: 'https://evil.example' } });
       const csp = answer.headers.get('content-security-policy');
       assert.match(csp, /script-src 'self'(;|$)/, path);
