@@ -77,8 +77,22 @@ export async function greenLedger() {
       return readFileSync(join(dir, file), 'utf8');
     };
     const tokenFor = (pseudonym) => cli('admin', 'token-add', pseudonym);
-    return { dir, rpc, base, token, tokenFor, citizens, auditorKey, months, present, stop,
-      descriptor: await (await fetch(`${base}/v1/ledger`)).json() };
+    const descriptor = await (await fetch(`${base}/v1/ledger`)).json();
+    /** The bank's check by `credential verify`: ['verified'] or ['refused', check, field]. */
+    const cliVerdict = (text, challenge) => {
+      writeFileSync(join(dir, 'check.json'), text);
+      try {
+        execFileSync(CLI, ['credential', 'verify', 'check.json', '--rpc', rpc, '--contract', descriptor.contract,
+          '--challenge', challenge, '--bank', BANK], { cwd: dir, env: { ...env, CARBON_LEDGER_CONFIG_DIR: join(dir, 'bank') },
+          encoding: 'utf8', stdio: 'pipe', timeout: 120000 });
+        return ['verified'];
+      } catch (e) {
+        const m = /refused \(([a-z-]+)\): (\S+): /.exec(e.stderr ?? '');
+        if (!m) throw e;
+        return ['refused', m[1], m[2]];
+      }
+    };
+    return { dir, rpc, base, token, tokenFor, citizens, auditorKey, months, present, cliVerdict, stop, descriptor };
   } catch (e) {
     stop();
     throw e;

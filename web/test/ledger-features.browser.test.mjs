@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { axe, launch, newPage as openPage, noHorizontalScroll, pinFromFile, shot, SHOTS } from './browser-kit.mjs';
 import { BANK, greenLedger } from './green-ledger.mjs';
+import { Refusal, verifyPresentation as verifyInNode } from '../src/verifier/index.js';
 
 let browser;
 let ledger;
@@ -99,6 +100,57 @@ describe('a bank verifies a green-credit presentation on the verify page', () =>
     await page.waitForSelector('#result[data-verdict]');
     assert.deepEqual(await page.$eval('#result', (r) => [r.dataset.verdict, r.dataset.check]), ['refused', 'shape']);
     await page.context().close();
+  });
+});
+
+describe('the JS presentation verifier and `credential verify` agree', () => {
+  test('on a good presentation and on each mutation: verdict, check and member', async () => {
+    const good = ledger.present('nonce-agree', 'agree.json', 600, { areas: true });
+    const other = `0x${'11'.repeat(20)}`;
+    const mutate = (fn) => {
+      const doc = JSON.parse(good);
+      const cred = doc.verifiableCredential[0];
+      fn(doc, cred, cred.credentialSubject, cred.credentialSubject.statements);
+      return JSON.stringify(doc);
+    };
+    const cases = {
+      good: [good, 'nonce-agree'],
+      'wrong challenge': [good, 'nonce-other'],
+      'tampered grams': [mutate((d, c, s, m) => { m[0].leaf.reductionGrams = String(BigInt(m[0].leaf.reductionGrams) + 1n); }), 'nonce-agree'],
+      'another account in a leaf': [mutate((d, c, s, m) => { m[0].leaf.account = `0x${'22'.repeat(32)}`; }), 'nonce-agree'],
+      'a leaf of another month': [mutate((d, c, s, m) => { m[0].leaf.period = m.at(-1).leaf.period; }), 'nonce-agree'],
+      'a proof item dropped': [mutate((d, c, s, m) => { m.at(-1).proof.pop(); }), 'nonce-agree'],
+      'changed area totals': [mutate((d, c, s, m) => { const a = m.find((x) => x.areaTotals.length).areaTotals[0]; a.entryCount = String(BigInt(a.entryCount) + 1n); }), 'nonce-agree'],
+      'another contract': [mutate((d, c, s) => { s.ledger.contract = other; }), 'nonce-agree'],
+      'another status index': [mutate((d, c) => { c.credentialStatus.statusIndex = '99'; }), 'nonce-agree'],
+      'validity stretched': [mutate((d, c) => { c.validUntil = '2099-01-01T00:00:00Z'; }), 'nonce-agree'],
+      'expiry stretched': [mutate((d) => { d.proof.expires = d.proof.expires.replace(/:(\d\d)Z$/, (_, x) => `:${String((+x + 1) % 60).padStart(2, '0')}Z`); }), 'nonce-agree'],
+      'another holder named': [mutate((d) => { d.holder = d.holder.replace(/0x[0-9a-fA-F]{40}$/, other); }), 'nonce-agree'],
+      'another audience': [mutate((d) => { d.proof.domain = 'Another Bank'; }), 'nonce-agree'],
+      'an unknown member in a month': [mutate((d, c, s, m) => { m[0].extra = 1; }), 'nonce-agree'],
+      'two credentials': [mutate((d, c) => { d.verifiableCredential.push(c); }), 'nonce-agree'],
+    };
+    const trust = { chainId: ledger.descriptor.chainId, contract: ledger.descriptor.contract, source: 'test' };
+    const disagreements = [];
+    const seen = {};
+    for (const [name, [text, challenge]] of Object.entries(cases)) {
+      let js;
+      try {
+        await verifyInNode(text, { trust, rpcUrl: ledger.rpc, challenge, audience: BANK, now: Math.floor(Date.now() / 1000) });
+        js = ['verified'];
+      } catch (e) {
+        if (!(e instanceof Refusal)) throw e;
+        js = ['refused', e.check, e.field];
+      }
+      const py = ledger.cliVerdict(text, challenge);
+      seen[name] = js.slice(0, 2).join(' ');
+      if (JSON.stringify(js) !== JSON.stringify(py)) disagreements.push({ name, js, py });
+    }
+    assert.deepEqual(disagreements, []);
+    assert.equal(seen.good, 'verified');
+    assert.ok(Object.entries(seen).every(([name, v]) => name === 'good' || v.startsWith('refused')), JSON.stringify(seen));
+    console.log(`# ${JSON.stringify(seen)}`);
+    console.log(`# ${Object.keys(cases).length} presentations: the browser verifier and credential verify agree on each`);
   });
 });
 
