@@ -29,12 +29,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import rfc8785
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import credit_points, find_partner, upsert_reward
 from ledger.anchoring import PreparedAnchor, TxReceipt
-from ledger.campaign_rules import Campaign, local_midnight, parse_campaign
+from ledger.campaign_rules import Campaign, RankingRules, local_midnight, parse_campaign
 from ledger.entries import make_entry
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
 from ledger.hashing import keccak
@@ -49,6 +49,7 @@ from ledger.store.models import (
     CampaignOffer,
     CampaignParticipant,
     CampaignRow,
+    CampaignStanding,
     Citizen,
     LedgerEntry,
 )
@@ -281,6 +282,7 @@ class _Credit:
     points: int
     methodology: int
     occurred_at: int
+    reduction_grams: int
 
 
 def award_bonuses(db: Database, operator_address: bytes, *, campaign_id: str | None = None,
@@ -303,22 +305,25 @@ def award_bonuses(db: Database, operator_address: bytes, *, campaign_id: str | N
 
 def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> int:
     with db.session(write_lock=True) as s:
-        windows = in_force(published_versions(s, campaign_id))
+        versions = published_versions(s, campaign_id)
+        windows = in_force(versions)
         if not windows:
             return 0
-        rule_behaviours = sorted({b.behaviour for c, _, _ in windows for b in c.bonuses})
-        if not rule_behaviours:
+        ranking = versions[-1].ranking  # the current version's, as the board shows
+        looked_for = ({b.behaviour for c, _, _ in windows for b in c.bonuses}
+                      | set(ranking.behaviours if ranking else ()))
+        if not looked_for:
             return 0
         earliest = min(f for _, f, _ in windows)
         latest = max(t for _, _, t in windows)
         e = LedgerEntry
         rows = s.execute(
             select(e.seq, e.entry_id, e.citizen_id, Citizen.account, e.behaviour, e.points,
-                   e.methodology, e.occurred_at)
+                   e.methodology, e.occurred_at, e.reduction_grams)
             .join(Citizen, Citizen.id == e.citizen_id)
             .outerjoin(CampaignBonus, and_(CampaignBonus.campaign_id == campaign_id,
                                            CampaignBonus.earned_by == e.entry_id))
-            .where(e.kind == KIND_CREDIT, e.behaviour.in_(rule_behaviours),
+            .where(e.kind == KIND_CREDIT, e.behaviour.in_(sorted(looked_for)),
                    e.occurred_at >= earliest, e.occurred_at < latest,
                    CampaignBonus.earned_by.is_(None))
             .order_by(e.seq).limit(page)).all()
@@ -326,14 +331,17 @@ def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> i
         take_turns(s, {c.citizen_id for c in credits})
         for credit in credits:
             governing = next((c for c, f, t in windows if f <= credit.occurred_at < t), None)
-            _award_one(s, campaign_id, governing, windows[0][0].key, credit, operator)
+            _award_one(s, campaign_id, governing, windows[0][0].key, credit, operator, ranking)
         return len(credits)
 
 
 def _award_one(s: Session, campaign_id: str, campaign: Campaign | None, first_key: bytes,
-               credit: _Credit, operator: bytes) -> None:
+               credit: _Credit, operator: bytes, ranking: RankingRules | None) -> None:
     if s.get(CampaignBonus, (campaign_id, credit.entry_id)) is not None:
         return  # another run looked at it while this one waited for the citizen's turn
+    if ranking is not None and counts_in(ranking, credit.behaviour, credit.reduction_grams,
+                                         credit.occurred_at):
+        _stand(s, campaign_id, credit)
     rule = campaign.bonus_rule(credit.behaviour) if campaign is not None else None
     if campaign is None or rule is None:  # between versions, or a version without the rule
         key = campaign.key if campaign is not None else first_key
@@ -362,6 +370,28 @@ def _award_one(s: Session, campaign_id: str, campaign: Campaign | None, first_ke
                         campaign_key=campaign.key, citizen_id=credit.citizen_id,
                         entry_id=entry_id, points=points))
     s.flush()
+
+
+def counts_in(ranking: RankingRules, behaviour: str, reduction_grams: int, occurred_at: int
+              ) -> bool:
+    """Whether a credit counts in a ranking's metric: one of its behaviours, some grams,
+    in its period. :func:`ledger.rankings.scores` applies the same test to leaves."""
+    return (behaviour in ranking.behaviours and reduction_grams > 0
+            and ranking.starts_at <= occurred_at < ranking.ends_at)
+
+
+def _stand(s: Session, campaign_id: str, credit: _Credit) -> None:
+    """Add a credit to its citizen's standing: the metric grows, the time is the latest."""
+    key = (CampaignStanding.campaign_id == campaign_id,
+           CampaignStanding.citizen_id == credit.citizen_id)
+    changed = s.execute(update(CampaignStanding).where(*key).values(
+        metric=CampaignStanding.metric + credit.reduction_grams,
+        reached_at=case((CampaignStanding.reached_at < credit.occurred_at, credit.occurred_at),
+                        else_=CampaignStanding.reached_at)))
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        s.add(CampaignStanding(campaign_id=campaign_id, citizen_id=credit.citizen_id,
+                               metric=credit.reduction_grams, reached_at=credit.occurred_at))
+        s.flush()
 
 
 def _total(s: Session, campaign_id: str, citizen_id: int, behaviour: str) -> int:
@@ -477,6 +507,12 @@ def forget_citizen(session: Session, citizen_id: int) -> None:
     for row in session.scalars(select(CampaignParticipant)
                                .where(CampaignParticipant.citizen_id == citizen_id)):
         session.delete(row)
+
+
+def bonus_points_paid(session: Session, campaign_id: str) -> int:
+    """Every bonus point a campaign has paid, to all its citizens."""
+    return int(session.scalar(select(func.coalesce(func.sum(CampaignBonusTotal.points), 0)).where(
+        CampaignBonusTotal.campaign_id == campaign_id, CampaignBonusTotal.behaviour == ALL)) or 0)
 
 
 def progress(session: Session, campaign_id: str, citizen: Citizen) -> dict[str, object]:

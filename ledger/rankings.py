@@ -46,6 +46,7 @@ from ledger.store.models import (
     CampaignParticipant,
     CampaignRank,
     CampaignRanking,
+    CampaignStanding,
     Citizen,
     EntryLocator,
     LedgerEntry,
@@ -286,6 +287,12 @@ def rank_proof(session: Session, campaign_id: str, citizen: Citizen) -> dict[str
             "chainId": row.chain_id, "contract": row.contract_address}
 
 
+def ranks(session: Session, campaign_id: str) -> list[CampaignRank]:
+    """A closed ranking's ranks, best first (none before it closes)."""
+    return list(session.scalars(select(CampaignRank).where(CampaignRank.campaign_id == campaign_id)
+                                .order_by(CampaignRank.rank)))
+
+
 def verify_rank_proof(proof: dict[str, Any], expected_root: bytes) -> RankLeaf:
     """Check a rank proof against a root read from the chain; the leaf it proves."""
     try:
@@ -302,9 +309,12 @@ def verify_rank_proof(proof: dict[str, Any], expected_root: bytes) -> RankLeaf:
 def leaderboard(session: Session, campaign_id: str, *, limit: int = 100) -> dict[str, Any]:
     """The public board: nicknames only, of citizens who opted in. Once closed, the
     anchored ranks (a rank whose citizen left or was erased shows no one); before, the
-    standings so far over every entry written, marked provisional."""
+    standings the bonus step keeps (as of its last run: after each seal in a serving
+    process), marked provisional. Either way it reads at most ``limit`` rows of an index,
+    never the entries, so it costs the same whatever the ledger's size."""
     campaign = campaigns.current(session, campaign_id)
-    if campaign.ranking is None:
+    rules = campaign.ranking
+    if rules is None:
         raise Conflict(f"campaign {campaign_id!r} has no ranking", field="campaign")
     row = session.get(CampaignRanking, campaign_id)
     if row is not None:
@@ -316,9 +326,31 @@ def leaderboard(session: Session, campaign_id: str, *, limit: int = 100) -> dict
             .where(CampaignRank.campaign_id == campaign_id)
             .order_by(CampaignRank.rank).limit(limit)).all()
         return {"campaign": campaign_id, "final": True, "root": "0x" + row.root.hex(),
-                "status": row.status, "metric": campaign.ranking.metric,
+                "status": row.status, "metric": rules.metric,
                 "entries": [{"rank": r, "nickname": n, "metric": int(m), "prize": int(p)}
                             for r, n, m, p in ranks]}
+    st = CampaignStanding
+    tie = (st.reached_at, Citizen.account) if rules.tie_break == "earliest_reached" else (
+        Citizen.account,)
+    standings = session.execute(
+        select(CampaignParticipant.nickname, st.metric)
+        .join(CampaignParticipant, (CampaignParticipant.campaign_id == st.campaign_id)
+              & (CampaignParticipant.citizen_id == st.citizen_id))
+        .join(Citizen, Citizen.id == st.citizen_id)
+        .where(st.campaign_id == campaign_id, st.metric >= max(rules.minimum, 1))
+        .order_by(st.metric.desc(), *tie).limit(limit)).all()
+    return _provisional(campaign_id, rules, [(n, int(m)) for n, m in standings])
+
+
+def leaderboard_from_entries(session: Session, campaign_id: str, *, limit: int = 100
+                             ) -> dict[str, Any]:
+    """The provisional board recounted from every entry of the period: what the kept
+    standings must equal once the bonus step has looked at every credit (the tests and
+    ``scripts/bench_leaderboard.py`` compare the two). Reads every entry: not for a face."""
+    campaign = campaigns.current(session, campaign_id)
+    rules = campaign.ranking
+    if rules is None:
+        raise Conflict(f"campaign {campaign_id!r} has no ranking", field="campaign")
     people = dict(session.execute(
         select(Citizen.account, CampaignParticipant.nickname)
         .join(Citizen, Citizen.id == CampaignParticipant.citizen_id)
@@ -326,17 +358,20 @@ def leaderboard(session: Session, campaign_id: str, *, limit: int = 100) -> dict
     q = (select(LedgerEntry.leaf)
          .join(CampaignParticipant, CampaignParticipant.citizen_id == LedgerEntry.citizen_id)
          .where(CampaignParticipant.campaign_id == campaign_id, LedgerEntry.kind == KIND_CREDIT,
-                LedgerEntry.behaviour.in_(campaign.ranking.behaviours),
-                LedgerEntry.occurred_at >= campaign.ranking.starts_at,
-                LedgerEntry.occurred_at < campaign.ranking.ends_at))
-    found = scores(campaign.ranking, (decode_leaf(bytes(x)) for x in session.scalars(q)),
-                   set(people))
-    ranked = order(campaign.ranking, found.values())[:limit]
+                LedgerEntry.behaviour.in_(rules.behaviours),
+                LedgerEntry.occurred_at >= rules.starts_at,
+                LedgerEntry.occurred_at < rules.ends_at))
+    found = scores(rules, (decode_leaf(bytes(x)) for x in session.scalars(q)), set(people))
+    ranked = order(rules, found.values())[:limit]
+    return _provisional(campaign_id, rules, [(people[s.account], s.metric) for s in ranked])
+
+
+def _provisional(campaign_id: str, rules: RankingRules, ranked: list[tuple[str, int]]
+                 ) -> dict[str, Any]:
     return {"campaign": campaign_id, "final": False, "root": None, "status": "open",
-            "metric": campaign.ranking.metric,
-            "entries": [{"rank": i, "nickname": people[s.account], "metric": s.metric,
-                         "prize": campaign.ranking.prize_for(i)}
-                        for i, s in enumerate(ranked, start=1)]}
+            "metric": rules.metric,
+            "entries": [{"rank": i, "nickname": n, "metric": m, "prize": rules.prize_for(i)}
+                        for i, (n, m) in enumerate(ranked, start=1)]}
 
 
 # -- the audit ------------------------------------------------------------------------------
@@ -370,8 +405,7 @@ def audit_ranking(db: Database, campaign_id: str,
         stored = s.get(campaigns.CampaignRow, row.campaign_key)
         assert stored is not None
         campaign = campaigns.load(stored)
-        ranks = list(s.scalars(select(CampaignRank).where(CampaignRank.campaign_id == campaign_id)
-                               .order_by(CampaignRank.rank)))
+        ranked = ranks(s, campaign_id)
         rules = campaign.ranking
         assert rules is not None
         leaves = _anchored_leaves(s, rules, row.through_batch_id)
@@ -379,10 +413,10 @@ def audit_ranking(db: Database, campaign_id: str,
             LedgerEntry.kind == KIND_BONUS,
             LedgerEntry.behaviour == prize_behaviour(campaign_id))).scalars().all()
         problems = _check(campaign, row.through_batch_id, row.root, row.content_hash,
-                          [RankLeaf.decode(bytes(r.leaf)) for r in ranks],
-                          [(r.rank, r.account, r.metric, r.prize) for r in ranks], leaves,
+                          [RankLeaf.decode(bytes(r.leaf)) for r in ranked],
+                          [(r.rank, r.account, r.metric, r.prize) for r in ranked], leaves,
                           [decode_leaf(bytes(x)) for x in prize_rows])
-        ranking_root, ranked = bytes(row.root), len(ranks)
+        ranking_root, count = bytes(row.root), len(ranked)
     if reader is not None:
         pinned = reader.campaign_rules(campaign.key)
         if pinned != campaign.rules_hash:
@@ -392,7 +426,7 @@ def audit_ranking(db: Database, campaign_id: str,
         if anchored != ranking_root:
             problems.append(f"the contract holds ranking root {_h(anchored)}, the ledger's "
                             f"ranking has {_h(ranking_root)}")
-    return RankingAudit(campaign_id, "0x" + ranking_root.hex(), ranked, problems)
+    return RankingAudit(campaign_id, "0x" + ranking_root.hex(), count, problems)
 
 
 def _h(b: bytes | None) -> str:

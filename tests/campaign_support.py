@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from ledger import campaigns
+from ledger.store.database import Database
 from tests.conftest import CST
+from tests.statement_ledger import Entry, add_entries
 
 
 def season(*, starts_in_days: int = 21, days: int = 10, version: int = 1,
@@ -54,3 +58,16 @@ def day(doc: dict[str, Any], n: int, hour: int = 12) -> int:
     """Unix seconds of the campaign's ``n``-th day (0 = its first), at ``hour`` local."""
     d = date.fromisoformat(doc["starts"]) + timedelta(days=n)
     return int(datetime(d.year, d.month, d.day, hour, tzinfo=CST).timestamp())
+
+
+def arrive_shuffled(db: Database, entries: list[Entry], *, seed: int, waves: int,
+                    operator: bytes) -> None:
+    """The entries written in a shuffled order, in ``waves`` writes with the bonus step run
+    after each, and once more at the end (which must change nothing)."""
+    entries = list(entries)
+    random.Random(seed).shuffle(entries)
+    chunk = -(-len(entries) // waves)
+    for start in range(0, len(entries), chunk):
+        add_entries(db, entries[start:start + chunk])
+        campaigns.award_bonuses(db, operator)
+    campaigns.award_bonuses(db, operator)

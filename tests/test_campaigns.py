@@ -27,7 +27,7 @@ from ledger.store.models import (
     CampaignRow,
     LedgerEntry,
 )
-from tests.campaign_support import day, season, text
+from tests.campaign_support import arrive_shuffled, day, season, text
 from tests.conftest import BACKENDS, fresh_database
 from tests.statement_ledger import Entry, add_entries
 
@@ -140,12 +140,7 @@ def test_bonus_caps_hold_whatever_the_order_of_arrival(request, tmp_path_factory
                 citizen = accounts.create_citizen(s)
             credits = [Entry(citizen, day(doc, d % 10), grams=1000, points=p, behaviour=b)
                        for b, p, d in plan]
-            random.Random(seed).shuffle(credits)
-            chunk = -(-len(credits) // waves)
-            for start in range(0, len(credits), chunk):
-                add_entries(db, credits[start:start + chunk])
-                campaigns.award_bonuses(db, OPERATOR)
-            campaigns.award_bonuses(db, OPERATOR)  # a rerun pays nothing more
+            arrive_shuffled(db, credits, seed=seed, waves=waves, operator=OPERATOR)
             cycling = sum(int(p * 0.5) for b, p, _ in plan if b == "CYCLING")
             metro = 5 * sum(1 for b, _, _ in plan if b == "METRO")
             expected = min(60, min(40, cycling) + metro)

@@ -533,6 +533,21 @@ class CampaignParticipant(Base):
     joined_at: Mapped[int] = mapped_column(BigInteger)
 
 
+class CampaignStanding(Base):
+    """A citizen's standing in a campaign's ranking while it runs: the metric of the credits
+    the bonus step has looked at, and when the latest of them occurred. Kept in the step's
+    transaction that marks each credit looked at, so the provisional board reads these
+    rows, never the entries (#21)."""
+
+    __tablename__ = "campaign_standings"
+    __table_args__ = (Index("ix_campaign_standings_metric", "campaign_id", "metric"),)
+
+    campaign_id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    metric: Mapped[int] = mapped_column(BigInteger)
+    reached_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class CampaignRanking(Base):
     """A campaign's closed ranking: its tree and its anchoring's progress."""
 
