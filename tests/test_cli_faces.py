@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from api.cli.main import main
-from ledger import errors
+from api.composition import container
+from ledger import errors, rankings
+from ledger.hashing import keccak
+from ledger.leaf import KIND_BONUS
 from ledger.methodology import local_day_offset, partner_kinds
+from ledger.store.models import CampaignRanking, EntryLocator, LedgerEntry
 from tests.conftest import a_record
 
 ID = re.compile(r"0x[0-9a-f]{64}")
@@ -67,6 +72,38 @@ def test_the_demo_s_suggested_commands_work(demo, capsys) -> None:
                        *at, "--json")
     assert code == 0 and len({r["period"] for r in json.loads(out)["rows"]}) > 7, \
         "the city's days have a shape: weeks of them, not one"
+
+
+def test_the_demo_runs_its_season_to_an_anchored_ranking_and_credited_prizes(demo, capsys) -> None:
+    """#21's "done when": a short season with two partners' offers and a cycling ranking,
+    lived to its close: the ranking sealed and anchored, its prizes credited as entries
+    naming its root, a rank proof checked against the chain and the ranking's audit ok."""
+    said = demo["said"]
+    season = re.search(r"campaign show (season-\d{8}) ", said).group(1)  # type: ignore[union-attr]
+    for partner_offer in (r"trade-in-discount \(homeshop\) x[1-9]", r"nev-test-drive \(voltauto\) x[1-9]"):
+        assert re.search(partner_offer, said), partner_offer
+    assert re.search(r"rank proof verified\s*│ rider-\w+: rank 1, ", said), said
+    assert re.search(r"ranking audit\s*│ ok", said), said
+    code, out, _ = run(capsys, "campaign", "ranking", "board", season, "--json",
+                       "--data-dir", demo["data_dir"])
+    board = json.loads(out)
+    assert code == 0 and board["final"] and board["status"] == "anchored"
+    assert [e["rank"] for e in board["entries"]] == list(range(1, len(board["entries"]) + 1))
+    with container(demo["data_dir"]).db.session() as s:
+        ranking = s.get(CampaignRanking, season)
+        assert ranking is not None and ranking.block_number is not None
+        key, root = ranking.campaign_key, ranking.root
+        prizes = {(r.citizen_id, r.rank, r.prize) for r in rankings.ranks(s, season) if r.prize}
+        paid = s.execute(select(LedgerEntry.citizen_id, LedgerEntry.quantity, LedgerEntry.points,
+                                LedgerEntry.record_hash, EntryLocator.batch_id)
+                         .join(EntryLocator, EntryLocator.seq == LedgerEntry.seq, isouter=True)
+                         .where(LedgerEntry.kind == KIND_BONUS,
+                                LedgerEntry.behaviour == rankings.prize_behaviour(season))).all()
+    assert prizes and {(a, rank, pts) for a, rank, pts, _, _ in paid} == prizes
+    for _, rank, points, record_hash, batch in paid:
+        assert record_hash == keccak(rankings.prize_record(key, root, rank, points)), \
+            "a prize entry names the ranking root it pays for"
+        assert batch is not None, "prizes are sealed like any entry"
 
 
 def _days_ago(n: int) -> str:

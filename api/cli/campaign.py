@@ -6,11 +6,8 @@ checks a file against the pinned hash, reads the board and audits the ranking
 
 from __future__ import annotations
 
-import json
-import random
-from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,7 +19,6 @@ from ledger.errors import InvalidInput, VerificationError
 from ledger.green_credit_issue import anchoring_turn
 from ledger.hashing import parse_hex32
 from ledger.json_input import read_bounded, read_json_file
-from ledger.methodology import local_day_offset
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: publish, bonuses, close "
                            "the ranking (operator); join, progress, proof (citizen); list, "
@@ -222,54 +218,3 @@ def verify_cmd(proof_file: Annotated[Path, typer.Argument(help="a proof from `ra
     leaf = rankings.verify_rank_proof(proof, root)
     out.print(f"rank {leaf.rank} with {leaf.metric} ({leaf.prize} prize points) is in the "
               f"ranking anchored as 0x{root.hex()}", highlight=False, soft_wrap=True)
-
-
-# -- the demo's season ----------------------------------------------------------------------
-
-def demo_season(starts: date, days: int = 10) -> dict[str, Any]:
-    """A short season for `carbon-ledger demo` (docs/samples/campaign-green-season.json,
-    moved to start on ``starts``): two partners' offers and a cycling ranking."""
-    first, last = starts.isoformat(), (starts + timedelta(days=days - 1)).isoformat()
-    titles = {"trade-in-discount": ("家电以旧换新立减券", "Appliance trade-in discount voucher"),
-              "nev-test-drive": ("新能源汽车试驾", "NEV test drive")}
-    return {
-        "id": f"season-{starts:%Y%m%d}", "version": 1,
-        "title": {"zh-CN": "绿色生活季（演示）", "en": "Green-life season (demo)"},
-        "sections": [{"code": "green-mobility", "title": {"zh-CN": "绿畅出行",
-                                                          "en": "Green mobility"},
-                      "behaviours": ["CYCLING", "METRO"]},
-                     {"code": "green-living", "title": {"zh-CN": "绿享生活", "en": "Green living"},
-                      "behaviours": ["APPLIANCE_TRADE_IN"]}],
-        "starts": first, "ends": last,
-        "behaviours": ["CYCLING", "METRO", "APPLIANCE_TRADE_IN"],
-        "bonuses": [{"behaviour": "CYCLING", "multiplier": "1.5", "cap_points": 300},
-                    {"behaviour": "METRO", "multiplier": "1.2"}],
-        "bonus_cap_points": 500,
-        "offers": [{"code": code, "partner": partner,
-                    "title": {"zh-CN": titles[code][0], "en": titles[code][1]},
-                    "points_cost": cost, "stock": stock, "valid_from": first, "valid_until": last}
-                   for code, partner, cost, stock in (("trade-in-discount", "homeshop", 200, 100),
-                                                      ("nev-test-drive", "voltauto", 50, 40))],
-        "ranking": {"metric": "reduction_grams", "behaviours": ["CYCLING"], "starts": first,
-                    "ends": last, "minimum": 1000, "tie_break": "earliest_reached",
-                    "prizes": [{"ranks": [1, 1], "points": 1000}, {"ranks": [2, 3], "points": 500},
-                               {"ranks": [4, 10], "points": 100}]},
-    }
-
-
-def publish_demo_season(c: Any, anchor: Any, pseudonyms: list[str], rng: random.Random
-                        ) -> tuple[campaigns.Campaign, list[str]]:
-    """Publish the demo's season (starting tomorrow: rules are pinned before a start) and
-    have a few citizens join its ranking; the campaign and the nicknames taken."""
-    tomorrow = datetime.now(timezone(local_day_offset())).date() + timedelta(days=1)
-    with anchoring_turn(c.db):
-        campaign = campaigns.publish(c.db, c.campaign_chain(anchor),
-                                     json.dumps(demo_season(tomorrow), ensure_ascii=False))
-    joined = []
-    with c.db.session(write_lock=True) as s:
-        for k, pseudonym in enumerate(rng.sample(pseudonyms, min(5, len(pseudonyms)))):
-            # never from the pseudonym: its tail may be six digits, which a nickname refuses
-            nickname = f"rider-{chr(ord('a') + k)}{rng.randrange(100, 1000)}"
-            campaigns.join(s, campaign.id, accounts.get_citizen(s, pseudonym), nickname)
-            joined.append(nickname)
-    return campaign, joined

@@ -7,7 +7,12 @@ it by the methodology in force, each behaviour once, some
 citizens redeem rewards, everything is sealed and anchored, and then every entry's
 proof is checked against the chain, as a citizen or auditor would. The days run up to
 yesterday (a week's records sealed in a batch of their own), so reports and charts have a
-shape; the demo ends with what to try next, on the data it made.
+shape. Then a short green-life season (#21, :mod:`api.cli.demo_season`) is published
+before it starts and lived on the demo's clock, ahead of today: citizens join its ranking
+under nicknames, earn bonuses, redeem two partners' offers; at its end the ranking is
+sealed, its root anchored and its prizes credited, and a rank proof and the ranking's
+audit are checked against the chain. The demo ends with what to try next, on the data it
+made.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import typer
 from eth_account import Account
 from rich.progress import Progress
 
+from api.cli import demo_season
 from api.cli.base import DataDir, app, out, table
-from api.cli.campaign import publish_demo_season
+from api.cli.demo_season import SeasonRun
 from api.composition import container
-from ledger import accounts, listings, views
+from ledger import accounts, campaigns, listings, views
 from ledger.anchoring import Anchor
 from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
@@ -121,8 +127,9 @@ def generate_day(rng: random.Random, pseudonyms: list[str], day: datetime, run: 
 
 def _maybe_flawed(rng: random.Random, record: dict) -> dict:
     roll = rng.random()
-    if roll < 0.004:  # a device clock a day ahead
-        record["occurred_at"] = (datetime.now(CST) + timedelta(days=1)).isoformat()
+    if roll < 0.004:  # a device clock two days ahead: after the record's receipt
+        ahead = datetime.fromisoformat(str(record["occurred_at"])) + timedelta(days=2)
+        record["occurred_at"] = ahead.isoformat()
     elif roll < 0.008 and record["behaviour"] == "CYCLING":
         record["quantity"] = 40_000  # 40 km in the ride's few minutes: faster than a bike
     elif roll < 0.010:
@@ -231,6 +238,8 @@ def demo(data_dir: DataDir = None,
     with c.anchor() as anchor:
         out.print(f"chain {anchor.chain_id}, contract {anchor.contract_address}, "
                   f"anchoring key {c.signer.address}")
+        if anchor.kind.is_dev:
+            demo_season.keep_dev_clock(c, anchor)
         pseudonyms = setup(c, rng, citizens)
         yesterday = datetime.now(CST).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
         first = yesterday - timedelta(days=days - 1)
@@ -246,8 +255,10 @@ def demo(data_dir: DataDir = None,
                 batches += sealer.seal()  # a week's credits, anchored
         redeem_some(c, pseudonyms, rng, tally)
         batches += sealer.seal()  # the redemptions' debits
+        season = demo_season.publish_and_join(c, anchor, pseudonyms, rng)  # #21
+        season_tally = Tally()
+        batches += live_season(c, anchor, sealer, season, pseudonyms, rng, run, season_tally)
         checked, total, failures = verify_all(c, anchor, [b.id for b in batches], rng)
-        season, joined = publish_demo_season(c, anchor, pseudonyms, rng)  # #21
     with c.db.session() as s:
         total_citizens = views.citizen_count(s)
         busiest = views.busiest_citizen(s)
@@ -265,9 +276,7 @@ def demo(data_dir: DataDir = None,
         ["proofs verified on chain", f"{checked - len(failures)} of {checked}"
                                      + (f" (a random sample of the {total:,} entries)"
                                         if checked < total else "")],
-        ["season published (campaign)", f"{season.id}, {season.starts} to {season.ends}: "
-                                        f"2 partners' offers, a cycling ranking "
-                                        f"({len(joined)} citizens joined)"],
+        *season_rows(season, season_tally),
         ["citizens in this ledger", total_citizens],
         ["seconds", f"{time.monotonic() - started:.1f}"],
     ]
@@ -279,16 +288,71 @@ def demo(data_dir: DataDir = None,
         for f in failures[:10]:
             out.print(f"[red]proof failed[/red] {f}")
         raise Conflict(f"{len(failures)} proofs failed", field="proofs")
+    if season.audit is not None and not season.audit.ok:
+        for problem in season.audit.problems:
+            out.print(f"[red]ranking audit[/red] {problem}")
+        raise Conflict(f"the ranking of {season.campaign.id} failed its audit", field="ranking")
     if example is not None:
         next_steps(c, example, first=first, last=yesterday,
                    contract=anchor.contract_address, batch=batches[0].id if batches else 1,
-                   season=season.id)
+                   season=season)
+
+
+def live_season(c, anchor, sealer, season: SeasonRun, pseudonyms: list[str],  # type: ignore[no-untyped-def]
+                rng: random.Random, run: str, tally: Tally) -> list:
+    """The season's days on the demo's clock, ahead of today: each day's records received
+    the night after it, the offers redeemed on its second day, the bonuses awarded; then,
+    the dev chain's clock moved past the season's end, everything sealed and anchored, the
+    ranking closed and anchored and its prizes sealed. On a chain whose clock is not the
+    demo's, nothing: the season runs on its own dates."""
+    if not anchor.kind.is_dev:
+        return []
+    for n, day in enumerate(season.days):
+        if n == 1:
+            demo_season.redeem_offers(c, season, pseudonyms, rng,
+                                      at=int((day + timedelta(hours=12)).timestamp()))
+        active = [p for p in pseudonyms if rng.random() < 0.7]
+        by_partner = generate_day(rng, active, day, f"{run}-{day:%m%d}")
+        by_partner["greenbike"] += demo_season.riders_day(rng, season, day,
+                                                          f"greenbike-{run}-{day:%m%d}-r")
+        ingest(c, by_partner, rng, tally, at=int((day + timedelta(hours=25)).timestamp()))
+    campaigns.award_bonuses(c.db, c.operator_address)
+    demo_season.advance_dev_clock(anchor, season.closes_at)
+    season.clock = season.closes_at
+    batches = sealer.seal()  # the season's credits, debits and bonuses
+    demo_season.close_and_check(c, anchor, season)
+    return batches + sealer.seal()  # the prizes
+
+
+def season_rows(season: SeasonRun, tally: Tally) -> list[list[object]]:
+    c = season.campaign
+    head: list[object] = ["season (campaign #21)", f"{c.id}, {c.starts} to {c.ends}: two partners' offers, "
+                                      f"a cycling ranking ({len(season.riders)} citizens joined)"]
+    if season.ranking is None:
+        return [head, ["  not run here", f"the chain's clock is not the demo's: close it "
+                                         f"after {c.ends} (campaign ranking close)"]]
+    r = season.ranking
+    offers = ", ".join(f"{o.code} ({o.partner}) x{season.offers_redeemed.get(o.code, 0)}"
+                       for o in c.offers)
+    return [head,
+            ["  lived ahead of today", "the demo's clock, and the dev chain's moved to "
+                                       f"{demo_season.local_time(season.clock or 0)}"],
+            ["  records accepted / bonus points", f"{tally.accepted} / {season.bonus_points:,}"],
+            ["  partners' offers redeemed", offers],
+            ["  ranking anchored", f"{r.leaf_count} ranked over batches 1-{r.through_batch_id}, "
+                                   f"root 0x{r.root.hex()}, block {r.block_number}"],
+            ["  prizes credited", f"{season.prize_points:,} points, as entries naming the root"],
+            ["  rank proof verified", season.proof],
+            ["  ranking audit", "ok" if season.audit and season.audit.ok
+                                else f"{len(season.audit.problems) if season.audit else '?'} "
+                                     "problem(s)"]]
 
 
 def next_steps(c, example: tuple[str, str], *, first: datetime, last: datetime,  # type: ignore[no-untyped-def]
-               contract: str, batch: int, season: str) -> None:
+               contract: str, batch: int, season: SeasonRun) -> None:
     """What to try next, on the data just made: copy-pasteable, one command a line."""
     who, entry = example
+    cid, rider = season.campaign.id, next(iter(season.riders))
     dd = shlex.quote(str(c.settings.data_dir))
     at = f"--data-dir {dd}"
     window = f"--from {first:%Y-%m-%d} --to {last:%Y-%m-%d}"
@@ -300,11 +364,18 @@ def next_steps(c, example: tuple[str, str], *, first: datetime, last: datetime, 
              f"  carbon-ledger proof {entry} {at} --out proof.json",
              f"  carbon-ledger audit {batch} {at}",
              f"  carbon-ledger admin citizen-list {at}    (and partner-list, reward-list, key-list)",
-             f"  carbon-ledger campaign show {season} {at}    (the season's rules; docs/campaigns.md)",
-             f"  carbon-ledger campaign ranking board {season} {at}"]
+             f"  carbon-ledger campaign show {cid} {at}    (the season's rules; docs/campaigns.md)",
+             f"  carbon-ledger campaign ranking board {cid} {at}",
+             f"  carbon-ledger campaign progress {cid} {rider} {at}"]
+    if season.ranking is not None:
+        lines += [f"  carbon-ledger campaign ranking proof {cid} {rider} {at} --out rank.json"]
     if c.settings.chain != "tester":
         lines += [f"  carbon-ledger node {at}    (in another terminal: prints the chain's URL)",
                   f"  carbon-ledger verify proof.json --rpc URL --contract {contract}"]
+        if season.ranking is not None:
+            lines += [f"  carbon-ledger campaign ranking verify rank.json --rpc URL "
+                      f"--contract {contract}",
+                      f"  carbon-ledger campaign audit {cid} {at}"]
         lines += ["The web pages and the API:",
                   f"  carbon-ledger serve {at}    then open http://127.0.0.1:8000/ "
                   "(API reference at /docs)",
