@@ -14,7 +14,7 @@ batch. Only reads: putting things right is the sealer's business.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ledger.anchoring import AnchoredBatch, ChainReader, TxReceipt
@@ -100,17 +100,28 @@ def anchoring_receipt(reader: ChainReader, batch: Batch) -> TxReceipt | None:
 def batch_problem(reader: ChainReader, batch: Batch) -> str | None:
     """What is wrong with an ``anchored`` batch on chain: its root missing or different,
     or the anchoring transaction its proofs name gone or moved to another block."""
+    return anchor_problem(lambda: anchoring_receipt(reader, batch), f"batch {batch.id} on chain: ",
+                          tx_hash=batch.tx_hash, block_number=batch.block_number)
+
+
+def anchor_problem(receipt_on_chain: Callable[[], TxReceipt | None], prefix: str, *,
+                   tx_hash: bytes | None, block_number: int | None) -> str | None:
+    """What is wrong with an anchor on chain (a batch's, a month statement's), or None:
+    ``receipt_on_chain`` gives the receipt of the transaction that anchored it as the chain
+    holds it now (None while missing; :class:`AnchorMismatch`, its message starting with
+    ``prefix``, if the chain holds other contents); it must be the transaction and block
+    the ledger recorded (``tx_hash``, ``block_number``), which the proofs name."""
     try:
-        receipt = anchoring_receipt(reader, batch)
+        receipt = receipt_on_chain()
     except AnchorMismatch as exc:
-        return exc.message.removeprefix(f"batch {batch.id} on chain: ")
+        return exc.message.removeprefix(prefix)
     if receipt is None:
         return "missing on chain"
-    if batch.tx_hash is not None and receipt.tx_hash != batch.tx_hash:
-        return f"its anchoring transaction 0x{batch.tx_hash.hex()} is not on chain"
-    if receipt.block_number != batch.block_number:
+    if tx_hash is not None and receipt.tx_hash != tx_hash:
+        return f"its anchoring transaction 0x{tx_hash.hex()} is not on chain"
+    if receipt.block_number != block_number:
         return (f"its anchoring transaction is in block {receipt.block_number}, the ledger "
-                f"says {batch.block_number}")
+                f"says {block_number}")
     return None
 
 

@@ -11,7 +11,7 @@ only needs the row's transaction and block put right. Anything else that differs
 :class:`AnchorMismatch`, never papered over.
 
 One walk (:func:`recheck_series`) does this for both kinds; an :class:`AnchoredSeries`
-says how to read and write one kind's rows and what the chain holds for them. The sealer
+reads and writes one kind's rows, and its kind says what the chain holds for them. The sealer
 rechecks batches at each seal's start (:func:`recheck_anchored`); statements are
 rechecked before statements are anchored (:func:`ledger.statement_builder.recheck_statements`).
 """
@@ -19,9 +19,9 @@ rechecked before statements are anchored (:func:`ledger.statement_builder.rechec
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 
@@ -53,17 +53,8 @@ class AnchoredRow:
     contract_address: str | None
 
 
-class BlockReader(Protocol):
-    def block_hash(self, block_number: int) -> bytes | None: ...
-
-
-class AnchoredSeries(Protocol):
-    """One kind of anchor whose keys reach the contract in strict order."""
-
-    what: str  # "batch", "statement": names it in logs and errors
-
-    @property
-    def chain(self) -> BlockReader: ...
+class SeriesChain(Protocol):
+    """What the walk needs of a chain, whichever the kind of anchor."""
 
     @property
     def chain_id(self) -> int: ...
@@ -73,28 +64,78 @@ class AnchoredSeries(Protocol):
 
     def check_contract(self) -> None: ...
 
+    def block_hash(self, block_number: int) -> bytes | None: ...
+
+
+class AnchoredSeries:
+    """One kind of anchor whose keys reach the contract in strict order, kept in a table
+    with the anchoring columns (``status``, ``tx_hash``, ``raw_tx``, ``block_number``,
+    ``gas_used``, ``anchored_at``, ``chain_id``, ``contract_address``). A kind names its
+    table, key and the status of a row with no signed transaction yet, and says what the
+    chain holds (:meth:`chain_latest`, :meth:`receipt_of`)."""
+
+    what: str  # "batch", "statement": names it in logs and errors
+    model: Any  # the table's mapped class
+    key: str  # its key column
+    unsent: str  # the status a row goes back to when it has no signed transaction
+
+    def __init__(self, db: Database, chain: SeriesChain) -> None:
+        self.db, self.chain = db, chain
+
     def chain_latest(self) -> int:
         """The last key the contract holds (0 before the first)."""
-        ...
+        raise NotImplementedError
+
+    def receipt_of(self, row: Any) -> TxReceipt | None:
+        """The transaction that anchored ``row`` as the chain holds it now; None while the
+        chain does not hold it; :class:`AnchorMismatch` if it holds other contents."""
+        raise NotImplementedError
+
+    def _row(self, r: Any) -> AnchoredRow:
+        return AnchoredRow(getattr(r, self.key), r.tx_hash, r.block_number, r.chain_id,
+                           r.contract_address)
+
+    def _anchored_from(self, key: int) -> AnchoredRow | None:
+        column = getattr(self.model, self.key)
+        with self.db.session() as s:
+            last = s.scalar(select(self.model).where(self.model.status == "anchored",
+                                                     column <= key)
+                            .order_by(column.desc()).limit(1))
+        return None if last is None else self._row(last)
 
     def ledger_last(self) -> tuple[AnchoredRow | None, int]:
         """The last ``anchored`` row (None before the first) and the highest key held."""
-        ...
+        with self.db.session() as s:
+            highest = s.scalar(select(func.max(getattr(self.model, self.key)))) or 0
+        return self._anchored_from(highest), highest
 
-    def anchored_down_from(self, key: int) -> Iterable[AnchoredRow]:
-        """The ``anchored`` rows of keys up to ``key``, newest first."""
-        ...
+    def anchored_down_from(self, key: int) -> Iterator[AnchoredRow]:
+        """The ``anchored`` rows of keys up to ``key``, newest first, read as needed."""
+        while (row := self._anchored_from(key)) is not None:
+            yield row
+            key = row.key - 1
 
     def receipt_on_chain(self, key: int) -> TxReceipt | None:
-        """The transaction that anchored ``key`` as the chain holds it now; None while the
-        chain does not hold it; :class:`AnchorMismatch` if it holds other contents."""
-        ...
+        with self.db.session() as s:
+            row = s.get_one(self.model, key)
+        return self.receipt_of(row)
 
-    def record_moved(self, key: int, receipt: TxReceipt) -> None: ...
+    def record_moved(self, key: int, receipt: TxReceipt) -> None:
+        with self.db.session(write_lock=True) as s:
+            row = s.get_one(self.model, key)
+            row.tx_hash, row.block_number, row.gas_used = (
+                receipt.tx_hash, receipt.block_number, receipt.gas_used)
 
     def reopen_after(self, key: int) -> None:
-        """Put the ``anchored`` rows after ``key`` back to be anchored again."""
-        ...
+        """Put the ``anchored`` rows after ``key`` back to be anchored again: ``submitted``
+        with their signed transaction kept, or :attr:`unsent` without one."""
+        model = self.model
+        with self.db.session(write_lock=True) as s:
+            gone = (getattr(model, self.key) > key) & (model.status == "anchored")
+            cleared = {"block_number": None, "gas_used": None, "anchored_at": None}
+            s.execute(update(model).where(gone, model.raw_tx.is_(None))
+                      .values(status=self.unsent, **cleared))
+            s.execute(update(model).where(gone).values(status="submitted", **cleared))
 
 
 def recheck_series(series: AnchoredSeries, *, confirmations: int,
@@ -106,13 +147,14 @@ def recheck_series(series: AnchoredSeries, *, confirmations: int,
     found = Recheck()
     if last is None:
         return found
+    chain = series.chain
     if (last.chain_id, (last.contract_address or "").lower()) != (
-            series.chain_id, series.contract_address.lower()):
+            chain.chain_id, chain.contract_address.lower()):
         raise AnchorMismatch(f"{series.what} {last.key} was anchored to {last.contract_address} "
                              f"on chain {last.chain_id}, the ledger is connected to "
-                             f"{series.contract_address} on chain {series.chain_id}: has the "
+                             f"{chain.contract_address} on chain {chain.chain_id}: has the "
                              "node lost its state?", field="contract")
-    series.check_contract()
+    chain.check_contract()
     latest = series.chain_latest()
     if latest > highest:
         raise AnchorMismatch(f"the chain holds {series.what} {latest}, the ledger has only "
@@ -136,7 +178,7 @@ def plural(what: str) -> str:
     return what + ("es" if what.endswith("ch") else "s")
 
 
-def is_canonical(chain: BlockReader, receipt: TxReceipt) -> bool:
+def is_canonical(chain: SeriesChain, receipt: TxReceipt) -> bool:
     """False when the receipt's block is no longer the chain's block at that height."""
     return receipt.block_hash is None or chain.block_hash(receipt.block_number) == receipt.block_hash
 
@@ -165,66 +207,20 @@ def _repair_moved(series: AnchoredSeries, newest: int,
 
 # -- batches ----------------------------------------------------------------------------------
 
-def _row(key: int, r: Batch) -> AnchoredRow:
-    return AnchoredRow(key, r.tx_hash, r.block_number, r.chain_id, r.contract_address)
+class BatchSeries(AnchoredSeries):
+    """Batches: ids 1, 2, 3… in ``batches``."""
 
-
-class BatchSeries:
-    """Batches as an :class:`AnchoredSeries`: ids 1, 2, 3… in ``batches``."""
-
-    what = "batch"
+    what, model, key, unsent = "batch", Batch, "id", "sealed"
 
     def __init__(self, db: Database, anchor: Anchor) -> None:
-        self.db, self.chain = db, anchor
-
-    @property
-    def chain_id(self) -> int:
-        return self.chain.chain_id
-
-    @property
-    def contract_address(self) -> str:
-        return self.chain.contract_address
-
-    def check_contract(self) -> None:
-        self.chain.check_contract()
+        super().__init__(db, anchor)
+        self.anchor = anchor
 
     def chain_latest(self) -> int:
-        return self.chain.latest_batch_id()
+        return self.anchor.latest_batch_id()
 
-    def ledger_last(self) -> tuple[AnchoredRow | None, int]:
-        with self.db.session() as s:
-            last = s.scalar(select(Batch).where(Batch.status == "anchored")
-                            .order_by(Batch.id.desc()).limit(1))
-            total = s.scalar(select(func.max(Batch.id))) or 0
-        return (None if last is None else _row(last.id, last)), total
-
-    def anchored_down_from(self, key: int) -> Iterable[AnchoredRow]:
-        for batch_id in range(key, 0, -1):  # batches are anchored in id order
-            with self.db.session() as s:
-                batch = s.get_one(Batch, batch_id)
-            if batch.status == "anchored":
-                yield _row(batch_id, batch)
-
-    def receipt_on_chain(self, key: int) -> TxReceipt | None:
-        with self.db.session() as s:
-            batch = s.get_one(Batch, key)
-        return anchoring_receipt(self.chain, batch)
-
-    def record_moved(self, key: int, receipt: TxReceipt) -> None:
-        with self.db.session(write_lock=True) as s:
-            row = s.get_one(Batch, key)
-            row.tx_hash, row.block_number, row.gas_used = (
-                receipt.tx_hash, receipt.block_number, receipt.gas_used)
-
-    def reopen_after(self, key: int) -> None:
-        with self.db.session(write_lock=True) as s:
-            gone = (Batch.id > key) & (Batch.status == "anchored")
-            s.execute(update(Batch).where(gone, Batch.raw_tx.is_(None))
-                      .values(status="sealed", block_number=None, gas_used=None,
-                              anchored_at=None))
-            s.execute(update(Batch).where(gone)
-                      .values(status="submitted", block_number=None, gas_used=None,
-                              anchored_at=None))
+    def receipt_of(self, row: Any) -> TxReceipt | None:
+        return anchoring_receipt(self.anchor, row)
 
 
 def recheck_anchored(db: Database, anchor: Anchor, *, confirmations: int,

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
+from ledger.anchor_audit import anchor_problem
 from ledger.anchoring import TxReceipt
 from ledger.errors import AnchorMismatch
 from ledger.leaf import LeafValues, decode_leaf
@@ -225,15 +226,6 @@ def statement_receipt(reader: StatementReader, st: Statement) -> TxReceipt | Non
 
 
 def _on_chain_problem(reader: StatementReader, st: Statement) -> str | None:
-    try:
-        receipt = statement_receipt(reader, st)
-    except AnchorMismatch as exc:
-        return exc.message.removeprefix(f"{period_label(st.period)} on chain: ")
-    if receipt is None:
-        return "missing on chain"
-    if st.tx_hash is not None and receipt.tx_hash != st.tx_hash:
-        return f"its anchoring transaction 0x{st.tx_hash.hex()} is not on chain"
-    if receipt.block_number != st.block_number:
-        return (f"its anchoring transaction is in block {receipt.block_number}, the ledger "
-                f"says {st.block_number}")
-    return None
+    return anchor_problem(lambda: statement_receipt(reader, st),
+                          f"{period_label(st.period)} on chain: ", tx_hash=st.tx_hash,
+                          block_number=st.block_number)

@@ -14,10 +14,11 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
@@ -26,7 +27,7 @@ from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, No
 from ledger.leaf import LeafValues, decode_leaf
 from ledger.methodology import local_day_offset
 from ledger.proofs import TreeCache, default_tree_cache
-from ledger.reanchoring import AnchoredRow, Recheck, recheck_series
+from ledger.reanchoring import AnchoredSeries, Recheck, recheck_series
 from ledger.statement_audit import statement_receipt
 from ledger.statements import (
     AreaTotal,
@@ -240,67 +241,20 @@ def _anchor_one(db: Database, chain: StatementChain, period: int, timeout: float
 
 # -- after a reorg ---------------------------------------------------------------------------
 
-class StatementSeries:
-    """Month statements as a :class:`~ledger.reanchoring.AnchoredSeries`: one month after
-    another in ``statements``, keyed by month (yyyymm)."""
+class StatementSeries(AnchoredSeries):
+    """Month statements: one month after another in ``statements``, keyed by yyyymm."""
 
-    what = "statement"
+    what, model, key, unsent = "statement", Statement, "period", "built"
 
     def __init__(self, db: Database, chain: StatementChain) -> None:
-        self.db, self.chain = db, chain
-
-    @property
-    def chain_id(self) -> int:
-        return self.chain.chain_id
-
-    @property
-    def contract_address(self) -> str:
-        return self.chain.contract_address
-
-    def check_contract(self) -> None:
-        self.chain.check_contract()
+        super().__init__(db, chain)
+        self.statements = chain
 
     def chain_latest(self) -> int:
-        return self.chain.latest_statement()[0]
+        return self.statements.latest_statement()[0]
 
-    def ledger_last(self) -> tuple[AnchoredRow | None, int]:
-        with self.db.session() as s:
-            last = s.scalar(select(Statement).where(Statement.status == "anchored")
-                            .order_by(Statement.period.desc()).limit(1))
-            highest = s.scalar(select(func.max(Statement.period))) or 0
-        return (None if last is None else _row(last)), highest
-
-    def anchored_down_from(self, key: int) -> Iterable[AnchoredRow]:
-        with self.db.session() as s:
-            rows = [_row(st) for st in s.scalars(
-                select(Statement).where(Statement.status == "anchored", Statement.period <= key)
-                .order_by(Statement.period.desc()))]
-        return rows
-
-    def receipt_on_chain(self, key: int) -> TxReceipt | None:
-        with self.db.session() as s:
-            st = s.get_one(Statement, key)
-        return statement_receipt(self.chain, st)
-
-    def record_moved(self, key: int, receipt: TxReceipt) -> None:
-        with self.db.session(write_lock=True) as s:
-            row = s.get_one(Statement, key)
-            row.tx_hash, row.block_number, row.gas_used = (
-                receipt.tx_hash, receipt.block_number, receipt.gas_used)
-
-    def reopen_after(self, key: int) -> None:
-        with self.db.session(write_lock=True) as s:
-            gone = (Statement.period > key) & (Statement.status == "anchored")
-            s.execute(update(Statement).where(gone, Statement.raw_tx.is_(None))
-                      .values(status="built", block_number=None, gas_used=None,
-                              anchored_at=None))
-            s.execute(update(Statement).where(gone)
-                      .values(status="submitted", block_number=None, gas_used=None,
-                              anchored_at=None))
-
-
-def _row(st: Statement) -> AnchoredRow:
-    return AnchoredRow(st.period, st.tx_hash, st.block_number, st.chain_id, st.contract_address)
+    def receipt_of(self, row: Any) -> TxReceipt | None:
+        return statement_receipt(self.statements, row)
 
 
 def recheck_statements(db: Database, chain: StatementChain, *,
