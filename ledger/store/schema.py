@@ -94,13 +94,13 @@ def _connection(engine: Engine) -> Iterator[Connection]:
     except OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to {where}: {exc.orig}",
                                   field="database_url") from exc
-    with conn:
-        try:
+    try:
+        with conn:  # closing rolls back, which fails too on a connection that dropped
             yield conn
-        except (OperationalError, InterfaceError) as exc:  # the connection dropped midway
-            raise DatabaseUnavailable(f"{where} stopped answering: "
-                                      f"{str(exc.orig).strip().splitlines()[0][:200]}",
-                                      field="database_url") from exc
+    except (OperationalError, InterfaceError) as exc:  # the connection dropped midway
+        raise DatabaseUnavailable(f"{where} stopped answering: "
+                                  f"{str(exc.orig).strip().splitlines()[0][:200]}",
+                                  field="database_url") from exc
 
 
 def schema_status(engine: Engine, *, config: Config | None = None) -> SchemaStatus:
