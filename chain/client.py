@@ -296,6 +296,20 @@ class EvmAnchor:
 
     # -- helpers -------------------------------------------------------------------
 
+    def advance_clock_if_dev(self, to: int) -> bool:
+        """Mine a block at ``to`` (unix seconds) on a dev chain; later blocks follow it.
+        False on a chain whose clock is not ours to move."""
+        if self.kind is ChainKind.TESTER:
+            self.w3.provider.ethereum_tester.time_travel(to)  # type: ignore[attr-defined]
+        elif self.kind is ChainKind.ANVIL:
+            provider = self.w3.provider
+            call_chain(lambda: provider.make_request("evm_setNextBlockTimestamp", [to]),  # type: ignore[arg-type]
+                       "evm_setNextBlockTimestamp")
+            call_chain(lambda: provider.make_request("evm_mine", []), "evm_mine")  # type: ignore[arg-type]
+        else:
+            return False
+        return True
+
     def mine(self, blocks: int) -> None:
         """Mine empty blocks; only on dev chains, to reach confirmations at once."""
         if self.kind is ChainKind.TESTER:

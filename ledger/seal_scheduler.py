@@ -24,7 +24,7 @@ from ledger.entries import oldest_unanchored_batch
 from ledger.errors import ChainUnavailable, Conflict, LedgerError
 from ledger.sealing import SEALER_LEASE, Sealer
 from ledger.store import rollups
-from ledger.store.database import OUTAGES, Database
+from ledger.store.database import OUTAGES, Database, first_line
 from ledger.store.leases import lease_holder
 
 log = logging.getLogger("carbon_ledger.sealer")
@@ -79,7 +79,7 @@ class SealScheduler:
             return self._failed(exc.code, f"sealing failed, will retry: {exc}")
         except OUTAGES as exc:  # the tree is read through the engine, not a session
             return self._failed("database-unavailable", f"sealing failed, will retry: the "
-                                f"database did not answer: {str(exc.orig).splitlines()[0]}")
+                                f"database did not answer: {first_line(exc.orig)}")
         except Exception as exc:  # noqa: BLE001 - the sealer thread must outlive any one failure
             log.exception("sealing failed unexpectedly, will retry")
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]

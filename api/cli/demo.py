@@ -317,7 +317,7 @@ def live_season(c, anchor, sealer, season: SeasonRun, pseudonyms: list[str],  # 
                                                           f"greenbike-{run}-{day:%m%d}-r")
         ingest(c, by_partner, rng, tally, at=int((day + timedelta(hours=25)).timestamp()))
     campaigns.award_bonuses(c.db, c.operator_address)
-    demo_season.advance_dev_clock(anchor, season.closes_at)
+    anchor.advance_clock_if_dev(season.closes_at)
     season.clock = season.closes_at
     batches = sealer.seal()  # the season's credits, debits and bonuses
     demo_season.close_and_check(c, anchor, season)

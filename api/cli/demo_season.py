@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from chain.client import ChainKind, EvmAnchor
+from chain.client import EvmAnchor
 from ledger import accounts, campaigns, rankings
 from ledger.campaign_rules import Campaign
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock
@@ -106,7 +106,7 @@ def keep_dev_clock(c: Any, anchor: EvmAnchor) -> None:
     sets the clock back to the latest block's time, and the chain's times never go back."""
     latest = c.campaign_chain(anchor).block_time()
     if latest > datetime.now(UTC).timestamp():
-        advance_dev_clock(anchor, latest + 1)
+        anchor.advance_clock_if_dev(latest + 1)
 
 
 def publish_and_join(c: Any, anchor: EvmAnchor, pseudonyms: list[str], rng: random.Random
@@ -159,20 +159,6 @@ def redeem_offers(c: Any, run: SeasonRun, pseudonyms: list[str], rng: random.Ran
             run.offers_redeemed[offer.code] = run.offers_redeemed.get(offer.code, 0) + 1
             if run.offers_redeemed[offer.code] >= 3:
                 break
-
-
-def advance_dev_clock(anchor: EvmAnchor, to: int) -> bool:
-    """Mine a block at ``to`` (unix seconds) on a dev chain; later blocks follow it.
-    False on a chain whose clock is not ours to move."""
-    # TODO(chain): belongs beside EvmAnchor.mine_if_dev in chain/client.py.
-    if anchor.kind is ChainKind.TESTER:
-        anchor.w3.provider.ethereum_tester.time_travel(to)  # type: ignore[attr-defined]
-    elif anchor.kind is ChainKind.ANVIL:
-        anchor.w3.provider.make_request("evm_setNextBlockTimestamp", [to])  # type: ignore[arg-type]
-        anchor.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-    else:
-        return False
-    return True
 
 
 def close_and_check(c: Any, anchor: EvmAnchor, run: SeasonRun) -> None:

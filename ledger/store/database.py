@@ -80,7 +80,7 @@ class _OutageOnOneLine(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and isinstance(record.exc_info[1], OUTAGES + _DRIVER_OUTAGES):
             error = record.exc_info[1]
-            record.msg = f"{record.getMessage()}: {_first_line(error)}"
+            record.msg = f"{record.getMessage()}: {first_line(error)}"
             record.args, record.exc_info, record.exc_text = (), None, None
         return True
 
@@ -161,7 +161,7 @@ class Database:
                 with contextlib.suppress(*OUTAGES):
                     s.rollback()  # the connection may be gone: then there is nothing to undo
                 raise DatabaseUnavailable(f"the database did not answer: "
-                                          f"{_first_line(exc.orig)}", field="database") from exc
+                                          f"{first_line(exc.orig)}", field="database") from exc
             except BaseException:
                 s.rollback()
                 raise
@@ -190,5 +190,6 @@ class Database:
             self.engine.dispose()
 
 
-def _first_line(error: object) -> str:
+def first_line(error: object) -> str:
+    """A driver error's first line, at most 200 characters: what a log line or a problem shows."""
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ledger.errors import DatabaseUnavailable, SchemaOutOfDate
+from ledger.store.database import first_line
 from ledger.store.locks import MIGRATION_LOCK
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -99,7 +100,7 @@ def _connection(engine: Engine) -> Iterator[Connection]:
             yield conn
     except (OperationalError, InterfaceError) as exc:  # the connection dropped midway
         raise DatabaseUnavailable(f"{where} stopped answering: "
-                                  f"{str(exc.orig).strip().splitlines()[0][:200]}",
+                                  f"{first_line(exc.orig)}",
                                   field="database_url") from exc
 
 
