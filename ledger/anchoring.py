@@ -154,3 +154,8 @@ class Anchor(ChainReader, Protocol):
     def mine_if_dev(self, blocks: int) -> bool:
         """Mine ``blocks`` on a dev chain to reach confirmations at once; False elsewhere."""
         ...
+
+    def advance_clock_if_dev(self, to: int) -> bool:
+        """Mine a block at ``to`` (unix seconds) on a dev chain, later blocks following it
+        (the demo lives its season ahead of the wall clock); False elsewhere."""
+        ...

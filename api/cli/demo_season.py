@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from chain.client import EvmAnchor
 from ledger import accounts, campaigns, rankings
+from ledger.anchoring import Anchor
 from ledger.campaign_rules import Campaign
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock
 from ledger.green_credit_issue import anchoring_turn
@@ -100,7 +100,7 @@ def next_start(chain_time: int, seasons_end: int) -> date:
     return datetime.fromtimestamp(latest, LOCAL).date() + timedelta(days=1)
 
 
-def keep_dev_clock(c: Any, anchor: EvmAnchor) -> None:
+def keep_dev_clock(c: Any, anchor: Anchor) -> None:
     """A managed anvil restarted from its state file runs on the wall clock again, behind
     the blocks an earlier demo mined ahead of it; so before any block of its own, the demo
     sets the clock back to the latest block's time, and the chain's times never go back."""
@@ -109,7 +109,7 @@ def keep_dev_clock(c: Any, anchor: EvmAnchor) -> None:
         anchor.advance_clock_if_dev(latest + 1)
 
 
-def publish_and_join(c: Any, anchor: EvmAnchor, pseudonyms: list[str], rng: random.Random
+def publish_and_join(c: Any, anchor: Anchor, pseudonyms: list[str], rng: random.Random
                      ) -> SeasonRun:
     """Publish the season (before its start, by the chain's clock) and have a few citizens
     join its ranking under nicknames."""
@@ -161,7 +161,7 @@ def redeem_offers(c: Any, run: SeasonRun, pseudonyms: list[str], rng: random.Ran
                 break
 
 
-def close_and_check(c: Any, anchor: EvmAnchor, run: SeasonRun) -> None:
+def close_and_check(c: Any, anchor: Anchor, run: SeasonRun) -> None:
     """After the season: close the ranking (crediting the prizes), anchor its root, and
     check one rider's rank proof against the chain and the ranking as an auditor would."""
     cid = run.campaign.id
