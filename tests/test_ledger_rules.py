@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 import rfc8785
@@ -19,7 +20,7 @@ from ledger.leaf import credit_entry_id, decode_leaf
 from ledger.redemption import redeem
 from ledger.store import intake as sql
 from ledger.store.models import ActivityRecord, LedgerEntry
-from tests.conftest import a_record
+from tests.conftest import CST, a_record
 
 
 def submit(db, partner, records):
@@ -87,13 +88,19 @@ def test_bad_records_are_rejected_naming_the_field_and_write_nothing(
 
 def test_daily_cap_credits_the_remainder_then_nothing(db, make_partner, make_citizen) -> None:
     partner, citizen = make_partner(), make_citizen()
-    rides = [a_record(citizen.pseudonym, quantity=8000, record_id=f"r{i}", hours_ago=1 + i / 60)
+    # all five rides in one local day, whenever the test runs: an hour ago, or, if that
+    # is near local midnight, the evening before (it failed in CI at 01:13 UTC+8)
+    now = datetime.now(CST)
+    base = 1.0 if now.hour + now.minute / 60 >= 1.5 else now.hour + now.minute / 60 + 2.0
+    rides = [a_record(citizen.pseudonym, quantity=8000, record_id=f"r{i}",
+                      hours_ago=base + i / 60)
              for i in range(4)]  # 389 g each; the cycling cap is 1000 g a day
     outcomes = submit(db, partner, rides).outcomes
     assert [o.reduction_grams for o in outcomes] == [389, 389, 222, 0]
     assert [o.capped for o in outcomes] == [False, False, True, True]
     assert count(db, LedgerEntry) == 3
-    later = submit(db, partner, [a_record(citizen.pseudonym, quantity=8000, record_id="r9")])
+    later = submit(db, partner, [a_record(citizen.pseudonym, quantity=8000, record_id="r9",
+                                          hours_ago=base + 4 / 60)])
     assert later.outcomes[0].reduction_grams == 0  # a later submission the same day too
 
 
