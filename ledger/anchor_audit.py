@@ -126,10 +126,15 @@ def anchor_problem(receipt_on_chain: Callable[[], TxReceipt | None], prefix: str
 
 
 def chain_problems(reader: ChainReader | None, batches: Sequence[Batch], *,
-                   why_missing: str | None = None) -> list[BatchProblem]:
+                   why_missing: str | None = None,
+                   chain_tail: int | None = None) -> list[BatchProblem]:
     """Every ``anchored`` batch that the chain does not hold as the ledger says, and any
     batch the chain holds beyond the ledger's. With no ``reader`` (no contract there),
-    every anchored batch is missing, for ``why_missing``."""
+    every anchored batch is missing, for ``why_missing``.
+
+    ``chain_tail`` is the chain's latest batch id read *before* ``batches`` were: a batch
+    row is written before its anchor is sent, so a batch a running sealer anchors between
+    the two reads is not taken for one this ledger never sealed (read now if None)."""
     anchored = [b for b in batches if b.status == "anchored"]
     if reader is None:
         reason = f"missing on chain ({why_missing})" if why_missing else "missing on chain"
@@ -140,7 +145,7 @@ def chain_problems(reader: ChainReader | None, batches: Sequence[Batch], *,
         if problem:
             problems.append(BatchProblem(b.id, problem))
     known = max((b.id for b in batches), default=0)
-    latest = reader.latest_batch_id()
+    latest = reader.latest_batch_id() if chain_tail is None else chain_tail
     problems += [BatchProblem(i, "on chain but never sealed by this ledger")
                  for i in range(known + 1, latest + 1)]
     return problems

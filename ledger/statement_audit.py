@@ -177,10 +177,12 @@ def stored_statements(session: Session) -> list[Statement]:
 
 
 def statement_chain_problems(reader: StatementReader | None,
-                             statements: Sequence[Statement]) -> list[StatementProblem]:
+                             statements: Sequence[Statement], *,
+                             chain_tail: int | None = None) -> list[StatementProblem]:
     """Every anchored statement the chain does not hold as the ledger says (its root in the
     state; its leaf count, batch cut and content hash in its event), and any month the chain
-    holds beyond the ledger's."""
+    holds beyond the ledger's: beyond ``chain_tail``, its latest month read before
+    ``statements`` were, as for batches (read now if None)."""
     anchored = [s for s in statements if s.status == "anchored"]
     if reader is None:
         return [StatementProblem(s.period, "missing on chain") for s in anchored]
@@ -189,7 +191,7 @@ def statement_chain_problems(reader: StatementReader | None,
         problem = _on_chain_problem(reader, st)
         if problem:
             problems.append(StatementProblem(st.period, problem))
-    last, _ = reader.latest_statement()
+    last = reader.latest_statement()[0] if chain_tail is None else chain_tail
     known = max((s.period for s in statements), default=0)
     if last > known:
         problems.append(StatementProblem(last, "on chain but never built by this ledger"))

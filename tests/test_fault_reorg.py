@@ -16,6 +16,7 @@ from eth_account import Account
 from sqlalchemy import select
 
 from api.cli.main import main
+from api.composition import Container
 from ledger.store.database import Database
 from ledger.store.models import Batch
 from tests.conftest import needs_anvil
@@ -147,3 +148,25 @@ def test_a_chain_reverted_to_an_older_snapshot_gets_the_lost_batches_again(db, n
     assert again.reanchored == [3, 4]
     batches = assert_ledger_matches_chain(db, node.url, other_txs=1)
     assert {b.id: b.root for b in batches} == before
+
+
+def test_chain_check_takes_no_batch_anchored_while_it_runs_for_a_stranger(
+        db, node, tmp_path, monkeypatch, capsys) -> None:
+    """A server's sealer anchors a batch while `chain check` runs (seen in CI's
+    walkthrough): the check reads the chain's tail before the ledger, so the new batch is
+    not reported as "on chain but never sealed by this ledger"."""
+    entries, key = Entries(db), Account.create()
+    sealer = anvil_sealer(db, node.url, key, confirmations=1)
+    entries.add(2)
+    sealer.seal()
+    entries.add(2)  # batch 2: sealed and anchored as the check connects to the node
+    connect = Container.ledger_reader
+
+    def seal_meanwhile(self: Container, url: str):  # type: ignore[no-untyped-def]
+        sealer.seal()
+        return connect(self, url)
+
+    monkeypatch.setattr(Container, "ledger_reader", seal_meanwhile)
+    code, report = chain_check(db, node.url, tmp_path, monkeypatch, capsys)
+    assert code == 0, report
+    assert [b.status for b in rows(db).values()] == ["anchored", "anchored"]

@@ -41,7 +41,7 @@ from ledger.methodology import partner_kinds, submission_window
 from ledger.proofs import write_oz_dump
 from ledger.redemption import redeem
 from ledger.statements import period_label
-from ledger.store.models import Batch, Reward
+from ledger.store.models import Batch, Reward, Statement
 
 
 @app.command()
@@ -406,24 +406,29 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
     if c.settings.chain == "tester":
         raise InvalidInput("an in-process chain lives only as long as one command: there is "
                            "nothing to check", field="chain")
-    with c.db.session() as s:
-        batches = views.all_batches(s)
-        statements = stored_statements(s)
 
-    def check(url: str) -> tuple[list[BatchProblem], list[StatementProblem]]:
+    def stored() -> tuple[list[Batch], list[Statement]]:
+        with c.db.session() as s:
+            return views.all_batches(s), stored_statements(s)
+
+    def check(url: str) -> tuple[list[Batch], list[Statement],
+                                 list[BatchProblem], list[StatementProblem]]:
         reader = c.ledger_reader(url)
-        if reader is None:
-            return chain_problems(None, batches, why_missing="this ledger never deployed to "
-                                  "the node's chain"), statement_chain_problems(None, statements)
-        if not reader.has_code():
-            return (chain_problems(None, batches, why_missing=f"the contract "
-                                   f"{reader.contract_address} has no code: the node lost its state"),
+        if reader is None or not reader.has_code():
+            why = ("this ledger never deployed to the node's chain" if reader is None else
+                   f"the contract {reader.contract_address} has no code: the node lost its state")
+            batches, statements = stored()
+            return (batches, statements, chain_problems(None, batches, why_missing=why),
                     statement_chain_problems(None, statements))
-        return chain_problems(reader, batches), statement_chain_problems(
-            statement_reader(url, reader.contract_address), statements)
+        month_reader = statement_reader(url, reader.contract_address)
+        # the chain's tails first, then the ledger: a running server may anchor meanwhile
+        batch_tail, month_tail = reader.latest_batch_id(), month_reader.latest_statement()[0]
+        batches, statements = stored()
+        return (batches, statements, chain_problems(reader, batches, chain_tail=batch_tail),
+                statement_chain_problems(month_reader, statements, chain_tail=month_tail))
 
     with c.node_url() as url:
-        problems, month_problems = check(url)
+        batches, statements, problems, month_problems = check(url)
     anchored = sum(1 for b in batches if b.status == "anchored")
     waiting = len(batches) - anchored
     note = f" ({waiting} more not anchored yet)" if waiting else ""
