@@ -234,6 +234,15 @@ class DatabaseUnavailable(LedgerError):
     exit_code = 6
 
 
+class Contended(LedgerError):
+    """A write that lost its race with other writers of the same rows again and again
+    (PostgreSQL): nothing was written; sending it again is safe."""
+
+    code = "contended"
+    http_status = 503
+    exit_code = 6
+
+
 class SchemaOutOfDate(DatabaseUnavailable):
     """The database's schema is not the version this code expects (``db upgrade``)."""
 

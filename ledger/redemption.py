@@ -99,7 +99,7 @@ def balance_after(session: Session, redemption: Redemption) -> int:
 def _take_turn(session: Session, citizen_id: int) -> None:
     """Wait for any other write to this citizen's ledger to commit: their redemptions
     (the balance row, FOR UPDATE) and, on PostgreSQL, submissions crediting them too
-    (the citizen's advisory lock ingest takes). So the citizen's entries commit in the
+    (the citizen's row lock ingest takes). So the citizen's entries commit in the
     order of their seq, and :func:`balance_after` never changes once answered. SQLite's
     write lock already serialises every writer (FOR UPDATE is not rendered there)."""
     lock_citizen(session, citizen_id)

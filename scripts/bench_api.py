@@ -66,7 +66,6 @@ from ledger import accounts  # noqa: E402
 from ledger.credentials import issue_api_key  # noqa: E402
 from ledger.intake.signed import record_hashes  # noqa: E402
 from ledger.signing import records_hash, submission_headers  # noqa: E402
-from ledger.store.locks import CITIZEN_LOCKS, PARTNER_LOCKS  # noqa: E402
 
 CLI = [sys.executable, "-c", "from api.cli.main import run; run()"]
 
@@ -337,16 +336,14 @@ class WaitSampler:
 
     QUERY = """
         SELECT a.wait_event_type, a.wait_event
-               || coalesce((SELECT ' ' || CASE l.classid WHEN %d THEN '(a citizen bucket)'
-                                      WHEN %d THEN '(the partner)' ELSE l.classid::text END
-                              FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted
-                               AND l.locktype = 'advisory' LIMIT 1), ''),
+               || coalesce((SELECT ' (' || coalesce(l.relation::regclass::text, l.locktype) || ')'
+                              FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1), ''),
                left(regexp_replace(a.query, '\\s+', ' ', 'g'), 90),
                (SELECT left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90)
                   FROM pg_stat_activity b WHERE b.pid = (pg_blocking_pids(a.pid))[1])
           FROM pg_stat_activity a
          WHERE a.datname = current_database() AND a.state = 'active' AND a.pid <> pg_backend_pid()
-    """ % (CITIZEN_LOCKS, PARTNER_LOCKS)  # noqa: UP031 - SQL has its own braces
+    """
 
     def __init__(self, url: str, interval: float = 0.005) -> None:
         import threading

@@ -1,6 +1,7 @@
 """Units of work racing each other on one database, each on its own connection as the API's
 workers and threads would be: on SQLite the write lock serialises them, on PostgreSQL the
-rows and advisory locks they take must give the same answers."""
+rows they lock, the unique indexes they meet at and the retries after must give the same
+answers, and writers with no citizen in common must not wait for each other."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ledger.methodology import methodology_in_force
 from ledger.redemption import redeem
 from ledger.store.database import Database
 from ledger.store.leases import acquire_lease
+from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import ActivityRecord, Batch, LedgerEntry, Reward
 from tests.conftest import a_record
 
@@ -97,6 +99,63 @@ def test_one_record_submitted_by_racing_requests_is_credited_once(db, make_partn
     statuses = sorted(r.outcomes[0].status for r in results)
     assert statuses == ["accepted"] + ["duplicate"] * 7
     assert count(db, LedgerEntry) == 1 and count(db, ActivityRecord) == 1
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_one_record_id_raced_for_two_citizens_is_written_once(db, make_partner,
+                                                              make_citizen) -> None:
+    # No citizen in common, so no citizen's lock orders them: they meet at the unique
+    # index on (partner, record id), and the loser is decided again and finds it known.
+    partner = make_partner()
+    citizens = [make_citizen() for _ in range(6)]
+    results = race(6, lambda i: submit(db, partner, [a_record(citizens[i].pseudonym,
+                                                              record_id="ride-1")]))
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sorted(r.outcomes[0].status for r in results).count("accepted") == 1
+    assert count(db, LedgerEntry) == 1 and count(db, ActivityRecord) == 1
+
+
+def held_open(db: Database, partner, records: list[dict]) -> tuple[threading.Event,
+                                                                   threading.Thread]:
+    """Submit ``records`` on a thread that keeps its transaction open, locks and all,
+    until the returned event is set."""
+    written, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.session(write_lock=True) as s:
+            submit_records(s, partner=s.merge(partner), records=records)
+            written.set()
+            release.wait(60)
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert written.wait(30)
+    return release, thread
+
+
+# PostgreSQL only: SQLite has one writer at a time by design.
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_one_partners_submissions_for_other_citizens_are_written_side_by_side(
+        db, make_partner) -> None:
+    partner = make_partner()
+    with db.session(write_lock=True) as s:  # two citizens who would share a lock bucket
+        citizens = [accounts.create_citizen(s) for _ in range(CITIZEN_LOCK_BUCKETS + 1)]
+    first = citizens[0]
+    other = next(c for c in citizens[1:] if c.id % CITIZEN_LOCK_BUCKETS
+                 == first.id % CITIZEN_LOCK_BUCKETS)
+    release, thread = held_open(db, partner, [a_record(first.pseudonym)])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        try:
+            beside = pool.submit(submit, db, partner, [a_record(other.pseudonym)])
+            assert beside.result(timeout=15).outcomes[0].status == "accepted"
+            # ... while one more for the held citizen waits for the held transaction
+            after = pool.submit(submit, db, partner, [a_record(first.pseudonym)])
+            time.sleep(1.0)
+            assert not after.done()
+        finally:
+            release.set()
+            thread.join()
+        assert after.result(timeout=15).outcomes[0].status == "accepted"
+    assert count(db, LedgerEntry) == 3
 
 
 def test_racing_submissions_from_two_partners_never_pass_the_daily_cap(db, make_partner,

@@ -108,22 +108,26 @@ def record_submission(session: Session, submission: SignedSubmission | OperatorS
     anchor within ``anchor_within`` seconds."""
     store = IntakeStore(session)
     if isinstance(submission, OperatorSubmission):
-        store.lock_partner(partner.id)
-        return RecordedSubmission(_decide_and_write(store, submission.prepared, partner=partner,
-                                                    now=submission.now, submission_id=None))
+        return RecordedSubmission(store.race_free(lambda: _decide_and_write(
+            store, submission.prepared, partner=partner, now=submission.now,
+            submission_id=None)))
     if operator_key is None:
         raise TypeError("a signed submission needs the operator's key for its receipt")
     check_signer(partner, submission.signer)
-    store.lock_partner(partner.id)  # before its nonces and record ids are read
-    _refuse_replay(store, partner.id, submission.envelope.nonce)
-    submission_id = "0x" + secrets.token_hex(32)
-    outcomes = _decide_and_write(store, submission.prepared, partner=partner,
-                                 now=submission.now, submission_id=submission_id)
-    receipt = _receipt(submission, submission_id, partner=partner, operator_key=operator_key,
-                       anchor_within=anchor_within, accepted=_accepted_hashes(outcomes))
-    recorded = RecordedSubmission(outcomes, receipt)
-    store.add_submission(_submission_row(submission, recorded, partner_id=partner.id))
-    return recorded
+
+    def attempt() -> RecordedSubmission:
+        _refuse_replay(store, partner.id, submission.envelope.nonce)
+        submission_id = "0x" + secrets.token_hex(32)
+        outcomes = _decide_and_write(store, submission.prepared, partner=partner,
+                                     now=submission.now, submission_id=submission_id)
+        receipt = _receipt(submission, submission_id, partner=partner,
+                           operator_key=operator_key, anchor_within=anchor_within,
+                           accepted=_accepted_hashes(outcomes))
+        recorded = RecordedSubmission(outcomes, receipt)
+        store.add_submission(_submission_row(submission, recorded, partner_id=partner.id))
+        return recorded
+
+    return store.race_free(attempt)
 
 
 def submit_records(session: Session, *, partner: Partner, records: Sequence[object],
@@ -137,8 +141,7 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
 
 def _decide_and_write(store: IntakeStore, prepared: PreparedRecords, *, partner: Partner,
                       now: int, submission_id: str | None) -> list[RecordOutcome]:
-    """Every record's outcome, decided over what the ledger knows and written; call it
-    with the partner locked."""
+    """Every record's outcome, decided over what the ledger knows and written."""
     prepared = prepared.for_partner(partner.kind, partner.signing_address)
     snapshot = store.load_snapshot(partner.id, prepared)
     decision = decide(snapshot, prepared, partner_id=partner.id, now=now,
@@ -166,9 +169,9 @@ def outcome_json(o: RecordOutcome) -> dict[str, Any]:
 
 
 def _refuse_replay(store: IntakeStore, partner_id: int, nonce: bytes) -> None:
-    """Raise :class:`Replayed` if this partner has used ``nonce`` before. Called with the
-    partner locked, so two racing requests cannot both pass; the table's unique index on
-    (partner, nonce) holds it too."""
+    """Raise :class:`Replayed` if this partner has used ``nonce`` before. Two racing
+    requests may both pass here; the table's unique index on (partner, nonce) stops the
+    later at its write, and its next try (:meth:`IntakeStore.race_free`) is refused here."""
     earlier = store.earlier_submission(partner_id, nonce)
     if earlier is not None:
         submission_id, received_at = earlier

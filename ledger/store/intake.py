@@ -8,7 +8,11 @@ driver's executemany with statements compiled once.
 
 Two submissions touching one citizen must not interleave (caps and de-duplication read
 what earlier ones wrote): on SQLite the session's write lock serialises them; on
-PostgreSQL the partner's and the citizens' advisory locks do.
+PostgreSQL each citizen's row lock does (:mod:`ledger.store.locks`), so submissions with
+no citizen in common are decided and written side by side, a partner's too. Two
+submissions racing one record id (or one nonce) meet at the table's unique index: the
+later one waits for the earlier to commit, then is decided again (:meth:`IntakeStore.race_free`),
+and now finds the record known.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Insert,
@@ -34,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from ledger.entries import ENTRY_COLUMNS, entry_values
+from ledger.errors import Contended
 from ledger.intake.rules import (
     RECORD_COLUMNS,
     CitizenBehaviour,
@@ -49,7 +54,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
-from ledger.store.locks import CITIZEN_LOCK_BUCKETS, CITIZEN_LOCKS, PARTNER_LOCKS
+from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
     Balance,
@@ -69,6 +74,15 @@ INTAKE_CACHE_KIB = 256 * 1024
 
 #: Quantified records of known citizens, with the citizen's id.
 _Ours = list[tuple[int, ActivityRecordIn, Quantified]]
+_T = TypeVar("_T")
+
+#: How many times a submission is decided again after losing a race (PostgreSQL): each
+#: loss means another transaction committed one of its record ids or its nonce, which the
+#: next try sees, so a second try is almost always the last.
+RACE_ATTEMPTS = 4
+#: The unique indexes two racing submissions meet at (anything else is not a race).
+RACED_INDEXES = frozenset({"uq_activity_records_partner_id_partner_record_id",
+                           "uq_submissions_partner_nonce"})
 
 
 class IntakeStore:
@@ -85,13 +99,34 @@ class IntakeStore:
                 self.connection.exec_driver_sql(f"PRAGMA cache_size=-{INTAKE_CACHE_KIB}")
                 info["intake_cache_kib"] = INTAKE_CACHE_KIB
 
-    def lock_partner(self, partner_id: int) -> None:
-        """On PostgreSQL, one submission per partner at a time to the end of the
-        transaction, so a record id (or nonce) raced by two requests is credited by one
-        and a duplicate for the other, not a unique violation. Take it before reading the
-        partner's record ids or nonces."""
-        if not self.sqlite:
-            self._rows("SELECT pg_advisory_xact_lock(:ns, :p)", ns=PARTNER_LOCKS, p=partner_id)
+    def race_free(self, attempt: Callable[[], _T]) -> _T:
+        """``attempt()`` (reading the snapshot, deciding, writing), as if no other
+        submission ran beside it. On PostgreSQL each try runs in a savepoint: if another
+        transaction wrote one of its record ids or its nonce first, the insert waits for
+        that one to commit and fails on the unique index (or, two racing several ids in
+        opposite orders, one of them is a deadlock); the savepoint is rolled back (its
+        citizens' locks with it) and the try runs again, seeing what the other committed.
+        SQLite's one writer has no races."""
+        if self.sqlite:
+            return attempt()
+        for tries in range(1, RACE_ATTEMPTS + 1):
+            savepoint = self.session.begin_nested()
+            self.session.connection()  # SAVEPOINT now: this store's SQL goes to the driver
+            try:
+                result = attempt()
+                self.session.flush()  # the submission's row too: its nonce races
+            except Exception as exc:
+                savepoint.rollback()
+                if not _raced(exc):
+                    raise
+                if tries == RACE_ATTEMPTS:
+                    raise Contended("other submissions wrote the same record ids or nonce "
+                               f"{tries} times while this one was decided; send it again",
+                               field="records") from None
+                continue
+            savepoint.commit()
+            return result
+        raise AssertionError("unreachable")
 
     def earlier_submission(self, partner_id: int, nonce: bytes) -> tuple[str, int] | None:
         """The id and receipt time of this partner's submission with ``nonce``, if any
@@ -103,8 +138,7 @@ class IntakeStore:
     def load_snapshot(self, partner_id: int, prepared: PreparedRecords) -> Snapshot:
         """What the ledger knows about these records: the partner's record ids, the
         citizens, and (with the citizens locked, so it stays true to the end of the
-        transaction) their totals and neighbouring records. Call it with the partner
-        locked."""
+        transaction) their totals and neighbouring records."""
         good = prepared.good
         known = self._known_records(partner_id, [r.record_id for _, r, _ in good])
         citizens = self._citizens([r.citizen for _, r, _ in good])
@@ -154,14 +188,15 @@ class IntakeStore:
         return {p: (cid, bytes(account)) for p, cid, account in rows}
 
     def _lock_citizens(self, citizen_ids: list[int]) -> None:
-        """On PostgreSQL, hold each citizen's advisory lock (shared by the citizens of one
-        bucket) to the end of the transaction, taken in order so two submissions never
-        deadlock."""
+        """On PostgreSQL, lock each citizen's row to the end of the transaction (or of
+        the try, :meth:`race_free`), in the order every writer takes them
+        (:mod:`ledger.store.locks`), so two submissions never deadlock: rows are locked as
+        the sort returns them."""
         if self.sqlite or not citizen_ids:
             return
-        self._rows("SELECT count(pg_advisory_xact_lock(:ns, c)) FROM "
-                   "(SELECT unnest(CAST(:ids AS integer[])) AS c ORDER BY 1) AS locked",
-                   ns=CITIZEN_LOCKS, ids=sorted({c % CITIZEN_LOCK_BUCKETS for c in citizen_ids}))
+        self._rows("SELECT count(*) FROM (SELECT id FROM citizens WHERE id = ANY(:ids) "
+                   f"ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id FOR NO KEY UPDATE) AS locked",
+                   ids=sorted(set(citizen_ids)))
 
     def _load_totals(self, snapshot: Snapshot, ours: _Ours) -> None:
         """What earlier submissions credited on the days and months this one touches, for
@@ -276,12 +311,15 @@ class IntakeStore:
         """One statement for many rows (tuples in ``columns`` order). On SQLite by the
         driver's executemany: SQLAlchemy's own processes each row's parameters in Python,
         which costs more than SQLite's insert, and these columns (integers, strings, bytes)
-        need none. On PostgreSQL executemany still runs the statement once per row (about
-        40-80 ms for 1,000 rows, 2026-12-05, docs/benchmarks.md), so each column goes as one
-        array and the statement reads them with ``unnest`` (:func:`_pg_bulk`)."""
-        if not self.sqlite:  # one statement over arrays, not one execution per row
-            bulk = _compiled_text(_pg_bulk(statement, tuple(columns), self.dialect), self.dialect)
+        need none. On PostgreSQL executemany runs the statement once per row (about 40-80
+        ms for 1,000 rows, 2026-12-05, docs/benchmarks.md): an insert is a binary COPY
+        (:meth:`_pg_copy`), an update one statement over one array per column (:func:`_pg_update`)."""
+        if not self.sqlite:
+            if isinstance(statement, Insert):
+                self._pg_copy(statement.table, columns, rows)  # type: ignore[arg-type]
+                return
             # %(name)b: arrays in binary (psycopg's text form escapes every bytea in Python)
+            bulk = _compiled_text(_pg_update(statement), self.dialect)
             self.connection.exec_driver_sql(_BINARY_PARAMS.sub(r"%(\1)b", bulk.string), {
                 name: [row[i] for row in rows] for i, name in enumerate(columns)})
             return
@@ -295,6 +333,23 @@ class IntakeStore:
             at = [columns.index(name) for name in order]
             params = [tuple(row[i] for i in at) for row in rows]
         self.connection.exec_driver_sql(compiled.string, params)
+
+    def _pg_copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` by one binary COPY: psycopg formats the rows in C, where a
+        statement over arrays built each array in Python (2026-12-05: 1,000 activity
+        records 10.2 ms over arrays, 6.9 ms by COPY, docs/benchmarks.md). COPY takes the
+        rows in order, so entries still draw their seq in the order of the decision; it
+        fires the same constraints and triggers as INSERT."""
+        types = [_copy_type(table.c[name].type, self.dialect) for name in columns]
+        cursor = self.connection.connection.cursor()
+        try:
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN "  # type: ignore[attr-defined]
+                             "(FORMAT BINARY)") as copy:
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        finally:
+            cursor.close()
 
     def _write_tallies(self, tallies: dict[CitizenBehaviour, Tally],
                        stored: dict[CitizenBehaviour, int]) -> None:
@@ -345,26 +400,27 @@ def _compiled(statement: Insert | Update, dialect: Any, columns: tuple[str, ...]
     return cached[1]
 
 
-def _pg_bulk(statement: Insert | Update, columns: tuple[str, ...], dialect: Any) -> str:
-    """PostgreSQL's form of a bulk statement: its rows from ``unnest`` of one array per
-    column. An insert keeps the rows' order (WITH ORDINALITY: entries draw their seq in the
-    order of the decision); an update joins the arrays on its keys, which are unique in
-    every list intake writes (each comes from a dict)."""
-    key = (id(statement), "pg-bulk", columns)
-    cached = _COMPILED.get(key)
-    if cached is not None and cached[0] is statement:
-        return cached[1]  # type: ignore[no-any-return]
-    if isinstance(statement, Insert):
-        table = statement.table
-        names = ", ".join(columns)
-        arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect=dialect)}[])"  # type: ignore[union-attr]
-                           for c in columns)
-        sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM unnest({arrays}) "  # type: ignore[union-attr]
-               f"WITH ORDINALITY AS v({names}, row_order) ORDER BY row_order")
-    else:
-        sql = _PG_UPDATES[id(statement)]
-    _COMPILED[key] = (statement, sql)
-    return sql
+def _raced(exc: BaseException) -> bool:
+    """Whether a driver's error (bare, or wrapped by SQLAlchemy) is a lost race: a unique
+    violation of :data:`RACED_INDEXES`, or a deadlock."""
+    error = getattr(exc, "orig", None) or exc
+    state = getattr(error, "sqlstate", None)
+    if state == "40P01":  # deadlock_detected
+        return True
+    diag = getattr(error, "diag", None)
+    return state == "23505" and getattr(diag, "constraint_name", None) in RACED_INDEXES
+
+
+def _pg_update(statement: Update) -> str:
+    """PostgreSQL's form of a bulk update (:data:`_PG_UPDATES`): it joins one array per
+    column on its keys, which are unique in every list intake writes (each comes from a
+    dict)."""
+    return _PG_UPDATES[id(statement)]
+
+
+def _copy_type(sql_type: Any, dialect: Any) -> str:
+    """A column type's name as psycopg's COPY knows it (``VARCHAR(32)`` -> ``varchar``)."""
+    return str(sql_type.compile(dialect=dialect)).split("(")[0].lower()
 
 
 def _table(model: type[Any]) -> Table:
@@ -393,7 +449,7 @@ _ADD_TALLIES = (update(_tallies).where(and_(
         points=_tallies.c.points + bindparam("p"), longest=bindparam("l")))
 _TOTALS = {period: (insert(_table(model)).inline(), _totals_update(_table(model), period))
            for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))}
-# The updates' PostgreSQL forms (see _pg_bulk), their parameters named as above.
+# The updates' PostgreSQL forms (see _pg_update), their parameters named as above.
 _PG_UPDATES = {
     id(_ADD_POINTS): "UPDATE balances AS t SET points = t.points + v.add FROM unnest("
                      "CAST(:add AS bigint[]), CAST(:cid AS integer[])) AS v(add, cid) "

@@ -1,9 +1,13 @@
-"""The database locks writers take beside their transactions, in one place: every
-advisory-lock namespace and the backend branches that take them.
+"""The database locks writers take beside their transactions, in one place, and the
+backend branches that take them.
 
 SQLite has one writer at a time already (the session's write lock, :mod:`ledger.store.sqlite`),
-so on SQLite these are no-ops; on PostgreSQL they are transaction-scoped advisory locks
-(released at COMMIT or ROLLBACK) and, for sealing, a table lock.
+so on SQLite these are no-ops. On PostgreSQL a citizen's ledger is locked by its row of
+``citizens`` (``FOR NO KEY UPDATE``, released at COMMIT or ROLLBACK): one lock per
+citizen, kept in the row rather than in the server's shared lock table, so a submission
+can hold a thousand of them and two submissions wait for each other only if they share a
+citizen. It does not conflict with the ``KEY SHARE`` locks that foreign keys to the
+citizen take. Sealing takes a table lock; migrations an advisory lock.
 """
 
 from __future__ import annotations
@@ -11,10 +15,9 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-CITIZEN_LOCKS = 0x43_4C  # advisory-lock namespace for "a citizen's ledger"
-PARTNER_LOCKS = 0x50_52  # ... and for "a partner's record ids"
-# Citizens share this many locks (id modulo): PostgreSQL's lock table holds some thousands
-# in all, and a submission may name 50,000 citizens.
+# Writers that lock several citizens take them in the order (id % CITIZEN_LOCK_BUCKETS, id),
+# every one the same (so two never deadlock): the order of the buckets the citizens shared
+# when their locks were advisory ones, kept so that every writer's order stayed the same.
 CITIZEN_LOCK_BUCKETS = 1024
 # pg_advisory_xact_lock key: "carbonle" as an int64, so two processes never migrate at once.
 MIGRATION_LOCK = int.from_bytes(b"carbonle", "big") >> 1
@@ -25,11 +28,12 @@ def is_sqlite(session: Session) -> bool:
 
 
 def lock_citizen(session: Session, citizen_id: int) -> None:
-    """Wait for other writers to this citizen's ledger (submissions crediting them take
-    the same lock, :meth:`ledger.store.intake.IntakeStore.lock_citizens`)."""
+    """Wait for other writers to this citizen's ledger and hold them off to the end of the
+    transaction (submissions crediting them take the same lock,
+    :meth:`ledger.store.intake.IntakeStore.load_snapshot`)."""
     if not is_sqlite(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(:ns, :bucket)"),
-                        {"ns": CITIZEN_LOCKS, "bucket": citizen_id % CITIZEN_LOCK_BUCKETS})
+        session.execute(text("SELECT 1 FROM citizens WHERE id = :c FOR NO KEY UPDATE"),
+                        {"c": citizen_id})
 
 
 def hold_off_entry_writers(session: Session) -> None:
