@@ -10,6 +10,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,14 @@ class Container:
         deploys), or None if the ledger never deployed there."""
         return open_reader(rpc_web3(url), self.db)
 
+    def audit_job_chain(self, anchor: Anchor) -> ReaderAt | None:
+        """How an audit job's process opens the chain ``anchor`` serves, to hold a large
+        batch against it as the request holds a small one; None for the in-process chain,
+        which lives in the server's process alone."""
+        if self.settings.chain == "tester" or not isinstance(anchor, EvmAnchor):
+            return None
+        return ReaderAt(anchor.w3.provider.endpoint_uri)  # type: ignore[attr-defined]
+
     @contextmanager
     def foreground_node(self, port: int | None) -> Iterator[ManagedAnvil]:
         """The data dir's anvil, started here and named in the data dir (``node.json``)
@@ -141,6 +150,17 @@ class Container:
             receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))
+
+
+@dataclass(frozen=True)
+class ReaderAt:
+    """This ledger's contract on the chain at ``url``, opened read-only in another process
+    (an audit job's: picklable, so it crosses a spawn)."""
+
+    url: str
+
+    def __call__(self, db: Database) -> ChainReader | None:
+        return open_reader(rpc_web3(self.url), db)
 
 
 def container(data_dir: Path | None = None, chain: str | None = None, rpc: str | None = None,

@@ -10,6 +10,10 @@ progress (202) until it is done, and with its stored report (200, ``auditedAt`` 
 when) after. A job whose process died stops beating: after :data:`STALE_SECONDS` the next
 request claims it anew. ``refresh`` starts a new audit of a batch already audited (the
 stored report is the ledger as it was then; ``carbon-ledger audit`` recomputes it now).
+
+Either way the recomputed batch is held against the chain, as ``carbon-ledger audit`` holds
+it: in the request through the server's reader, in a job's process through the reader the
+composition root's opener gives there (``heldAgainstChain`` says whether it was).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
+from ledger.anchoring import ChainReader
 from ledger.audit import audit_batch
 from ledger.errors import NotFound
 from ledger.store.database import Database
@@ -42,7 +47,11 @@ JOB_WORKERS = 2
 #: How long a client should wait before asking again about a running job.
 RETRY_SECONDS = 5
 
-Starter = Callable[[str, int, str], None]
+#: How a job's process opens the ledger's contract, read-only, given its own database: a
+#: picklable callable (the process is spawned); it gives None if the ledger never deployed
+#: on that chain.
+ChainOpener = Callable[[Database], ChainReader | None]
+Starter = Callable[[str, int, str, ChainOpener | None], None]
 
 
 @dataclass(frozen=True)
@@ -51,17 +60,22 @@ class AuditAnswer:
     body: dict[str, Any]
 
 
-def batch_audit(db: Database, batch_id: int, *, refresh: bool = False,
+def batch_audit(db: Database, batch_id: int, *, chain: ChainReader | None = None,
+                job_chain: ChainOpener | None = None, refresh: bool = False,
                 start: Starter | None = None) -> AuditAnswer:
     """The report of batch ``batch_id`` if it is small or audited already, else its job's
-    progress, claiming and starting the job (with ``start``) if none is running."""
+    progress, claiming and starting the job (with ``start``) if none is running. A small
+    batch is held against ``chain``, a large one against what ``job_chain`` opens in the
+    job's process (neither: recomputed only)."""
     now = int(time.time())
     with db.session(snapshot=True) as s:
         batch = s.get(Batch, batch_id)
         if batch is None:
             raise NotFound(f"no batch {batch_id}", field="batch_id")
         if batch.leaf_count <= INLINE_ENTRIES:
-            return AuditAnswer(200, {**audit_batch(s, batch_id).as_dict(), "auditedAt": now})
+            report = audit_batch(s, batch_id, chain=chain)
+            return AuditAnswer(200, {**report.as_dict(), "heldAgainstChain": chain is not None,
+                                     "auditedAt": now})
         total = batch.leaf_count
         job = s.get(BatchAudit, batch_id)
         if job is not None and job.state == "done" and not refresh:
@@ -70,7 +84,7 @@ def batch_audit(db: Database, batch_id: int, *, refresh: bool = False,
             return AuditAnswer(202, _progress(job, total))
     holder = _claim(db, batch_id, now, refresh=refresh)
     if holder is not None:
-        (start or start_process)(db.url, batch_id, holder)
+        (start or start_process)(db.url, batch_id, holder, job_chain)
     with db.session(snapshot=True) as s:
         job = s.get(BatchAudit, batch_id)
         if job is not None and job.state == "done" and holder is None:
@@ -84,7 +98,9 @@ def _alive(job: BatchAudit, now: int) -> bool:
 
 
 def _stored(job: BatchAudit) -> dict[str, Any]:
-    return {**json.loads(job.result or "{}"), "auditedAt": job.finished_at}
+    # a report stored before jobs held batches against the chain says nothing of it
+    return {"heldAgainstChain": False, **json.loads(job.result or "{}"),
+            "auditedAt": job.finished_at}
 
 
 def _progress(job: BatchAudit, total: int) -> dict[str, Any]:
@@ -116,9 +132,9 @@ class _Superseded(Exception):
     """The job was claimed by another holder (this one was taken for dead)."""
 
 
-def run_job(url: str, batch_id: int, holder: str) -> None:
-    """Audit the batch and store the report, reporting progress as it goes; the body of
-    a job's process."""
+def run_job(url: str, batch_id: int, holder: str, open_chain: ChainOpener | None = None) -> None:
+    """Audit the batch, held against the chain ``open_chain`` opens, and store the report,
+    reporting progress as it goes; the body of a job's process."""
     db = Database(url)
     last = [time.monotonic()]
 
@@ -130,10 +146,12 @@ def run_job(url: str, batch_id: int, holder: str) -> None:
             raise _Superseded
 
     try:
+        chain = open_chain(db) if open_chain is not None else None
         with db.session(snapshot=True) as s:
-            report = audit_batch(s, batch_id, progress=beat, workers=JOB_WORKERS)
+            report = audit_batch(s, batch_id, chain=chain, progress=beat, workers=JOB_WORKERS)
+        result = {**report.as_dict(), "heldAgainstChain": chain is not None}
         _update(db, batch_id, holder, state="done", entries_done=report.entries,
-                finished_at=int(time.time()), result=json.dumps(report.as_dict()))
+                finished_at=int(time.time()), result=json.dumps(result))
     except _Superseded:
         pass
     except Exception as exc:  # noqa: BLE001 - recorded; the next request starts it again
@@ -153,12 +171,14 @@ def _update(db: Database, batch_id: int, holder: str, **values: Any) -> bool:
 _children: list[Any] = []
 
 
-def start_process(url: str, batch_id: int, holder: str) -> None:
+def start_process(url: str, batch_id: int, holder: str,
+                  open_chain: ChainOpener | None = None) -> None:
     """Run the job in a spawned process (not forked: a server has threads and pooled
     connections a fork would copy). A daemon: it ends with the server, and a job left
     unfinished is claimed again by a later request."""
     _children[:] = [p for p in _children if p.is_alive()]  # reap the finished
     process = multiprocessing.get_context("spawn").Process(
-        target=run_job, args=(url, batch_id, holder), name=f"audit-batch-{batch_id}", daemon=True)
+        target=run_job, args=(url, batch_id, holder, open_chain), name=f"audit-batch-{batch_id}",
+        daemon=True)
     process.start()
     _children.append(process)

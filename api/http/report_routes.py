@@ -84,9 +84,13 @@ def audit(batch_id: BatchId, state: StateDep, who: AuditorDep,
     every leaf, record hash, version, reduction, cap and the root. A batch of up to
     100,000 entries is recomputed in the request; a larger one by a job: 202 with its
     progress until it is done, then its stored report (`auditedAt` says when it was
-    made; `refresh=true` starts it anew). Each entry's recomputation:
-    `/batches/{id}/audit/entries`."""
-    answer = batch_audit(state.container.db, batch_id, refresh=refresh)
+    made; `refresh=true` starts it anew). The recomputed root, leaf count and content hash
+    are held against what the chain holds for the batch (`heldAgainstChain`): a batch a
+    reorg took away, or anchored with other contents, is a problem named in the report.
+    Each entry's recomputation: `/batches/{id}/audit/entries`."""
+    answer = batch_audit(state.container.db, batch_id, chain=state.anchor.reader(),
+                         job_chain=state.container.audit_job_chain(state.anchor),
+                         refresh=refresh)
     if answer.status == 202:
         return JSONResponse(answer.body, status_code=202,
                             headers={"Retry-After": str(RETRY_SECONDS)})

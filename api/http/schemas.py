@@ -605,6 +605,9 @@ class Audit(Shape):
     recomputed: BatchRoots | None = Field(description="the root, leaf count and content hash "
                                           "the partners' records give")
     sealed: BatchRoots | None = Field(description="... and what the ledger sealed")
+    heldAgainstChain: bool = Field(description="whether the recomputation was held against "
+                                   "what the chain holds for the batch (not on an in-process "
+                                   "chain); a difference is among the problems")
     auditedAt: Unix = Field(description="when this recomputation was made")
 
 

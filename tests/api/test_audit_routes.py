@@ -49,6 +49,7 @@ def test_a_small_batch_is_recomputed_in_the_request(served) -> None:  # type: ig
     report = answer.json()
     assert report["ok"] and report["entries"] == report["credits"] == 7
     assert report["problemCount"] == 0 and report["recomputed"] == report["sealed"]
+    assert report["heldAgainstChain"]  # the server's own (in-process) chain
     assert abs(report["auditedAt"] - time.time()) < 60
 
 
@@ -98,9 +99,10 @@ def test_a_large_batch_is_audited_by_one_job_then_served_stored(served, monkeypa
     started: list[str] = []
     real = audit_jobs.start_process
 
-    def start(url: str, batch_id: int, holder: str) -> None:
+    def start(url: str, batch_id: int, holder: str, open_chain: Any) -> None:
+        assert open_chain is None  # an in-process chain cannot be opened in the job's process
         started.append(holder)
-        real(url, batch_id, holder)
+        real(url, batch_id, holder, open_chain)
 
     monkeypatch.setattr(audit_jobs, "start_process", start)
     first = client.get("/v1/batches/1/audit", headers=auditor)
@@ -108,6 +110,7 @@ def test_a_large_batch_is_audited_by_one_job_then_served_stored(served, monkeypa
     report = until_done(client, auditor)
     assert len(started) == 1  # the requests while it ran started nothing more
     assert report["ok"] and report["entries"] == 7 and report["recomputed"] == report["sealed"]
+    assert not report["heldAgainstChain"]
     again = client.get("/v1/batches/1/audit", headers=auditor).json()
     assert again == report and len(started) == 1  # stored: not recomputed
 
