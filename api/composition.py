@@ -23,7 +23,7 @@ from chain.connect import connect_anchor, open_reader
 from chain.keys import load_signer
 from chain.nodes import ManagedAnvil, in_process_web3, managed_node_url, node_file, rpc_web3
 from ledger.anchoring import Anchor, ChainReader
-from ledger.campaigns import CampaignChain, CampaignReader
+from ledger.campaign_anchoring import CampaignChain, CampaignReader
 from ledger.errors import InvalidInput
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler

@@ -1,6 +1,6 @@
 """Campaigns on the anchor contract: the chain side of #21.
 
-Implements :class:`ledger.campaigns.CampaignChain` over the same connection, key and fee
+Implements :class:`ledger.campaign_anchoring.CampaignChain` over the same connection, key and fee
 rules as :class:`chain.client.EvmAnchor`, as :mod:`chain.statements` does for month
 statements: pinning a campaign version's rules hash, anchoring its ranking's root, and
 the reads anyone makes to check them.

@@ -1,10 +1,10 @@
-"""Campaigns in the ledger (#21): publishing their rules, their bonus points, their
+"""Campaigns in the ledger (#21): their registered versions, their bonus points, their
 partners' offers and who takes part in their public rankings.
 
-Publishing stores a campaign version's canonical rules and pins their hash on the anchor
-contract, which refuses it once the campaign has started (the chain's clock, not ours) or
-if that version was pinned already; a file whose hash differs from the pinned one is
-refused here with the hash it should have had. Only published versions award anything.
+A campaign version's canonical rules are stored here (:func:`register`) and their hash
+pinned on the anchor contract by :func:`ledger.campaign_anchoring.publish`, which the
+contract refuses once the campaign has started (the chain's clock, not ours) or if that
+version was pinned already. Only published versions award anything.
 
 Bonuses are computed in a step of their own after intake (:func:`award_bonuses`, run by
 ``carbon-ledger campaign bonuses`` and after each seal), not inside intake: intake is the
@@ -26,17 +26,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
 
 import rfc8785
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import credit_points, find_partner, upsert_reward
-from ledger.anchoring import PreparedAnchor, TxReceipt
 from ledger.campaign_rules import Campaign, RankingRules, local_midnight, parse_campaign
 from ledger.entries import make_entry
-from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, NotFound
+from ledger.errors import AnchorMismatch, Conflict, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import KIND_BONUS, KIND_CREDIT
 from ledger.methodology import local_day_offset
@@ -60,41 +58,6 @@ log = logging.getLogger("carbon_ledger.campaigns")
 ALL = "*"
 #: Credits read per transaction by :func:`award_bonuses`.
 BONUS_PAGE = 500
-
-
-class CampaignReader(Protocol):
-    """What anyone reads of campaigns on the anchor contract."""
-
-    @property
-    def chain_id(self) -> int: ...
-
-    @property
-    def contract_address(self) -> str: ...
-
-    def campaign_rules(self, key: bytes) -> bytes | None:
-        """The rules hash pinned for ``key``, or None if it was never published."""
-
-    def ranking_root(self, key: bytes) -> bytes | None:
-        """The ranking root anchored for ``key``, or None."""
-
-    def block_time(self) -> int:
-        """The latest block's timestamp (the contract's clock for "before it starts")."""
-
-
-class CampaignChain(CampaignReader, Protocol):
-    """The anchoring key's side: publish rules and anchor rankings."""
-
-    def prepare_publication(self, *, key: bytes, rules_hash: bytes,
-                            starts_at: int) -> PreparedAnchor: ...
-
-    def prepare_ranking(self, *, key: bytes, root: bytes, leaf_count: int,
-                        content_hash: bytes) -> PreparedAnchor: ...
-
-    def broadcast(self, raw: bytes) -> None: ...
-
-    def is_known(self, tx_hash: bytes) -> bool: ...
-
-    def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt: ...
 
 
 # -- publishing -----------------------------------------------------------------------------
@@ -127,69 +90,6 @@ def register(session: Session, campaign: Campaign) -> CampaignRow:
                                   valid_from=_local_start(offer.valid_from),
                                   valid_until=_local_start(offer.valid_until, days=1)))
     return row
-
-
-def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
-            timeout: float = 120.0) -> Campaign:
-    """Register a campaign file and pin its rules hash on chain before it starts.
-
-    The signed transaction is recorded before it is sent (a rerun sends the same one);
-    a version the chain already pins with the same hash is taken as published, with
-    another hash it is an :class:`AnchorMismatch`."""
-    campaign = parse_campaign(text)
-    pinned = chain.campaign_rules(campaign.key)
-    if pinned is not None and pinned != campaign.rules_hash:
-        raise AnchorMismatch(f"{campaign.id} version {campaign.version} is pinned on chain with "
-                             f"rules hash 0x{pinned.hex()}; this file hashes "
-                             f"0x{campaign.rules_hash.hex()}: publish the correction as a new "
-                             "version", field="version")
-    if pinned is None and campaign.starts_at <= chain.block_time():
-        raise InvalidInput(f"{campaign.id} version {campaign.version} starts "
-                           f"{campaign.starts.isoformat()}: rules are pinned before the start, "
-                           "so publish a version that starts later", field="starts")
-    with db.session(write_lock=True) as s:
-        row = register(s, campaign)
-        raw, tx_hash = row.raw_tx, row.tx_hash
-    if pinned is None:
-        if raw is None or tx_hash is None or not chain.is_known(tx_hash):
-            prepared = chain.prepare_publication(key=campaign.key, rules_hash=campaign.rules_hash,
-                                                 starts_at=campaign.starts_at)
-            with db.session(write_lock=True) as s:
-                row = s.get_one(CampaignRow, campaign.key)
-                row.tx_hash, row.raw_tx, row.status = prepared.tx_hash, prepared.raw, "submitted"
-            raw, tx_hash = prepared.raw, prepared.tx_hash
-        chain.broadcast(raw)
-        receipt = chain.wait_for_receipt(tx_hash, timeout=timeout)
-        if not receipt.succeeded:
-            raise ChainError(f"the publication of {campaign.id} v{campaign.version} reverted",
-                             field="txHash")
-        block, gas = receipt.block_number, receipt.gas_used
-    else:
-        block, gas = None, None
-    with db.session(write_lock=True) as s:
-        row = s.get_one(CampaignRow, campaign.key)
-        row.status, row.published_at = "published", int(time.time())
-        row.chain_id, row.contract_address = chain.chain_id, chain.contract_address
-        if block is not None:
-            row.tx_hash, row.block_number, row.gas_used = tx_hash, block, gas
-    log.info("campaign %s v%d published (rules 0x%s)", campaign.id, campaign.version,
-             campaign.rules_hash.hex())
-    return campaign
-
-
-def check_file(reader: CampaignReader, text: bytes | str) -> Campaign:
-    """A campaign file as anyone checks it: its hash must be the one the contract pins
-    for its id and version; otherwise it is refused, naming both hashes."""
-    campaign = parse_campaign(text)
-    pinned = reader.campaign_rules(campaign.key)
-    if pinned is None:
-        raise NotFound(f"{campaign.id} version {campaign.version} was never published on "
-                       f"this contract", field="version")
-    if pinned != campaign.rules_hash:
-        raise InvalidInput(f"this file hashes 0x{campaign.rules_hash.hex()}, the contract pins "
-                           f"0x{pinned.hex()} for {campaign.id} v{campaign.version}: these are "
-                           "not the published rules", field="campaign")
-    return campaign
 
 
 def load(row: CampaignRow) -> Campaign:

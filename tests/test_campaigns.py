@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from chain.campaigns import EvmCampaigns
-from ledger import accounts, campaigns, rankings
+from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
 from ledger.campaign_rules import parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, InvalidProof
 from ledger.leaf import KIND_BONUS, KIND_CREDIT, decode_leaf
@@ -73,21 +73,21 @@ def test_an_offer_outside_the_campaign_dates_is_refused() -> None:
 
 def test_rules_are_pinned_on_chain_before_the_start_and_never_change(db, chain, partners) -> None:
     doc = season()
-    published = campaigns.publish(db, chain, text(doc))
+    published = campaign_anchoring.publish(db, chain, text(doc))
     assert chain.campaign_rules(published.key) == published.rules_hash
     # the same rules in another layout are the same file
-    assert campaigns.check_file(chain, text(doc).replace("\n", " ")) == published
+    assert campaign_anchoring.check_file(chain, text(doc).replace("\n", " ")) == published
     changed = season(bonus_cap_points=6000)
     with pytest.raises(InvalidInput, match="not the published rules"):
-        campaigns.check_file(chain, text(changed))
+        campaign_anchoring.check_file(chain, text(changed))
     with pytest.raises(AnchorMismatch, match="new version"):
-        campaigns.publish(db, chain, text(changed))
+        campaign_anchoring.publish(db, chain, text(changed))
     # the contract itself refuses a second pin of the version
     with pytest.raises(ChainError, match="CampaignAlreadyPublished"):
         chain.prepare_publication(key=published.key, rules_hash=b"\x01" * 32,
                                   starts_at=published.starts_at)
     # a correction is a new version, published before it applies
-    v2 = campaigns.publish(db, chain, text(season(version=2, bonus_cap_points=6000)))
+    v2 = campaign_anchoring.publish(db, chain, text(season(version=2, bonus_cap_points=6000)))
     assert chain.campaign_rules(v2.key) == v2.rules_hash != published.rules_hash
     with db.session() as s:
         assert [c.version for c in campaigns.published_versions(s, "test-season")] == [1, 2]
@@ -95,7 +95,7 @@ def test_rules_are_pinned_on_chain_before_the_start_and_never_change(db, chain, 
 
 def test_a_campaign_that_has_started_cannot_be_published(db, chain, partners) -> None:
     with pytest.raises(InvalidInput) as exc:
-        campaigns.publish(db, chain, text(season(starts_in_days=-1)))
+        campaign_anchoring.publish(db, chain, text(season(starts_in_days=-1)))
     assert exc.value.field == "starts"
     late = parse_campaign(text(season(starts_in_days=-1)))
     with pytest.raises(ChainError, match="CampaignAlreadyStarted"):
@@ -226,7 +226,7 @@ def _season_with_ranking(db, chain, sealer, make_citizen):  # type: ignore[no-un
     """alice and bob tie on grams (bob reached it first), dave ranks third, carol rides
     most but never opted in, erin is under the minimum."""
     doc = season()
-    campaign = campaigns.publish(db, chain, text(doc))
+    campaign = campaign_anchoring.publish(db, chain, text(doc))
     people = {n: make_citizen() for n in ("alice", "bob", "carol", "dave", "erin")}
     with db.session(write_lock=True) as s:
         for name in ("alice", "bob", "dave", "erin"):
@@ -243,7 +243,7 @@ def _season_with_ranking(db, chain, sealer, make_citizen):  # type: ignore[no-un
     ])
     sealer.seal()
     rankings.close_ranking(db, "test-season", OPERATOR, now=campaign.ranking.ends_at)
-    rankings.anchor_ranking(db, chain, "test-season")
+    campaign_anchoring.anchor_ranking(db, chain, "test-season")
     return campaign, people
 
 
@@ -265,14 +265,14 @@ def test_a_ranking_is_sealed_anchored_and_each_participant_proves_their_rank(
             select(LedgerEntry).where(LedgerEntry.behaviour == "PRIZE/test-season"))}
         assert prizes == {people["bob"].id: 50, people["alice"].id: 20, people["dave"].id: 20}
         assert accounts.balance(s, people["bob"].id) == 50
-    report = rankings.audit_ranking(db, "test-season", chain)
+    report = ranking_audit.audit_ranking(db, "test-season", chain)
     assert report.ok, report.problems
     with pytest.raises(Conflict):  # closed once
         rankings.close_ranking(db, "test-season", OPERATOR, now=campaign.ranking.ends_at)
 
 
 def test_the_ranking_is_refused_before_its_period_ends(db, chain, make_citizen, partners) -> None:
-    campaign = campaigns.publish(db, chain, text(season()))
+    campaign = campaign_anchoring.publish(db, chain, text(season()))
     with pytest.raises(Conflict) as exc:
         rankings.close_ranking(db, "test-season", OPERATOR, now=campaign.ranking.ends_at - 1)
     assert exc.value.field == "campaign"
@@ -328,7 +328,7 @@ def test_the_audit_catches_a_tampered_ranking(db, chain, sealer, make_citizen, p
                              behaviour="PRIZE/test-season", quantity=1, reduction_grams=0,
                              points=50, methodology=2, occurred_at=day(season(), 11),
                              record_hash=keccak(b"x"), partner_address=OPERATOR))
-    report = rankings.audit_ranking(db, "test-season", chain)
+    report = ranking_audit.audit_ranking(db, "test-season", chain)
     assert not report.ok
     assert any(finding in p for p in report.problems), report.problems
 
@@ -349,7 +349,7 @@ def test_an_erased_citizen_leaves_the_board_and_every_proof_still_verifies(
         for name, proof in proofs.items():
             assert rankings.rank_proof(s, "test-season", people[name]) == proof
             rankings.verify_rank_proof(proof, anchored_root)
-    assert rankings.audit_ranking(db, "test-season", chain).ok
+    assert ranking_audit.audit_ranking(db, "test-season", chain).ok
     forged = dict(proofs["dave"], leaf=dict(proofs["dave"]["leaf"], rank=1))
     with pytest.raises(InvalidProof):
         rankings.verify_rank_proof(forged, anchored_root)

@@ -13,7 +13,7 @@ import typer
 
 from api.cli.base import Chain, DataDir, Json, RpcUrl, app, emit_json, out, print_table
 from api.composition import campaign_reader, container
-from ledger import accounts, campaigns, rankings
+from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
 from ledger.campaign_rules import MAX_CAMPAIGN_BYTES
 from ledger.errors import InvalidInput, VerificationError
 from ledger.green_credit_issue import anchoring_turn
@@ -46,7 +46,7 @@ def publish_cmd(file: CampaignFile, data_dir: DataDir = None, chain: Chain = Non
     text = _read(file)
     c = container(data_dir, chain, rpc)
     with c.anchor() as anchor, anchoring_turn(c.db):
-        campaign = campaigns.publish(c.db, c.campaign_chain(anchor), text)
+        campaign = campaign_anchoring.publish(c.db, c.campaign_chain(anchor), text)
     out.print(f"campaign {campaign.id} v{campaign.version} published: key 0x{campaign.key.hex()}, "
               f"rules hash 0x{campaign.rules_hash.hex()}, {campaign.starts.isoformat()} to "
               f"{campaign.ends.isoformat()}", highlight=False, soft_wrap=True)
@@ -84,7 +84,7 @@ def check_cmd(file: CampaignFile,
               ) -> None:
     """Check a campaign file against the hash the contract pins for its id and version:
     exit 1 if it is not the published file."""
-    campaign = campaigns.check_file(campaign_reader(rpc, contract), _read(file))
+    campaign = campaign_anchoring.check_file(campaign_reader(rpc, contract), _read(file))
     out.print(f"{campaign.id} v{campaign.version}: rules hash 0x{campaign.rules_hash.hex()} "
               "is the one pinned on chain", highlight=False, soft_wrap=True)
 
@@ -138,7 +138,7 @@ def audit_cmd(campaign_id: CampaignId, data_dir: DataDir = None, chain: Chain = 
         reader = c.ledger_reader(url)
         if reader is None:
             raise InvalidInput("this ledger never deployed on that chain", field="chain")
-        report = rankings.audit_ranking(c.db, campaign_id,
+        report = ranking_audit.audit_ranking(c.db, campaign_id,
                                         campaign_reader(url, reader.contract_address))
     if as_json:
         emit_json(report.to_json(), None)
@@ -168,7 +168,7 @@ def close_cmd(campaign_id: CampaignId, data_dir: DataDir = None, chain: Chain = 
             row = rankings.close_ranking(c.db, campaign_id, c.operator_address)
             out.print(f"{campaign_id}: {row.leaf_count} ranked over batches "
                       f"1-{row.through_batch_id}, root 0x{row.root.hex()}", highlight=False)
-        row = rankings.anchor_ranking(c.db, c.campaign_chain(anchor), campaign_id)
+        row = campaign_anchoring.anchor_ranking(c.db, c.campaign_chain(anchor), campaign_id)
     out.print(f"{campaign_id}: ranking root anchored in block {row.block_number}",
               highlight=False)
 

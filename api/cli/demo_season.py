@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from ledger import accounts, campaigns, rankings
+from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
 from ledger.anchoring import Anchor
 from ledger.campaign_rules import Campaign
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock
@@ -78,7 +78,7 @@ class SeasonRun:
     ranking: CampaignRanking | None = None
     prize_points: int = 0
     proof: str = ""  # the rank proof checked against the chain, said in words
-    audit: rankings.RankingAudit | None = None
+    audit: ranking_audit.RankingAudit | None = None
     clock: int | None = None  # where the dev chain's clock was moved to
 
     @property
@@ -117,7 +117,7 @@ def publish_and_join(c: Any, anchor: Anchor, pseudonyms: list[str], rng: random.
     with c.db.session() as s:
         seasons_end = max((v.ends_at for v in campaigns.published_versions(s)), default=0)
     with anchoring_turn(c.db):
-        campaign = campaigns.publish(c.db, chain, json.dumps(
+        campaign = campaign_anchoring.publish(c.db, chain, json.dumps(
             season_file(next_start(chain.block_time(), seasons_end)), ensure_ascii=False))
     riders = {}
     with c.db.session(write_lock=True) as s:
@@ -168,7 +168,7 @@ def close_and_check(c: Any, anchor: Anchor, run: SeasonRun) -> None:
     chain = c.campaign_chain(anchor)
     run.ranking = rankings.close_ranking(c.db, cid, c.operator_address, now=run.closes_at)
     with anchoring_turn(c.db):
-        run.ranking = rankings.anchor_ranking(c.db, chain, cid)
+        run.ranking = campaign_anchoring.anchor_ranking(c.db, chain, cid)
     with c.db.session() as s:
         ranks = rankings.ranks(s, cid)
         run.prize_points = sum(r.prize for r in ranks)
@@ -182,7 +182,7 @@ def close_and_check(c: Any, anchor: Anchor, run: SeasonRun) -> None:
     leaf = rankings.verify_rank_proof(proof, root)
     run.proof = (f"{run.riders[first.pseudonym]}: rank {leaf.rank}, {leaf.metric:,} g, "
                  f"{leaf.prize} prize points, in root 0x{root.hex()[:16]}… read from the chain")
-    run.audit = rankings.audit_ranking(c.db, cid, chain)
+    run.audit = ranking_audit.audit_ranking(c.db, cid, chain)
 
 
 def local_time(unix: int) -> str:

@@ -1,0 +1,163 @@
+"""Campaigns on the chain (#21): what the ledger needs of the anchor contract for them,
+pinning a campaign version's rules hash before it starts, anchoring a closed ranking's
+root, and the check anyone makes of a campaign file against the pinned hash.
+
+Each signed transaction is recorded before it is sent, so a rerun sends the same one
+(or, once the node no longer knows it, a new one with the same contents).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+from ledger import campaigns
+from ledger.anchoring import PreparedAnchor, TxReceipt
+from ledger.campaign_rules import Campaign, parse_campaign
+from ledger.errors import AnchorMismatch, ChainError, InvalidInput, NotFound
+from ledger.store.database import Database
+from ledger.store.models import CampaignRanking, CampaignRow
+
+log = logging.getLogger("carbon_ledger.campaigns")
+
+
+class CampaignReader(Protocol):
+    """What anyone reads of campaigns on the anchor contract."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def contract_address(self) -> str: ...
+
+    def campaign_rules(self, key: bytes) -> bytes | None:
+        """The rules hash pinned for ``key``, or None if it was never published."""
+
+    def ranking_root(self, key: bytes) -> bytes | None:
+        """The ranking root anchored for ``key``, or None."""
+
+    def block_time(self) -> int:
+        """The latest block's timestamp (the contract's clock for "before it starts")."""
+
+
+class CampaignChain(CampaignReader, Protocol):
+    """The anchoring key's side: publish rules and anchor rankings."""
+
+    def prepare_publication(self, *, key: bytes, rules_hash: bytes,
+                            starts_at: int) -> PreparedAnchor: ...
+
+    def prepare_ranking(self, *, key: bytes, root: bytes, leaf_count: int,
+                        content_hash: bytes) -> PreparedAnchor: ...
+
+    def broadcast(self, raw: bytes) -> None: ...
+
+    def is_known(self, tx_hash: bytes) -> bool: ...
+
+    def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt: ...
+
+
+# -- publishing -----------------------------------------------------------------------------
+
+def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
+            timeout: float = 120.0) -> Campaign:
+    """Register a campaign file and pin its rules hash on chain before it starts.
+
+    The signed transaction is recorded before it is sent (a rerun sends the same one);
+    a version the chain already pins with the same hash is taken as published, with
+    another hash it is an :class:`AnchorMismatch`."""
+    campaign = parse_campaign(text)
+    pinned = chain.campaign_rules(campaign.key)
+    if pinned is not None and pinned != campaign.rules_hash:
+        raise AnchorMismatch(f"{campaign.id} version {campaign.version} is pinned on chain with "
+                             f"rules hash 0x{pinned.hex()}; this file hashes "
+                             f"0x{campaign.rules_hash.hex()}: publish the correction as a new "
+                             "version", field="version")
+    if pinned is None and campaign.starts_at <= chain.block_time():
+        raise InvalidInput(f"{campaign.id} version {campaign.version} starts "
+                           f"{campaign.starts.isoformat()}: rules are pinned before the start, "
+                           "so publish a version that starts later", field="starts")
+    with db.session(write_lock=True) as s:
+        row = campaigns.register(s, campaign)
+        raw, tx_hash = row.raw_tx, row.tx_hash
+    if pinned is None:
+        if raw is None or tx_hash is None or not chain.is_known(tx_hash):
+            prepared = chain.prepare_publication(key=campaign.key, rules_hash=campaign.rules_hash,
+                                                 starts_at=campaign.starts_at)
+            with db.session(write_lock=True) as s:
+                row = s.get_one(CampaignRow, campaign.key)
+                row.tx_hash, row.raw_tx, row.status = prepared.tx_hash, prepared.raw, "submitted"
+            raw, tx_hash = prepared.raw, prepared.tx_hash
+        chain.broadcast(raw)
+        receipt = chain.wait_for_receipt(tx_hash, timeout=timeout)
+        if not receipt.succeeded:
+            raise ChainError(f"the publication of {campaign.id} v{campaign.version} reverted",
+                             field="txHash")
+        block, gas = receipt.block_number, receipt.gas_used
+    else:
+        block, gas = None, None
+    with db.session(write_lock=True) as s:
+        row = s.get_one(CampaignRow, campaign.key)
+        row.status, row.published_at = "published", int(time.time())
+        row.chain_id, row.contract_address = chain.chain_id, chain.contract_address
+        if block is not None:
+            row.tx_hash, row.block_number, row.gas_used = tx_hash, block, gas
+    log.info("campaign %s v%d published (rules 0x%s)", campaign.id, campaign.version,
+             campaign.rules_hash.hex())
+    return campaign
+
+
+def check_file(reader: CampaignReader, text: bytes | str) -> Campaign:
+    """A campaign file as anyone checks it: its hash must be the one the contract pins
+    for its id and version; otherwise it is refused, naming both hashes."""
+    campaign = parse_campaign(text)
+    pinned = reader.campaign_rules(campaign.key)
+    if pinned is None:
+        raise NotFound(f"{campaign.id} version {campaign.version} was never published on "
+                       f"this contract", field="version")
+    if pinned != campaign.rules_hash:
+        raise InvalidInput(f"this file hashes 0x{campaign.rules_hash.hex()}, the contract pins "
+                           f"0x{pinned.hex()} for {campaign.id} v{campaign.version}: these are "
+                           "not the published rules", field="campaign")
+    return campaign
+
+
+# -- rankings ----------------------------------------------------------------------------
+
+def anchor_ranking(db: Database, chain: CampaignChain, campaign_id: str, *,
+                   timeout: float = 120.0) -> CampaignRanking:
+    """Pin a closed ranking's root on the contract (a rerun sends the same transaction)."""
+    with db.session() as s:
+        row = s.get(CampaignRanking, campaign_id)
+        if row is None:
+            raise NotFound(f"the ranking of {campaign_id!r} is not closed", field="campaign")
+        s.expunge(row)
+    on_chain = chain.ranking_root(row.campaign_key)
+    if on_chain is not None:
+        if on_chain != row.root:
+            raise AnchorMismatch(f"the chain holds ranking root 0x{on_chain.hex()}, the ledger "
+                                 f"closed 0x{row.root.hex()}", field="root")
+        block, gas, tx_hash = row.block_number, row.gas_used, row.tx_hash
+    else:
+        raw, tx_hash = row.raw_tx, row.tx_hash
+        if raw is None or tx_hash is None or not chain.is_known(tx_hash):
+            prepared = chain.prepare_ranking(key=row.campaign_key, root=row.root,
+                                             leaf_count=row.leaf_count,
+                                             content_hash=row.content_hash)
+            with db.session(write_lock=True) as s:
+                r = s.get_one(CampaignRanking, campaign_id)
+                r.tx_hash, r.raw_tx, r.status = prepared.tx_hash, prepared.raw, "submitted"
+            raw, tx_hash = prepared.raw, prepared.tx_hash
+        chain.broadcast(raw)
+        receipt = chain.wait_for_receipt(tx_hash, timeout=timeout)
+        if not receipt.succeeded:
+            raise ChainError(f"the ranking anchor of {campaign_id!r} reverted", field="txHash")
+        block, gas = receipt.block_number, receipt.gas_used
+    with db.session(write_lock=True) as s:
+        r = s.get_one(CampaignRanking, campaign_id)
+        r.status, r.tx_hash, r.block_number, r.gas_used = "anchored", tx_hash, block, gas
+        r.anchored_at, r.chain_id, r.contract_address = (int(time.time()), chain.chain_id,
+                                                         chain.contract_address)
+        s.flush()
+        s.expunge(r)
+        return r
