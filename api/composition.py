@@ -117,13 +117,15 @@ class Container:
                        on_proofs_changed: Callable[[list[int]], None] | None = None
                        ) -> SealScheduler:
         """A serving process's background sealing, by the settings' interval and backlog;
-        after its seals, month statements and credential revocations (#20) and campaign
-        bonuses (#21)."""
+        after its seals, month statements and credential revocations (#20), campaign
+        anchors held against the chain and campaign bonuses (#21)."""
+        from ledger.campaign_anchoring import CampaignAnchorChore
         from ledger.campaigns import BonusChore
         from ledger.green_credit_issue import StatementChore
 
         statements: list[Callable[[], None]] = (
-            [StatementChore(self.db, self.statement_chain(anchor))]
+            [StatementChore(self.db, self.statement_chain(anchor)),
+             CampaignAnchorChore(self.db, self.campaign_chain(anchor))]
             if isinstance(anchor, EvmAnchor) else [])
         bonuses = BonusChore(self.db, self.operator_address)  # campaigns' bonus points (#21)
         return SealScheduler(self.db, lambda: self.sealer(anchor),

@@ -9,7 +9,7 @@ the reads anyone makes to check them.
 from __future__ import annotations
 
 from chain.client import AnchorPart
-from ledger.anchoring import PreparedAnchor
+from ledger.anchoring import PreparedAnchor, TxReceipt
 
 
 class EvmCampaigns(AnchorPart):
@@ -29,6 +29,12 @@ class EvmCampaigns(AnchorPart):
 
     def block_time(self) -> int:
         return self.anchor.block_time()
+
+    def find_publication_receipt(self, key: bytes) -> TxReceipt | None:
+        return self.anchor.find_event_receipt("CampaignPublished", campaign=key)
+
+    def find_ranking_receipt(self, key: bytes) -> TxReceipt | None:
+        return self.anchor.find_event_receipt("RankingAnchored", campaign=key)
 
     # -- writes ----------------------------------------------------------------------
 

@@ -3,7 +3,10 @@ pinning a campaign version's rules hash before it starts, anchoring a closed ran
 root, and the check anyone makes of a campaign file against the pinned hash.
 
 Each signed transaction is recorded before it is sent, so a rerun sends the same one
-(or, once the node no longer knows it, a new one with the same contents).
+(or, once the node no longer knows it, a new one with the same contents). A reorg can take
+a publication or a ranking root away after it was mined: :func:`recheck_campaign_anchors`
+(the serving process's chore, :class:`CampaignAnchorChore`) holds each against the chain
+as batches and statements are held, and anchors again what it took away.
 """
 
 from __future__ import annotations
@@ -12,10 +15,14 @@ import logging
 import time
 from typing import Protocol
 
+from sqlalchemy import select
+
 from ledger import campaigns
 from ledger.anchoring import PreparedAnchor, TxReceipt
 from ledger.campaign_rules import Campaign, parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, InvalidInput, NotFound
+from ledger.green_credit_issue import anchoring_turn
+from ledger.reanchoring import KeyedAnchors, KeyedRecheck, recheck_keyed
 from ledger.store.database import Database
 from ledger.store.models import CampaignRanking, CampaignRow
 
@@ -55,6 +62,16 @@ class CampaignChain(CampaignReader, Protocol):
     def is_known(self, tx_hash: bytes) -> bool: ...
 
     def wait_for_receipt(self, tx_hash: bytes, *, timeout: float) -> TxReceipt: ...
+
+    def check_contract(self) -> None: ...
+
+    def block_hash(self, block_number: int) -> bytes | None: ...
+
+    def find_publication_receipt(self, key: bytes) -> TxReceipt | None:
+        """The receipt of a successful transaction that pinned campaign version ``key``."""
+
+    def find_ranking_receipt(self, key: bytes) -> TxReceipt | None:
+        """The receipt of a successful transaction that anchored ``key``'s ranking root."""
 
 
 # -- publishing -----------------------------------------------------------------------------
@@ -161,3 +178,101 @@ def anchor_ranking(db: Database, chain: CampaignChain, campaign_id: str, *,
         s.flush()
         s.expunge(r)
         return r
+
+
+# -- after a reorg ---------------------------------------------------------------------------
+
+class PublicationAnchors(KeyedAnchors):
+    """Published campaign versions: each rules hash pinned under the version's key."""
+
+    what, model, key, held, unsent, held_since = (
+        "campaign", CampaignRow, "key", "published", "registered", "published_at")
+
+    def __init__(self, db: Database, chain: CampaignChain) -> None:
+        super().__init__(db, chain)
+        self.campaigns = chain
+
+    def label(self, row: CampaignRow) -> str:
+        return f"campaign {row.campaign_id} v{row.version}"
+
+    def receipt_of(self, row: CampaignRow) -> TxReceipt | None:
+        pinned = self.campaigns.campaign_rules(row.key)
+        if pinned is None:
+            return None
+        if pinned != row.rules_hash:
+            raise AnchorMismatch(f"{self.label(row)} on chain: rules hash differs: chain "
+                                 f"0x{pinned.hex()}, ledger 0x{row.rules_hash.hex()}",
+                                 field="rules_hash")
+        receipt = self.campaigns.find_publication_receipt(row.key)
+        if receipt is None:
+            raise AnchorMismatch(f"{self.label(row)} on chain: its publishing transaction was "
+                                 "not found", field="txHash")
+        return receipt
+
+
+class RankingAnchors(KeyedAnchors):
+    """Closed rankings: each root anchored under its campaign version's key."""
+
+    what, model, key, held, unsent, held_since = (
+        "ranking", CampaignRanking, "campaign_id", "anchored", "closed", "anchored_at")
+
+    def __init__(self, db: Database, chain: CampaignChain) -> None:
+        super().__init__(db, chain)
+        self.campaigns = chain
+
+    def receipt_of(self, row: CampaignRanking) -> TxReceipt | None:
+        root = self.campaigns.ranking_root(row.campaign_key)
+        if root is None:
+            return None
+        if root != row.root:
+            raise AnchorMismatch(f"{self.label(row)} on chain: root differs: chain "
+                                 f"0x{root.hex()}, ledger 0x{row.root.hex()}", field="root")
+        receipt = self.campaigns.find_ranking_receipt(row.campaign_key)
+        if receipt is None:
+            raise AnchorMismatch(f"{self.label(row)} on chain: its anchoring transaction was "
+                                 "not found", field="txHash")
+        return receipt
+
+
+def recheck_campaign_anchors(db: Database, chain: CampaignChain) -> KeyedRecheck:
+    """Hold every published campaign version and anchored ranking root against the chain
+    (:func:`ledger.reanchoring.recheck_keyed`), then send again what is left submitted: what
+    a reorg took away, or a crash left unconfirmed. A version whose campaign has started
+    can no longer be pinned (the contract refuses it): that is logged as an error, and the
+    version awards nothing until it is."""
+    found = recheck_keyed(PublicationAnchors(db, chain))
+    rankings = recheck_keyed(RankingAnchors(db, chain))
+    found.reopened += rankings.reopened
+    found.moved += rankings.moved
+    with db.session() as s:
+        unpinned = list(s.scalars(select(CampaignRow.rules).where(CampaignRow.status == "submitted")
+                                  .order_by(CampaignRow.campaign_id, CampaignRow.version)))
+        unanchored = list(s.scalars(select(CampaignRanking.campaign_id)
+                                    .where(CampaignRanking.status == "submitted")
+                                    .order_by(CampaignRanking.campaign_id)))
+    for rules in unpinned:
+        try:
+            publish(db, chain, rules)
+        except InvalidInput as exc:
+            log.error("a campaign version the chain does not pin: %s", exc.message)
+    for campaign_id in unanchored:
+        anchor_ranking(db, chain, campaign_id)
+    return found
+
+
+class CampaignAnchorChore:
+    """What a serving process does after its seals, at most every ``every`` seconds: hold
+    the campaigns' anchors against the chain (:func:`recheck_campaign_anchors`). Run by
+    the sealer's lease holder, in the anchoring key's turn."""
+
+    def __init__(self, db: Database, chain: CampaignChain, *, every: float = 300.0) -> None:
+        self.db, self.chain, self.every = db, chain, every
+        self._last: float | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every:
+            return
+        self._last = now
+        with anchoring_turn(self.db):
+            recheck_campaign_anchors(self.db, self.chain)

@@ -14,6 +14,12 @@ One walk (:func:`recheck_series`) does this for both kinds; an :class:`AnchoredS
 reads and writes one kind's rows, and its kind says what the chain holds for them. The sealer
 rechecks batches at each seal's start (:func:`recheck_anchored`); statements are
 rechecked before statements are anchored (:func:`ledger.statement_builder.recheck_statements`).
+
+Anchors with no order between them (a campaign version's rules hash, a closed ranking's
+root: each under a key of its own) have no tail to find, so :func:`recheck_keyed` holds
+each one the ledger calls anchored against the chain on its own, with the same outcomes:
+gone, it goes back to be anchored again; mined again elsewhere, its row is put right
+(:func:`ledger.campaign_anchoring.recheck_campaign_anchors`).
 """
 
 from __future__ import annotations
@@ -203,6 +209,99 @@ def _repair_moved(series: AnchoredSeries, newest: int,
         series.record_moved(row.key, receipt)
         moved.append(row.key)
     return moved
+
+
+# -- anchors with no order between them -------------------------------------------------------
+
+@dataclass
+class KeyedRecheck:
+    """What a recheck of keyed anchors changed, each named by its label."""
+
+    reopened: list[str] = field(default_factory=list)
+    moved: list[str] = field(default_factory=list)
+
+
+class KeyedAnchors:
+    """One kind of anchor kept under a key of its own, in a table with the anchoring
+    columns (``status``, ``tx_hash``, ``raw_tx``, ``block_number``, ``gas_used``,
+    ``chain_id``, ``contract_address``). A kind names its table, key, the status of a row
+    the chain holds (:attr:`held`) and of one with no signed transaction (:attr:`unsent`),
+    the time column a row taken away loses, and says what the chain holds
+    (:meth:`receipt_of`)."""
+
+    what: str  # "campaign publication", "ranking": names it in logs and errors
+    model: Any
+    key: str
+    held: str
+    unsent: str
+    held_since: str  # the column saying when it was anchored
+
+    def __init__(self, db: Database, chain: SeriesChain) -> None:
+        self.db, self.chain = db, chain
+
+    def receipt_of(self, row: Any) -> TxReceipt | None:
+        """As :meth:`AnchoredSeries.receipt_of`."""
+        raise NotImplementedError
+
+    def label(self, row: Any) -> str:
+        return f"{self.what} {getattr(row, self.key)}"
+
+    def held_rows(self) -> list[Any]:
+        with self.db.session() as s:
+            rows = list(s.scalars(select(self.model).where(self.model.status == self.held)))
+            s.expunge_all()
+        return rows
+
+    def record_moved(self, key: Any, receipt: TxReceipt) -> None:
+        with self.db.session(write_lock=True) as s:
+            row = s.get_one(self.model, key)
+            row.tx_hash, row.block_number, row.gas_used = (
+                receipt.tx_hash, receipt.block_number, receipt.gas_used)
+
+    def reopen(self, key: Any) -> None:
+        """Put a row back to be anchored again: ``submitted`` with its signed transaction
+        kept, or :attr:`unsent` without one."""
+        with self.db.session(write_lock=True) as s:
+            row = s.get_one(self.model, key)
+            row.status = "submitted" if row.raw_tx is not None else self.unsent
+            row.block_number = row.gas_used = None
+            setattr(row, self.held_since, None)
+
+
+def recheck_keyed(anchors: KeyedAnchors) -> KeyedRecheck:
+    """Hold every row of ``anchors`` the ledger calls anchored against the chain: one
+    the chain no longer holds goes back to be anchored again, one mined again in another
+    block gets its transaction and block put right; other contents are an
+    :class:`AnchorMismatch`."""
+    found = KeyedRecheck()
+    rows = anchors.held_rows()
+    chain = anchors.chain
+    if rows:
+        chain.check_contract()
+    for row in rows:
+        label = anchors.label(row)
+        if (row.chain_id, (row.contract_address or "").lower()) != (
+                chain.chain_id, chain.contract_address.lower()):
+            raise AnchorMismatch(f"{label} was anchored to {row.contract_address} on chain "
+                                 f"{row.chain_id}, the ledger is connected to "
+                                 f"{chain.contract_address} on chain {chain.chain_id}: has "
+                                 "the node lost its state?", field="contract")
+        receipt = anchors.receipt_of(row)
+        key = getattr(row, anchors.key)
+        if receipt is None:
+            log.error("%s was anchored (block %s) but the chain no longer holds it (a reorg, "
+                      "or a node restored from an older state): anchoring it again", label,
+                      row.block_number)
+            anchors.reopen(key)
+            found.reopened.append(label)
+        elif (receipt.tx_hash, receipt.block_number) != (row.tx_hash, row.block_number) \
+                or not is_canonical(chain, receipt):
+            log.warning("%s: its anchor is now tx 0x%s in block %s (was block %s): a reorg "
+                        "mined it again", label, receipt.tx_hash.hex(), receipt.block_number,
+                        row.block_number)
+            anchors.record_moved(key, receipt)
+            found.moved.append(label)
+    return found
 
 
 # -- batches ----------------------------------------------------------------------------------
