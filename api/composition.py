@@ -137,19 +137,25 @@ class Container:
         """Statements and credential status on ``anchor``'s contract, with its key (#20)."""
         from chain.statements import EvmStatements
 
-        return EvmStatements(anchor)
+        return EvmStatements(anchor, max_fee_wei=self.max_fee_wei)
 
     def campaign_chain(self, anchor: EvmAnchor) -> CampaignChain:
         """Campaign publications and ranking roots on ``anchor``'s contract (#21)."""
         from chain.campaigns import EvmCampaigns
 
-        return EvmCampaigns(anchor)
+        return EvmCampaigns(anchor, max_fee_wei=self.max_fee_wei)
+
+    @property
+    def max_fee_wei(self) -> int:
+        """The most any transaction with the anchoring key pays per gas (EIP-1559 max fee):
+        batch anchors, statements, revocations, campaign publications and ranking roots."""
+        return int(self.settings.max_fee_gwei * 10**9)
 
     def sealer(self, anchor: Anchor) -> Sealer:
         s = self.settings
         return Sealer(self.db, anchor, SealOptions(
             confirmations=s.confirmations, workers=s.seal_workers, max_batch=s.seal_max_batch,
-            receipt_timeout=s.receipt_timeout, max_fee_wei=int(s.max_fee_gwei * 10**9),
+            receipt_timeout=s.receipt_timeout, max_fee_wei=self.max_fee_wei,
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))
 

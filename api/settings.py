@@ -29,8 +29,10 @@ class Settings(BaseSettings):
     keystore_password: SecretStr | None = None
     seal_workers: int = Field(2, ge=1, le=64)
     receipt_timeout: float = Field(120.0, gt=0)
-    max_fee_gwei: Decimal = Field(Decimal(200), gt=0, description="the most an anchor pays per "
-                                  "gas (EIP-1559 max fee); a dearer network is refused")
+    max_fee_gwei: Decimal = Field(Decimal(200), gt=0, description="the most any transaction "
+                                  "of the anchoring key pays per gas (EIP-1559 max fee: batch "
+                                  "anchors, statements, revocations, campaigns); a dearer "
+                                  "network is refused")
     replace_after: float = Field(60.0, gt=0, description="replace an anchor not mined after this "
                                  "many seconds: same nonce, fees up by at least 12.5%")
     replace_after_blocks: int = Field(0, ge=0, description="... or after this many new blocks "

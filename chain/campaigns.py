@@ -40,12 +40,12 @@ class EvmCampaigns(AnchorPart):
 
     def prepare_publication(self, *, key: bytes, rules_hash: bytes,
                             starts_at: int) -> PreparedAnchor:
-        return self.anchor.prepare_call(
+        return self.prepare_call(
             self.functions.publishCampaign(key, rules_hash, starts_at),
             "campaign publication", field="campaign")
 
     def prepare_ranking(self, *, key: bytes, root: bytes, leaf_count: int,
                         content_hash: bytes) -> PreparedAnchor:
-        return self.anchor.prepare_call(
+        return self.prepare_call(
             self.functions.anchorRanking(key, root, leaf_count, content_hash),
             "ranking anchor", field="ranking")

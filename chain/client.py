@@ -381,12 +381,23 @@ class AnchorPart:
     """A part of the anchor contract's interface beyond batches (month statements,
     campaigns), over an :class:`EvmAnchor`: the same connection, contract, key, and the
     same fee, nonce, sending and receipt rules. A part adds its reads and ``prepare_*``
-    methods with :meth:`EvmAnchor.view`, :meth:`EvmAnchor.prepare_call` and
-    :meth:`EvmAnchor.events_in`."""
+    methods with :meth:`EvmAnchor.view`, :meth:`prepare_call` and
+    :meth:`EvmAnchor.events_in`.
 
-    def __init__(self, anchor: EvmAnchor) -> None:
+    ``max_fee_wei`` is the operator's fee ceiling (``max_fee_gwei``), the one batch anchors
+    are held to: a part's transaction is never signed above it."""
+
+    def __init__(self, anchor: EvmAnchor, *, max_fee_wei: int | None = None) -> None:
         self.anchor = anchor
         self.functions = anchor.contract.functions
+        self.max_fee_wei = max_fee_wei
+
+    def prepare_call(self, call: Any, what: str, *, field: str,
+                     gas: int = ANCHOR_GAS) -> PreparedAnchor:
+        """:meth:`EvmAnchor.prepare_call` under the part's fee ceiling
+        (:class:`FeeAboveCeiling` rather than sign above it)."""
+        return self.anchor.prepare_call(call, what, field=field, gas=gas,
+                                        max_fee_ceiling=self.max_fee_wei)
 
     @property
     def chain_id(self) -> int:

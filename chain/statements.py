@@ -59,12 +59,12 @@ class EvmStatements(AnchorPart):
                           through_batch_id: int, content_hash: bytes) -> PreparedAnchor:
         call = self.functions.anchorStatement(period, root, leaf_count, through_batch_id,
                                               content_hash)
-        return self.anchor.prepare_call(call, f"statement {period}", field="period")
+        return self.prepare_call(call, f"statement {period}", field="period")
 
     def prepare_revocation(self, indices: Sequence[int]) -> PreparedAnchor:
         if not 1 <= len(indices) <= MAX_REVOCATIONS_PER_TX:
             raise ChainError(f"1 to {MAX_REVOCATIONS_PER_TX} indices a transaction",
                              field="indices")
-        return self.anchor.prepare_call(self.functions.revokeCredentials(list(indices)),
+        return self.prepare_call(self.functions.revokeCredentials(list(indices)),
                                         "revocation", field="indices",
                                         gas=ANCHOR_GAS + 30_000 * len(indices))

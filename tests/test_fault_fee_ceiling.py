@@ -1,21 +1,30 @@
 """Fees are EIP-1559 estimates under a ceiling (``CARBON_LEDGER_MAX_FEE_GWEI``): a network
 dearer than that is refused with a clear error naming the setting, nothing is sent or
-broken, and sealing goes through once the fee falls. Real anvil, its base fee set with
-``anvil_setNextBlockBaseFeePerGas``.
+broken, and sealing goes through once the fee falls. The key's other transactions (month
+statements, campaign publications, ranking roots) are held to the same ceiling. Real anvil,
+its base fee set with ``anvil_setNextBlockBaseFeePerGas``.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pytest
 from eth_account import Account
 from sqlalchemy import select
 
 from api.cli.main import main
+from api.composition import Container
+from api.settings import Settings
 from chain.fees import price
+from ledger.campaign_anchoring import publish
 from ledger.errors import FeeAboveCeiling
+from ledger.statement_builder import build_due_statements
 from ledger.store.models import Batch
+from tests.campaign_support import season, text
 from tests.conftest import needs_anvil
 from tests.fault_support import Entries, anvil_call, anvil_sealer, assert_ledger_matches_chain
+from tests.statement_ledger import Entry, add_entries, at
 
 pytestmark = needs_anvil()
 
@@ -106,3 +115,53 @@ def test_a_price_above_the_ceiling_is_refused_naming_the_setting() -> None:
     with pytest.raises(FeeAboveCeiling) as refused:
         price(100 * GWEI, GWEI, ceiling=50 * GWEI)
     assert refused.value.field == "max_fee_gwei"
+
+
+# -- the key's other transactions: statements and campaigns --------------------------------
+
+def served_container(db, node, tmp_path, gwei: int) -> Container:  # type: ignore[no-untyped-def]
+    """The composition root on the anvil at ``node``, its ceiling ``gwei``."""
+    return Container(Settings(data_dir=tmp_path / "served", chain="anvil", rpc_url=node.url,
+                              database_url=db.url, max_fee_gwei=Decimal(gwei)))
+
+
+def test_a_statement_is_held_to_the_ceiling_that_batch_anchors_are(
+        db, node, tmp_path, make_citizen) -> None:
+    alice = make_citizen()
+    add_entries(db, [Entry(alice, at(2026, 10, 5), grams=400, points=4)])
+    c = served_container(db, node, tmp_path, 50)
+    with c.anchor() as anchor:
+        [batch] = c.sealer(anchor).seal()
+        chain = c.statement_chain(anchor)
+        anvil_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(80 * GWEI)])
+        with pytest.raises(FeeAboveCeiling) as refused:
+            build_due_statements(c.db, chain, now=at(2026, 12, 3))
+        assert refused.value.field == "max_fee_gwei" and "ceiling of 50 gwei" in str(refused.value)
+        assert chain.latest_statement()[0] == 0
+        assert anvil_call(node.url, "txpool_status") == {"pending": "0x0", "queued": "0x0"}
+
+        anvil_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(2 * GWEI)])
+        build_due_statements(c.db, chain, now=at(2026, 12, 3))
+        assert chain.latest_statement()[0] == 202611  # October and November, now due
+
+
+def test_campaign_publications_and_ranking_roots_are_held_to_the_ceiling(
+        db, node, tmp_path, make_partner) -> None:
+    make_partner("appliance-shop", "appliance_retailer")
+    make_partner("nev-maker", "nev_maker")
+    c = served_container(db, node, tmp_path, 50)
+    with c.anchor() as anchor:
+        chain = c.campaign_chain(anchor)
+        anvil_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(80 * GWEI)])
+        with pytest.raises(FeeAboveCeiling) as refused:
+            publish(c.db, chain, text(season()))
+        assert refused.value.field == "max_fee_gwei"
+        assert anvil_call(node.url, "txpool_status") == {"pending": "0x0", "queued": "0x0"}
+
+        anvil_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(2 * GWEI)])
+        campaign = publish(c.db, chain, text(season()))
+        assert chain.campaign_rules(campaign.key) == campaign.rules_hash
+        anvil_call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(80 * GWEI)])
+        with pytest.raises(FeeAboveCeiling):  # a ranking root is priced by the same part
+            chain.prepare_ranking(key=campaign.key, root=b"\2" * 32, leaf_count=1,
+                                  content_hash=b"\3" * 32)
