@@ -82,7 +82,9 @@ def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
 
     The signed transaction is recorded before it is sent (a rerun sends the same one);
     a version the chain already pins with the same hash is taken as published, with
-    another hash it is an :class:`AnchorMismatch`."""
+    another hash it is an :class:`AnchorMismatch`. A correction whose ranking counts other
+    credits has the running standings counted anew in the transaction that marks it
+    published (:func:`ledger.campaigns.follow_correction`)."""
     campaign = parse_campaign(text)
     pinned = chain.campaign_rules(campaign.key)
     if pinned is not None and pinned != campaign.rules_hash:
@@ -119,6 +121,10 @@ def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
         row.chain_id, row.contract_address = chain.chain_id, chain.contract_address
         if block is not None:
             row.tx_hash, row.block_number, row.gas_used = tx_hash, block, gas
+        s.flush()
+        if campaigns.follow_correction(s, campaign):
+            log.info("campaign %s v%d ranks other credits: its standings were counted anew",
+                     campaign.id, campaign.version)
     log.info("campaign %s v%d published (rules 0x%s)", campaign.id, campaign.version,
              campaign.rules_hash.hex())
     return campaign

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import rfc8785
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import credit_points, find_partner, upsert_reward
@@ -38,6 +38,7 @@ from ledger.errors import AnchorMismatch, Conflict, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import KIND_BONUS, KIND_CREDIT
 from ledger.methodology import local_day_offset
+from ledger.store.campaign_locks import hold_standings, share_standings
 from ledger.store.database import Database
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS, lock_citizen
 from ledger.store.models import (
@@ -205,6 +206,7 @@ def award_bonuses(db: Database, operator_address: bytes, *, campaign_id: str | N
 
 def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> int:
     with db.session(write_lock=True) as s:
+        share_standings(s, campaign_id)  # the versions read stay in force to the commit
         versions = published_versions(s, campaign_id)
         windows = in_force(versions)
         if not windows:
@@ -278,6 +280,48 @@ def counts_in(ranking: RankingRules, behaviour: str, reduction_grams: int, occur
     in its period. :func:`ledger.rankings.scores` applies the same test to leaves."""
     return (behaviour in ranking.behaviours and reduction_grams > 0
             and ranking.starts_at <= occurred_at < ranking.ends_at)
+
+
+def counted_by(ranking: RankingRules | None) -> tuple[object, ...] | None:
+    """What of a ranking's rules decides which credits its metric counts."""
+    if ranking is None:
+        return None
+    return (ranking.metric, frozenset(ranking.behaviours), ranking.starts_at, ranking.ends_at)
+
+
+def follow_correction(s: Session, campaign: Campaign) -> bool:
+    """Once ``campaign`` is published: if it is now the campaign's latest version and its
+    ranking counts other credits than the version before (other behaviours, another
+    period), count the standings anew under it (:func:`recount_standings`). Whether it
+    did."""
+    versions = published_versions(s, campaign.id)
+    if len(versions) < 2 or versions[-1].key != campaign.key:
+        return False
+    if counted_by(versions[-2].ranking) == counted_by(campaign.ranking):
+        return False
+    recount_standings(s, campaign.id, campaign.ranking)
+    return True
+
+
+def recount_standings(s: Session, campaign_id: str, ranking: RankingRules | None) -> None:
+    """The standings counted anew under ``ranking`` from the credits the bonus step has
+    looked at (the step counts the rest under the same rules as it looks at them), as
+    migration 0013 first counted them. No bonus page runs meanwhile."""
+    hold_standings(s, campaign_id)
+    s.execute(delete(CampaignStanding).where(CampaignStanding.campaign_id == campaign_id))
+    if ranking is None:
+        return
+    e = LedgerEntry
+    counted = (select(literal(campaign_id), e.citizen_id, func.sum(e.reduction_grams),
+                      func.max(e.occurred_at))
+               .join(CampaignBonus, and_(CampaignBonus.campaign_id == campaign_id,
+                                         CampaignBonus.earned_by == e.entry_id))
+               .where(e.kind == KIND_CREDIT, e.behaviour.in_(ranking.behaviours),
+                      e.reduction_grams > 0, e.occurred_at >= ranking.starts_at,
+                      e.occurred_at < ranking.ends_at)
+               .group_by(e.citizen_id))
+    s.execute(insert(CampaignStanding).from_select(
+        ["campaign_id", "citizen_id", "metric", "reached_at"], counted))
 
 
 def _stand(s: Session, campaign_id: str, credit: _Credit) -> None:
