@@ -15,6 +15,7 @@ from api.cli.main import main
 from api.composition import Container
 from api.settings import Settings
 from ledger.bundle import ProofBundle
+from ledger.leaf import KIND_BONUS, KIND_CREDIT, KIND_DEBIT
 from ledger.proofs import proof_bundle
 from ledger.store.models import LedgerEntry
 
@@ -60,3 +61,13 @@ def test_the_schema_agrees_with_the_corpus_where_a_schema_can(case: dict) -> Non
         assert valid, "the schema learned a rule: drop the case from BEYOND_A_SCHEMA"
     else:
         assert not valid
+
+
+def test_the_schema_and_the_format_doc_name_every_entry_kind_the_ledger_writes() -> None:
+    schema = json.loads((ROOT / "docs" / "proof-bundle.schema.json").read_text())
+    described = schema["properties"]["values"]["prefixItems"][2]["description"]
+    row = next(line for line in (ROOT / "docs" / "formats.md").read_text().splitlines()
+               if line.startswith("| 2 | kind |"))
+    for kind, name in ((KIND_CREDIT, "credit"), (KIND_DEBIT, "debit"),
+                       (KIND_BONUS, "campaign points")):
+        assert f"{kind} {name}" in described and f"{kind} {name}" in row, (kind, described, row)
