@@ -23,6 +23,7 @@ from ledger.campaign_rules import Campaign, parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, InvalidInput, NotFound
 from ledger.green_credit_issue import anchoring_turn
 from ledger.reanchoring import KeyedAnchors, KeyedRecheck, recheck_keyed
+from ledger.seal_scheduler import Throttle
 from ledger.store.database import Database
 from ledger.store.models import CampaignRanking, CampaignRow
 
@@ -272,13 +273,11 @@ class CampaignAnchorChore:
     the sealer's lease holder, in the anchoring key's turn."""
 
     def __init__(self, db: Database, chain: CampaignChain, *, every: float = 300.0) -> None:
-        self.db, self.chain, self.every = db, chain, every
-        self._last: float | None = None
+        self.db, self.chain = db, chain
+        self.throttle = Throttle(every)
 
     def __call__(self) -> None:
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self.every:
+        if not self.throttle.due():
             return
-        self._last = now
         with anchoring_turn(self.db):
             recheck_campaign_anchors(self.db, self.chain)

@@ -35,6 +35,7 @@ from ledger.green_credit import (
     parse_holder,
     sign,
 )
+from ledger.seal_scheduler import Throttle
 from ledger.sealing import SEALER_LEASE
 from ledger.statement_builder import (
     DEFAULT_SETTLE_SECONDS,
@@ -185,14 +186,12 @@ class StatementChore:
 
     def __init__(self, db: Database, chain: StatementChain, *, every: float = 300.0,
                  settle_seconds: int = DEFAULT_SETTLE_SECONDS) -> None:
-        self.db, self.chain, self.every, self.settle = db, chain, every, settle_seconds
-        self._last: float | None = None
+        self.db, self.chain, self.settle = db, chain, settle_seconds
+        self.throttle = Throttle(every)
 
     def __call__(self) -> None:
-        now = time.monotonic()
-        if self._last is not None and now - self._last < self.every:
+        if not self.throttle.due():
             return
-        self._last = now
         with anchoring_turn(self.db):
             for st in build_due_statements(self.db, self.chain, settle_seconds=self.settle):
                 log.info("statement %s anchored: %d accounts", period_label(st.period),

@@ -127,10 +127,7 @@ class AnchoredSeries:
         return self.receipt_of(row)
 
     def record_moved(self, key: int, receipt: TxReceipt) -> None:
-        with self.db.session(write_lock=True) as s:
-            row = s.get_one(self.model, key)
-            row.tx_hash, row.block_number, row.gas_used = (
-                receipt.tx_hash, receipt.block_number, receipt.gas_used)
+        record_moved(self.db, self.model, key, receipt)
 
     def reopen_after(self, key: int) -> None:
         """Put the ``anchored`` rows after ``key`` back to be anchored again: ``submitted``
@@ -178,6 +175,15 @@ def recheck_series(series: AnchoredSeries, *, confirmations: int,
     series.reopen_after(latest)
     found.reopened = sorted(reopened)
     return found
+
+
+def record_moved(db: Database, model: Any, key: Any, receipt: TxReceipt) -> None:
+    """Put right the transaction and block of row ``key`` of ``model``, its anchor mined
+    again elsewhere."""
+    with db.session(write_lock=True) as s:
+        row = s.get_one(model, key)
+        row.tx_hash, row.block_number, row.gas_used = (
+            receipt.tx_hash, receipt.block_number, receipt.gas_used)
 
 
 def plural(what: str) -> str:
@@ -252,12 +258,6 @@ class KeyedAnchors:
             s.expunge_all()
         return rows
 
-    def record_moved(self, key: Any, receipt: TxReceipt) -> None:
-        with self.db.session(write_lock=True) as s:
-            row = s.get_one(self.model, key)
-            row.tx_hash, row.block_number, row.gas_used = (
-                receipt.tx_hash, receipt.block_number, receipt.gas_used)
-
     def reopen(self, key: Any) -> None:
         """Put a row back to be anchored again: ``submitted`` with its signed transaction
         kept, or :attr:`unsent` without one."""
@@ -299,7 +299,7 @@ def recheck_keyed(anchors: KeyedAnchors) -> KeyedRecheck:
             log.warning("%s: its anchor is now tx 0x%s in block %s (was block %s): a reorg "
                         "mined it again", label, receipt.tx_hash.hex(), receipt.block_number,
                         row.block_number)
-            anchors.record_moved(key, receipt)
+            record_moved(anchors.db, anchors.model, key, receipt)
             found.moved.append(label)
     return found
 

@@ -212,3 +212,19 @@ class SealScheduler:
                 "lastAnchorAt": int(self.last_anchor_at) if self.last_anchor_at else None,
                 "oldestUnanchoredSeconds": None if waited is None else int(waited),
                 "databaseReadable": readable}
+
+
+class Throttle:
+    """For a chore run after every seal that need not run that often: due the first time,
+    then once ``every`` seconds have passed since it last was."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: float | None = None
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.every:
+            return False
+        self._last = now
+        return True
