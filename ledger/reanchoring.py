@@ -151,12 +151,7 @@ def recheck_series(series: AnchoredSeries, *, confirmations: int,
     if last is None:
         return found
     chain = series.chain
-    if (last.chain_id, (last.contract_address or "").lower()) != (
-            chain.chain_id, chain.contract_address.lower()):
-        raise AnchorMismatch(f"{series.what} {last.key} was anchored to {last.contract_address} "
-                             f"on chain {last.chain_id}, the ledger is connected to "
-                             f"{chain.contract_address} on chain {chain.chain_id}: has the "
-                             "node lost its state?", field="contract")
+    same_contract(chain, f"{series.what} {last.key}", last.chain_id, last.contract_address)
     chain.check_contract()
     latest = series.chain_latest()
     if latest > highest:
@@ -175,6 +170,16 @@ def recheck_series(series: AnchoredSeries, *, confirmations: int,
     series.reopen_after(latest)
     found.reopened = sorted(reopened)
     return found
+
+
+def same_contract(chain: SeriesChain, label: str, chain_id: int | None,
+                  contract_address: str | None) -> None:
+    """Refuse to hold an anchor against another chain or contract than it went to."""
+    if (chain_id, (contract_address or "").lower()) != (
+            chain.chain_id, chain.contract_address.lower()):
+        raise AnchorMismatch(f"{label} was anchored to {contract_address} on chain {chain_id}, "
+                             f"the ledger is connected to {chain.contract_address} on chain "
+                             f"{chain.chain_id}: has the node lost its state?", field="contract")
 
 
 def record_moved(db: Database, model: Any, key: Any, receipt: TxReceipt) -> None:
@@ -280,12 +285,7 @@ def recheck_keyed(anchors: KeyedAnchors) -> KeyedRecheck:
         chain.check_contract()
     for row in rows:
         label = anchors.label(row)
-        if (row.chain_id, (row.contract_address or "").lower()) != (
-                chain.chain_id, chain.contract_address.lower()):
-            raise AnchorMismatch(f"{label} was anchored to {row.contract_address} on chain "
-                                 f"{row.chain_id}, the ledger is connected to "
-                                 f"{chain.contract_address} on chain {chain.chain_id}: has "
-                                 "the node lost its state?", field="contract")
+        same_contract(chain, label, row.chain_id, row.contract_address)
         receipt = anchors.receipt_of(row)
         key = getattr(row, anchors.key)
         if receipt is None:
