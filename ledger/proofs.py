@@ -20,14 +20,14 @@ from ledger.entries import find_entry, sealed_through
 from ledger.errors import LedgerError, NotAnchored, NotFound
 from ledger.leaf import LEAF_ENCODING, decode_leaf
 from ledger.store.models import Batch, LedgerEntry
-from ledger.store.trees import BATCH_TREES, ChunkCache, StoredTree, TreeRows, read_tree
+from ledger.store.trees import BATCH_TREES, ChunkCache, Owner, StoredTree, TreeRows, read_tree
 
 
 class TreeCache:
     """Trees are immutable once stored; keep the most recently read rows of them in memory.
 
     A proof reads a few rows of its tree (:class:`~ledger.store.trees.StoredTree`: a
-    batch's, or a month statement's), never the whole tree, so a tree's first proof costs
+    batch's, a month statement's or a ranking's), never the whole tree, so a tree's first proof costs
     the same as any other. Rows are keyed by root, which names a tree's content whatever
     database (or table) it came from; ``size`` rows of 1 KiB each (4 MiB by default: the
     top rows of every tree stay in)."""
@@ -35,7 +35,7 @@ class TreeCache:
     def __init__(self, size: int = 4096) -> None:
         self._rows = ChunkCache(size)
 
-    def tree(self, session: Session, owner: int, root: bytes, leaf_count: int, *,
+    def tree(self, session: Session, owner: Owner, root: bytes, leaf_count: int, *,
              rows: TreeRows = BATCH_TREES) -> StoredTree:
         """A reader of ``owner``'s stored tree (batch ``owner``'s by default) on the
         session's connection."""

@@ -34,8 +34,9 @@ from ledger.entries import make_entry
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import KIND_BONUS, KIND_CREDIT, LeafValues, behaviour_code, decode_leaf
-from ledger.merkle import build_tree, find_leaf, hash_leaf, inclusion_proof, root, verify_inclusion
+from ledger.merkle import build_tree, hash_leaf, root, verify_inclusion
 from ledger.methodology import methodology_in_force
+from ledger.proofs import TreeCache, default_tree_cache
 from ledger.store.database import Database
 from ledger.store.models import (
     Batch,
@@ -47,6 +48,7 @@ from ledger.store.models import (
     EntryLocator,
     LedgerEntry,
 )
+from ledger.store.trees import RANKING_TREES, store_tree
 
 RANK_LEAF_ENCODING = ("bytes32", "bytes32", "uint64", "uint32", "uint64")
 
@@ -196,10 +198,11 @@ def close_ranking(db: Database, campaign_id: str, operator_address: bytes, *,
         ranking_root = root(tree)
         row = CampaignRanking(campaign_id=campaign_id, campaign_key=campaign.key,
                               through_batch_id=through, leaf_count=len(leaves), root=ranking_root,
-                              content_hash=content_hash(through, leaves), nodes=tree,
+                              content_hash=content_hash(through, leaves),
                               status="closed", closed_at=now)
         s.add(row)
         s.flush()
+        store_tree(s.connection(), campaign_id, tree, rows=RANKING_TREES)
         version = methodology_in_force(now).version
         campaigns.take_turns(s, {people[leaf.account] for leaf in leaves if leaf.prize > 0})
         for leaf, score in zip(leaves, ranked, strict=True):
@@ -226,8 +229,10 @@ def close_ranking(db: Database, campaign_id: str, operator_address: bytes, *,
 
 # -- what citizens and the public see -------------------------------------------------------
 
-def rank_proof(session: Session, campaign_id: str, citizen: Citizen) -> dict[str, Any]:
-    """A citizen's leaf in a closed ranking, its proof and the root it leads to."""
+def rank_proof(session: Session, campaign_id: str, citizen: Citizen, *,
+               cache: TreeCache = default_tree_cache) -> dict[str, Any]:
+    """A citizen's leaf in a closed ranking, its proof and the root it leads to, from the
+    rows of the stored tree that the proof needs."""
     row = session.get(CampaignRanking, campaign_id)
     if row is None:
         raise NotFound(f"the ranking of {campaign_id!r} is not closed", field="campaign")
@@ -236,11 +241,14 @@ def rank_proof(session: Session, campaign_id: str, citizen: Citizen) -> dict[str
     if rank is None:
         raise NotFound("this citizen is not ranked in this campaign", field="citizen")
     leaf = RankLeaf.decode(bytes(rank.leaf))
-    index = find_leaf(bytes(row.nodes), leaf.leaf_hash())
-    assert index is not None, "a stored rank's leaf is in its stored tree"
+    tree = cache.tree(session, campaign_id, row.root, row.leaf_count, rows=RANKING_TREES)
+    index = tree.find_leaf(leaf.leaf_hash())
+    if index is None:
+        raise InvalidInput(f"the ranking of {campaign_id!r}'s stored tree lacks the stored "
+                           "leaf", field="ranking")
     return {"campaign": campaign_id, "root": "0x" + row.root.hex(), "status": row.status,
             "leaf": leaf.to_json(),
-            "proof": ["0x" + p.hex() for p in inclusion_proof(bytes(row.nodes), index)],
+            "proof": ["0x" + p.hex() for p in tree.proof(index)],
             "chainId": row.chain_id, "contract": row.contract_address}
 
 

@@ -23,6 +23,7 @@ from ledger.store.schema import alembic_config
 from ledger.store.trees import (
     CHUNK_BYTES,
     CHUNK_NODES,
+    RANKING_TREES,
     STATEMENT_TREES,
     StoredTree,
     read_tree,
@@ -214,4 +215,44 @@ def test_the_migration_cuts_statement_trees_into_rows_and_back(empty_db_url: str
         run_alembic(engine, "downgrade", before)
         with engine.connect() as conn:
             kept = dict(conn.execute(sa.text("SELECT period, nodes FROM statements")).all())
+        assert {k: bytes(v) for k, v in kept.items()} == trees
+
+
+def test_the_migration_cuts_ranking_trees_into_rows_and_back(empty_db_url: str) -> None:
+    """Closed rankings' trees (one BLOB a ranking before) are cut into rows as batches'
+    and statements' are, and read back by the same reader."""
+    revision, before = tree_chunks_revision("ranking_tree_chunks.py")
+    trees = {"season-a": random_tree(1, seed=7)[1], "season-b": random_tree(2_000, seed=8)[1],
+             "season-c": random_tree(33, seed=9)[1]}
+    with engine_for(empty_db_url) as engine:
+        run_alembic(engine, "upgrade", before)
+        with engine.begin() as conn:
+            for k, (campaign_id, tree) in enumerate(trees.items()):
+                key = bytes([k + 1]) * 32
+                conn.execute(sa.text(
+                    "INSERT INTO campaigns (key, campaign_id, version, rules, rules_hash, "
+                    "starts_at, ends_at, status) VALUES (:k, :c, 1, '{}', :h, 0, 1, 'published')"),
+                    {"k": key, "c": campaign_id, "h": bytes(32)})
+                conn.execute(sa.text(
+                    "INSERT INTO campaign_rankings (campaign_id, campaign_key, through_batch_id, "
+                    "leaf_count, root, content_hash, nodes, status, closed_at) VALUES (:c, :k, 0, "
+                    ":n, :r, :h, :nodes, 'closed', 0)"),
+                    {"c": campaign_id, "k": key, "n": merkle.leaf_count(tree),
+                     "r": merkle.root(tree), "h": bytes(32), "nodes": tree})
+        run_alembic(engine, "upgrade", revision)
+        with engine.connect() as conn:
+            assert "nodes" not in {c["name"] for c in
+                                   sa.inspect(conn).get_columns("campaign_rankings")}
+            for campaign_id, tree in trees.items():
+                n = merkle.leaf_count(tree)
+                assert read_tree(conn, campaign_id, n, rows=RANKING_TREES) == tree
+                stored = StoredTree(conn, campaign_id, n, root=merkle.root(tree),
+                                    rows=RANKING_TREES)
+                for i in (n - 1, 2 * n - 2, n + n // 2 - 1):
+                    assert stored.find_leaf(merkle.node(tree, i)) == i
+                    assert stored.proof(i) == merkle.inclusion_proof(tree, i)
+        run_alembic(engine, "downgrade", before)
+        with engine.connect() as conn:
+            kept = dict(conn.execute(sa.text(
+                "SELECT campaign_id, nodes FROM campaign_rankings")).all())
         assert {k: bytes(v) for k, v in kept.items()} == trees

@@ -549,7 +549,8 @@ class CampaignStanding(Base):
 
 
 class CampaignRanking(Base):
-    """A campaign's closed ranking: its tree and its anchoring's progress."""
+    """A campaign's closed ranking and its anchoring's progress (its tree's rows:
+    :class:`RankingTreeChunk`)."""
 
     __tablename__ = "campaign_rankings"
 
@@ -559,7 +560,6 @@ class CampaignRanking(Base):
     leaf_count: Mapped[int] = mapped_column(BigInteger)
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     content_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    nodes: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16))  # closed | submitted | anchored
     closed_at: Mapped[int] = mapped_column(BigInteger)
     tx_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
@@ -569,6 +569,19 @@ class CampaignRanking(Base):
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     anchored_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RankingTreeChunk(Base):
+    """Every node of a closed ranking's tree, in rows of 32 nodes (1 KiB) as batches' and
+    statements' trees are (:mod:`ledger.store.trees`), so a participant's rank proof reads
+    only the rows of its own nodes."""
+
+    __tablename__ = "ranking_tree_chunks"
+
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaign_rankings.campaign_id"),
+                                             primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    nodes: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class CampaignRank(Base):

@@ -7,9 +7,10 @@ enough to stay inline in a PostgreSQL row and to share SQLite pages). One BLOB p
 as before, needed the whole tree read for a tree's first proof (363 ms and ~200 MB at
 3.1 M leaves) and could not hold more than ~15.6 M leaves (SQLite's 1 GB limit).
 
-Two kinds of tree are stored this way, each in its own table keyed by its owner
-(:class:`TreeRows`): batches' trees (:data:`BATCH_TREES`, by batch id) and month
-statements' trees (:data:`STATEMENT_TREES`, by month).
+Three kinds of tree are stored this way, each in its own table keyed by its owner
+(:class:`TreeRows`): batches' trees (:data:`BATCH_TREES`, by batch id), month
+statements' trees (:data:`STATEMENT_TREES`, by month) and closed rankings' trees
+(:data:`RANKING_TREES`, by campaign id).
 
 A proof reads:
 
@@ -35,7 +36,7 @@ from sqlalchemy import Column, Connection, Select, Table, bindparam, insert, sel
 from ledger import merkle
 from ledger.errors import LedgerError
 from ledger.lru import Lru
-from ledger.store.models import BatchTreeChunk, StatementTreeChunk
+from ledger.store.models import BatchTreeChunk, RankingTreeChunk, StatementTreeChunk
 
 CHUNK_NODES = 32
 CHUNK_BYTES = CHUNK_NODES * merkle.NODE
@@ -44,12 +45,14 @@ WRITE_ROWS = 4096
 
 #: a cache of rows shared across readers: (root, chunk) -> that row's nodes
 ChunkCache = Lru[tuple[bytes, int], bytes]
+#: what a tree's rows are keyed by: a batch id, a month (yyyymm), a campaign id
+Owner = int | str
 
 
 @dataclass(frozen=True)
 class TreeRows:
     """Where one kind of tree keeps its rows: a table of (owner, ``chunk``, ``nodes``),
-    and what its owner is called in errors (``batch``, ``statement``)."""
+    and what its owner is called in errors (``batch``, ``statement``, ``ranking``)."""
 
     table: Table
     owner: str
@@ -58,22 +61,23 @@ class TreeRows:
     _read_all: Select[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        owner: Column[int] = self.table.c[self.owner]
+        owner: Column[Owner] = self.table.c[self.owner]
         chunk, nodes = self.table.c.chunk, self.table.c.nodes
         object.__setattr__(self, "_read", select(chunk, nodes).where(
             owner == bindparam("owner"), chunk.in_(bindparam("chunks", expanding=True))))
         object.__setattr__(self, "_read_all", select(chunk, nodes)
                            .where(owner == bindparam("owner")).order_by(chunk))
 
-    def missing(self, owner: int, what: str = "is missing rows") -> LedgerError:
+    def missing(self, owner: Owner, what: str = "is missing rows") -> LedgerError:
         return LedgerError(f"{self.what} {owner}'s stored tree {what}", field=self.what)
 
 
 BATCH_TREES = TreeRows(BatchTreeChunk.__table__, "batch_id", "batch")  # type: ignore[arg-type]
 STATEMENT_TREES = TreeRows(StatementTreeChunk.__table__, "period", "statement")  # type: ignore[arg-type]
+RANKING_TREES = TreeRows(RankingTreeChunk.__table__, "campaign_id", "ranking")  # type: ignore[arg-type]
 
 
-def store_tree(conn: Connection, owner: int, nodes: bytes | bytearray | memoryview, *,
+def store_tree(conn: Connection, owner: Owner, nodes: bytes | bytearray | memoryview, *,
                rows: TreeRows = BATCH_TREES) -> int:
     """Write a tree buffer as ``owner``'s rows (in the caller's transaction); returns how
     many rows."""
@@ -89,7 +93,7 @@ def store_tree(conn: Connection, owner: int, nodes: bytes | bytearray | memoryvi
     return count
 
 
-def read_tree(conn: Connection, owner: int, leaf_count: int, *,
+def read_tree(conn: Connection, owner: Owner, leaf_count: int, *,
               rows: TreeRows = BATCH_TREES) -> bytes:
     """The whole tree buffer (for the OZ dump, which lists every node)."""
     parts = []
@@ -110,7 +114,7 @@ class StoredTree:
     it came from) keeps recently read rows; ``rows_read`` and ``bytes_read`` count what
     this reader fetched from the database."""
 
-    def __init__(self, conn: Connection, owner: int, leaf_count: int, *, root: bytes,
+    def __init__(self, conn: Connection, owner: Owner, leaf_count: int, *, root: bytes,
                  cache: ChunkCache | None = None, rows: TreeRows = BATCH_TREES) -> None:
         if leaf_count < 1:
             raise LedgerError(f"{rows.what} {owner} has no leaves", field=rows.what)
