@@ -120,7 +120,7 @@ class Container:
         after its seals, month statements and credential revocations (#20), campaign
         anchors held against the chain and campaign bonuses (#21)."""
         from ledger.campaign_anchoring import CampaignAnchorChore
-        from ledger.campaigns import BonusChore
+        from ledger.campaign_bonuses import BonusChore
         from ledger.green_credit_issue import StatementChore
 
         statements: list[Callable[[], None]] = (

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 
-from ledger import campaigns
+from ledger import campaign_bonuses, campaigns
 from ledger.anchoring import PreparedAnchor, TxReceipt
 from ledger.campaign_rules import Campaign, parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, InvalidInput, NotFound
@@ -85,7 +85,7 @@ def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
     a version the chain already pins with the same hash is taken as published, with
     another hash it is an :class:`AnchorMismatch`. A correction whose ranking counts other
     credits has the running standings counted anew in the transaction that marks it
-    published (:func:`ledger.campaigns.follow_correction`)."""
+    published (:func:`ledger.campaign_bonuses.follow_correction`)."""
     campaign = parse_campaign(text)
     pinned = chain.campaign_rules(campaign.key)
     if pinned is not None and pinned != campaign.rules_hash:
@@ -123,7 +123,7 @@ def publish(db: Database, chain: CampaignChain, text: bytes | str, *,
         if block is not None:
             row.tx_hash, row.block_number, row.gas_used = tx_hash, block, gas
         s.flush()
-        if campaigns.follow_correction(s, campaign):
+        if campaign_bonuses.follow_correction(s, campaign):
             log.info("campaign %s v%d ranks other credits: its standings were counted anew",
                      campaign.id, campaign.version)
     log.info("campaign %s v%d published (rules 0x%s)", campaign.id, campaign.version,

@@ -27,7 +27,7 @@ from eth_abi import encode as abi_encode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ledger import campaigns
+from ledger import campaign_bonuses, campaigns
 from ledger.accounts import credit_points
 from ledger.campaign_rules import Campaign, RankingRules
 from ledger.entries import make_entry
@@ -204,7 +204,7 @@ def close_ranking(db: Database, campaign_id: str, operator_address: bytes, *,
         s.flush()
         store_tree(s.connection(), campaign_id, tree, rows=RANKING_TREES)
         version = methodology_in_force(now).version
-        campaigns.take_turns(s, {people[leaf.account] for leaf in leaves if leaf.prize > 0})
+        campaign_bonuses.take_turns(s, {people[leaf.account] for leaf in leaves if leaf.prize > 0})
         for leaf, score in zip(leaves, ranked, strict=True):
             citizen_id = people[leaf.account]
             entry_id = None

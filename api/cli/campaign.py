@@ -13,7 +13,7 @@ import typer
 
 from api.cli.base import Chain, DataDir, Json, RpcUrl, app, emit_json, out, print_table
 from api.composition import campaign_reader, container
-from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
+from ledger import accounts, campaign_anchoring, campaign_bonuses, campaigns, ranking_audit, rankings
 from ledger.campaign_rules import MAX_CAMPAIGN_BYTES
 from ledger.errors import InvalidInput, VerificationError
 from ledger.green_credit_issue import anchoring_turn
@@ -94,7 +94,7 @@ def bonuses_cmd(data_dir: DataDir = None) -> None:
     """Award the bonus points published campaigns owe for credits not looked at yet
     (serving processes also do it after each seal)."""
     c = container(data_dir)
-    looked = campaigns.award_bonuses(c.db, c.operator_address)
+    looked = campaign_bonuses.award_bonuses(c.db, c.operator_address)
     out.print(f"{looked} credit(s) looked at")
 
 
@@ -125,7 +125,7 @@ def progress_cmd(campaign_id: CampaignId, citizen: Citizen, data_dir: DataDir = 
     """A citizen's bonus points in a campaign (and the caps), and their nickname (JSON)."""
     c = container(data_dir)
     with c.db.session() as s:
-        emit_json(campaigns.progress(s, campaign_id, accounts.get_citizen(s, citizen)), None)
+        emit_json(campaign_bonuses.progress(s, campaign_id, accounts.get_citizen(s, citizen)), None)
 
 
 @campaign_app.command("audit")

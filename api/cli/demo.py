@@ -33,7 +33,7 @@ from api.cli import demo_season
 from api.cli.base import DataDir, app, out, table
 from api.cli.demo_season import SeasonRun
 from api.composition import container
-from ledger import accounts, campaigns, listings, views
+from ledger import accounts, campaign_bonuses, listings, views
 from ledger.anchoring import Anchor
 from ledger.bundle import ProofBundle
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock, VerificationError
@@ -316,7 +316,7 @@ def live_season(c, anchor, sealer, season: SeasonRun, pseudonyms: list[str],  # 
         by_partner["greenbike"] += demo_season.riders_day(rng, season, day,
                                                           f"greenbike-{run}-{day:%m%d}-r")
         ingest(c, by_partner, rng, tally, at=int((day + timedelta(hours=25)).timestamp()))
-    campaigns.award_bonuses(c.db, c.operator_address)
+    campaign_bonuses.award_bonuses(c.db, c.operator_address)
     anchor.advance_clock_if_dev(season.closes_at)
     season.clock = season.closes_at
     batches = sealer.seal()  # the season's credits, debits and bonuses

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
+from ledger import accounts, campaign_anchoring, campaign_bonuses, campaigns, ranking_audit, rankings
 from ledger.anchoring import Anchor
 from ledger.campaign_rules import Campaign
 from ledger.errors import Conflict, InsufficientPoints, OutOfStock
@@ -172,7 +172,7 @@ def close_and_check(c: Any, anchor: Anchor, run: SeasonRun) -> None:
     with c.db.session() as s:
         ranks = rankings.ranks(s, cid)
         run.prize_points = sum(r.prize for r in ranks)
-        run.bonus_points = campaigns.bonus_points_paid(s, cid)
+        run.bonus_points = campaign_bonuses.bonus_points_paid(s, cid)
         riders = {accounts.get_citizen(s, p).id: p for p in run.riders}
         first = accounts.get_citizen(s, riders[ranks[0].citizen_id])  # only riders joined
         proof = rankings.rank_proof(s, cid, first)

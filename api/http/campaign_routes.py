@@ -18,7 +18,7 @@ from api.http.bodies import read_body
 from api.http.deps import CitizenDep, SessionDep, StateDep
 from api.http.responses import JSON, json_response
 from api.http.schemas import Address, Count, Hex32, IsoDate, Shape, body, ok, problems, ref
-from ledger import campaigns, rankings
+from ledger import campaign_bonuses, campaigns, rankings
 from ledger.errors import InvalidInput, NotFound, UnsupportedMediaType
 from ledger.json_input import parse_json
 from ledger.store.models import Citizen
@@ -160,7 +160,7 @@ def my_progress(session: SessionDep, who: CitizenDep, campaign_id: CampaignId) -
     """Your bonus points in a campaign, the caps, your nickname, and your rank with its
     proof once the ranking is closed."""
     citizen = session.get_one(Citizen, who.citizen_id)
-    answer = campaigns.progress(session, campaign_id, citizen)
+    answer = campaign_bonuses.progress(session, campaign_id, citizen)
     try:
         answer["rank"] = rankings.rank_proof(session, campaign_id, citizen)
     except NotFound:
