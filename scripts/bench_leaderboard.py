@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_account import Account  # noqa: E402
 
-from ledger import accounts, campaigns, rankings  # noqa: E402
+from ledger import accounts, campaign_bonuses, campaigns, rankings  # noqa: E402
 from ledger.campaign_rules import local_midnight, parse_campaign  # noqa: E402
 from ledger.entries import make_entry  # noqa: E402
 from ledger.leaf import KIND_CREDIT, credit_entry_id  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> None:
         print(f"built {args.entries:,} entries, {args.citizens:,} citizens "
               f"({args.participants} opted in) in {time.perf_counter() - started:.1f} s")
         started = time.perf_counter()
-        looked = campaigns.award_bonuses(db, bytes(20))
+        looked = campaign_bonuses.award_bonuses(db, bytes(20))
         step = time.perf_counter() - started
         print(f"bonus step (keeps the standings): {looked:,} credits in {step:.1f} s, "
               f"{step / max(looked, 1) * 1e6:.0f} us a credit")

@@ -10,7 +10,7 @@ import random
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ledger import campaigns
+from ledger import campaign_bonuses
 from ledger.store.database import Database
 from tests.conftest import CST
 from tests.statement_ledger import Entry, add_entries
@@ -69,5 +69,5 @@ def arrive_shuffled(db: Database, entries: list[Entry], *, seed: int, waves: int
     chunk = -(-len(entries) // waves)
     for start in range(0, len(entries), chunk):
         add_entries(db, entries[start:start + chunk])
-        campaigns.award_bonuses(db, operator)
-    campaigns.award_bonuses(db, operator)
+        campaign_bonuses.award_bonuses(db, operator)
+    campaign_bonuses.award_bonuses(db, operator)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from chain.campaigns import EvmCampaigns
-from ledger import accounts, campaign_anchoring, campaigns, rankings
+from ledger import accounts, campaign_anchoring, campaign_bonuses, campaigns, rankings
 from ledger.campaign_rules import parse_campaign
 from ledger.store.database import Database
 from ledger.store.models import CampaignStanding
@@ -84,7 +84,7 @@ def test_the_board_lists_only_those_who_opted_in_above_the_minimum(db) -> None:
     with db.session() as s:
         assert rankings.leaderboard(s, "test-season")["entries"] == [], \
             "standings move when the step runs, not before"
-    campaigns.award_bonuses(db, OPERATOR)
+    campaign_bonuses.award_bonuses(db, OPERATOR)
     with db.session() as s:
         board = rankings.leaderboard(s, "test-season")
     assert board["final"] is False
@@ -109,7 +109,7 @@ def test_a_correction_whose_ranking_counts_other_credits_recounts_the_standings(
                      Entry(riders[1], day(v1, 1), grams=500, points=5),
                      Entry(riders[1], day(v1, 2), grams=700, points=7, behaviour="METRO"),
                      Entry(riders[2], day(v1, 3), grams=300, points=3, behaviour="METRO")])
-    campaigns.award_bonuses(db, OPERATOR)
+    campaign_bonuses.award_bonuses(db, OPERATOR)
     with db.session() as s:
         assert [(e["nickname"], e["metric"]) for e in rankings.leaderboard(s, "test-season")[
             "entries"]] == [("rider-0", 900), ("rider-1", 500)]
@@ -123,7 +123,7 @@ def test_a_correction_whose_ranking_counts_other_credits_recounts_the_standings(
         assert [(e["nickname"], e["metric"]) for e in kept["entries"]] == [
             ("rider-1", 1200), ("rider-0", 900), ("rider-2", 300)]
     add_entries(db, [Entry(riders[2], day(v1, 4), grams=1000, points=10, behaviour="METRO")])
-    campaigns.award_bonuses(db, OPERATOR)  # later credits count under v2's rules
+    campaign_bonuses.award_bonuses(db, OPERATOR)  # later credits count under v2's rules
     with db.session() as s:
         assert rankings.leaderboard(s, "test-season") == rankings.leaderboard_from_entries(
             s, "test-season")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from chain.campaigns import EvmCampaigns
-from ledger import accounts, campaign_anchoring, campaigns, ranking_audit, rankings
+from ledger import accounts, campaign_anchoring, campaign_bonuses, campaigns, ranking_audit, rankings
 from ledger.campaign_rules import parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, Conflict, InvalidInput, InvalidProof
 from ledger.leaf import KIND_BONUS, KIND_CREDIT, decode_leaf
@@ -178,7 +178,7 @@ def test_a_bonus_entry_names_its_campaign_and_earning_entry_and_is_sealed_like_a
     _register_published(db, doc)
     alice = make_citizen()
     add_entries(db, [Entry(alice, day(doc, 1), grams=2000, points=20)])
-    campaigns.award_bonuses(db, OPERATOR)
+    campaign_bonuses.award_bonuses(db, OPERATOR)
     sealer.seal()
     with db.session() as s:
         credit = s.scalar(select(LedgerEntry).where(LedgerEntry.kind == KIND_CREDIT))
@@ -187,9 +187,9 @@ def test_a_bonus_entry_names_its_campaign_and_earning_entry_and_is_sealed_like_a
         campaign = campaigns.current(s, "test-season")
         leaf = decode_leaf(bytes(bonus.leaf))
         assert (leaf.kind, leaf.points, leaf.reduction_grams) == (KIND_BONUS, 10, 0)
-        assert leaf.entry_id == campaigns.bonus_entry_id("test-season", credit.entry_id)
+        assert leaf.entry_id == campaign_bonuses.bonus_entry_id("test-season", credit.entry_id)
         from ledger.hashing import keccak
-        assert leaf.record_hash == keccak(campaigns.bonus_record(campaign, credit.entry_id, 10))
+        assert leaf.record_hash == keccak(campaign_bonuses.bonus_record(campaign, credit.entry_id, 10))
         assert credit.reduction_grams == 2000
     from ledger.proof_service import ProofService
     bundle = ProofService(db, None).bundle(bonus.entry_id)  # provable like any entry
@@ -393,7 +393,7 @@ def test_two_bonus_runs_at_once_pay_each_credit_once(db, make_citizen) -> None:
     add_entries(db, [Entry(r, day(doc, n % 10), grams=1000, points=30)
                      for n in range(6) for r in riders])
     with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(campaigns.award_bonuses, db, OPERATOR) for _ in range(2)]:
+        for done in [pool.submit(campaign_bonuses.award_bonuses, db, OPERATOR) for _ in range(2)]:
             done.result()
     with db.session() as s:
         for r in riders:  # six credits of 15 each, under the cycling cap of 40

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api.composition import Container
 from api.http.app import create_app
 from api.settings import Settings
-from ledger import accounts, campaigns, rankings
+from ledger import accounts, campaign_bonuses, campaigns, rankings
 from ledger.campaign_rules import parse_campaign
 from ledger.credentials import issue_citizen_token
 from ledger.merkle import verify_inclusion
@@ -52,7 +52,7 @@ def test_a_citizen_joins_follows_and_proves_their_rank(world: dict[str, Any]) ->
     add_entries(c.db, [Entry(people["ann"], day(doc, 1), grams=4000, points=40),
                        Entry(people["ben"], day(doc, 2), grams=3000, points=30),
                        Entry(people["cat"], day(doc, 2), grams=9000, points=90)])
-    campaigns.award_bonuses(c.db, c.operator_address)  # the step that keeps the standings
+    campaign_bonuses.award_bonuses(c.db, c.operator_address)  # the step that keeps the standings
     board = client.get("/v1/campaigns/test-season/leaderboard").json()
     assert board["final"] is False
     assert [(e["nickname"], e["metric"]) for e in board["entries"]] == [("ann-rides", 4000),
