@@ -11,9 +11,12 @@ stored root, and the leaf hashes in entry order the stored content hash. Given a
 reader, the recomputed root, leaf count and content hash must also be what the chain
 holds: the root in the contract's state, the rest in the anchoring transaction's event.
 
-The batch is read in pages of ``seq`` (its entries' order, the content hash's order),
-each page one keyset read that joins the entry, its locator row (by the locator's key)
-and its raw record (by ``ix_records_citizen_behaviour``, then the entry id), so a page
+The batch is read in pages of ``seq`` (its entries' order, the content hash's order):
+each page one keyset read that joins the entry and its locator row (by the locator's
+key), then its credits' raw records, read as one run of the records' primary key from
+where the last page's ended (intake writes records in their entries' order) and each
+one not in that run by ``ix_records_citizen_behaviour`` and its entry id; a record is a
+credit's only if its citizen, behaviour, time and entry id are the entry's. So a page
 costs the same whatever the batch's size or the ledger's history, and memory stays
 constant but for the 32 bytes of each leaf's hash the root needs (sorted in place, the
 tree's inner nodes hashed depth first and never stored). A batch of any size can be
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -40,7 +44,13 @@ from ledger.errors import AnchorMismatch, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import ENCODED_SIZE, KIND_CREDIT, behaviour_code, decode_leaf, encode_leaf
 from ledger.methodology import methodology_in_force
-from ledger.records import parse_record
+from ledger.records import (
+    ALLOWED_FIELDS,
+    MAX_DURATION_SECONDS,
+    MAX_TEXT,
+    _timestamp,
+    parse_record,
+)
 from ledger.store.models import (
     ActivityRecord,
     Batch,
@@ -161,7 +171,8 @@ def audit_batch(session: Session, batch_id: int, *, chain: ChainReader | None = 
     slices = _slices(batch.first_seq, batch.last_seq, workers)
     engine = session.get_bind().engine
     in_memory = engine.dialect.name == "sqlite" and engine.url.database in (None, "", ":memory:")
-    if len(slices) < 2 or in_memory:
+    forking = len(slices) > 1 and not in_memory
+    if not forking:
         parts = [_audit_range(session, batch, batch.first_seq, batch.last_seq, page_size,
                               _progress_of(progress, batch.leaf_count))]
     else:
@@ -181,7 +192,7 @@ def audit_batch(session: Session, batch_id: int, *, chain: ChainReader | None = 
         report.add_problem(f"the batch holds {report.entries} entries, sealed {batch.leaf_count}")
     elif report.entries:
         content_hash = keccak(hashes)  # type: ignore[arg-type]  # a buffer is hashed as is
-        rebuilt = Recomputed(sorted_root(hashes), report.entries, content_hash)
+        rebuilt = Recomputed(sorted_root(hashes, halves=forking), report.entries, content_hash)
         report.recomputed = rebuilt
         if rebuilt.root != batch.root:
             report.add_problem(f"the leaves give root 0x{rebuilt.root.hex()}, "
@@ -211,18 +222,21 @@ class _Part:
 def _audit_range(session: Session, batch: Batch, first: int, last: int, page_size: int,
                  done: Callable[[int], None] | None = None) -> _Part:
     part = _Part()
+    hashes = part.hashes
     for page in _pages(session, batch, first - 1, page_size, last=last):
+        part.entries += len(page)
         for entry in page:
-            part.entries += 1
-            part.hashes += entry.leaf_hash
+            hashes += entry.leaf_hash
             if entry.credit:
                 part.credits += 1
                 part.grams += entry.credited_grams
-            part.capped += entry.capped
-            for problem in entry.problems:
-                part.problem_count += 1
-                if len(part.problems) < MAX_PROBLEMS:
-                    part.problems.append(f"entry 0x{entry.entry_id.hex()}: {problem}")
+                if entry.capped:
+                    part.capped += 1
+            if entry.problems:
+                for problem in entry.problems:
+                    part.problem_count += 1
+                    if len(part.problems) < MAX_PROBLEMS:
+                        part.problems.append(f"entry 0x{entry.entry_id.hex()}: {problem}")
         if done is not None:
             done(len(page))
     return part
@@ -307,8 +321,6 @@ def audit_entries(session: Session, batch_id: int, *, after: int | None = None,
     start = batch.first_seq - 1 if after is None else max(after, batch.first_seq - 1)
     entries = next(_pages(session, batch, start, limit, one=True), [])
     last = entries[-1].seq if entries else None
-    # not "a full page": two raw records claiming one entry make a page's rows outnumber
-    # its entries
     return EntryPage(batch_id, entries, last if last is not None and last < batch.last_seq
                      else None)
 
@@ -323,26 +335,42 @@ def _batch(session: Session, batch_id: int) -> Batch:
 # -- reading ---------------------------------------------------------------------------------
 
 _e, _l, _r = LedgerEntry.__table__.c, EntryLocator.__table__.c, ActivityRecord.__table__.c
-#: One page: the entries after a seq, each with its locator row (by the locator's key)
-#: and, a credit, its raw record: the one with its citizen, behaviour, time and entry id,
-#: found as the city rollups find it, through ``ix_records_citizen_behaviour`` (no index
-#: on the records' random entry ids to keep at ingest).
+#: One page: the entries after a seq, each with its locator row (by the locator's key).
+#: The locator is probed by each random id: an index on its (batch, seq) would make that
+#: a range read, about 2 us an entry less, but costs the seal more than that
+#: (docs/benchmarks.md, "The audit").
 _PAGE = (
     select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
            _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.record_hash,
-           _e.partner_address, _e.leaf, _l.seq, _l.batch_id, _r.raw)
+           _e.partner_address, _e.leaf, _l.seq, _l.batch_id)
     .select_from(LedgerEntry.__table__
-                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id)
-                 .outerjoin(ActivityRecord.__table__, and_(
-                     _e.kind == KIND_CREDIT, _r.citizen_id == _e.citizen_id,
-                     _r.behaviour == _e.behaviour, _r.occurred_at == _e.occurred_at,
-                     _r.entry_id == _e.entry_id)))
+                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id))
 )
 
 
 def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
     """The statement reading one page (tests read its query plan)."""
     return _PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit)
+
+
+def run_query(start: int, limit: int):  # type: ignore[no-untyped-def]
+    """The raw records from id ``start`` on, a run of the primary key: intake writes a
+    submission's records in the order of their entries, so a page's records are mostly
+    one such run, read for a third of what finding each by its key costs."""
+    return (select(_r.id, _r.entry_id, _r.citizen_id, _r.behaviour, _r.occurred_at, _r.raw)
+            .where(_r.id >= start).order_by(_r.id).limit(limit))
+
+
+def records_query(seqs: Sequence[int]):  # type: ignore[no-untyped-def]
+    """The raw records of the credits at ``seqs``, each found by its entry's citizen,
+    behaviour, time and id, as the city rollups find it, through
+    ``ix_records_citizen_behaviour`` (no index on the records' random entry ids to keep
+    at ingest): for the credits whose record is not in the run."""
+    return (select(_e.seq, _r.id, _r.raw)
+            .select_from(LedgerEntry.__table__.join(ActivityRecord.__table__, and_(
+                _r.citizen_id == _e.citizen_id, _r.behaviour == _e.behaviour,
+                _r.occurred_at == _e.occurred_at, _r.entry_id == _e.entry_id)))
+            .where(_e.kind == KIND_CREDIT, _e.seq.in_(seqs)))
 
 
 def any_of(columns: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
@@ -358,7 +386,11 @@ def _rows(session: Session, statement: Any) -> Sequence[Any]:
     query = statement.compile(dialect=connection.dialect)
     params = (tuple(query.params[name] for name in query.positiontup) if query.positiontup
               else query.params)
-    return connection.exec_driver_sql(str(query), params).all()
+    result = connection.exec_driver_sql(str(query), params)
+    try:  # the driver's own rows (tuples): SQLAlchemy's Row objects cost ~0.7 us an entry
+        return result.cursor.fetchall()  # type: ignore[no-any-return]
+    finally:
+        result.close()
 
 
 def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int | None = None,
@@ -366,18 +398,18 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
     """The batch's entries after ``after`` (up to ``last``) recomputed, a page at a time,
     in seq order."""
     last = batch.last_seq if last is None else last
+    batch_id = batch.id  # an ORM attribute read costs as much as a check's arithmetic
+    run_from: int | None = None  # where the next page's run of records should begin
     while after < last:
         rows = _rows(session, page_query(after, last, size))
         if not rows:
             return
+        raws, run_from = _raw_records(session, [r for r in rows if r[3] == KIND_CREDIT],
+                                      run_from)
         page: list[EntryAudit] = []
         capped: list[tuple[EntryAudit, int, str, int]] = []
-        seen = after
         for row in rows:
-            if row[0] == seen:
-                continue  # a second record claiming the same entry: the first is checked
-            seen = row[0]
-            entry = _check_row(row, batch.id)
+            entry = _check_row(row, raws.get(row[0]), batch_id)
             page.append(entry)
             if entry.capped:
                 capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
@@ -385,17 +417,45 @@ def _pages(session: Session, batch: Batch, after: int, size: int, *, last: int |
         yield page
         if one or len(rows) < size:
             return
-        after = seen
+        after = rows[-1][0]
+
+
+def _raw_records(session: Session, credits: list[Any],
+                 run_from: int | None) -> tuple[dict[int, str], int | None]:
+    """The raw record of each credit row, by seq: the one with the entry's citizen,
+    behaviour, time and id. Looked for first in the run of records from ``run_from`` on
+    (a page's records are mostly one run of ids), then, for those not in it, each by its
+    key; also where the next run should begin (after the last record found)."""
+    raws: dict[int, str] = {}
+    last_found = -1
+    if run_from is not None and credits:
+        run = {r[1]: r for r in _rows(session, run_query(run_from, len(credits) * 9 // 8 + 16))}
+        for row in credits:  # seq, entry id, citizen, kind, behaviour, ..., time: 0-4, 9
+            found = run.get(row[1])
+            if (found is not None and found[2] == row[2] and found[3] == row[4]
+                    and found[4] == row[9]):
+                raws[row[0]] = found[5]
+                if found[0] > last_found:
+                    last_found = found[0]
+    missing = [row[0] for row in credits if row[0] not in raws]
+    for lo in range(0, len(missing), _KEYS_PER_QUERY):
+        for seq, record_id, raw in session.execute(
+                records_query(missing[lo:lo + _KEYS_PER_QUERY])):
+            if seq not in raws:  # a second record claiming the same entry: one is checked
+                raws[seq] = raw
+                last_found = max(last_found, record_id)
+    return raws, last_found + 1 if last_found >= 0 else run_from
 
 
 # -- checking ---------------------------------------------------------------------------------
 
-def _check_row(row: tuple, batch_id: int) -> EntryAudit:  # type: ignore[type-arg]
+def _check_row(row: tuple, raw: str | None,  # type: ignore[type-arg]
+               batch_id: int) -> EntryAudit:
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
-     record_hash, partner, leaf, located_seq, located_batch, raw) = row
+     record_hash, partner, leaf, located_seq, located_batch) = row
     leaf = bytes(leaf)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
-    if (located_seq, located_batch) != (seq, batch_id):  # so a proof by entry id finds it
+    if located_seq != seq or located_batch != batch_id:  # so a proof by entry id finds it
         entry.problems.append(f"the locator "
                               f"{'lacks it' if located_seq is None else 'points elsewhere'}")
     problem = _check_leaf(leaf, entry.entry_id, kind, behaviour, quantity, grams, points,
@@ -414,14 +474,15 @@ def _check_leaf(leaf: bytes, entry_id: bytes, kind: int, behaviour: str, quantit
                 partner: bytes) -> str | None:
     """Whether the sealed leaf encodes the entry's columns (the account, a salted
     commitment, is not a column: it is taken from the leaf)."""
-    columns = (entry_id, kind, behaviour_code(behaviour), quantity, grams, points, version,
-               at, record_hash, partner)
+    code = behaviour_code(behaviour)
     if len(leaf) == ENCODED_SIZE:
         try:
-            if encode_leaf((entry_id, leaf[32:64], *columns[1:])) == leaf:
+            if encode_leaf((entry_id, leaf[32:64], kind, code, quantity, grams, points, version,
+                            at, record_hash, partner)) == leaf:
                 return None  # the usual case: re-encoded, the columns are the leaf
         except InvalidInput:
             pass  # a column out of its ABI width: no leaf can encode it
+    columns = (entry_id, kind, code, quantity, grams, points, version, at, record_hash, partner)
     try:
         decoded = decode_leaf(leaf)
     except InvalidInput as exc:
@@ -445,17 +506,10 @@ def _check_credit(entry: EntryAudit, raw: str | None, behaviour: str, quantity: 
     entry.record_hash = keccak(encoded)
     if entry.record_hash != record_hash:
         return "the raw record does not hash to the sealed recordHash"
-    try:
-        try:
-            value = orjson.loads(encoded)
-        except orjson.JSONDecodeError:
-            value = json.loads(raw)  # what orjson refuses, the standard library may read
-        parsed = parse_record(value, now=2**62)
-    except InvalidInput as exc:
-        return f"the raw record no longer parses ({exc.field}: {exc.message})"
-    except ValueError as exc:
-        return f"the raw record is not JSON ({exc})"
-    if (parsed.behaviour, parsed.quantity, parsed.occurred_at) != (behaviour, quantity, at):
+    reparsed = _reparsed(raw, encoded)
+    if isinstance(reparsed, str):
+        return reparsed
+    if reparsed != (behaviour, quantity, at):
         return "the raw record's behaviour, quantity or time differ from the entry"
     try:
         in_force = methodology_in_force(at)
@@ -477,6 +531,75 @@ def _check_credit(entry: EntryAudit, raw: str | None, behaviour: str, quantity: 
     if grams < full:
         entry.capped = True
     return None
+
+
+def _reparsed(raw: str, encoded: bytes) -> tuple[str, int, int] | str:
+    """The raw record's behaviour, quantity and time as intake would read them, or why it
+    has none."""
+    try:
+        value = orjson.loads(encoded)
+    except orjson.JSONDecodeError:
+        value = _NOT_JSON
+    quick = _plain_record(value)
+    if quick is not None:
+        return quick
+    try:
+        if value is _NOT_JSON:
+            value = json.loads(raw)  # what orjson refuses, the standard library may read
+        parsed = parse_record(value, now=2**62)
+    except InvalidInput as exc:
+        return f"the raw record no longer parses ({exc.field}: {exc.message})"
+    except ValueError as exc:
+        return f"the raw record is not JSON ({exc})"
+    return parsed.behaviour, parsed.quantity, parsed.occurred_at
+
+
+_NOT_JSON = object()
+#: A plain record's members: no ``details``, whose canonical form needs looking into.
+_PLAIN_FIELDS = frozenset(ALLOWED_FIELDS - {"details"})
+_TEXTS = tuple(MAX_TEXT.items())
+_SAFE_INT = 2**53 - 1  # RFC 8785's integers: past it the canonical form is refused
+_NO_END = object()
+
+
+def _plain_record(value: Any) -> tuple[str, int, int] | None:
+    """The behaviour, quantity and time of a record as intake writes it (no ``details``,
+    integers safe), checked as :func:`parse_record` checks them: what this accepts,
+    ``parse_record`` accepts with the same three values (a property test holds them to
+    it). None for any other record: ``parse_record`` then says what it makes of it.
+
+    It skips what the audit does not use, the record's canonical form and its hash (the
+    stored bytes are hashed already), about half of ``parse_record``'s cost: a plain
+    record's canonical form cannot fail (ASCII keys, safe integers, text)."""
+    if type(value) is not dict or not _PLAIN_FIELDS.issuperset(value):
+        return None
+    quantity = value.get("quantity")
+    if type(quantity) is not int or not 0 < quantity <= _SAFE_INT:
+        return None
+    at, end = value.get("occurred_at"), value.get("ended_at", _NO_END)
+    if not (type(at) is int and 0 < at <= _SAFE_INT and (
+            end is _NO_END or type(end) is int and end <= _SAFE_INT)):
+        try:  # RFC 3339 times, or whatever parse_record refuses
+            at = _plain_time(at, "occurred_at")
+            end = at if end is _NO_END else _plain_time(end, "ended_at")
+        except InvalidInput:
+            return None
+    elif end is _NO_END:
+        end = at
+    if not at <= end <= at + MAX_DURATION_SECONDS:
+        return None
+    for name, longest in _TEXTS:
+        text = value.get(name)
+        if type(text) is not str or len(text) > longest or not text.isprintable() \
+                or not text.strip():
+            return None
+    return value["behaviour"], quantity, at
+
+
+def _plain_time(value: Any, name: str) -> int:
+    if type(value) is int and value > _SAFE_INT:
+        raise InvalidInput("not a safe integer", field=name)
+    return _timestamp(value, name)  # parse_record's own reading of a time
 
 
 def _check_caps_reached(session: Session,
@@ -520,11 +643,12 @@ def totals_query(model: type[DailyTotal] | type[MonthlyTotal], period: Any,  # t
 
 # -- the root ---------------------------------------------------------------------------------
 
-def sorted_root(hashes: bytearray) -> bytes:
+def sorted_root(hashes: bytearray, *, halves: bool = False) -> bytes:
     """The OZ tree's root over leaf hashes (32 bytes each, concatenated), as
     :func:`ledger.merkle.build_tree` lays it out, without storing the tree: the hashes are
     sorted in place (bytewise, as OZ sorts them) and the inner nodes hashed depth first,
-    each kept only until its parent is hashed."""
+    each kept only until its parent is hashed. With ``halves`` (where forking is safe)
+    the root's two subtrees are hashed at once, the left one in a forked child."""
     n = len(hashes) // 32
     if n == 0 or len(hashes) % 32:
         raise InvalidInput("a tree needs whole 32-byte leaves, at least one", field="leaves")
@@ -539,7 +663,36 @@ def sorted_root(hashes: bytearray) -> bytes:
         a, b = node(2 * i + 1), node(2 * i + 2)
         return keccak(a + b) if a < b else keccak(b + a)
 
-    return node(0)
+    if not halves or n < 2:
+        return node(0)
+    left = _in_child(lambda: node(1))
+    right = node(2)  # meanwhile
+    a, b = left(), right
+    return keccak(a + b) if a < b else keccak(b + a)
+
+
+def _in_child(compute: Callable[[], bytes]) -> Callable[[], bytes]:
+    """Start ``compute()`` in a forked child; the function returned waits for its 32 bytes
+    (call it after the caller's own half of the work)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only the hash, none of the parent's cleanup
+        try:
+            os.write(write, compute())
+        finally:
+            os._exit(0)
+    os.close(write)
+
+    def result() -> bytes:
+        try:
+            value = os.read(read, 32)
+        finally:
+            os.close(read)
+            os.waitpid(pid, 0)
+        if len(value) != 32:
+            raise RuntimeError("the forked child hashing half the tree gave no hash")
+        return value
+    return result
 
 
 # -- the chain --------------------------------------------------------------------------------

@@ -82,6 +82,23 @@ def test_a_batch_past_the_old_variable_limit_audits_in_bounded_statements(
     assert max(bound) <= 3 * 300 + 10  # ... and no statement grew with the batch
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_the_raw_records_are_read_as_runs_of_ids(db, make_partner, sealer,
+                                                 monkeypatch) -> None:
+    """Intake writes records in their entries' order: after the first page, each page's
+    records are one run of the primary key, none looked for by its key."""
+    rides(db, make_partner(), 5000)
+    [batch] = sealer.seal()
+    by_key: list[int] = []
+    query = audit.records_query
+    monkeypatch.setattr(audit, "records_query", lambda seqs: by_key.append(len(seqs))
+                        or query(seqs))
+    with db.session(snapshot=True) as s:
+        report = audit_batch(s, batch.id, page_size=500)
+    assert report.ok and report.entries == 5000, report.problems
+    assert sum(by_key) == 500  # the first page's, to find where the run begins
+
+
 def test_audit_memory_does_not_follow_the_batch(tmp_path) -> None:
     """Traced memory at the audit's peak: 32 bytes a leaf and a page, not the batch's rows
     (the old audit held about 2.4 KB an entry)."""
@@ -120,7 +137,9 @@ def test_audit_memory_does_not_follow_the_batch(tmp_path) -> None:
 def test_the_streamed_root_is_the_tree_builders(n: int) -> None:
     hashes = bytearray(os.urandom(32 * n))
     leaves = sorted(bytes(hashes[i:i + 32]) for i in range(0, len(hashes), 32))
-    assert sorted_root(hashes) == root(build_tree(leaves))
+    expected = root(build_tree(leaves))
+    assert sorted_root(bytearray(hashes)) == expected
+    assert sorted_root(hashes, halves=True) == expected  # the left half in a forked child
 
 
 def _sqlite_plan(db: Database, statement: Any) -> list[str]:
@@ -134,13 +153,21 @@ def _sqlite_plan(db: Database, statement: Any) -> list[str]:
 TOTALS = audit.totals_query(DailyTotal, DailyTotal.day, [(1, "CYCLING", 2), (3, "METRO", 4)])
 
 
+RUN = audit.run_query(1, audit.PAGE_SIZE)
+BY_KEY = audit.records_query([1, 2, 3])
+
+
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_the_page_reads_use_indexes_on_sqlite(db) -> None:
     assert _sqlite_plan(db, page_query(0, 10**6, audit.PAGE_SIZE)) == [
         "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
-        "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN",
+        "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN"]
+    assert _sqlite_plan(db, RUN) == [
+        "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>?)"]
+    assert _sqlite_plan(db, BY_KEY) == [
+        "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid=?)",
         "SEARCH activity_records USING INDEX ix_records_citizen_behaviour "
-        "(citizen_id=? AND behaviour=? AND occurred_at=?) LEFT-JOIN"]
+        "(citizen_id=? AND behaviour=? AND occurred_at=?)"]
     plan = _sqlite_plan(db, TOTALS)  # the cap totals of a page's capped credits
     assert "MULTI-INDEX OR" in plan, plan
     assert [line for line in plan if "daily_totals" in line] == [
@@ -153,8 +180,9 @@ def test_the_page_reads_use_indexes_on_postgresql(db) -> None:
     """Every way to read but an index priced out (bitmap scans allowed for the OR'ed keys:
     they are index searches too), and each table read through an index."""
     for statement, tables, bitmaps in (
-            (page_query(0, 10**6, audit.PAGE_SIZE),
-             ("ledger_entries", "entry_locator", "activity_records"), False),
+            (page_query(0, 10**6, audit.PAGE_SIZE), ("ledger_entries", "entry_locator"), False),
+            (RUN, ("activity_records",), False),
+            (BY_KEY, ("ledger_entries", "activity_records"), False),
             (TOTALS, ("daily_totals",), True)):
         query = statement.compile(dialect=db.engine.dialect,
                                   compile_kwargs={"render_postcompile": True})
@@ -167,17 +195,38 @@ def test_the_page_reads_use_indexes_on_postgresql(db) -> None:
         for table in tables:
             assert f" on {table}" in plan, plan
         assert plan.count("Index Scan") >= len(tables), plan
-    assert "ix_records_citizen_behaviour" in plan or bitmaps
+        if statement is BY_KEY:
+            assert "ix_records_citizen_behaviour" in plan, plan
 
 
-def test_a_record_written_out_of_order_is_still_found(db, batch) -> None:
-    """A record written long after its entry (here its id moved past every other) is
-    found all the same: by its entry's citizen, behaviour, time and id, not by order."""
-    e = nth(db, batch, -4)
+@pytest.mark.parametrize("k", [0, 4, -4])
+def test_a_record_written_out_of_order_is_still_found(db, batch, k) -> None:
+    """A record written long after its entry (here its id moved past every other) or
+    before it is found all the same: by its entry's citizen, behaviour, time and id, not
+    by order."""
+    e = nth(db, batch, k)
     with db.session() as s:
-        s.execute(update(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id)
-                  .values(id=10**9))
-    assert problems(db, batch.id) == []
+        for record_id in (10**9, 0):
+            s.execute(update(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id)
+                      .values(id=record_id))
+            assert problems(db, batch.id) == []
+
+
+@pytest.mark.parametrize("column", ["citizen_id", "behaviour", "occurred_at"])
+def test_a_record_of_the_entrys_id_but_another_citizen_behaviour_or_time_is_not_its(
+        db, batch, make_citizen, column) -> None:
+    """Found in the run of records or by its key, a record is the entry's only if its
+    citizen, behaviour, time and entry id are the entry's."""
+    e, f = nth(db, batch, 0), nth(db, batch, -4)  # on the first page and on a later one
+    other = make_citizen().id
+    with db.session() as s:
+        for entry in (e, f):
+            record = s.scalar(select(ActivityRecord)
+                              .where(ActivityRecord.entry_id == entry.entry_id))
+            setattr(record, column, {"citizen_id": other, "behaviour": "WALKING",
+                                     "occurred_at": record.occurred_at + 1}[column])
+    assert problems(db, batch.id) == [f"entry 0x{x.entry_id.hex()}: no raw record for this credit"
+                                      for x in (e, f)]
 
 
 # -- tampering, wherever it sits ----------------------------------------------------------------
@@ -288,6 +337,26 @@ def test_a_record_that_no_longer_parses_or_differs_is_named(db, batch) -> None:
                          "(quantity: must be positive)",
                          f"entry 0x{f.entry_id.hex()}: the raw record's behaviour, quantity or "
                          "time differ from the entry"]
+
+
+@pytest.mark.parametrize("k", range(10))
+def test_a_raw_record_whose_quantity_differs_is_named_wherever_it_sits(db, batch, k) -> None:
+    """The record, its hash and the leaf altered together (the root alone would show it,
+    not which entry): the quantity it gives is not the entry's, on every page, whether
+    its record is found in the run of records or by its key."""
+    e = nth(db, batch, k)
+    with db.session() as s:
+        record = s.scalar(select(ActivityRecord).where(ActivityRecord.entry_id == e.entry_id))
+        record.raw = record.raw.replace(f'"quantity":{e.quantity}', f'"quantity":{e.quantity + 1}')
+        s.flush()
+        entry_hash = audit.keccak(record.raw.encode())
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(
+            record_hash=entry_hash, leaf=_leaf(e, record_hash=entry_hash)))
+    found = problems(db, batch.id)
+    assert found[0] == (f"entry 0x{e.entry_id.hex()}: the raw record's behaviour, quantity "
+                        "or time differ from the entry"), found
+    assert [p.split(" 0x")[0] for p in found[1:]] == ["the leaves give root",
+                                                      "the leaves give content hash"]
 
 
 def test_a_wrong_version_points_or_an_uncapped_shortfall_is_named(db, batch) -> None:
