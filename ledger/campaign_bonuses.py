@@ -30,9 +30,13 @@ from ledger.campaigns import current, in_force, published_versions
 from ledger.entries import make_entry
 from ledger.hashing import keccak
 from ledger.leaf import KIND_BONUS, KIND_CREDIT
-from ledger.store.campaign_locks import hold_standings, share_standings
 from ledger.store.database import Database
-from ledger.store.locks import CITIZEN_LOCK_BUCKETS, lock_citizen
+from ledger.store.locks import (
+    CITIZEN_LOCK_BUCKETS,
+    hold_standings,
+    lock_citizen,
+    share_standings,
+)
 from ledger.store.models import (
     Balance,
     CampaignBonus,

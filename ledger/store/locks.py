@@ -7,13 +7,16 @@ so on SQLite these are no-ops. On PostgreSQL a citizen's ledger is locked by its
 citizen, kept in the row rather than in the server's shared lock table, so a submission
 can hold a thousand of them and two submissions wait for each other only if they share a
 citizen. It does not conflict with the ``KEY SHARE`` locks that foreign keys to the
-citizen take. Sealing takes a table lock; migrations an advisory lock.
+citizen take. Sealing takes a table lock; migrations and a campaign's standings advisory
+locks.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from ledger.hashing import keccak
 
 # Writers that lock several citizens take them in the order (id % CITIZEN_LOCK_BUCKETS, id),
 # every one the same (so two never deadlock): the order of the buckets the citizens shared
@@ -47,3 +50,26 @@ def hold_off_entry_writers(session: Session) -> None:
     order (CACHE 1), so later inserts get more. SQLite's single writer needs nothing."""
     if not is_sqlite(session):
         session.connection().exec_driver_sql("LOCK TABLE ledger_entries IN EXCLUSIVE MODE")
+
+
+def _standings_key(campaign_id: str) -> int:
+    """A signed 64-bit advisory lock key of its own for each campaign's standings."""
+    return int.from_bytes(keccak(b"carbon-ledger/standings\x00" + campaign_id.encode())[:8],
+                          "big", signed=True)
+
+
+def share_standings(session: Session, campaign_id: str) -> None:
+    """Wait for a recount of the campaign's standings to end; bonus pages share this lock,
+    so no page adds a credit under a ranking's old rules while a correction's recount runs.
+    SQLite's write lock serialises them already."""
+    if not is_sqlite(session):
+        session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"),
+                        {"k": _standings_key(campaign_id)})
+
+
+def hold_standings(session: Session, campaign_id: str) -> None:
+    """Wait for every bonus page of the campaign to end and hold off new ones to the end
+    of the transaction (a recount of its standings)."""
+    if not is_sqlite(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                        {"k": _standings_key(campaign_id)})
