@@ -65,11 +65,19 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 def _create_private(path: str | None, query: Any) -> None:
     """Create a new SQLite file owner-only (0600) before SQLite does (0644 less the umask):
-    SQLite gives its -wal, -shm and journal files the database file's mode."""
+    SQLite gives its -wal, -shm and journal files the database file's mode.
+
+    A file that exists is never opened here: SQLite's locks are POSIX record locks, which
+    a process loses on *every* descriptor of the file when it closes *any* one of them.
+    Opening and closing the file beside live connections of this process (a second
+    :class:`Database` on it) dropped their shared lock, so another process closing its
+    last connection took itself for the last one, checkpointed and deleted the
+    write-ahead log under them: they went on reading, and writing, a log no one else saw."""
     if not path or path == ":memory:" or path.startswith("file:") or "uri" in query:
         return
     if os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 class _OutageOnOneLine(logging.Filter):

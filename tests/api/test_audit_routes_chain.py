@@ -5,6 +5,8 @@ there). A batch whose anchor a reorg took away is named in both reports."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +80,38 @@ def test_the_http_audit_names_a_batch_the_chain_does_not_hold(
     job = report(client, auditor)  # in the job's own process
     assert job["heldAgainstChain"] and not job["ok"], job
     assert job["problems"] == ["batch 1 is not on chain"], job
+
+
+def read_elsewhere(db: Database) -> tuple[str, int]:
+    """The batch's job as another process reads it (its state and when it finished)."""
+    code = ("import sys\n"
+            "from ledger.store.database import Database\n"
+            "from ledger.store.models import BatchAudit\n"
+            "with Database(sys.argv[1]).session(snapshot=True) as s:\n"
+            "    job = s.get(BatchAudit, 1)\n"
+            "    print(job.state, job.finished_at)\n")
+    out = subprocess.run([sys.executable, "-c", code, db.url], capture_output=True, text=True,
+                         check=True, timeout=60, cwd=Path(__file__).parents[2]).stdout.split()
+    return out[0], 0 if out[1] == "None" else int(out[1])
+
+
+def test_a_refreshed_job_is_read_by_the_server_as_written(
+        served, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's connections and the job's process see one database. This test's own
+    ``db`` opens the file beside the server's Container: that once dropped the server
+    process's SQLite lock, so the first job's process, closing, took itself for the last
+    connection and deleted the write-ahead log under the server's; the refresh's claim then
+    went to a log no other process read, the job never saw it, and the server answered
+    `running` until the job was taken for dead (a fresh engine read the first report)."""
+    client, auditor = served
+    monkeypatch.setattr(audit_jobs, "INLINE_ENTRIES", 0)  # every batch is large: a job
+    first = report(client, auditor)
+    assert first["ok"] and read_elsewhere(db) == ("done", first["auditedAt"])
+    time.sleep(1.1)  # the refreshed report's auditedAt is a later second
+    claimed = client.get("/v1/batches/1/audit", headers=auditor, params={"refresh": "true"})
+    assert claimed.status_code == 202, claimed.text
+    state, finished = read_elsewhere(db)  # the claim, or the job it started, everywhere
+    assert state == "running" or (state == "done" and finished > first["auditedAt"]), state
+    refreshed = report(client, auditor)  # polled without refresh: the job's own report
+    assert refreshed["ok"] and refreshed["auditedAt"] > first["auditedAt"], refreshed
+    assert read_elsewhere(db) == ("done", refreshed["auditedAt"])
