@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import func, select, text
 
 from ledger import accounts
-from ledger.errors import InsufficientPoints
+from ledger.errors import Contended, InsufficientPoints
 from ledger.intake.service import submit_records
 from ledger.methodology import methodology_in_force
 from ledger.redemption import redeem
 from ledger.store.database import Database
+from ledger.store.intake import RACE_ATTEMPTS, IntakeStore
 from ledger.store.leases import acquire_lease
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import ActivityRecord, Batch, LedgerEntry, Reward
@@ -113,6 +114,29 @@ def test_one_record_id_raced_for_two_citizens_is_written_once(db, make_partner,
     assert [r for r in results if isinstance(r, Exception)] == []
     assert sorted(r.outcomes[0].status for r in results).count("accepted") == 1
     assert count(db, LedgerEntry) == 1 and count(db, ActivityRecord) == 1
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_a_write_that_keeps_losing_its_race_is_refused_with_nothing_written(
+        db, make_partner, make_citizen) -> None:
+    partner, citizen = make_partner(), make_citizen()
+    submit(db, partner, [a_record(citizen.pseudonym, record_id="ride-1")])
+    columns = ", ".join(c.name for c in ActivityRecord.__table__.columns if c.name != "id")
+    tries = []
+
+    def attempt() -> None:  # writes a record, then one whose id the partner has used
+        tries.append(1)
+        submit_records(store.session, partner=store.session.merge(partner),
+                       records=[a_record(citizen.pseudonym, record_id=f"ride-{len(tries) + 1}",
+                                         hours_ago=3 + len(tries))])
+        store.session.execute(text(f"INSERT INTO activity_records ({columns}) SELECT {columns} "
+                                   "FROM activity_records WHERE partner_record_id = 'ride-1'"))
+
+    with pytest.raises(Contended) as refused, db.session(write_lock=True) as s:
+        store = IntakeStore(s)
+        store.race_free(attempt)
+    assert refused.value.http_status == 503 and len(tries) == RACE_ATTEMPTS
+    assert count(db, ActivityRecord) == 1 and count(db, LedgerEntry) == 1
 
 
 def held_open(db: Database, partner, records: list[dict]) -> tuple[threading.Event,
