@@ -33,7 +33,6 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import orjson
 from sqlalchemy import ColumnElement, Engine, and_, or_, select
 from sqlalchemy.orm import Session
@@ -43,14 +42,9 @@ from ledger.anchoring import ChainReader
 from ledger.errors import AnchorMismatch, InvalidInput, NotFound
 from ledger.hashing import keccak
 from ledger.leaf import ENCODED_SIZE, KIND_CREDIT, behaviour_code, decode_leaf, encode_leaf
+from ledger.merkle import sorted_root
 from ledger.methodology import methodology_in_force
-from ledger.records import (
-    ALLOWED_FIELDS,
-    MAX_DURATION_SECONDS,
-    MAX_TEXT,
-    _timestamp,
-    parse_record,
-)
+from ledger.records import parse_record, plain_record
 from ledger.store.models import (
     ActivityRecord,
     Batch,
@@ -192,7 +186,8 @@ def audit_batch(session: Session, batch_id: int, *, chain: ChainReader | None = 
         report.add_problem(f"the batch holds {report.entries} entries, sealed {batch.leaf_count}")
     elif report.entries:
         content_hash = keccak(hashes)  # type: ignore[arg-type]  # a buffer is hashed as is
-        rebuilt = Recomputed(sorted_root(hashes, halves=forking), report.entries, content_hash)
+        root = sorted_root(hashes, elsewhere=in_child if forking else None)
+        rebuilt = Recomputed(root, report.entries, content_hash)
         report.recomputed = rebuilt
         if rebuilt.root != batch.root:
             report.add_problem(f"the leaves give root 0x{rebuilt.root.hex()}, "
@@ -540,7 +535,7 @@ def _reparsed(raw: str, encoded: bytes) -> tuple[str, int, int] | str:
         value = orjson.loads(encoded)
     except orjson.JSONDecodeError:
         value = _NOT_JSON
-    quick = _plain_record(value)
+    quick = plain_record(value)
     if quick is not None:
         return quick
     try:
@@ -555,51 +550,6 @@ def _reparsed(raw: str, encoded: bytes) -> tuple[str, int, int] | str:
 
 
 _NOT_JSON = object()
-#: A plain record's members: no ``details``, whose canonical form needs looking into.
-_PLAIN_FIELDS = frozenset(ALLOWED_FIELDS - {"details"})
-_TEXTS = tuple(MAX_TEXT.items())
-_SAFE_INT = 2**53 - 1  # RFC 8785's integers: past it the canonical form is refused
-_NO_END = object()
-
-
-def _plain_record(value: Any) -> tuple[str, int, int] | None:
-    """The behaviour, quantity and time of a record as intake writes it (no ``details``,
-    integers safe), checked as :func:`parse_record` checks them: what this accepts,
-    ``parse_record`` accepts with the same three values (a property test holds them to
-    it). None for any other record: ``parse_record`` then says what it makes of it.
-
-    It skips what the audit does not use, the record's canonical form and its hash (the
-    stored bytes are hashed already), about half of ``parse_record``'s cost: a plain
-    record's canonical form cannot fail (ASCII keys, safe integers, text)."""
-    if type(value) is not dict or not _PLAIN_FIELDS.issuperset(value):
-        return None
-    quantity = value.get("quantity")
-    if type(quantity) is not int or not 0 < quantity <= _SAFE_INT:
-        return None
-    at, end = value.get("occurred_at"), value.get("ended_at", _NO_END)
-    if not (type(at) is int and 0 < at <= _SAFE_INT and (
-            end is _NO_END or type(end) is int and end <= _SAFE_INT)):
-        try:  # RFC 3339 times, or whatever parse_record refuses
-            at = _plain_time(at, "occurred_at")
-            end = at if end is _NO_END else _plain_time(end, "ended_at")
-        except InvalidInput:
-            return None
-    elif end is _NO_END:
-        end = at
-    if not at <= end <= at + MAX_DURATION_SECONDS:
-        return None
-    for name, longest in _TEXTS:
-        text = value.get(name)
-        if type(text) is not str or len(text) > longest or not text.isprintable() \
-                or not text.strip():
-            return None
-    return value["behaviour"], quantity, at
-
-
-def _plain_time(value: Any, name: str) -> int:
-    if type(value) is int and value > _SAFE_INT:
-        raise InvalidInput("not a safe integer", field=name)
-    return _timestamp(value, name)  # parse_record's own reading of a time
 
 
 def _check_caps_reached(session: Session,
@@ -641,37 +591,9 @@ def totals_query(model: type[DailyTotal] | type[MonthlyTotal], period: Any,  # t
             .where(any_of((model.citizen_id, model.behaviour, period), keys)))
 
 
-# -- the root ---------------------------------------------------------------------------------
+# -- the root's other half ------------------------------------------------------------------
 
-def sorted_root(hashes: bytearray, *, halves: bool = False) -> bytes:
-    """The OZ tree's root over leaf hashes (32 bytes each, concatenated), as
-    :func:`ledger.merkle.build_tree` lays it out, without storing the tree: the hashes are
-    sorted in place (bytewise, as OZ sorts them) and the inner nodes hashed depth first,
-    each kept only until its parent is hashed. With ``halves`` (where forking is safe)
-    the root's two subtrees are hashed at once, the left one in a forked child."""
-    n = len(hashes) // 32
-    if n == 0 or len(hashes) % 32:
-        raise InvalidInput("a tree needs whole 32-byte leaves, at least one", field="leaves")
-    np.frombuffer(hashes, dtype="S32").sort()  # fixed-width bytes compare as memcmp
-    leaves = memoryview(hashes)
-    last, first_leaf = 2 * n - 2, n - 1  # heap order; sorted leaf k is node 2n-2-k
-
-    def node(i: int) -> bytes:
-        if i >= first_leaf:
-            k = last - i
-            return bytes(leaves[32 * k:32 * k + 32])
-        a, b = node(2 * i + 1), node(2 * i + 2)
-        return keccak(a + b) if a < b else keccak(b + a)
-
-    if not halves or n < 2:
-        return node(0)
-    left = _in_child(lambda: node(1))
-    right = node(2)  # meanwhile
-    a, b = left(), right
-    return keccak(a + b) if a < b else keccak(b + a)
-
-
-def _in_child(compute: Callable[[], bytes]) -> Callable[[], bytes]:
+def in_child(compute: Callable[[], bytes]) -> Callable[[], bytes]:
     """Start ``compute()`` in a forked child; the function returned waits for its 32 bytes
     (call it after the caller's own half of the work)."""
     read, write = os.pipe()

@@ -8,7 +8,9 @@ them, and pairs are hashed sorted, so OZ's ``MerkleProof.verify`` accepts our pr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 from ledger.errors import InvalidInput, InvalidProof
 from ledger.hashing import keccak
@@ -119,3 +121,34 @@ def verify_inclusion(leaf: bytes, proof: Sequence[bytes], expected_root: bytes) 
     computed = root_from_proof(leaf, proof)
     if computed != expected_root:
         raise InvalidProof(computed, expected_root)
+
+
+def sorted_root(hashes: bytearray, *,
+                elsewhere: Callable[[Callable[[], bytes]], Callable[[], bytes]] | None = None
+                ) -> bytes:
+    """The OZ tree's root over leaf hashes (32 bytes each, concatenated), as
+    :func:`ledger.merkle.build_tree` lays it out, without storing the tree: the hashes are
+    sorted in place (bytewise, as OZ sorts them) and the inner nodes hashed depth first,
+    each kept only until its parent is hashed. With ``elsewhere`` the root's two subtrees
+    are hashed at once: ``elsewhere(compute)`` starts the left one (in a forked child, say)
+    and returns what waits for its hash, while this one hashes the right."""
+    n = len(hashes) // 32
+    if n == 0 or len(hashes) % 32:
+        raise InvalidInput("a tree needs whole 32-byte leaves, at least one", field="leaves")
+    np.frombuffer(hashes, dtype="S32").sort()  # fixed-width bytes compare as memcmp
+    leaves = memoryview(hashes)
+    last, first_leaf = 2 * n - 2, n - 1  # heap order; sorted leaf k is node 2n-2-k
+
+    def node(i: int) -> bytes:
+        if i >= first_leaf:
+            k = last - i
+            return bytes(leaves[32 * k:32 * k + 32])
+        a, b = node(2 * i + 1), node(2 * i + 2)
+        return keccak(a + b) if a < b else keccak(b + a)
+
+    if elsewhere is None or n < 2:
+        return node(0)
+    left = elsewhere(lambda: node(1))
+    right = node(2)  # meanwhile
+    a, b = left(), right
+    return keccak(a + b) if a < b else keccak(b + a)

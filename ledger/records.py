@@ -158,3 +158,50 @@ def parse_record(raw: Any, *, now: int) -> ActivityRecordIn:
         record_hash=keccak(canonical),
         ended_at=ended_at,
     )
+
+
+#: A plain record's members: no ``details``, whose canonical form needs looking into.
+_PLAIN_FIELDS = frozenset(ALLOWED_FIELDS - {"details"})
+_TEXTS = tuple(MAX_TEXT.items())
+_SAFE_INT = 2**53 - 1  # RFC 8785's integers: past it the canonical form is refused
+_NO_END = object()
+
+
+def plain_record(value: Any) -> tuple[str, int, int] | None:
+    """The behaviour, quantity and time of a record as intake writes it (no ``details``,
+    integers safe), checked as :func:`parse_record` checks them: what this accepts,
+    ``parse_record`` accepts with the same three values (a property test holds them to
+    it). None for any other record: ``parse_record`` then says what it makes of it.
+
+    For a reader that has the record's hash already (the audit re-reading stored
+    records): it skips the canonical form and its hash, about half of ``parse_record``'s
+    cost; a plain record's canonical form cannot fail (ASCII keys, safe integers, text)."""
+    if type(value) is not dict or not _PLAIN_FIELDS.issuperset(value):
+        return None
+    quantity = value.get("quantity")
+    if type(quantity) is not int or not 0 < quantity <= _SAFE_INT:
+        return None
+    at, end = value.get("occurred_at"), value.get("ended_at", _NO_END)
+    if not (type(at) is int and 0 < at <= _SAFE_INT and (
+            end is _NO_END or type(end) is int and end <= _SAFE_INT)):
+        try:  # RFC 3339 times, or whatever parse_record refuses
+            at = _plain_time(at, "occurred_at")
+            end = at if end is _NO_END else _plain_time(end, "ended_at")
+        except InvalidInput:
+            return None
+    elif end is _NO_END:
+        end = at
+    if not at <= end <= at + MAX_DURATION_SECONDS:
+        return None
+    for name, longest in _TEXTS:
+        text = value.get(name)
+        if type(text) is not str or len(text) > longest or not text.isprintable() \
+                or not text.strip():
+            return None
+    return value["behaviour"], quantity, at
+
+
+def _plain_time(value: Any, name: str) -> int:
+    if type(value) is int and value > _SAFE_INT:
+        raise InvalidInput("not a safe integer", field=name)
+    return _timestamp(value, name)  # parse_record's own reading of a time

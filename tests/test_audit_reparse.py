@@ -11,9 +11,8 @@ import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ledger.audit import _plain_record
 from ledger.errors import InvalidInput
-from ledger.records import MAX_DURATION_SECONDS, parse_record
+from ledger.records import MAX_DURATION_SECONDS, parse_record, plain_record
 
 MANY = settings(max_examples=3000, deadline=None)
 
@@ -72,7 +71,7 @@ def test_what_the_quick_reading_accepts_parse_record_accepts_alike(record, gap) 
         value = stored(record)
     except (orjson.JSONEncodeError, TypeError):
         return  # not JSON: no stored record is
-    quick = _plain_record(value)
+    quick = plain_record(value)
     if quick is not None:
         assert quick == parsed(value), value
 
@@ -85,7 +84,7 @@ def test_records_as_intake_writes_them_take_the_quick_way() -> None:
                   {"occurred_at": "2026-11-30T08:00:00+08:00",
                    "ended_at": "2026-11-30T08:10:00+08:00"}):
         value = stored({**base, **times})
-        assert _plain_record(value) == parsed(value) is not None
+        assert plain_record(value) == parsed(value) is not None
 
 
 def test_what_the_quick_reading_refuses_is_left_to_parse_record() -> None:
@@ -95,7 +94,7 @@ def test_what_the_quick_reading_refuses_is_left_to_parse_record() -> None:
                 "quantity": 500, "occurred_at": 1_794_773_803, "ended_at": 1_794_773_928}
     without_end = {k: v for k, v in with_end.items() if k != "ended_at"}
     for good in (with_end, without_end):
-        assert _plain_record(good) is not None
+        assert plain_record(good) is not None
         refused_alike(good)
 
 
@@ -108,6 +107,6 @@ def refused_alike(good: dict[str, Any]) -> None:
                    {"ended_at": None}, {"record_id": ""}, {"record_id": "x" * 129},
                    {"citizen": " "}, {"citizen": "a\x07"}, {"behaviour": "x" * 33},
                    {"behaviour": 7}, {"details": {}}, {"unknown": 1}):
-        assert _plain_record({**good, **change}) is None, change
+        assert plain_record({**good, **change}) is None, change
     for name in ("record_id", "citizen", "behaviour", "quantity", "occurred_at"):
-        assert _plain_record({k: v for k, v in good.items() if k != name}) is None, name
+        assert plain_record({k: v for k, v in good.items() if k != name}) is None, name

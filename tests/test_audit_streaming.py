@@ -14,10 +14,10 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects import sqlite
 
 from ledger import accounts, audit
-from ledger.audit import audit_batch, audit_entries, page_query, sorted_root
+from ledger.audit import audit_batch, audit_entries, in_child, page_query
 from ledger.entries import entry_row
 from ledger.intake.service import submit_records
-from ledger.merkle import build_tree, root
+from ledger.merkle import build_tree, root, sorted_root
 from ledger.store.database import Database
 from ledger.store.models import (
     ActivityRecord,
@@ -139,7 +139,7 @@ def test_the_streamed_root_is_the_tree_builders(n: int) -> None:
     leaves = sorted(bytes(hashes[i:i + 32]) for i in range(0, len(hashes), 32))
     expected = root(build_tree(leaves))
     assert sorted_root(bytearray(hashes)) == expected
-    assert sorted_root(hashes, halves=True) == expected  # the left half in a forked child
+    assert sorted_root(hashes, elsewhere=in_child) == expected  # the left half in a forked child
 
 
 def _sqlite_plan(db: Database, statement: Any) -> list[str]:
