@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import select
 
 from ledger import campaign_bonuses, campaigns
+from ledger.anchor_audit import anchor_problem
 from ledger.anchoring import PreparedAnchor, TxReceipt
 from ledger.campaign_rules import Campaign, parse_campaign
 from ledger.errors import AnchorMismatch, ChainError, InvalidInput, NotFound
@@ -48,6 +49,12 @@ class CampaignReader(Protocol):
     def block_time(self) -> int:
         """The latest block's timestamp (the contract's clock for "before it starts")."""
 
+    def find_publication_receipt(self, key: bytes) -> TxReceipt | None:
+        """The receipt of a successful transaction that pinned campaign version ``key``."""
+
+    def find_ranking_receipt(self, key: bytes) -> TxReceipt | None:
+        """The receipt of a successful transaction that anchored ``key``'s ranking root."""
+
 
 class CampaignChain(CampaignReader, Protocol):
     """The anchoring key's side: publish rules and anchor rankings."""
@@ -68,11 +75,6 @@ class CampaignChain(CampaignReader, Protocol):
 
     def block_hash(self, block_number: int) -> bytes | None: ...
 
-    def find_publication_receipt(self, key: bytes) -> TxReceipt | None:
-        """The receipt of a successful transaction that pinned campaign version ``key``."""
-
-    def find_ranking_receipt(self, key: bytes) -> TxReceipt | None:
-        """The receipt of a successful transaction that anchored ``key``'s ranking root."""
 
 
 # -- publishing -----------------------------------------------------------------------------
@@ -265,6 +267,28 @@ def recheck_campaign_anchors(db: Database, chain: CampaignChain) -> KeyedRecheck
     for campaign_id in unanchored:
         anchor_ranking(db, chain, campaign_id)
     return found
+
+
+def campaign_chain_problems(db: Database, chain: CampaignReader | None
+                            ) -> tuple[int, list[tuple[str, str]]]:
+    """How many campaign versions and ranking roots the ledger calls anchored, and each
+    one the chain does not hold as the ledger says, as (label, problem): its hash or root
+    in the contract's state, by the transaction and block the ledger recorded. Reads only
+    (``carbon-ledger chain check``); with no ``chain`` (no contract there) each is missing."""
+    held, problems = 0, []
+    for kind in (PublicationAnchors, RankingAnchors):
+        # what this reads of the anchors (rows, labels, receipt_of) needs a reader only
+        anchors = kind(db, cast(CampaignChain, chain))
+        rows: list[Any] = anchors.held_rows()
+        held += len(rows)
+        for row in rows:
+            label = anchors.label(row)
+            problem = "missing on chain" if chain is None else anchor_problem(
+                lambda: anchors.receipt_of(row),  # noqa: B023 - called at once
+                f"{label} on chain: ", tx_hash=row.tx_hash, block_number=row.block_number)
+            if problem:
+                problems.append((label, problem))
+    return held, problems
 
 
 class CampaignAnchorChore:

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from sqlalchemy import update
 
 from api.cli.main import main
+from api.settings import Settings
+from ledger.store.database import Database
+from ledger.store.models import CampaignRow
 from tests.campaign_support import season, text
 from tests.conftest import needs_anvil
 
@@ -44,6 +48,17 @@ def test_a_season_published_followed_and_checked_from_the_command_line(node, tmp
     assert shown["rulesHash"] == "0x" + _hash(file)
     code, said, _ = run(capsys, "campaign", "check", file, *chain, "--contract", contract)
     assert code == 0 and "pinned on chain" in said
+    code, said, _ = run(capsys, "chain", "check", *d, *chain)
+    assert code == 0 and "all 1 campaign versions and ranking roots match the chain" in said
+    with Database(Settings(data_dir=tmp_path / "ledger").db_url).session(write_lock=True) as s:
+        s.execute(update(CampaignRow).values(rules_hash=b"\x01" * 32))  # the ledger's row
+    code, said, err = run(capsys, "chain", "check", *d, *chain, "--json")
+    assert code == 5 and "1 problem(s)" in err
+    assert json.loads(said)["campaigns"]["problems"] == [
+        {"anchor": "campaign test-season v1", "problem": "rules hash differs: chain 0x"
+         + _hash(file) + ", ledger 0x" + "01" * 32}]
+    with Database(Settings(data_dir=tmp_path / "ledger").db_url).session(write_lock=True) as s:
+        s.execute(update(CampaignRow).values(rules_hash=bytes.fromhex(_hash(file))))
 
     changed = tmp_path / "changed.json"
     changed.write_text(text(season(bonus_cap_points=99999)))

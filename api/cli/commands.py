@@ -393,13 +393,15 @@ def reward_set(code: str, title: str,
 @chain_app.command("check")
 def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = None,
                 as_json: Json = False) -> None:
-    """List every anchored batch (and month statement) whose on-chain root is missing or
-    differs (or whose anchoring transaction is gone); exit 5 if there is any.
+    """List every anchored batch, month statement, published campaign version and ranking
+    root whose on-chain record is missing or differs (or whose anchoring transaction is
+    gone); exit 5 if there is any.
 
     Reads only: no key is needed and nothing is deployed. `carbon-ledger seal` anchors
     again a missing tail (a deep reorg, a node restored from an older state)."""
-    from api.composition import statement_reader
+    from api.composition import campaign_reader, statement_reader
     from ledger.anchor_audit import BatchProblem, chain_problems
+    from ledger.campaign_anchoring import campaign_chain_problems
     from ledger.statement_audit import StatementProblem, statement_chain_problems, stored_statements
 
     c = container(data_dir, chain, rpc)
@@ -411,24 +413,26 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
         with c.db.session() as s:
             return views.all_batches(s), stored_statements(s)
 
-    def check(url: str) -> tuple[list[Batch], list[Statement],
-                                 list[BatchProblem], list[StatementProblem]]:
+    def check(url: str) -> tuple[list[Batch], list[Statement], list[BatchProblem],
+                                 list[StatementProblem], tuple[int, list[tuple[str, str]]]]:
         reader = c.ledger_reader(url)
         if reader is None or not reader.has_code():
             why = ("this ledger never deployed to the node's chain" if reader is None else
                    f"the contract {reader.contract_address} has no code: the node lost its state")
             batches, statements = stored()
             return (batches, statements, chain_problems(None, batches, why_missing=why),
-                    statement_chain_problems(None, statements))
+                    statement_chain_problems(None, statements),
+                    campaign_chain_problems(c.db, None))
         month_reader = statement_reader(url, reader.contract_address)
         # the chain's tails first, then the ledger: a running server may anchor meanwhile
         batch_tail, month_tail = reader.latest_batch_id(), month_reader.latest_statement()[0]
         batches, statements = stored()
         return (batches, statements, chain_problems(reader, batches, chain_tail=batch_tail),
-                statement_chain_problems(month_reader, statements, chain_tail=month_tail))
+                statement_chain_problems(month_reader, statements, chain_tail=month_tail),
+                campaign_chain_problems(c.db, campaign_reader(url, reader.contract_address)))
 
     with c.node_url() as url:
-        batches, statements, problems, month_problems = check(url)
+        batches, statements, problems, month_problems, (pinned, campaign_problems) = check(url)
     anchored = sum(1 for b in batches if b.status == "anchored")
     waiting = len(batches) - anchored
     note = f" ({waiting} more not anchored yet)" if waiting else ""
@@ -439,7 +443,10 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
                                 for p in problems],
                    "statements": {"anchored": months, "problems": [
                        {"month": period_label(p.period), "problem": p.problem}
-                       for p in month_problems]}}, None)
+                       for p in month_problems]},
+                   "campaigns": {"anchored": pinned, "problems": [
+                       {"anchor": label, "problem": problem}
+                       for label, problem in campaign_problems]}}, None)
     else:
         if problems:
             out.print(table("batches not matching the chain", ["batch", "problem"],
@@ -447,13 +454,18 @@ def chain_check(data_dir: DataDir = None, chain: Chain = None, rpc: RpcUrl = Non
         if month_problems:
             out.print(table("month statements not matching the chain", ["month", "problem"],
                             [[period_label(p.period), p.problem] for p in month_problems]))
-    if problems or month_problems:
-        raise AnchorMismatch(f"{len(problems) + len(month_problems)} problem(s) with the "
-                             f"{anchored} anchored batches{note} and {months} month statements: "
-                             "the chain does not hold them as the ledger says", field="batches")
+        if campaign_problems:
+            out.print(table("campaign anchors not matching the chain", ["anchor", "problem"],
+                            [list(p) for p in campaign_problems]))
+    count = len(problems) + len(month_problems) + len(campaign_problems)
+    if count:
+        raise AnchorMismatch(f"{count} problem(s) with the {anchored} anchored batches{note}, "
+                             f"{months} month statements and {pinned} campaign anchors: the "
+                             "chain does not hold them as the ledger says", field="batches")
     if not as_json:
         out.print(f"all {anchored} anchored batches match the chain{note}")
         out.print(f"all {months} anchored month statements match the chain")
+        out.print(f"all {pinned} campaign versions and ranking roots match the chain")
 
 
 @db_app.command("upgrade")
