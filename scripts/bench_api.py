@@ -391,20 +391,26 @@ class WaitSampler:
                   f"        held by a backend running {blocker!r}")
 
 
-def postgres_database() -> str:
-    """A fresh database on a throwaway, durable PostgreSQL cluster stopped at exit."""
+def postgres_database(*, durable: bool = True, prefix: str = "bench") -> str:
+    """A fresh database on a throwaway PostgreSQL cluster, stopped at exit (``durable``:
+    commits flushed as in production, as the fault tests run it). The cluster is this
+    checkout's ``tests/pg_cluster.py`` whichever ledger code a benchmark measures
+    (``--code DIR`` puts DIR first on the path: an older checkout's may start it otherwise)."""
     import atexit
+    import importlib.util
 
-    from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
-
-    bin_dir = find_bin_dir()
+    spec = importlib.util.spec_from_file_location("bench_pg_cluster", ROOT / "tests" / "pg_cluster.py")
+    assert spec is not None and spec.loader is not None
+    pg = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pg)
+    bin_dir = pg.find_bin_dir()
     if bin_dir is None:
         raise SystemExit("--postgres: no PostgreSQL server binaries (apt-get install postgresql)")
-    cluster = PgCluster(bin_dir, durable=True)
+    cluster = pg.PgCluster(bin_dir, durable=durable)
     atexit.register(cluster.stop)  # however the run ends
     cluster.start()
-    databases = PgDatabases(f"{cluster.base_url}/postgres")
-    return databases.url(databases.create(prefix="bench"))
+    databases = pg.PgDatabases(f"{cluster.base_url}/postgres")
+    return str(databases.url(databases.create(prefix=prefix)))
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import atexit
 import dataclasses
 import json
 import resource
@@ -196,19 +195,11 @@ def main() -> None:
         print(json.dumps(measure(args.measure, args.batch, args.workers)))
         return
 
-    cluster = None
     if args.postgres:
-        sys.path.insert(0, str(ROOT))
-        from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
+        sys.path.insert(0, str(ROOT / "scripts"))
+        from bench_api import postgres_database
 
-        bin_dir = find_bin_dir()
-        if bin_dir is None:
-            raise SystemExit("--postgres: no PostgreSQL server binaries")
-        cluster = PgCluster(bin_dir, durable=False)
-        atexit.register(cluster.stop)  # however the run ends
-        cluster.start()
-        databases = PgDatabases(f"{cluster.base_url}/postgres")
-        url = databases.url(databases.create())
+        url = postgres_database(durable=False)
         print(f"filling {args.n:,} entries on PostgreSQL ...", flush=True)
         fill(url, args.n)
     else:
@@ -224,30 +215,26 @@ def main() -> None:
             print(f"  filled in {time.perf_counter() - started:.0f} s (not part of the figure)")
         else:
             print(f"reusing {path}")
-    try:
-        if args.fill_only:
-            return
-        with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp:
-            before = Path(tmp) / "before"
-            subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                           cwd=ROOT, check=True, capture_output=True)
-            try:
-                kinds = [("before", before, 1), ("after", ROOT, 1)]
-                if args.workers > 1:
-                    kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
-                runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
-                for k in range(args.rounds):
-                    print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
-                    for label, code, workers in kinds:
-                        runs[label].append(_run(url, code, 1, workers))
-                        print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n),
-                              flush=True)
-            finally:
-                subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                               check=False, capture_output=True)
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    if args.fill_only:
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
+                       cwd=ROOT, check=True, capture_output=True)
+        try:
+            kinds = [("before", before, 1), ("after", ROOT, 1)]
+            if args.workers > 1:
+                kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
+            runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
+            for k in range(args.rounds):
+                print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
+                for label, code, workers in kinds:
+                    runs[label].append(_run(url, code, 1, workers))
+                    print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n),
+                          flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
+                           check=False, capture_output=True)
 
     print()
     backend = "PostgreSQL" if args.postgres else "SQLite"

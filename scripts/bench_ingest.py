@@ -27,7 +27,6 @@ under this script and its traffic: before and after a change, the same benchmark
 from __future__ import annotations
 
 import argparse
-import atexit
 import gc
 import json
 import statistics
@@ -46,7 +45,7 @@ if "--code" in sys.argv:  # another checkout's ledger, before anything imports t
     sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--code") + 1]).resolve()))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import ORDERS, payloads, prepare  # noqa: E402
+from bench_api import ORDERS, payloads, postgres_database, prepare  # noqa: E402
 
 from api.composition import Container  # noqa: E402
 from api.http.app import settle_heap  # noqa: E402
@@ -115,18 +114,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=args.data_dir) as tmp:
         data_dir = Path(tmp)
         url = None
-        if args.postgres:
-            from tests.pg_cluster import PgCluster, PgDatabases, find_bin_dir
-
-            bin_dir = find_bin_dir()
-            if bin_dir is None:
-                raise SystemExit("--postgres: no PostgreSQL server binaries (apt-get install "
-                                 "postgresql)")
-            cluster = PgCluster(bin_dir, durable=True)
-            atexit.register(cluster.stop)  # however the run ends
-            cluster.start()
-            databases = PgDatabases(f"{cluster.base_url}/postgres")
-            url = databases.url(databases.create(prefix="bench"))
+        if args.postgres:  # this checkout's cluster, whatever --code measures
+            url = postgres_database()
         key, _partner_key, _auditor_key, pseudonyms = prepare(data_dir, args.citizens, url)
         bodies = payloads(key, CHAIN_ID, CONTRACT, pseudonyms, args.requests, order=args.order)
         container = Container(Settings(data_dir=data_dir, database_url=url))
