@@ -303,5 +303,5 @@ class CampaignAnchorChore:
     def __call__(self) -> None:
         if not self.throttle.due():
             return
-        with anchoring_turn(self.db):
+        with anchoring_turn(self.db, when_taken=self.throttle.again):
             recheck_campaign_anchors(self.db, self.chain)

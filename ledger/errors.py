@@ -136,6 +136,12 @@ class Replayed(Conflict):
     code = "replayed-submission"
 
 
+class AnchoringTurnTaken(Conflict):
+    """Another process holds the anchoring key's turn (the sealer's lease): try shortly."""
+
+    code = "anchoring-turn-taken"
+
+
 class NotAnchored(Conflict):
     """The entry exists but its batch is not (yet) anchored."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from sqlalchemy import or_, select, update
 
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.errors import AnchoringTurnTaken, Conflict, InvalidInput, NotFound
 from ledger.green_credit import (
     CREDENTIAL_TYPE,
     DEFAULT_VALID_DAYS,
@@ -165,13 +165,18 @@ def revoke(db: Database, chain: StatementChain, indices: Sequence[int] = (), *,
 
 
 @contextmanager
-def anchoring_turn(db: Database, *, seconds: float = 600.0) -> Iterator[None]:
+def anchoring_turn(db: Database, *, seconds: float = 600.0,
+                   when_taken: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the sealer's lease while statements or revocations are sent: they use the
-    anchoring key, and one sender at a time keeps its nonces in order."""
+    anchoring key, and one sender at a time keeps its nonces in order. If another process
+    holds it: :class:`AnchoringTurnTaken`, after ``when_taken()`` (a chore makes itself
+    due again, so its turn comes after a later seal rather than a whole period later)."""
     holder = process_holder()
     if not acquire_lease(db, SEALER_LEASE, holder, seconds=seconds):
-        raise Conflict("another process is sealing or anchoring with this key: try again "
-                       "shortly", field="lease")
+        if when_taken is not None:
+            when_taken()
+        raise AnchoringTurnTaken("another process is sealing or anchoring with this key: "
+                                 "try again shortly", field="lease")
     try:
         yield
     finally:
@@ -192,7 +197,7 @@ class StatementChore:
     def __call__(self) -> None:
         if not self.throttle.due():
             return
-        with anchoring_turn(self.db):
+        with anchoring_turn(self.db, when_taken=self.throttle.again):
             for st in build_due_statements(self.db, self.chain, settle_seconds=self.settle):
                 log.info("statement %s anchored: %d accounts", period_label(st.period),
                          st.leaf_count)

@@ -21,7 +21,7 @@ from typing import Any
 from ledger import views
 from ledger.backoff import Backoff
 from ledger.entries import oldest_unanchored_batch
-from ledger.errors import ChainUnavailable, Conflict, LedgerError
+from ledger.errors import AnchoringTurnTaken, ChainUnavailable, Conflict, LedgerError
 from ledger.sealing import SEALER_LEASE, Sealer
 from ledger.store import rollups
 from ledger.store.database import OUTAGES, Database, first_line
@@ -95,6 +95,10 @@ class SealScheduler:
         for chore in self.chores:
             try:
                 chore()
+            except AnchoringTurnTaken:  # another worker seals or anchors now: a later seal
+                self._log_at_most_once_a_minute(
+                    "chore-turn", logging.INFO, "a chore after sealing waits: another process "
+                    "holds the anchoring key's turn")
             except Exception as exc:  # noqa: BLE001 - a chore, tried again after the next seal
                 self._log_at_most_once_a_minute(
                     "chore", logging.WARNING, f"a chore after sealing failed: {exc}")
@@ -228,3 +232,7 @@ class Throttle:
             return False
         self._last = now
         return True
+
+    def again(self) -> None:
+        """Due again at once (its run was put off, not done)."""
+        self._last = None

@@ -12,7 +12,9 @@ import pytest
 from api.composition import Container
 from api.settings import Settings
 from ledger import accounts
+from ledger.campaign_anchoring import CampaignAnchorChore
 from ledger.errors import DatabaseUnavailable
+from ledger.green_credit_issue import StatementChore
 from ledger.intake.service import submit_records
 from ledger.sealing import SEALER_LEASE
 from ledger.store.leases import acquire_lease, release_lease
@@ -85,3 +87,35 @@ def test_the_database_going_away_while_the_lease_is_refused_does_not_end_the_sea
         scheduler.oldest_wait = gone  # type: ignore[method-assign]
         assert scheduler.seal_once()  # logged, not raised
         assert scheduler.state == "lease-taken"
+
+
+def test_a_chore_whose_turn_another_worker_took_waits_for_a_later_seal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Two workers: this one seals and releases the lease, the other takes it before this
+    # one's chores (month statements, campaign anchors) ask for the anchoring key's turn.
+    # That is no failure (CI's two-worker test found "a chore after sealing failed"), and
+    # the chores are due again after the next seal, not a whole period later.
+    c = Container(Settings(data_dir=tmp_path, chain="tester"))
+    with c.db.session(write_lock=True) as s:
+        partner = accounts.create_partner(s, code="greenbike", name="Green Bike",
+                                          kind="bike_share", signing_address=b"\x01" * 20)
+        citizen = accounts.create_citizen(s)
+        submit_records(s, partner=partner, records=[a_record(citizen.pseudonym)])
+    other = "another-host:4242:abc"
+    with c.anchor() as anchor:
+        scheduler = c.seal_scheduler(anchor)
+        chores = scheduler.chores
+        assert chores, "the serving process's chores"
+
+        def the_other_worker_takes_the_turn() -> None:
+            assert acquire_lease(c.db, SEALER_LEASE, other, seconds=600)
+
+        scheduler.chores = (the_other_worker_takes_the_turn, *chores)
+        with caplog.at_level(logging.INFO, logger="carbon_ledger.sealer"):
+            assert scheduler.seal_once()
+        said = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert not [m for level, m in said if level >= logging.WARNING], said
+        assert any("waits" in m for _, m in said), said
+        turns = [chore for chore in chores if type(chore) in (StatementChore, CampaignAnchorChore)]
+        assert len(turns) == 2 and all(chore.throttle.due() for chore in turns)
+        release_lease(c.db, SEALER_LEASE, other)
