@@ -29,14 +29,20 @@ class Clock:
         return self.now
 
 
-def test_a_lease_held_elsewhere_is_logged_with_its_holder_at_most_once_a_minute(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def ledger_with_one_credit(tmp_path: Path) -> Container:
+    """A ledger on the in-process chain with one credit waiting to be sealed."""
     c = Container(Settings(data_dir=tmp_path, chain="tester"))
     with c.db.session(write_lock=True) as s:
         partner = accounts.create_partner(s, code="greenbike", name="Green Bike",
                                           kind="bike_share", signing_address=b"\x01" * 20)
         citizen = accounts.create_citizen(s)
         submit_records(s, partner=partner, records=[a_record(citizen.pseudonym)])
+    return c
+
+
+def test_a_lease_held_elsewhere_is_logged_with_its_holder_at_most_once_a_minute(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    c = ledger_with_one_credit(tmp_path)
     other = "another-host:4242:abc"  # a live sealer elsewhere (not a dead pid of this host)
     assert acquire_lease(c.db, SEALER_LEASE, other, seconds=600)
     clock = Clock()
@@ -95,12 +101,7 @@ def test_a_chore_whose_turn_another_worker_took_waits_for_a_later_seal(
     # one's chores (month statements, campaign anchors) ask for the anchoring key's turn.
     # That is no failure (CI's two-worker test found "a chore after sealing failed"), and
     # the chores are due again after the next seal, not a whole period later.
-    c = Container(Settings(data_dir=tmp_path, chain="tester"))
-    with c.db.session(write_lock=True) as s:
-        partner = accounts.create_partner(s, code="greenbike", name="Green Bike",
-                                          kind="bike_share", signing_address=b"\x01" * 20)
-        citizen = accounts.create_citizen(s)
-        submit_records(s, partner=partner, records=[a_record(citizen.pseudonym)])
+    c = ledger_with_one_credit(tmp_path)
     other = "another-host:4242:abc"
     with c.anchor() as anchor:
         scheduler = c.seal_scheduler(anchor)

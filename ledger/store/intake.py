@@ -340,7 +340,11 @@ class IntakeStore:
         records 10.2 ms over arrays, 6.9 ms by COPY, docs/benchmarks.md). COPY takes the
         rows in order, so entries still draw their seq in the order of the decision; it
         fires the same constraints and triggers as INSERT."""
-        types = [_copy_type(table.c[name].type, self.dialect) for name in columns]
+        key = (table.name, "copy-types", tuple(columns))
+        types = _COMPILED.get(key)
+        if types is None:  # compiled once per table and columns, as the statements are
+            types = _COMPILED[key] = [_copy_type(table.c[name].type, self.dialect)
+                                      for name in columns]
         cursor = self.connection.connection.cursor()
         try:
             with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN "  # type: ignore[attr-defined]
