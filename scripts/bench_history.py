@@ -187,6 +187,21 @@ def _session(db: object) -> object:
     return db.session(snapshot=True) if "snapshot" in params else db.session()  # type: ignore[attr-defined]
 
 
+def _heap_as_served() -> str:
+    """Leave the collector as this code's serving worker has it once its app is built
+    (``api.http.app.settle_heap``: startup's objects frozen, the youngest generation
+    collected less often), so a call pays the collections a request would. Without it a
+    full collection re-scans every imported object about once in 15 calls of the report
+    (40-100 ms each, measured 2026-12-06): the p99 of the process, not of the server. A
+    code whose workers had no such step keeps Python's defaults, as it was served."""
+    try:
+        from api.http.app import settle_heap
+    except ImportError:
+        return "python defaults"
+    settle_heap()
+    return "settled as served"
+
+
 def measure(url: str, what: str, calls: int, seed: int, first: str, last: str) -> dict[str, object]:
     import ledger
     from ledger.store.database import Database
@@ -200,12 +215,13 @@ def measure(url: str, what: str, calls: int, seed: int, first: str, last: str) -
         window = Window.of(date.fromisoformat(first), date.fromisoformat(last))
         with _session(db) as s:  # type: ignore[attr-defined]
             city_totals(s, window, period="day")  # warm-up, not timed
+        shape["heap"] = _heap_as_served()
         for _ in range(calls):
             t0 = time.perf_counter()
             with _session(db) as s:  # type: ignore[attr-defined]
                 report = city_totals(s, window, period="day")
             times["report"].append(time.perf_counter() - t0)
-        shape = {"rows": len(report["rows"]),
+        shape |= {"rows": len(report["rows"]),
                  "withheld": sum(1 for r in report["rows"] if r["withheld"]),
                  "grams": report["reductionGrams"], "citizens": report["citizens"],
                  "closedThrough": report["closedThrough"]}
@@ -220,6 +236,7 @@ def measure(url: str, what: str, calls: int, seed: int, first: str, last: str) -
         with _session(db) as s:  # type: ignore[attr-defined]
             views.citizen_summary(s, chosen[-1])  # warm-up, not timed
             views.citizen_entries(s, chosen.pop())
+        heap = _heap_as_served()
         entries = 0
         for citizen in chosen:
             t0 = time.perf_counter()
@@ -232,7 +249,7 @@ def measure(url: str, what: str, calls: int, seed: int, first: str, last: str) -
             times["summary"].append(t1 - t0)
             times["page"].append(t2 - t1)
             entries += len(page["entries"])
-        shape = {"mean page": entries / calls}
+        shape = {"mean page": entries / calls, "heap": heap}
     db.engine.dispose()
     return {"times": times, "shape": shape, "code": str(Path(ledger.__file__).parents[1])}
 
