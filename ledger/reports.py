@@ -173,7 +173,7 @@ def partner_contribution(session: Session, partner_id: int, window: Window, *,
 
 @dataclass
 class _Cell:
-    """One city cell: its entries, grams and distinct citizens."""
+    """One city month cell: its entries, grams and distinct citizens."""
 
     entries: int = 0
     grams: int = 0
@@ -195,44 +195,50 @@ def city_totals(session: Session, window: Window, *, period: str = "day",
     for the closed periods of the window, under the rule in this module's docstring.
 
     Read from the rollups kept as credits are written (:mod:`ledger.store.rollups`): a
-    few rows per day of the window, whatever the ledger's size."""
+    few rows per day of the window, whatever the ledger's size. A year by day is some
+    7,000 cells, so each costs a few dict entries here and nothing more (no date
+    objects: a day stays its number until its label, made once per day)."""
     _check_period(period)
     last_closed = closed_through(int(time.time()) if now is None else now)
     connection = session.connection()
-    published: set[tuple[Any, str]]
     if period == "day":
         shown = window
         last = min(window.last, last_closed)
-        days = _day_cells(connection, window.first, last)
-        rows = [(day.isoformat(), b, cell, cell.large_enough)
-                for (day, b), cell in sorted(days.items())]
-        withheld = [(b, _day_number(day), _day_number(day))
-                    for (day, b), cell in days.items() if not cell.large_enough]
-        published = {(_day_number(day), b) for (day, b), cell in days.items()
-                     if cell.large_enough}
+        rows = _day_rows(connection, window.first, last)
     else:
         shown = Window(window.first.replace(day=1), _month_end(window.last))
         last = min(shown.last, _whole_months(last_closed))
-        rows = _month_rows(connection, _day_cells(connection, shown.first, last))
-        withheld = [(b, _day_number(_month_start(p)), _day_number(_month_end(_month_start(p))))
-                    for p, b, _, ok in rows if not ok]
-        published = {(p, b) for p, b, _, ok in rows if ok}
-    shown_cells = [cell for _, _, cell, ok in rows if ok]
-    out = [{"period": p, "behaviour": b,
-            "citizens": cell.citizens if ok else None,
-            "entries": cell.entries if ok else None,
-            "reductionGrams": cell.grams if ok else None, "withheld": not ok}
-           for p, b, cell, ok in rows]
-    citizens = 0
-    if shown_cells:
-        citizens = _published_citizens(connection, shown.first, last, withheld, published,
-                                       by_month=period == "month")
+        rows = _month_rows(connection, shown.first, last)
+    out: list[dict[str, Any]] = []
+    withheld: list[tuple[str, int, int]] = []
+    published: set[tuple[Any, str]] = set()
+    by_behaviour: dict[str, dict[str, int]] = defaultdict(dict)
+    grams = 0
+    for key, label, behaviour, entries, cell_grams, citizens, span in rows:
+        if citizens >= MIN_CELL_CITIZENS and span is None:
+            out.append({"period": label, "behaviour": behaviour, "citizens": citizens,
+                        "entries": entries, "reductionGrams": cell_grams, "withheld": False})
+            published.add((key, behaviour))
+            by_behaviour[behaviour][label] = cell_grams
+            grams += cell_grams  # sums of the published cells only: never a withheld one
+        else:
+            out.append({"period": label, "behaviour": behaviour, "citizens": None,
+                        "entries": None, "reductionGrams": None, "withheld": True})
+            withheld.append((behaviour, *(span or (key, key))))
+    citizens_shown = 0
+    if published:
+        citizens_shown = _published_citizens(connection, shown.first, last, withheld, published,
+                                             by_month=period == "month")
+    periods = sorted({label for values in by_behaviour.values() for label in values})
     return {"period": shown.as_dict(), "by": period, "closedThrough": last_closed.isoformat(),
-            "rows": out,
-            # sums of the published cells only: a total never carries a withheld cell
-            "reductionGrams": sum(cell.grams for cell in shown_cells),
-            "citizens": citizens,
-            "chart": _series([r for r in out if not r["withheld"]], "reductionGrams")}
+            "rows": out, "reductionGrams": grams, "citizens": citizens_shown,
+            "chart": _chart("stackedBar", periods, by_behaviour)}
+
+
+#: (key, label, behaviour, entries, grams, citizens, withheld span) of a report's cell in
+#: the report's order: the key is a day's number or a month's label; the span (first,
+#: last day) is set for a month withheld whatever its citizens (its withheld days)
+_CellRow = tuple[Any, str, str, int, int, int, "tuple[int, int] | None"]
 
 
 def _published_citizens(connection: Any, first: date, last: date,
@@ -251,29 +257,29 @@ def _published_citizens(connection: Any, first: date, last: date,
     return everyone - len(hidden - shown)
 
 
-def _day_cells(connection: Any, first: date, last: date) -> dict[tuple[date, str], _Cell]:
-    """The city's day cells from ``first`` to ``last``, each frozen at its cut-off (only
-    credits whose record was received by the end of their local day plus
-    :data:`SETTLE`, which the rollups count as they are written)."""
+def _day_rows(connection: Any, first: date, last: date) -> list[_CellRow]:
+    """The city's day cells from ``first`` to ``last`` in (day, behaviour) order, each
+    frozen at its cut-off (only credits whose record was received by the end of their
+    local day plus :data:`SETTLE`, which the rollups count as they are written)."""
     if last < first:
-        return {}
-    return {(EPOCH + timedelta(days=d), b): _Cell(n, int(g), int(c))
-            for d, b, n, g, c in rollups.cells(connection, _day_number(first), _day_number(last))}
+        return []
+    labels: dict[int, str] = {}
+    return [(d, labels.get(d) or labels.setdefault(d, _period_key(d, "day")), b, n, g, c, None)
+            for d, b, n, g, c in rollups.cells(connection, _day_number(first), _day_number(last))]
 
 
-def _month_rows(connection: Any, days: dict[tuple[date, str], _Cell]
-                ) -> list[tuple[str, str, _Cell, bool]]:
+def _month_rows(connection: Any, first: date, last: date) -> list[_CellRow]:
     """Whole months from their day cells. A month is published when it has enough citizens
     and the days withheld inside it are none, or together hold enough citizens: the month
     less its published days is exactly those days, so that difference must be safe too."""
     months: dict[tuple[str, str], _Cell] = defaultdict(_Cell)
     withheld: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for (day, b), cell in days.items():
-        key = (day.strftime("%Y-%m"), b)
-        months[key].entries += cell.entries
-        months[key].grams += cell.grams
-        if not cell.large_enough:
-            withheld[key].append(_day_number(day))
+    for d, label, b, n, g, c, _ in _day_rows(connection, first, last):
+        key = (label[:7], b)
+        months[key].entries += n
+        months[key].grams += g
+        if c < MIN_CELL_CITIZENS:
+            withheld[key].append(d)
     spans = {key: (b, _day_number(_month_start(m)), _day_number(_month_end(_month_start(m))))
              for key in months for m, b in [key]}
     counted = rollups.distinct_citizens(connection, list(spans.values()))
@@ -282,12 +288,13 @@ def _month_rows(connection: Any, days: dict[tuple[date, str], _Cell]
     rest: dict[tuple[str, str], set[int]] = defaultdict(set)
     for b, d, citizen in apart:
         rest[(_period_key(d, "month"), b)].add(citizen)
-    rows = []
-    for key, cell in sorted(months.items()):
-        cell.citizens = counted[spans[key]]
-        ok = cell.large_enough and (key not in withheld
-                                    or len(rest[key]) >= MIN_CELL_CITIZENS)
-        rows.append((key[0], key[1], cell, ok))
+    rows: list[_CellRow] = []
+    for (month, b), cell in sorted(months.items()):
+        cell.citizens = counted[spans[(month, b)]]
+        ok = cell.large_enough and (
+            (month, b) not in withheld or len(rest[(month, b)]) >= MIN_CELL_CITIZENS)
+        rows.append((month, month, b, cell.entries, cell.grams, cell.citizens,
+                     None if ok else spans[(month, b)][1:]))
     return rows
 
 

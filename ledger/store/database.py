@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import (
     ArgumentError,
     DataError,
@@ -201,3 +201,18 @@ class Database:
 def first_line(error: object) -> str:
     """A driver error's first line, at most 200 characters: what a log line or a problem shows."""
     return str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+
+
+def driver_rows(connection: Connection, statement: Any) -> list[tuple[Any, ...]]:
+    """``statement``'s rows (its parameters bound in it) as the driver gives them, tuples,
+    for reads of many plain columns (integers, strings, bytes) that need none of
+    SQLAlchemy's result processing: its ``Row`` objects cost about 0.7 us a row, often
+    more than the database's read of it."""
+    query = statement.compile(dialect=connection.dialect)
+    params = (tuple(query.params[name] for name in query.positiontup) if query.positiontup
+              else query.params)
+    result = connection.exec_driver_sql(str(query), params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()

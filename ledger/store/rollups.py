@@ -40,6 +40,7 @@ from sqlalchemy import Connection, text
 
 from ledger.leaf import KIND_CREDIT
 from ledger.methodology import local_day_offset
+from ledger.store.database import driver_rows
 
 LOCAL_SECONDS = int(local_day_offset().total_seconds())
 SETTLE = timedelta(days=2)  # a credit counts in the city's day if received this soon after it
@@ -168,13 +169,13 @@ def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence
     if sqlite:
         columns = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
         table = f"(SELECT {columns} FROM json_each(:keys)) AS k"
-        return [tuple(r) for r in connection.execute(text(query.format(keys=table)),
-                                                     {"keys": json.dumps(list(keys))})]
+        return driver_rows(connection, text(query.format(keys=table)).bindparams(
+            keys=json.dumps(list(keys))))
     types = [("varchar" if isinstance(keys[0][i], str) else "bigint") for i in range(len(names))]
     table = ("unnest(" + ", ".join(f"CAST(:k{i} AS {t}[])" for i, t in enumerate(types))
              + f") AS k({', '.join(names)})")
     params = {f"k{i}": [k[i] for k in keys] for i in range(len(names))}
-    return [tuple(r) for r in connection.execute(text(query.format(keys=table)), params)]
+    return driver_rows(connection, text(query.format(keys=table)).bindparams(**params))
 
 
 _ADD_CELL = (
@@ -216,11 +217,12 @@ _RECORD_ENTRY, _RECORD_RECEIVED = 11, 13  # entry_id, received_at in RECORD_COLU
 
 
 def cells(connection: Connection, first: int, last: int) -> list[tuple[int, str, int, int, int]]:
-    """(day, behaviour, entries, grams, citizens) of the cells of days ``first``–``last``."""
-    return [tuple(r) for r in connection.execute(text(  # type: ignore[misc]
-        "SELECT day, behaviour, sum(entries), sum(grams), sum(citizens) FROM city_cells "
-        "WHERE day BETWEEN :a AND :b GROUP BY day, behaviour ORDER BY day, behaviour"),
-        {"a": first, "b": last})]
+    """(day, behaviour, entries, grams, citizens) of the cells of days ``first``–``last``,
+    in (day, behaviour) order: a year by day is thousands of them."""
+    return driver_rows(connection, text(
+        "SELECT day, behaviour, CAST(sum(entries) AS BIGINT), CAST(sum(grams) AS BIGINT), "
+        "CAST(sum(citizens) AS BIGINT) FROM city_cells WHERE day BETWEEN :a AND :b "
+        "GROUP BY day, behaviour ORDER BY day, behaviour").bindparams(a=first, b=last))
 
 
 def distinct_citizens(connection: Connection, windows: Sequence[tuple[str, int, int]]
