@@ -3,7 +3,7 @@ and, with ``--before``, the code before and after side by side.
 
     python scripts/bench_seal.py [--n 1000000] [--repeat 3] [--workers 2] [--js-n 100000]
     python scripts/bench_seal.py --before DIR [--n 3000000] [--max-batch 1000000]
-                                 [--repeat 3] [--proofs 5]
+                                 [--repeat 3] [--proofs 5] [--postgres]
     python scripts/bench_seal.py --before DIR --phases [--n 1000000] [--repeat 5]
     python scripts/bench_seal.py --backlog-only [--n 20000000] [--max-batch 1000000]
 
@@ -20,6 +20,13 @@ and after each seal starts ``--proofs`` fresh processes per side that each time 
 first proof (a random entry: the batch's tree is not in memory yet). It prints medians
 of the seal's time and peak RSS and of the first proof's latency and the process's RSS.
 
+``--postgres`` puts the ledger in a database on a throwaway local PostgreSQL cluster
+(this checkout's tests/pg_cluster.py; commits synchronous, fsync off) instead of a file,
+for every mode; it is vacuumed and analysed once filled. With ``--before`` each round then
+seals fresh copies of it (``CREATE DATABASE ... TEMPLATE``), one per side, dropped after
+the round's proofs. Each round first times a fixed SQLite workload with none of our code in
+it (bench_api's ``host_reference``), so a busier stretch of the host can be told apart.
+
 ``--phases`` (with ``--before``) times a seal's phases instead (leaf hashes, sort and
 inner nodes, storing the tree, the locator, commit; no anchor), so a change to one phase
 is seen apart from the host's noise in the others.
@@ -35,12 +42,14 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CODE = Path(sys.argv[sys.argv.index("--code") + 1]) if "--code" in sys.argv else ROOT
 sys.path.insert(0, str(CODE))
 
-from sqlalchemy import insert, inspect, text  # noqa: E402
+from sqlalchemy import LargeBinary, create_engine, insert, inspect, make_url, text  # noqa: E402
 
 from ledger.entries import entry_row  # noqa: E402
 from ledger.store.database import Database  # noqa: E402
@@ -80,6 +89,27 @@ def fill(url: str, n: int) -> float:
             conn.execute(insert(LedgerEntry), rows)
     db.engine.dispose()
     return time.perf_counter() - started
+
+
+def add_old_tree_table(url: str) -> None:
+    """The table the older code (before migration 0008) stores a tree in, one value each."""
+    engine = create_engine(url)
+    blob = LargeBinary().compile(dialect=engine.dialect)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE IF NOT EXISTS batch_trees (batch_id INTEGER NOT NULL "
+                          f"PRIMARY KEY REFERENCES batches (id), nodes {blob} NOT NULL)"))
+    engine.dispose()
+
+
+def on_postgres_server(url: str, *statements: str) -> None:
+    """Run statements outside a transaction on the server of ``url`` (its postgres
+    database): CREATE, DROP DATABASE. No connection to ``url`` stays open, so it can be
+    copied."""
+    engine = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    engine.dispose()
 
 
 def unseal(db: Database) -> None:
@@ -236,7 +266,20 @@ def oz_js(n: int) -> dict[str, float] | None:
 
 
 def filled(args: argparse.Namespace, tmp: str) -> str:
-    """The URL of a ledger of ``--n`` entries: ``--ledger`` if it exists, else filled."""
+    """The URL of a ledger of ``--n`` entries: ``--ledger`` if it exists, else filled;
+    with ``--postgres`` a database filled on a throwaway cluster, then vacuumed and
+    analysed (so neither autovacuum nor hint bits land in a seal's time)."""
+    if args.postgres:
+        from bench_api import postgres_database
+
+        url = postgres_database(prefix="seal")
+        print(f"filling {args.n:,} entries on PostgreSQL ...", flush=True)
+        print(f"  filled in {fill(url, args.n):.1f} s (not part of the figure)", flush=True)
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+        engine.dispose()
+        return url
     path = Path(args.ledger) if args.ledger else Path(tmp) / "ledger.db"
     url = f"sqlite:///{path}"
     if path.exists():
@@ -252,53 +295,92 @@ def seal_line(r: dict[str, object]) -> str:
             f"{r['rss_self_mib']:.0f} MiB (+ worker {r['rss_worker_mib']:.0f} MiB), {r['status']}")
 
 
-def before_after(args: argparse.Namespace, tmp: str) -> None:
-    """Both codes on copies of one ledger, interleaved; medians."""
-    import random
+@contextlib.contextmanager
+def round_ledgers(filled_url: str, tmp: str) -> Iterator[dict[str, str]]:
+    """A round's ledger for each side, copies of the filled one, the older code's with its
+    tree table. PostgreSQL: fresh copies (then a checkpoint, so writing them out is not in
+    a seal's time), dropped after the round. SQLite: the filled file for this code and one
+    copy for the older code, kept from round to round (each seal unseals first)."""
     import shutil
 
-    after_url = filled(args, tmp)
-    before_path = Path(tmp) / "before.db"
-    shutil.copyfile(after_url.removeprefix("sqlite:///"), before_path)
-    before_url = f"sqlite:///{before_path}"
-    with Database(before_url).engine.begin() as conn:  # the older code's tree table
-        conn.execute(text("CREATE TABLE IF NOT EXISTS batch_trees (batch_id INTEGER NOT NULL "
-                          "PRIMARY KEY REFERENCES batches (id), nodes BLOB NOT NULL)"))
-    with Database(after_url).engine.connect() as conn:
+    if filled_url.startswith("sqlite"):
+        before = Path(tmp) / "before.db"
+        if not before.exists():
+            shutil.copyfile(filled_url.removeprefix("sqlite:///"), before)
+            add_old_tree_table(f"sqlite:///{before}")
+        yield {"before": f"sqlite:///{before}", "after": filled_url}
+        return
+    template = make_url(filled_url).database
+    names = {side: f"{template}_{side}" for side in ("before", "after")}
+    on_postgres_server(filled_url, *(f"CREATE DATABASE {name} TEMPLATE {template} "
+                                     "STRATEGY FILE_COPY" for name in names.values()),
+                       "CHECKPOINT")
+    urls = {side: make_url(filled_url).set(database=name).render_as_string(hide_password=False)
+            for side, name in names.items()}
+    add_old_tree_table(urls["before"])
+    try:
+        yield urls
+    finally:
+        on_postgres_server(filled_url, *(f"DROP DATABASE {name} WITH (FORCE)"
+                                         for name in names.values()))
+
+
+def entries_to_prove(url: str, rng: random.Random, count: int) -> list[str]:
+    """``count`` random entries' ids, in hex."""
+    engine = create_engine(url)
+    with engine.connect() as conn:
         top = conn.execute(text("SELECT max(seq) FROM ledger_entries")).scalar_one()
-    sides = {"before": (Path(args.before).resolve(), before_url), "after": (ROOT, after_url)}
+        entries = [conn.execute(text("SELECT entry_id FROM ledger_entries WHERE seq >= :q "
+                                     "ORDER BY seq LIMIT 1"),
+                                {"q": rng.randint(1, top)}).scalar_one().hex()
+                   for _ in range(count)]
+    engine.dispose()
+    return entries
+
+
+def host_load(tmp: str) -> float:
+    """bench_api's host reference: ms for a fixed SQLite workload with none of our code."""
+    from bench_api import host_reference
+
+    return host_reference(Path(tmp))
+
+
+def before_after(args: argparse.Namespace, tmp: str) -> None:
+    """Both codes on copies of one ledger, interleaved; medians."""
+    filled_url = filled(args, tmp)
+    if args.phases:
+        phases(args, filled_url, tmp)
+        return
+    codes = {"before": Path(args.before).resolve(), "after": ROOT}
     seals: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
     proofs: dict[str, list[dict[str, object]]] = {"before": [], "after": []}
+    hosts: list[float] = []
     rng = random.Random(24)
     max_batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
-    if args.phases:
-        phases(args, sides)
-        return
     for k in range(args.repeat):
         order = ["before", "after"] if k % 2 == 0 else ["after", "before"]
-        for name in order:
-            code, url = sides[name]
-            seals[name].append(child("--measure", code, url, "--workers", str(args.workers),
-                                     *max_batch))
-            print(f"  round {k + 1} {name:6} seal: {seal_line(seals[name][-1])}", flush=True)
-        with Database(after_url).engine.connect() as conn:
-            entries = [conn.execute(text("SELECT entry_id FROM ledger_entries WHERE seq >= :q "
-                                         "ORDER BY seq LIMIT 1"),
-                                    {"q": rng.randint(1, top)}).scalar_one().hex()
-                       for _ in range(args.proofs)]
-        for entry in entries:
+        hosts.append(host_load(tmp))
+        print(f"  round {k + 1} host reference: {hosts[-1]:.1f} ms", flush=True)
+        with round_ledgers(filled_url, tmp) as urls:
             for name in order:
-                code, url = sides[name]
-                proofs[name].append(child("--first-proof", code, url, entry))
+                seals[name].append(child("--measure", codes[name], urls[name], "--workers",
+                                         str(args.workers), *max_batch))
+                print(f"  round {k + 1} {name:6} seal: {seal_line(seals[name][-1])}",
+                      flush=True)
+            for entry in entries_to_prove(urls["after"], rng, args.proofs):
+                for name in order:
+                    proofs[name].append(child("--first-proof", codes[name], urls[name], entry))
         for name in order if args.proofs else ():
             mine = proofs[name][-args.proofs:]
             print(f"  round {k + 1} {name:6} first proofs: "
                   + ", ".join(f"{p['ms']:.1f}" for p in mine) + " ms; process grew "
                   + ", ".join(f"{p['rss_grew_mib']:.0f}" for p in mine) + " MiB", flush=True)
     print()
-    print(f"{args.n:,} entries, SQLite, {args.workers} leaf workers, max batch "
+    print(f"{args.n:,} entries, {backend(args)}, {args.workers} leaf workers, max batch "
           f"{args.max_batch or 'the code default'}; {args.repeat} interleaved rounds, "
           f"{args.proofs} first proofs per side per round")
+    print(f"host reference by round: {', '.join(f'{h:.1f}' for h in hosts)} ms per 1,000 rows "
+          "(a fixed SQLite workload, none of our code; higher is a slower or busier host)")
     bound = machine_bound(args.n)
     for name in ("before", "after"):
         r, p = seals[name], proofs[name]
@@ -310,29 +392,36 @@ def before_after(args: argparse.Namespace, tmp: str) -> None:
               f"{statistics.median(x['rss_worker_mib'] for x in r):.0f} MiB)")
         if p:
             print(f"          first proof median {statistics.median(x['ms'] for x in p):.1f} ms "
-                  f"(max {max(x['ms'] for x in p):.1f}), the process grew median "
+                  f"({min(x['ms'] for x in p):.1f}-{max(x['ms'] for x in p):.1f}), the process "
+                  "grew median "
                   f"{statistics.median(x['rss_grew_mib'] for x in p):.0f} MiB (depth "
                   f"{statistics.median(x['depth'] for x in p):.0f}; the process's warm-up "
                   f"before it, median {statistics.median(x['warm_up_ms'] for x in p):.0f} ms)")
 
 
-def phases(args: argparse.Namespace, sides: dict[str, tuple[Path, str]]) -> None:
+def phases(args: argparse.Namespace, filled_url: str, tmp: str) -> None:
     """A seal's phases, both codes interleaved; medians."""
+    codes = {"before": Path(args.before).resolve(), "after": ROOT}
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     for k in range(args.repeat):
-        for name in (["before", "after"] if k % 2 == 0 else ["after", "before"]):
-            code, url = sides[name]
-            runs[name].append(child("--measure-phases", code, url, "--workers",  # type: ignore[arg-type]
-                                    str(args.workers)))
-            print(f"  round {k + 1} {name:6}: " + ", ".join(
-                f"{p} {t:.2f} s" for p, t in runs[name][-1].items()), flush=True)
-    print(f"\n{args.n:,} entries, SQLite, {args.workers} workers; medians of {args.repeat} "
-          "interleaved rounds")
+        print(f"  round {k + 1} host reference: {host_load(tmp):.1f} ms", flush=True)
+        with round_ledgers(filled_url, tmp) as urls:
+            for name in (["before", "after"] if k % 2 == 0 else ["after", "before"]):
+                runs[name].append(child("--measure-phases", codes[name], urls[name],  # type: ignore[arg-type]
+                                        "--workers", str(args.workers)))
+                print(f"  round {k + 1} {name:6}: " + ", ".join(
+                    f"{p} {t:.2f} s" for p, t in runs[name][-1].items()), flush=True)
+    print(f"\n{args.n:,} entries, {backend(args)}, {args.workers} workers; medians of "
+          f"{args.repeat} interleaved rounds")
     for name in ("before", "after"):
         r = runs[name]
         total = statistics.median(sum(x.values()) for x in r)
         print(f"  {name:6}: " + ", ".join(f"{p} {statistics.median(x[p] for x in r):.2f} s"
                                          for p in r[0]) + f"; all {total:.2f} s")
+
+
+def backend(args: argparse.Namespace) -> str:
+    return "PostgreSQL" if args.postgres else "SQLite"
 
 
 def machine_bound(n: int) -> float:
@@ -358,7 +447,8 @@ def backlog(args: argparse.Namespace, tmp: str) -> None:
         print(f"  batch {b['batch']:3}: anchored at {b['at']:7.1f} s (+{b['at'] - last:.1f} s), "
               f"RSS {b['rss_mib']:.0f} MiB, peak so far {b['peak_mib']:.0f} MiB")
         last = b["at"]
-    print(f"backlog of {args.n:,}: {seal_line(r)} = {r['leaves'] / r['seconds']:,.0f} leaves/s")
+    print(f"backlog of {args.n:,} ({backend(args)}): {seal_line(r)} = "
+          f"{r['leaves'] / r['seconds']:,.0f} leaves/s")
 
 
 def main() -> None:
@@ -375,6 +465,8 @@ def main() -> None:
     parser.add_argument("--backlog-only", action="store_true",
                         help="seal N entries once, printing each batch's time and RSS")
     parser.add_argument("--ledger", help="a SQLite file to fill, or reuse if it exists")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the ledger on a throwaway local PostgreSQL cluster, not SQLite")
     parser.add_argument("--code", help=argparse.SUPPRESS)  # internal: whose ledger package
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # internal: child mode
     parser.add_argument("--first-proof", nargs=2, help=argparse.SUPPRESS)  # internal
@@ -382,6 +474,8 @@ def main() -> None:
                         help="with --before: time a seal's phases (no anchor), not whole seals")
     parser.add_argument("--measure-phases", help=argparse.SUPPRESS)  # internal
     args = parser.parse_args()
+    if args.postgres and args.ledger:
+        parser.error("--ledger is a SQLite file; --postgres fills a fresh database")
     if args.measure:
         print(json.dumps(measure_seal(args.measure, args.workers, args.max_batch)))
         return
@@ -412,7 +506,7 @@ def main() -> None:
     js = oz_js(args.js_n)
 
     print()
-    print(f"seal end to end: {args.n:,} leaves, median {seal_s:.2f} s of {args.repeat} = "
+    print(f"seal end to end ({backend(args)}): {args.n:,} leaves, median {seal_s:.2f} s of {args.repeat} = "
           f"{args.n / seal_s:,.0f} leaves/s ({args.workers} workers); peak RSS {rss:.0f} MiB")
     print(f"raw keccak loop, 1 core: {args.n:,} leaf hashes in {keccak_s:.2f} s = "
           f"{args.n / keccak_s:,.0f} leaf hashes/s ({2 * args.n / keccak_s:,.0f} keccak/s)")
