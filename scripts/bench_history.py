@@ -4,6 +4,7 @@
                                     [--calls 200] [--slow-calls 5] [--after DIR]
                                     [--before-report REV] [--before-pages REV]
                                     [--cache DIR] [--postgres]
+                                    [--ledger FILE] [--only report|pages]
 
 Builds ONE ledger of N credits (or reuses the one kept in ``--cache`` for this N and
 citizens on SQLite) with the code of ``--after`` (default: this checkout), through the
@@ -36,7 +37,10 @@ Each call is timed in its own session, as a request has one (``snapshot=True`` w
 code's ``Database.session`` has it, as its route does). Prints each round's median and
 p99 per measurement, then the medians over the rounds of both. ``--postgres`` builds and
 reads a database on a throwaway local PostgreSQL cluster (``tests/pg_cluster.py``, not
-durable, not kept), ANALYZEd after the build. Prints figures; asserts nothing.
+durable, not kept), ANALYZEd after the build. ``--ledger FILE`` measures a SQLite ledger
+built elsewhere as it is (``bench_scale.py``'s of 10 M entries and 500,000 citizens, 21
+behaviours: a city's year by day is then some 7,600 cells), and ``--only`` one of the two
+measurements. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -304,6 +308,12 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="a database on a throwaway local PostgreSQL cluster (not kept)")
     parser.add_argument("--fill-only", action="store_true")
+    parser.add_argument("--ledger", type=Path, default=None,
+                        help="measure this SQLite ledger as it is (e.g. one bench_scale.py "
+                             "built) instead of building one; its year is the one ending "
+                             "three days ago, as both scripts build it")
+    parser.add_argument("--only", choices=("report", "pages"), default=None,
+                        help="measure only the report or only the pages")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: report or pages
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
@@ -349,6 +359,10 @@ def main() -> None:
             for index in PAGE_INDEXES:
                 conn.execute(f"DROP INDEX IF EXISTS {index}")
         old_url = databases.url(old_name)
+    elif args.ledger is not None:
+        url = f"sqlite:///{args.ledger.resolve()}"
+        old_url = url if args.only == "report" else \
+            f"sqlite:///{without_page_indexes_sqlite(args.ledger)}"
     else:
         args.cache.mkdir(parents=True, exist_ok=True)
         path = args.cache / f"history-{args.n}-{args.citizens}.db"
@@ -388,6 +402,7 @@ def main() -> None:
                  args.calls),
                 ("pages after", args.after, url, "pages", args.calls),
             ]
+            kinds = [k for k in kinds if args.only in (None, k[3])]
             try:
                 for r in range(args.rounds):
                     print(f"round {r + 1} host reference: {host_reference():.0f} ms", flush=True)
@@ -411,7 +426,9 @@ def main() -> None:
         if cluster is not None:
             cluster.stop()
 
-    print(f"\n{backend}, {args.n:,} records of {args.citizens:,} citizens, a year by day "
+    built = (f"the ledger {args.ledger}" if args.ledger is not None
+             else f"{args.n:,} records of {args.citizens:,} citizens")
+    print(f"\n{backend}, {built}, a year by day "
           f"({first} to {last}); medians over {args.rounds} rounds of each round's figure:")
     for label, rounds in runs.items():
         good = [r for r in rounds if "error" not in r]
