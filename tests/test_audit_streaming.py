@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects import sqlite
 
-from ledger import accounts, audit
-from ledger.audit import audit_batch, audit_entries, in_child, page_query
+from ledger import accounts, audit, entry_audit
+from ledger.audit import audit_batch, audit_entries, in_child
 from ledger.entries import entry_row
+from ledger.entry_audit import page_query
 from ledger.intake.service import submit_records
 from ledger.merkle import build_tree, root, sorted_root
 from ledger.store.database import Database
@@ -90,8 +91,8 @@ def test_the_raw_records_are_read_as_runs_of_ids(db, make_partner, sealer,
     rides(db, make_partner(), 5000)
     [batch] = sealer.seal()
     by_key: list[int] = []
-    query = audit.records_query
-    monkeypatch.setattr(audit, "records_query", lambda seqs: by_key.append(len(seqs))
+    query = entry_audit.records_query
+    monkeypatch.setattr(entry_audit, "records_query", lambda seqs: by_key.append(len(seqs))
                         or query(seqs))
     with db.session(snapshot=True) as s:
         report = audit_batch(s, batch.id, page_size=500)
@@ -150,11 +151,11 @@ def _sqlite_plan(db: Database, statement: Any) -> list[str]:
         return [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", params)]
 
 
-TOTALS = audit.totals_query(DailyTotal, DailyTotal.day, [(1, "CYCLING", 2), (3, "METRO", 4)])
+TOTALS = entry_audit.totals_query(DailyTotal, DailyTotal.day, [(1, "CYCLING", 2), (3, "METRO", 4)])
 
 
-RUN = audit.run_query(1, audit.PAGE_SIZE)
-BY_KEY = audit.records_query([1, 2, 3])
+RUN = entry_audit.run_query(1, audit.PAGE_SIZE)
+BY_KEY = entry_audit.records_query([1, 2, 3])
 
 
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
