@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
+from api.http.responses import json_response
 from api.http.schemas import (
     Audit,
     AuditEntryPage,
@@ -38,29 +39,31 @@ Period = Annotated[Literal["day", "month"], Query(description="rows per local da
 
 @router.get("/me/statement", tags=["citizens"], response_model=None,
             responses=ok(Statement, problems(401, 403, 422, 503)))
-def my_statement(session: SessionDep, who: CitizenDep, first: First, last: Last) -> dict[str, Any]:
+def my_statement(session: SessionDep, who: CitizenDep, first: First, last: Last) -> Response:
     """Your period statement: kg CO2e by behaviour, points earned and spent, and how many
     of the period's entries are anchored."""
-    return citizen_statement(session, who.citizen_id, Window.of(first, last))  # type: ignore[arg-type]
+    return json_response(citizen_statement(session, who.citizen_id, Window.of(first, last)))  # type: ignore[arg-type]
 
 
 @router.get("/contribution", tags=["partners"], response_model=None,
             responses=ok(Contribution, problems(401, 403, 422, 503)))
 def contribution(session: SessionDep, who: PartnerDep, first: First, last: Last,
-                 period: Period = "day") -> dict[str, Any]:
+                 period: Period = "day") -> Response:
     """Grams CO2e credited from your records, by behaviour and day or month."""
-    return partner_contribution(session, who.partner_id, Window.of(first, last),  # type: ignore[arg-type]
-                                period=period)
+    return json_response(partner_contribution(session, who.partner_id, Window.of(first, last),  # type: ignore[arg-type]
+                                              period=period))
 
 
 @router.get("/reports/city", tags=["public"], response_model=None,
             responses=ok(CityTotals, problems(422, 503)))
-def city(session: SessionDep, first: First, last: Last, period: Period = "day") -> dict[str, Any]:
+def city(session: SessionDep, first: First, last: Last, period: Period = "day") -> Response:
     """Reductions across the city by behaviour and day or whole month, for the days that
     are final (``closedThrough``). Aggregates only: a cell of fewer than three citizens is
     withheld, so is a month whose withheld days would show by difference, and totals add
     up the cells shown."""
-    return city_totals(session, Window.of(first, last), period=period)
+    # orjson: a year by day is ~7,600 cells, which FastAPI's own encoder took over 100 ms
+    # to walk (0.6 ms here; 2026-12-06, docs/benchmarks.md)
+    return json_response(city_totals(session, Window.of(first, last), period=period))
 
 
 Refresh = Annotated[bool, Query(description="audit a large batch again, though a report of it "
@@ -79,7 +82,7 @@ _RUNNING: dict[int | str, Any] = {202: {"description": "a large batch's audit is
             responses=ok(Audit, "the batch's recomputation", _RUNNING,
                          problems(401, 403, 404, 422, 503)))
 def audit(batch_id: BatchId, state: StateDep, who: AuditorDep,
-          refresh: Refresh = False) -> dict[str, Any] | JSONResponse:
+          refresh: Refresh = False) -> Response:
     """Recompute the batch from the partners' raw records and the published methodology:
     every leaf, record hash, version, reduction, cap and the root. A batch of up to
     100,000 entries is recomputed in the request; a larger one by a job: 202 with its
@@ -94,17 +97,17 @@ def audit(batch_id: BatchId, state: StateDep, who: AuditorDep,
     if answer.status == 202:
         return JSONResponse(answer.body, status_code=202,
                             headers={"Retry-After": str(RETRY_SECONDS)})
-    return answer.body
+    return json_response(answer.body)
 
 
 @router.get("/batches/{batch_id}/audit/entries", tags=["auditors"], response_model=None,
             responses=ok(AuditEntryPage, problems(401, 403, 404, 422, 503)))
 def audit_entry_page(batch_id: BatchId, session: SessionDep, who: AuditorDep,
-                     after: After | None = None, limit: PageSize = 100) -> dict[str, Any]:
+                     after: After | None = None, limit: PageSize = 100) -> Response:
     """One page of the batch's per-entry recomputation, in the batch's order (`seq`):
     each entry's leaf hash, raw record hash, the methodology version in force, the
     factors' full figure, the rule's points, and what does not hold. The cost of a page
     follows `limit`, not the batch."""
     page = audit_entries(session, batch_id, after=after, limit=limit)
-    return {"batchId": page.batch_id, "entries": [e.as_dict() for e in page.entries],
-            "next": None if page.next_after is None else str(page.next_after)}
+    return json_response({"batchId": page.batch_id, "entries": [e.as_dict() for e in page.entries],
+                          "next": None if page.next_after is None else str(page.next_after)})
