@@ -23,9 +23,10 @@ of the seal's time and peak RSS and of the first proof's latency and the process
 ``--postgres`` puts the ledger in a database on a throwaway local PostgreSQL cluster
 (this checkout's tests/pg_cluster.py; commits synchronous, fsync off) instead of a file,
 for every mode; it is vacuumed and analysed once filled. With ``--before`` each round then
-seals fresh copies of it (``CREATE DATABASE ... TEMPLATE``), one per side, dropped after
-the round's proofs. Each round first times a fixed SQLite workload with none of our code in
-it (bench_api's ``host_reference``), so a busier stretch of the host can be told apart.
+seals fresh copies of it (``CREATE DATABASE ... TEMPLATE``, written to disk before the
+seals), one per side, dropped after the round's proofs. Each round first times a fixed
+SQLite workload with none of our code in it (bench_api's ``host_reference``), so a busier
+stretch of the host can be told apart.
 
 ``--phases`` (with ``--before``) times a seal's phases instead (leaf hashes, sort and
 inner nodes, storing the tree, the locator, commit; no anchor), so a change to one phase
@@ -298,8 +299,9 @@ def seal_line(r: dict[str, object]) -> str:
 @contextlib.contextmanager
 def round_ledgers(filled_url: str, tmp: str) -> Iterator[dict[str, str]]:
     """A round's ledger for each side, copies of the filled one, the older code's with its
-    tree table. PostgreSQL: fresh copies (then a checkpoint, so writing them out is not in
-    a seal's time), dropped after the round. SQLite: the filled file for this code and one
+    tree table. PostgreSQL: fresh copies, then a checkpoint and a sync, so writing them out
+    (gigabytes of dirty pages the kernel would flush during the seals) is in no seal's time;
+    dropped after the round. SQLite: the filled file for this code and one
     copy for the older code, kept from round to round (each seal unseals first)."""
     import shutil
 
@@ -315,6 +317,7 @@ def round_ledgers(filled_url: str, tmp: str) -> Iterator[dict[str, str]]:
     on_postgres_server(filled_url, *(f"CREATE DATABASE {name} TEMPLATE {template} "
                                      "STRATEGY FILE_COPY" for name in names.values()),
                        "CHECKPOINT")
+    os.sync()
     urls = {side: make_url(filled_url).set(database=name).render_as_string(hide_password=False)
             for side, name in names.items()}
     add_old_tree_table(urls["before"])
