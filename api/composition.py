@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from ledger.campaign_anchoring import CampaignChain, CampaignReader
 from ledger.errors import InvalidInput
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler
-from ledger.sealing import Sealer, SealOptions, pause_at
+from ledger.sealing import STEPS, Sealer, SealOptions
 from ledger.statements import StatementChain, StatementReader
 from ledger.store.database import Database
 from ledger.store.schema import create_schema
@@ -158,6 +160,25 @@ class Container:
             receipt_timeout=s.receipt_timeout, max_fee_wei=self.max_fee_wei,
             replace_after=s.replace_after, replace_after_blocks=s.replace_after_blocks,
             on_step=pause_at(s.fault_pause) if s.fault_pause else None))
+
+
+def pause_at(point: str) -> Callable[[str, int], None]:
+    """A step hook for fault tests (``CARBON_LEDGER_FAULT_PAUSE``): at ``point``, say so
+    on stderr and wait there to be killed."""
+
+    if point not in (*STEPS, "replacing", "replaced"):
+        raise InvalidInput(f"{point!r} is not one of the sealer's steps: {', '.join(STEPS)}, "
+                           "replacing, replaced", field="fault_pause")
+
+    def hook(step: str, batch_id: int) -> None:
+        if step != point:
+            return
+        print(f"fault-pause: {step} batch {batch_id} pid {os.getpid()}", file=sys.stderr,
+              flush=True)
+        time.sleep(600)
+        os._exit(70)  # nobody came: do not carry on as if nothing happened
+
+    return hook
 
 
 @dataclass(frozen=True)

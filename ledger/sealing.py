@@ -21,8 +21,6 @@ again.
 from __future__ import annotations
 
 import logging
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -400,21 +398,3 @@ def _shared_id(db: Database, first_seq: int, last_seq: int) -> bytes | None:
                               .limit(1))
     return shared
 
-
-def pause_at(point: str) -> Callable[[str, int], None]:
-    """A step hook for fault tests (``CARBON_LEDGER_FAULT_PAUSE``): at ``point``, say so
-    on stderr and wait there to be killed."""
-
-    if point not in (*STEPS, "replacing", "replaced"):
-        raise InvalidInput(f"{point!r} is not one of the sealer's steps: {', '.join(STEPS)}, "
-                           "replacing, replaced", field="fault_pause")
-
-    def hook(step: str, batch_id: int) -> None:
-        if step != point:
-            return
-        print(f"fault-pause: {step} batch {batch_id} pid {os.getpid()}", file=sys.stderr,
-              flush=True)
-        time.sleep(600)
-        os._exit(70)  # nobody came: do not carry on as if nothing happened
-
-    return hook
