@@ -9,7 +9,8 @@
 // real job (a row, a spawned process, 202 with Retry-After, then the stored report)
 // without a batch of 100,000 entries.
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,7 +77,11 @@ export async function greenLedger() {
         '--nonce', nonce, '--bank', BANK, '--valid-for', String(validFor), '--out', file);
       return readFileSync(join(dir, file), 'utf8');
     };
-    const tokenFor = (pseudonym) => cli('admin', 'token-add', pseudonym);
+    // Asynchronous, so the event loop runs while the CLI starts (seconds on a busy host): a
+    // synchronous call blocked it past the server's 5 s keep-alive, and the next fetch
+    // took a pooled connection the server had closed meanwhile ("other side closed", CI).
+    const tokenFor = async (pseudonym) => (await promisify(execFile)(CLI, ['admin', 'token-add', pseudonym],
+      { cwd: dir, env, encoding: 'utf8', timeout: 300000 })).stdout.trim();
     const descriptor = await (await fetch(`${base}/v1/ledger`)).json();
     /** The bank's check by `credential verify`: ['verified'] or ['refused', check, field]. */
     const cliVerdict = (text, challenge) => {

@@ -183,7 +183,7 @@ describe('the campaign page', () => {
     let token = ledger.token;
     let progress = null;
     for (const pseudonym of ledger.citizens) {
-      token = ledger.tokenFor(pseudonym);
+      token = await ledger.tokenFor(pseudonym);
       progress = await api(token, `/me/campaigns/${season.id}`);
       if (progress.rank) break;
     }
