@@ -218,11 +218,16 @@ _RECORD_ENTRY, _RECORD_RECEIVED = 11, 13  # entry_id, received_at in RECORD_COLU
 
 def cells(connection: Connection, first: int, last: int) -> list[tuple[int, str, int, int, int]]:
     """(day, behaviour, entries, grams, citizens) of the cells of days ``first``–``last``,
-    in (day, behaviour) order: a year by day is thousands of them."""
-    return driver_rows(connection, text(
-        "SELECT day, behaviour, CAST(sum(entries) AS BIGINT), CAST(sum(grams) AS BIGINT), "
-        "CAST(sum(citizens) AS BIGINT) FROM city_cells WHERE day BETWEEN :a AND :b "
-        "GROUP BY day, behaviour ORDER BY day, behaviour").bindparams(a=first, b=last))
+    in (day, behaviour) order: a year by day is thousands of them. SQLite writes part 0
+    only, so its rows are the cells as they are (summing them cost as much again)."""
+    if connection.dialect.name == "sqlite":
+        query = ("SELECT day, behaviour, entries, grams, citizens FROM city_cells "
+                 "WHERE day BETWEEN :a AND :b ORDER BY day, behaviour")
+    else:
+        query = ("SELECT day, behaviour, CAST(sum(entries) AS BIGINT), CAST(sum(grams) AS "
+                 "BIGINT), CAST(sum(citizens) AS BIGINT) FROM city_cells WHERE day BETWEEN :a "
+                 "AND :b GROUP BY day, behaviour ORDER BY day, behaviour")
+    return driver_rows(connection, text(query).bindparams(a=first, b=last))
 
 
 def distinct_citizens(connection: Connection, windows: Sequence[tuple[str, int, int]]
@@ -230,10 +235,16 @@ def distinct_citizens(connection: Connection, windows: Sequence[tuple[str, int, 
     """The distinct citizens present in each (scope, first day, last day) window."""
     sqlite = connection.dialect.name == "sqlite"
     found = dict.fromkeys(windows, 0)
+    # One seek a day of each window, to its rows with gap > day - a: a day holds a row for
+    # each distinct gap of its citizens (about 100 a day for a city of 500,000), and a
+    # window needs the few of them longer than its days so far (349 of 38,040 for a year
+    # at 10 M entries: 0.6 ms instead of 4.6 ms in SQLite alone, 2026-12-06).
     for s, a, b, n in _join_keys(
-            connection, sqlite, "SELECT k.s, k.a, k.b, sum(g.citizens) FROM {keys} JOIN "
-            "city_gaps AS g ON g.scope = k.s AND g.day BETWEEN k.a AND k.b AND g.gap > g.day - k.a "
-            "GROUP BY k.s, k.a, k.b", ("s", "a", "b"), sorted(set(windows))):
+            connection, sqlite, "WITH RECURSIVE d(s, a, b, day) AS (SELECT k.s, k.a, k.b, k.a "
+            "FROM {keys} UNION ALL SELECT s, a, b, day + 1 FROM d WHERE day < b) "
+            "SELECT d.s, d.a, d.b, sum(g.citizens) FROM d JOIN city_gaps AS g ON "
+            "g.scope = d.s AND g.day = d.day AND g.gap > d.day - d.a GROUP BY d.s, d.a, d.b",
+            ("s", "a", "b"), sorted(set(windows))):
         found[(s, int(a), int(b))] = int(n or 0)
     return found
 
