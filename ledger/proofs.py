@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from eth_utils import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +17,7 @@ from ledger import merkle
 from ledger.bundle import ProofBundle
 from ledger.entries import find_entry, sealed_through
 from ledger.errors import LedgerError, NotAnchored, NotFound
-from ledger.leaf import LEAF_ENCODING, decode_leaf
+from ledger.leaf import LEAF_ENCODING, checksum_address, decode_leaf
 from ledger.store.models import Batch, LedgerEntry
 from ledger.store.trees import BATCH_TREES, ChunkCache, Owner, StoredTree, TreeRows, read_tree
 
@@ -88,7 +87,7 @@ def entry_proof(session: Session, entry_id: bytes, *,
     bundle = ProofBundle(
         entry_id=entry_id, values=decode_leaf(row.leaf),
         proof=tuple(path), root=row.root, batch_id=row.batch_id,
-        chain_id=row.chain_id, contract=to_checksum_address(row.contract_address),
+        chain_id=row.chain_id, contract=checksum_address(row.contract_address),
         tx_hash=row.tx_hash, block_number=row.block_number, status="anchored")
     return EntryProof(row.citizen_id, bundle.to_json())
 

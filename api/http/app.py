@@ -92,6 +92,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
         with ExitStack() as stack:
             anchor = await _open_when_reachable(container, stack)
             proofs = container.proof_service(anchor)
+            proofs.warm()  # before this worker takes a connection
             scheduler = container.seal_scheduler(
                 anchor, on_proofs_changed=lambda _batches: proofs.forget())
             app.state.ledger = AppState(container, anchor, scheduler, proofs, DecideFirst())

@@ -134,3 +134,15 @@ def test_the_moving_window_counts_the_last_window_of_hits() -> None:
     clock.now += 30
     assert window.hit("k") is None
     assert window.hit("k") == pytest.approx(10)
+
+
+def test_a_fresh_workers_warm_up_makes_a_bundle_and_keeps_none(api) -> None:
+    client, key, creds, _clock = api
+    entry = submit_one(client, key, creds)
+    client.app.state.ledger.scheduler.seal_once()
+    state = client.app.state.ledger
+    fresh = state.container.proof_service(state.anchor)
+    fresh.warm()  # what a worker's start runs before it takes a connection
+    assert len(fresh.bundles) == 0 and len(fresh.trees._rows) > 0
+    made = json.loads(fresh.answer(bytes.fromhex(entry[2:])))  # type: ignore[arg-type]
+    assert made["status"] == "anchored" and len(fresh.bundles) == 1
