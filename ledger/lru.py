@@ -24,6 +24,9 @@ class Lru(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
     def get(self, key: K) -> V | None:
         with self._lock:
             value = self._entries.get(key)

@@ -54,6 +54,10 @@ class ProofCache:
     def __len__(self) -> int:
         return len(self._proofs)
 
+    def __contains__(self, entry_id: bytes) -> bool:
+        """Whether the entry's bundle is kept (no query, no age check, no LRU order)."""
+        return entry_id in self._proofs
+
     def get(self, entry_id: bytes) -> CachedProof | None:
         cached = self._proofs.get(entry_id)
         if cached is not None and time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:

@@ -44,10 +44,15 @@ router = APIRouter(prefix="/v1")
 
 # -- proofs: declared first, since the router tries routes in order and these are hot ---
 
-def _proof_response(request: Request, entry_id: bytes, owner: int | None = None) -> Response:
+async def _proof_response(request: Request, entry_id: bytes, owner: int | None = None
+                          ) -> Response:
     """The entry's bundle with its confirmations, or its pending status (an anchored
-    bundle is kept by the proof service: a repeat costs no query)."""
-    answer = ledger_state(request).proofs.answer(entry_id, owner=owner)
+    bundle is kept by the proof service: a repeat costs no query). One not kept yet is
+    made from the database when this turn of the loop has room (api.http.turns)."""
+    state = ledger_state(request)
+    if entry_id not in state.proofs.bundles:
+        await state.bundle_turns.admit()
+    answer = state.proofs.answer(entry_id, owner=owner)
     if isinstance(answer, dict):
         return json_response(answer)
     return Response(answer, media_type=JSON)
@@ -58,14 +63,14 @@ def _proof_response(request: Request, entry_id: bytes, owner: int | None = None)
                          problems(401, 403, 404, 422, 503, not_found="No such entry of yours")))
 async def my_proof(entry_id: EntryId, request: Request, who: CitizenDep) -> Response:
     """The entry's proof bundle, or its pending status while its batch is not anchored."""
-    return _proof_response(request, parse_entry_id(entry_id), owner=who.citizen_id)
+    return await _proof_response(request, parse_entry_id(entry_id), owner=who.citizen_id)
 
 
 @router.get("/entries/{entry_id}/proof", tags=["auditors"], response_model=None,
             responses=ok(PROOF, "the proof bundle, or the entry's pending status",
                          problems(401, 403, 404, 422, 503)))
 async def any_proof(entry_id: EntryId, request: Request, who: AuditorDep) -> Response:
-    return _proof_response(request, parse_entry_id(entry_id))
+    return await _proof_response(request, parse_entry_id(entry_id))
 
 
 @router.get("/methodologies/{version}", tags=["public"], response_model=None,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from api.composition import Container
 from api.http.gate import DecideFirst
+from api.http.turns import PerTurn
 from ledger.anchoring import Anchor
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler
@@ -19,6 +20,9 @@ class AppState:
     proofs: ProofService
     #: this process's checks wait while it holds the write lock (see api.http.gate)
     decide_first: DecideFirst
+    #: proof bundles made from the database per turn of this process's event loop: 4 was
+    #: the best of 1, 4 and 8 for a cold start's p99 (docs/benchmarks.md, "Cold proofs")
+    bundle_turns: PerTurn = field(default_factory=lambda: PerTurn(4))
 
     @property
     def chain_id(self) -> int:
