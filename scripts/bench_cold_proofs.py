@@ -1,0 +1,108 @@
+"""Benchmark proof GETs against freshly started workers, another revision's code against
+this checkout's, on one ledger.
+
+    python scripts/bench_cold_proofs.py [--before 214dd14] [--entries 20000] [--rounds 4]
+                                        [--wrk-seconds 10]
+
+Builds a ledger of ``--entries`` as ``bench_scale.py`` builds its history (every
+behaviour, through intake with every rule on, sealed in batches of 10,000 and anchored on
+a ``carbon-ledger node``; 20,000 citizens), then, in interleaved rounds (the order
+alternating; a host reference printed at each round's start), for each code: starts
+``serve --workers 2 --no-sealer`` from it, and as soon as ``/v1/info`` answers runs wrk
+with 64 connections for ``--wrk-seconds`` on proof GETs of 5,000 random sealed entries
+(cold: new processes, no bundle kept), then the same again (warm). ``--before`` is a git
+revision, checked out in a temporary worktree. The cold figure is what a restart under
+load looks like: every connection new, every bundle made from the database. Prints
+figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "scripts"))
+
+from bench_api import free_port, host_reference, wait_http  # noqa: E402
+from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
+
+
+def serve(code: Path, ledger: Ledger, port: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--rpc",
+         ledger.rpc, "--port", str(port), "--no-sealer", "--no-access-log", "--workers", "2"],
+        cwd=code, env=ledger.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        text=True, start_new_session=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", default="214dd14", help="git revision to compare with")
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--wrk-seconds", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        before = Path(tmp) / "before"
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
+                       cwd=ROOT, check=True, capture_output=True)
+        if not (before / "web" / "dist").exists():  # built pages are not in git
+            (before / "web" / "dist").symlink_to(ROOT / "web" / "dist")
+        data_dir = Path(tmp) / "ledger"
+        data_dir.mkdir(mode=0o700)
+        ledger = Ledger(data_dir, None, max(20_000, args.entries // 20))
+        try:
+            history = History(ledger.pseudonyms, int(args.entries * 1.05),
+                              int(time.time()) - 3 * DAY)
+            ledger.grow(history, args.entries)
+            ids = data_dir / "ids.txt"
+            ids.write_text("\n".join(old_entry_ids(ledger)) + "\n")
+            ids.chmod(0o600)
+            print(f"{ledger.count_entries():,} entries", flush=True)
+            codes = {f"before ({args.before})": before, "this checkout": ROOT}
+            runs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {c: [] for c in codes}
+            for r in range(args.rounds):
+                print(f"round {r + 1}: host reference {host_reference(data_dir):.1f} ms",
+                      flush=True)
+                for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
+                    port = free_port()
+                    server = serve(codes[name], ledger, port)
+                    try:
+                        wait_http(f"http://127.0.0.1:{port}/v1/info")
+                        cold = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
+                                   args.wrk_seconds)
+                        warm = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
+                                   args.wrk_seconds)
+                    finally:
+                        os.killpg(server.pid, signal.SIGTERM)
+                        server.wait(60)
+                    runs[name].append((cold, warm))
+                    print(f"  {name}: cold {cold['rps']:,.0f}/s p50 {cold['50%']:.1f} p99 "
+                          f"{cold['99%']:.1f} ms; warm {warm['rps']:,.0f}/s p50 {warm['50%']:.1f} "
+                          f"p99 {warm['99%']:.1f} ms (non-2xx {cold['non2xx'] + warm['non2xx']:.0f})",
+                          flush=True)
+            print("medians of the rounds:")
+            for name, rows in runs.items():
+                def med(which: int, key: str, rows: list = rows) -> float:  # type: ignore[type-arg]
+                    return statistics.median(row[which][key] for row in rows)
+                print(f"  {name}: cold {med(0, 'rps'):,.0f}/s p50 {med(0, '50%'):.1f} p99 "
+                      f"{med(0, '99%'):.1f} ms; warm {med(1, 'rps'):,.0f}/s p50 {med(1, '50%'):.1f} "
+                      f"p99 {med(1, '99%'):.1f} ms")
+        finally:
+            ledger.db.engine.dispose()
+            stop(ledger.node)
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
+                           capture_output=True)
+
+
+if __name__ == "__main__":
+    main()
