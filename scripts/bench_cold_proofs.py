@@ -2,7 +2,7 @@
 this checkout's, on one ledger.
 
     python scripts/bench_cold_proofs.py [--before 214dd14] [--entries 20000] [--rounds 4]
-                                        [--wrk-seconds 10]
+                                        [--wrk-seconds 10] [--postgres]
 
 Builds a ledger of ``--entries`` as ``bench_scale.py`` builds its history (every
 behaviour, through intake with every rule on, sealed in batches of 10,000 and anchored on
@@ -13,7 +13,8 @@ with 64 connections for ``--wrk-seconds`` on proof GETs of 5,000 random sealed e
 (cold: new processes, no bundle kept), then the same again (warm). ``--before`` is a git
 revision, checked out in a temporary worktree. The cold figure is what a restart under
 load looks like: every connection new, every bundle made from the database. Prints
-figures; asserts nothing.
+figures; asserts nothing. ``--postgres`` runs it all on a throwaway PostgreSQL cluster
+(as ``bench_api.py --postgres``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import free_port, host_reference, wait_http  # noqa: E402
+from bench_api import free_port, host_reference, postgres_database, wait_http  # noqa: E402
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
 
 
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--wrk-seconds", type=int, default=10)
+    parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         before = Path(tmp) / "before"
@@ -59,7 +61,8 @@ def main() -> None:
             (before / "web" / "dist").symlink_to(ROOT / "web" / "dist")
         data_dir = Path(tmp) / "ledger"
         data_dir.mkdir(mode=0o700)
-        ledger = Ledger(data_dir, None, max(20_000, args.entries // 20))
+        url = postgres_database() if args.postgres else None
+        ledger = Ledger(data_dir, url, max(20_000, args.entries // 20))
         try:
             history = History(ledger.pseudonyms, int(args.entries * 1.05),
                               int(time.time()) - 3 * DAY)
