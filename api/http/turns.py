@@ -6,10 +6,11 @@ answer on the loop (a proof bundle read from the database: 0.5-1.5 ms) makes one
 every connection waiting with such a request, each turn, so the turn grows with the
 connections and so does the wait to be accepted. 64 connections opened at once to two
 fresh workers (wrk's start, or clients coming back after a restart) were accepted one per
-20-40 ms turn: the last first requests were answered after ~0.7 s, the p99 of a cold
-minute. :class:`PerTurn` lets a few such answers be made per turn and queues the rest in
-arrival order, so turns stay short: connections are accepted and cheap answers given
-while the expensive ones wait their turn (docs/benchmarks.md, "Cold proofs")."""
+20-40 ms turn: the last first requests were answered after ~0.7 s, which set the p99 of
+a 10 s cold run. :class:`PerTurn` lets a few such answers be made per turn and queues
+the rest in arrival order, so turns stay short: connections are accepted and cheap
+answers given while the expensive ones wait their turn (docs/benchmarks.md, "Cold
+proofs")."""
 
 from __future__ import annotations
 
