@@ -70,11 +70,13 @@ from ledger.signing import records_hash, submission_headers  # noqa: E402
 CLI = [sys.executable, "-c", "from api.cli.main import run; run()"]
 
 
-def start(args: list[str], *, env: dict[str, str], read_stdout: bool = False
-          ) -> subprocess.Popen[str]:
+def start(args: list[str], *, env: dict[str, str], read_stdout: bool = False,
+          code: Path | None = None) -> subprocess.Popen[str]:
+    """The CLI with ``args``, in a session of its own (:func:`stop` ends it all); with
+    ``code``, that checkout's CLI (run from its directory, which comes first on the path)."""
     log = open(os.environ.get("BENCH_LOG", os.devnull), "a")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(CLI + args, stdout=subprocess.PIPE if read_stdout else log, stderr=log,
-                            text=True, env=env, start_new_session=True)
+                            text=True, env=env, start_new_session=True, cwd=code)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:

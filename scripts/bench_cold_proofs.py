@@ -20,8 +20,6 @@ figures; asserts nothing. ``--postgres`` runs it all on a throwaway PostgreSQL c
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -33,16 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import free_port, host_reference, postgres_database, wait_http  # noqa: E402
+from bench_api import free_port, host_reference, postgres_database, start, wait_http  # noqa: E402
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
-
-
-def serve(code: Path, ledger: Ledger, port: int) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from api.cli.main import run; run()", "serve", "--rpc",
-         ledger.rpc, "--port", str(port), "--no-sealer", "--no-access-log", "--workers", "2"],
-        cwd=code, env=ledger.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        text=True, start_new_session=True)
 
 
 def main() -> None:
@@ -78,7 +68,9 @@ def main() -> None:
                       flush=True)
                 for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
                     port = free_port()
-                    server = serve(codes[name], ledger, port)
+                    server = start(["serve", "--rpc", ledger.rpc, "--port", str(port),
+                                    "--no-sealer", "--no-access-log", "--workers", "2"],
+                                   env=ledger.env, code=codes[name])
                     try:
                         wait_http(f"http://127.0.0.1:{port}/v1/info")
                         cold = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
@@ -86,8 +78,7 @@ def main() -> None:
                         warm = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
                                    args.wrk_seconds)
                     finally:
-                        os.killpg(server.pid, signal.SIGTERM)
-                        server.wait(60)
+                        stop(server)
                     runs[name].append((cold, warm))
                     print(f"  {name}: cold {cold['rps']:,.0f}/s p50 {cold['50%']:.1f} p99 "
                           f"{cold['99%']:.1f} ms; warm {warm['rps']:,.0f}/s p50 {warm['50%']:.1f} "
