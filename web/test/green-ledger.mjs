@@ -44,7 +44,8 @@ async function waitFor(check, what, seconds = 90) {
 export async function greenLedger() {
   const dir = mkdtempSync(join(tmpdir(), 'green-ledger-'));
   const env = { ...process.env, CARBON_LEDGER_DATA_DIR: join(dir, 'ledger'), NO_COLOR: '1', COLUMNS: '200' };
-  const cli = (...args) => execFileSync(CLI, args, { cwd: dir, env, encoding: 'utf8', timeout: 300000 }).trim();
+  const cliOptions = { cwd: dir, env, encoding: 'utf8', timeout: 300000 };
+  const cli = (...args) => execFileSync(CLI, args, cliOptions).trim();
   const children = [];
   const stop = () => children.forEach((c) => { try { process.kill(-c.pid, 'SIGTERM'); } catch { /* gone */ } });
   try {
@@ -77,11 +78,12 @@ export async function greenLedger() {
         '--nonce', nonce, '--bank', BANK, '--valid-for', String(validFor), '--out', file);
       return readFileSync(join(dir, file), 'utf8');
     };
-    // Asynchronous, so the event loop runs while the CLI starts (seconds on a busy host): a
-    // synchronous call blocked it past the server's 5 s keep-alive, and the next fetch
-    // took a pooled connection the server had closed meanwhile ("other side closed", CI).
-    const tokenFor = async (pseudonym) => (await promisify(execFile)(CLI, ['admin', 'token-add', pseudonym],
-      { cwd: dir, env, encoding: 'utf8', timeout: 300000 })).stdout.trim();
+    // Asynchronous, so the event loop runs while the CLI starts (seconds on a busy host).
+    // CI failed once with "other side closed" on the fetch after a synchronous call; the
+    // suspected cause, not reproduced: the loop blocked past the server's 5 s keep-alive,
+    // and the fetch took a pooled connection the server had closed meanwhile.
+    const tokenFor = async (pseudonym) =>
+      (await promisify(execFile)(CLI, ['admin', 'token-add', pseudonym], cliOptions)).stdout.trim();
     const descriptor = await (await fetch(`${base}/v1/ledger`)).json();
     /** The bank's check by `credential verify`: ['verified'] or ['refused', check, field]. */
     const cliVerdict = (text, challenge) => {
