@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--postgres", action="store_true")
     args = parser.parse_args()
+    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.before}^{{commit}}"],
+                      cwd=ROOT, capture_output=True).returncode != 0:
+        parser.error(f"--before: {args.before!r} is not a commit of this repository")
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
         before = Path(tmp) / "before"
         subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
