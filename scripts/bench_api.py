@@ -71,10 +71,11 @@ CLI = [sys.executable, "-c", "from api.cli.main import run; run()"]
 
 
 def start(args: list[str], *, env: dict[str, str], read_stdout: bool = False,
-          code: Path | None = None) -> subprocess.Popen[str]:
+          code: Path | None = None, log_to: Path | None = None) -> subprocess.Popen[str]:
     """The CLI with ``args``, in a session of its own (:func:`stop` ends it all); with
-    ``code``, that checkout's CLI (run from its directory, which comes first on the path)."""
-    log = open(os.environ.get("BENCH_LOG", os.devnull), "a")  # noqa: SIM115 - the child owns it
+    ``code``, that checkout's CLI (run from its directory, which comes first on the path).
+    Its stderr goes to ``log_to``, else to ``$BENCH_LOG``, else nowhere."""
+    log = open(log_to or os.environ.get("BENCH_LOG", os.devnull), "a")  # noqa: SIM115 - the child owns it
     return subprocess.Popen(CLI + args, stdout=subprocess.PIPE if read_stdout else log, stderr=log,
                             text=True, env=env, start_new_session=True, cwd=code)
 
@@ -93,6 +94,20 @@ def wait_http(url: str) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise SystemExit(f"{url} did not come up")
+
+
+def wait_workers(log: Path, workers: int, server: subprocess.Popen[str]) -> None:
+    """Return once ``workers`` workers of a ``serve`` whose stderr goes to ``log`` have
+    started (each logs uvicorn's "Application startup complete." as its last step before
+    it listens). A load begun when only the first answers lands on that one worker."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if log.read_text(errors="replace").count("Application startup complete.") >= workers:
+            return
+        if server.poll() is not None:
+            raise SystemExit(f"serve exited ({server.returncode}); see {log}")
+        time.sleep(0.05)
+    raise SystemExit(f"{workers} workers did not start in 60 s; see {log}")
 
 
 def prepare(data_dir: Path, citizens: int, database_url: str | None = None

@@ -2,19 +2,20 @@
 this checkout's, on one ledger.
 
     python scripts/bench_cold_proofs.py [--before 214dd14] [--entries 20000] [--rounds 4]
-                                        [--wrk-seconds 10] [--postgres]
+                                        [--wrk-seconds 10] [--postgres] [--at-first-answer]
 
 Builds a ledger of ``--entries`` as ``bench_scale.py`` builds its history (every
 behaviour, through intake with every rule on, sealed in batches of 10,000 and anchored on
 a ``carbon-ledger node``; 20,000 citizens), then, in interleaved rounds (the order
 alternating; a host reference printed at each round's start), for each code: starts
-``serve --workers 2 --no-sealer`` from it, and as soon as ``/v1/info`` answers runs wrk
+``serve --workers 2 --no-sealer`` from it and, once both workers have started, runs wrk
 with 64 connections for ``--wrk-seconds`` on proof GETs of 5,000 random sealed entries
-(cold: new processes, no bundle kept), then the same again (warm). ``--before`` is a git
-revision, checked out in a temporary worktree. The cold figure is what a restart under
-load looks like: every connection new, every bundle made from the database. Prints
-figures; asserts nothing. ``--postgres`` runs it all on a throwaway PostgreSQL cluster
-(as ``bench_api.py --postgres``).
+(cold: new processes, every connection new, every bundle made from the database), then
+the same again (warm). With ``--at-first-answer`` the cold load starts as soon as
+``/v1/info`` answers, as in a restart under load: the connections then land on whichever
+worker is up first. ``--before`` is a git revision, checked out in a temporary worktree.
+Prints figures; asserts nothing. ``--postgres`` runs it all on a throwaway PostgreSQL
+cluster (as ``bench_api.py --postgres``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import free_port, host_reference, postgres_database, start, wait_http  # noqa: E402
+from bench_api import (  # noqa: E402
+    free_port,
+    host_reference,
+    postgres_database,
+    start,
+    wait_http,
+    wait_workers,
+)
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
 
 
@@ -42,6 +50,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--wrk-seconds", type=int, default=10)
     parser.add_argument("--postgres", action="store_true")
+    parser.add_argument("--at-first-answer", action="store_true",
+                        help="start the cold load when the first worker answers, not when both "
+                             "have started")
     args = parser.parse_args()
     if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.before}^{{commit}}"],
                       cwd=ROOT, capture_output=True).returncode != 0:
@@ -71,11 +82,14 @@ def main() -> None:
                       flush=True)
                 for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
                     port = free_port()
+                    log = Path(tmp) / f"serve-{r}-{len(runs[name])}.log"
                     server = start(["serve", "--rpc", ledger.rpc, "--port", str(port),
                                     "--no-sealer", "--no-access-log", "--workers", "2"],
-                                   env=ledger.env, code=codes[name])
+                                   env=ledger.env, code=codes[name], log_to=log)
                     try:
                         wait_http(f"http://127.0.0.1:{port}/v1/info")
+                        if not args.at_first_answer:
+                            wait_workers(log, 2, server)
                         cold = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
                                    args.wrk_seconds)
                         warm = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,

@@ -28,9 +28,10 @@ the run, the same chain the server reads later.
 **At each checkpoint** the build pauses (everything pending sealed first) and, in
 ``--rounds`` interleaved rounds, each with the host reference printed beside it:
 
-1. starts ``carbon-ledger serve --workers 2 --no-sealer`` afresh and, before any other
-   request, runs wrk (64 connections, ``--wrk-seconds``) on proof GETs of random old
-   (sealed) entries: cold, no bundle in any worker's cache; then ``--wrk-seconds`` of
+1. starts ``carbon-ledger serve --workers 2 --no-sealer`` afresh and, once both workers
+   have started and before any request but one ``/v1/info``, runs wrk (64 connections,
+   ``--wrk-seconds``) on proof GETs of random old (sealed) entries: cold, no bundle in
+   any worker's cache; then ``--wrk-seconds`` of
    unmeasured warm-up and the same load again: warm;
 2. ingest over HTTP: ``--requests`` signed submissions of 1,000 current-time rides (the
    last two days and a half) by existing citizens (a slice of 5,000 of them that no
@@ -84,6 +85,7 @@ from bench_api import (  # noqa: E402
     start,
     stop,
     wait_http,
+    wait_workers,
 )
 
 from api.composition import Container  # noqa: E402
@@ -386,11 +388,14 @@ def old_entry_ids(ledger: Ledger, n: int = 5000) -> list[str]:
 def http_round(ledger: Ledger, ids_file: Path, bodies_for: Any, wrk_seconds: int
                ) -> dict[str, Any]:
     port = free_port()
+    log = ledger.data_dir / "serve.log"
+    log.unlink(missing_ok=True)
     server = start(["serve", "--rpc", ledger.rpc, "--port", str(port), "--no-sealer",
-                    "--no-access-log", "--workers", "2"], env=ledger.env)
+                    "--no-access-log", "--workers", "2"], env=ledger.env, log_to=log)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/v1/info")  # the only request before the cold load
+        wait_workers(log, 2, server)  # the cold load on both, not on the first one up
         cold = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
         wrk(base, ledger.auditor_key, ids_file, wrk_seconds)  # warm-up, not measured
         warm = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
