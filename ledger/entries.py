@@ -60,16 +60,16 @@ def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) 
     and ``batch_columns`` of its batch (NULL while it is unsealed), one row or none.
 
     A sealed entry is found through :class:`EntryLocator`; an unsealed one by scanning the
-    entries above the bound ``sealed_through`` (read it with :func:`sealed_through` first;
-    an entry sealed in between is still above it). One statement, so one snapshot: an
-    entry sealed meanwhile is found in one arm or the other. ``LIMIT 1`` ends it at the
-    locator's row, so the scan runs only for unsealed or unknown ids."""
+    entries above the last seq any batch holds, read in the same statement (one snapshot,
+    one round trip: an entry sealed meanwhile is found in one arm or the other). ``LIMIT
+    1`` ends it at the locator's row, so the bound is read and the scan runs only for
+    unsealed or unknown ids."""
     sealed = (select(*entry_columns, *batch_columns).select_from(EntryLocator)
               .join(LedgerEntry, LedgerEntry.seq == EntryLocator.seq)
               .join(Batch, Batch.id == EntryLocator.batch_id)
               .where(EntryLocator.entry_id == bindparam("entry_id")))
     unsealed = (select(*entry_columns, *[null().label(c.key) for c in batch_columns])
-                .where(LedgerEntry.seq > bindparam("sealed_through"),
+                .where(LedgerEntry.seq > func.coalesce(_SEALED_THROUGH.scalar_subquery(), 0),
                        LedgerEntry.entry_id == bindparam("entry_id")))
     return union_all(sealed, unsealed).limit(1)
 
@@ -78,8 +78,7 @@ _FIND_SEQ = find_entry([LedgerEntry.seq])
 
 
 def get_entry(session: Session, entry_id: bytes) -> LedgerEntry:
-    seq = session.scalar(_FIND_SEQ, {"entry_id": entry_id,
-                                     "sealed_through": sealed_through(session)})
+    seq = session.scalar(_FIND_SEQ, {"entry_id": entry_id})
     entry = None if seq is None else session.get(LedgerEntry, seq)
     if entry is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")

@@ -102,7 +102,7 @@ class ProofService:
         tell the two apart."""
         cached = self.bundles.get(entry_id)
         if cached is None:
-            with self.db.session(snapshot=True) as s:
+            with self.db.session(each_statement=True) as s:
                 try:
                     found = entry_proof(s, entry_id, cache=self.trees)
                 except NotFound:
@@ -120,7 +120,7 @@ class ProofService:
     def bundle(self, entry_id: bytes) -> dict[str, Any]:
         """The anchored entry's bundle (:class:`~ledger.errors.NotAnchored` until then),
         without confirmations."""
-        with self.db.session(snapshot=True) as s:
+        with self.db.session(each_statement=True) as s:
             return proof_bundle(s, entry_id, cache=self.trees)
 
     def confirmations(self, block_number: int) -> int:
@@ -146,7 +146,7 @@ class ProofService:
         to a fresh worker all waited for) and keep none of it but the tree rows read.
         Nothing to make yet, or a database that does not answer, is no error here: the
         first request meets it as it would have."""
-        with contextlib.suppress(LedgerError), self.db.session(snapshot=True) as s:
+        with contextlib.suppress(LedgerError), self.db.session(each_statement=True) as s:
             newest = s.execute(_NEWEST_ANCHORED).scalar()
             if newest is not None:
                 entry_proof(s, newest, cache=self.trees)

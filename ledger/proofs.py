@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from ledger import merkle
 from ledger.bundle import ProofBundle
-from ledger.entries import find_entry, sealed_through
+from ledger.entries import find_entry
 from ledger.errors import LedgerError, NotAnchored, NotFound
 from ledger.leaf import LEAF_ENCODING, checksum_address, decode_leaf
 from ledger.store.models import Batch, LedgerEntry
@@ -65,8 +65,7 @@ def entry_proof(session: Session, entry_id: bytes, *,
                 cache: TreeCache = default_tree_cache) -> EntryProof:
     """The entry's owner and bundle, from the stored tree (no rebuilding)."""
     # Core, on the session's connection: no ORM entities, so none of the ORM's execute path
-    row = session.connection().execute(_ENTRY_AND_BATCH, {
-        "entry_id": entry_id, "sealed_through": sealed_through(session)}).first()
+    row = session.connection().execute(_ENTRY_AND_BATCH, {"entry_id": entry_id}).first()
     if row is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     if row.batch_id is None:

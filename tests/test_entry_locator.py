@@ -64,15 +64,41 @@ def test_an_entry_is_found_by_id_unsealed_and_sealed(db, sealer, credit) -> None
             entry_proof(s, bytes(32))
 
 
-def test_an_entry_sealed_after_the_bound_was_read_is_still_found(db, sealer, credit) -> None:
+def test_the_lookup_reads_the_sealed_bound_itself(db, sealer, credit) -> None:
+    """One statement finds an entry on either side of the last seal: the bound is read in
+    it, not bound by the caller (one round trip, one snapshot)."""
     [entry_id] = credit(1)
-    with db.session() as s:
-        bound = sealed_through(s)
-    sealer.seal()  # between reading the bound and the lookup
     query = find_entry([LedgerEntry.seq], [Batch.id])
     with db.session() as s:
-        assert s.execute(query, {"entry_id": entry_id, "sealed_through": bound}).one() == (1, 1)
+        assert s.execute(query, {"entry_id": entry_id}).one() == (1, None)
+    sealer.seal()
+    [later] = credit(1)
+    with db.session() as s:
+        assert s.execute(query, {"entry_id": entry_id}).one() == (1, 1)
+        assert s.execute(query, {"entry_id": later}).one() == (2, None)
+        assert s.execute(query, {"entry_id": bytes(32)}).first() is None
         assert sealed_through(s) == 1
+
+
+def test_a_proof_read_opens_no_transaction_on_postgresql(db, sealer, credit) -> None:
+    """``each_statement`` sessions (the proof service's) send no BEGIN or ROLLBACK on
+    PostgreSQL; on SQLite they are read transactions like ``snapshot``."""
+    [entry_id] = credit(1)
+    sealer.seal()
+    db = Database(db.url, pool_size=1, max_overflow=0)  # one connection: the same one twice
+    with db.session(each_statement=True) as s:
+        assert entry_proof(s, entry_id).bundle["batchId"] == 1
+        driver = s.connection().connection.driver_connection
+        if not db.is_sqlite:
+            assert driver.autocommit is True
+            assert driver.info.transaction_status.name == "IDLE"
+    with db.session(snapshot=True) as s:  # and the connection went back as it was
+        s.scalar(select(func.count()).select_from(LedgerEntry))
+        driver = s.connection().connection.driver_connection
+        if not db.is_sqlite:
+            assert driver.autocommit is False
+            assert driver.info.transaction_status.name == "INTRANS"
+    db.engine.dispose()
 
 
 def _copy_entry(db: Database, entry_id: bytes) -> None:

@@ -127,7 +127,8 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self, *, write_lock: bool = False, snapshot: bool = False) -> Iterator[Session]:
+    def session(self, *, write_lock: bool = False, snapshot: bool = False,
+                each_statement: bool = False) -> Iterator[Session]:
         """A transaction. ``write_lock`` takes SQLite's write lock at BEGIN, so a
         read-then-write unit of work never fails to upgrade its lock halfway. PostgreSQL
         has no such lock to take: there the units of work lock the rows they decide on
@@ -139,6 +140,12 @@ class Database:
         It ends in a rollback (PostgreSQL refuses writes in it; on SQLite anything written
         would be undone), and a connection lost after the reads is no error: under HTTP
         the answer may already be on its way.
+
+        ``each_statement``: like ``snapshot``, for reads that need no more than each
+        statement's own snapshot (a proof: its entry and batch in one statement, then tree
+        rows that never change once written). On PostgreSQL no transaction is opened
+        (autocommit), which saves the BEGIN and ROLLBACK round trips; on SQLite it is
+        ``snapshot``.
 
         A database that cannot be reached, or that drops the connection, raises
         :class:`DatabaseUnavailable` (a 503 over HTTP, exit 6 on the CLI): nothing of the
@@ -152,11 +159,13 @@ class Database:
             try:
                 if write_lock and self.is_sqlite:
                     s.connection(execution_options={"sqlite_immediate": True})
+                elif each_statement and not self.is_sqlite:
+                    s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 elif snapshot and not self.is_sqlite:
                     s.connection(execution_options={"isolation_level": "REPEATABLE READ",
                                                     "postgresql_readonly": True})
                 yield s
-                if snapshot:  # read only: nothing to commit, and the answer is already whole
+                if snapshot or each_statement:  # read only: nothing to commit, the answer whole
                     with contextlib.suppress(*OUTAGES):
                         s.rollback()
                 else:
