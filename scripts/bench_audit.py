@@ -53,6 +53,8 @@ def _child_code() -> Path | None:
 # A child measuring another checkout imports that checkout's ledger, before anything else.
 sys.path.insert(0, str(_child_code() or ROOT))
 
+from bench_worktree import worktree  # noqa: E402  (imports nothing of the ledger)
+
 
 def fill(url: str, n: int) -> None:
     """N credited rides in one sealed, anchored batch, through intake and the sealer."""
@@ -217,24 +219,17 @@ def main() -> None:
             print(f"reusing {path}")
     if args.fill_only:
         return
-    with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                       cwd=ROOT, check=True, capture_output=True)
-        try:
-            kinds = [("before", before, 1), ("after", ROOT, 1)]
-            if args.workers > 1:
-                kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
-            runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
-            for k in range(args.rounds):
-                print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
-                for label, code, workers in kinds:
-                    runs[label].append(_run(url, code, 1, workers))
-                    print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n),
-                          flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                           check=False, capture_output=True)
+    with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp, \
+            worktree(args.before, Path(tmp) / "before") as before:
+        kinds = [("before", before, 1), ("after", ROOT, 1)]
+        if args.workers > 1:
+            kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
+        runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
+        for k in range(args.rounds):
+            print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
+            for label, code, workers in kinds:
+                runs[label].append(_run(url, code, 1, workers))
+                print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n), flush=True)
 
     print()
     backend = "PostgreSQL" if args.postgres else "SQLite"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +40,7 @@ from bench_api import (  # noqa: E402
     wait_workers,
 )
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
+from bench_worktree import is_commit, worktree  # noqa: E402
 
 
 def main() -> None:
@@ -54,15 +54,10 @@ def main() -> None:
                         help="start the cold load when the first worker answers, not when both "
                              "have started")
     args = parser.parse_args()
-    if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{args.before}^{{commit}}"],
-                      cwd=ROOT, capture_output=True).returncode != 0:
+    if not is_commit(args.before):
         parser.error(f"--before: {args.before!r} is not a commit of this repository")
-    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
-        before = Path(tmp) / "before"
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before],
-                       cwd=ROOT, check=True, capture_output=True)
-        if not (before / "web" / "dist").exists():  # built pages are not in git
-            (before / "web" / "dist").symlink_to(ROOT / "web" / "dist")
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp, \
+            worktree(args.before, Path(tmp) / "before") as before:
         data_dir = Path(tmp) / "ledger"
         data_dir.mkdir(mode=0o700)
         url = postgres_database() if args.postgres else None
@@ -111,8 +106,6 @@ def main() -> None:
         finally:
             ledger.db.engine.dispose()
             stop(ledger.node)
-            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=ROOT,
-                           capture_output=True)
 
 
 if __name__ == "__main__":

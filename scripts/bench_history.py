@@ -96,6 +96,7 @@ def _option(name: str) -> Path | None:
 # A child imports the code it measures (``--code``); the builder the code of ``--after``.
 sys.path.insert(0, str(_option("--code") or _option("--after") or ROOT))
 
+from bench_worktree import worktree  # noqa: E402  (imports nothing of the ledger)
 
 # -- the build -------------------------------------------------------------------------
 
@@ -319,12 +320,6 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _worktree(rev: str, into: Path) -> Path:
-    subprocess.run(["git", "worktree", "add", "--detach", str(into), rev], cwd=ROOT, check=True,
-                   capture_output=True)
-    return into
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="records in the year")
@@ -421,9 +416,9 @@ def main() -> None:
 
     runs: dict[str, list[dict[str, object]]] = defaultdict(list)
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp:
-            old_report = _worktree(args.before_report, Path(tmp) / "before-report")
-            old_pages = _worktree(args.before_pages, Path(tmp) / "before-pages")
+        with tempfile.TemporaryDirectory(prefix="bench-history-") as tmp, \
+                worktree(args.before_report, Path(tmp) / "before-report") as old_report, \
+                worktree(args.before_pages, Path(tmp) / "before-pages") as old_pages:
             kinds = [  # label, code, database, what, calls
                 (f"report before ({args.before_report})", old_report, url, "report",
                  args.slow_calls),
@@ -435,25 +430,20 @@ def main() -> None:
                 ("pages after", args.after, url, "pages", args.calls),
             ]
             kinds = [k for k in kinds if args.only in (None, k[3])]
-            try:
-                for r in range(args.rounds):
-                    print(f"round {r + 1} host reference: {host_reference():.0f} ms", flush=True)
-                    for label, code, db_url, what, calls in kinds:
-                        run = _run(db_url, code, what, calls, 1000 + r, first.isoformat(),
-                                   last.isoformat())
-                        runs[label].append(run)
-                        if "error" in run:
-                            print(f"  {label}: FAILED: {run['error']}", flush=True)
-                            continue
-                        times: dict[str, list[float]] = run["times"]  # type: ignore[assignment]
-                        shown = "; ".join(f"{name} median {statistics.median(v) * 1000:.2f} ms, "
-                                          f"p99 {_p99(v) * 1000:.2f} ms ({len(v)} calls)"
-                                          for name, v in times.items())
-                        print(f"  {label}: {shown}  {run['shape']}", flush=True)
-            finally:
-                for tree in (old_report, old_pages):
-                    subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT,
-                                   check=False, capture_output=True)
+            for r in range(args.rounds):
+                print(f"round {r + 1} host reference: {host_reference():.0f} ms", flush=True)
+                for label, code, db_url, what, calls in kinds:
+                    run = _run(db_url, code, what, calls, 1000 + r, first.isoformat(),
+                               last.isoformat())
+                    runs[label].append(run)
+                    if "error" in run:
+                        print(f"  {label}: FAILED: {run['error']}", flush=True)
+                        continue
+                    times: dict[str, list[float]] = run["times"]  # type: ignore[assignment]
+                    shown = "; ".join(f"{name} median {statistics.median(v) * 1000:.2f} ms, "
+                                      f"p99 {_p99(v) * 1000:.2f} ms ({len(v)} calls)"
+                                      for name, v in times.items())
+                    print(f"  {label}: {shown}  {run['shape']}", flush=True)
     finally:
         if cluster is not None:
             cluster.stop()
