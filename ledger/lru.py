@@ -27,6 +27,10 @@ class Lru(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._entries
 
+    def peek(self, key: K) -> V | None:
+        """The value kept for ``key``, leaving the order as it was."""
+        return self._entries.get(key)
+
     def get(self, key: K) -> V | None:
         with self._lock:
             value = self._entries.get(key)

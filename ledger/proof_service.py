@@ -45,6 +45,10 @@ class CachedProof:
         return self.head + b',"confirmations":%d}' % confirmations
 
 
+def _expired(cached: CachedProof) -> bool:
+    return time.monotonic() - cached.cached_at > MAX_AGE_SECONDS
+
+
 class ProofCache:
     """A bounded LRU of anchored entries' bundles, by entry id."""
 
@@ -55,12 +59,14 @@ class ProofCache:
         return len(self._proofs)
 
     def __contains__(self, entry_id: bytes) -> bool:
-        """Whether the entry's bundle is kept (no query, no age check, no LRU order)."""
-        return entry_id in self._proofs
+        """Whether :meth:`get` would answer the entry's bundle without a query (kept, and
+        not too old), leaving the LRU order as it was."""
+        cached = self._proofs.peek(entry_id)
+        return cached is not None and not _expired(cached)
 
     def get(self, entry_id: bytes) -> CachedProof | None:
         cached = self._proofs.get(entry_id)
-        if cached is not None and time.monotonic() - cached.cached_at > MAX_AGE_SECONDS:
+        if cached is not None and _expired(cached):
             self._proofs.drop(entry_id)  # a re-anchor in another worker shows by then
             return None
         return cached
