@@ -85,6 +85,18 @@ def store_tree(conn: Connection, owner: Owner, nodes: bytes | bytearray | memory
     if len(view) == 0 or len(view) % merkle.NODE:
         raise ValueError(f"a tree buffer of {len(view)} bytes is not whole nodes")
     count = -(-len(view) // CHUNK_BYTES)
+    if conn.dialect.name == "sqlite":
+        # the driver's executemany: SQLAlchemy's per-row parameter processing took longer
+        # than SQLite's inserts (0.59 against 0.27 s for a tree of 1,000,000 leaves)
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(
+                f"INSERT INTO {rows.table.name} ({rows.owner}, chunk, nodes) VALUES (?, ?, ?)",
+                ((owner, c, bytes(view[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]))
+                 for c in range(count)))
+        finally:
+            cursor.close()
+        return count
     for start in range(0, count, WRITE_ROWS):
         conn.execute(insert(rows.table), [
             {rows.owner: owner, "chunk": c,
