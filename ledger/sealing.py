@@ -380,9 +380,8 @@ def locate(conn: Connection, batch_id: int, first_seq: int, last_seq: int, *,
            threads: int = 1) -> None:
     """Write the batch's entries into the locator, in id order (neighbouring ids share
     pages), in the caller's transaction. Sorting the ids is most of the work; on SQLite
-    the sort may use up to ``threads`` threads (``PRAGMA threads``: 1.40 → 0.89 s for a
-    batch of 1,000,000 on 2 cores, docs/benchmarks.md), as the sealer's hashing workers
-    are idle by then."""
+    the sort may use up to ``threads`` threads (``PRAGMA threads``), as the sealer's
+    hashing workers are idle by then (docs/benchmarks.md, seal throughput)."""
     sqlite = conn.dialect.name == "sqlite"
     if sqlite and threads > 1:
         conn.exec_driver_sql(f"PRAGMA threads={int(threads)}")

@@ -87,7 +87,7 @@ def store_tree(conn: Connection, owner: Owner, nodes: bytes | bytearray | memory
     count = -(-len(view) // CHUNK_BYTES)
     if conn.dialect.name == "sqlite":
         # the driver's executemany: SQLAlchemy's per-row parameter processing took longer
-        # than SQLite's inserts (0.59 against 0.27 s for a tree of 1,000,000 leaves)
+        # than SQLite's inserts (docs/benchmarks.md, seal throughput)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(
