@@ -54,6 +54,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
+from ledger.store.bulk import copy_rows
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
@@ -313,10 +314,12 @@ class IntakeStore:
         which costs more than SQLite's insert, and these columns (integers, strings, bytes)
         need none. On PostgreSQL executemany runs the statement once per row (about 40-80
         ms for 1,000 rows, 2026-12-05, docs/benchmarks.md): an insert is a binary COPY
-        (:meth:`_pg_copy`), an update one statement over one array per column (:func:`_pg_update`)."""
+        (:func:`~ledger.store.bulk.copy_rows`; 1,000 activity records 10.2 ms over arrays,
+        6.9 ms by COPY, 2026-12-05), an update one statement over one array per column
+        (:func:`_pg_update`)."""
         if not self.sqlite:
             if isinstance(statement, Insert):
-                self._pg_copy(statement.table, columns, rows)  # type: ignore[arg-type]
+                copy_rows(self.connection, statement.table, columns, rows)  # type: ignore[arg-type]
                 return
             # %(name)b: arrays in binary (psycopg's text form escapes every bytea in Python)
             bulk = _compiled_text(_pg_update(statement), self.dialect)
@@ -333,27 +336,6 @@ class IntakeStore:
             at = [columns.index(name) for name in order]
             params = [tuple(row[i] for i in at) for row in rows]
         self.connection.exec_driver_sql(compiled.string, params)
-
-    def _pg_copy(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` by one binary COPY: psycopg formats the rows in C, where a
-        statement over arrays built each array in Python (2026-12-05: 1,000 activity
-        records 10.2 ms over arrays, 6.9 ms by COPY, docs/benchmarks.md). COPY takes the
-        rows in order, so entries still draw their seq in the order of the decision; it
-        fires the same constraints and triggers as INSERT."""
-        key = (table.name, "copy-types", tuple(columns))
-        types = _COMPILED.get(key)
-        if types is None:  # compiled once per table and columns, as the statements are
-            types = _COMPILED[key] = [_copy_type(table.c[name].type, self.dialect)
-                                      for name in columns]
-        cursor = self.connection.connection.cursor()
-        try:
-            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN "  # type: ignore[attr-defined]
-                             "(FORMAT BINARY)") as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-        finally:
-            cursor.close()
 
     def _write_tallies(self, tallies: dict[CitizenBehaviour, Tally],
                        stored: dict[CitizenBehaviour, int]) -> None:
@@ -420,11 +402,6 @@ def _pg_update(statement: Update) -> str:
     column on its keys, which are unique in every list intake writes (each comes from a
     dict)."""
     return _PG_UPDATES[id(statement)]
-
-
-def _copy_type(sql_type: Any, dialect: Any) -> str:
-    """A column type's name as psycopg's COPY knows it (``VARCHAR(32)`` -> ``varchar``)."""
-    return str(sql_type.compile(dialect=dialect)).split("(")[0].lower()
 
 
 def _table(model: type[Any]) -> Table:

@@ -31,17 +31,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Select, Table, bindparam, insert, select
+from sqlalchemy import Column, Connection, Select, Table, bindparam, select
 
 from ledger import merkle
 from ledger.errors import LedgerError
 from ledger.lru import Lru
+from ledger.store.bulk import insert_rows
 from ledger.store.models import BatchTreeChunk, RankingTreeChunk, StatementTreeChunk
 
 CHUNK_NODES = 32
 CHUNK_BYTES = CHUNK_NODES * merkle.NODE
-#: rows per INSERT round trip when a tree is stored: ~4 MiB of copies held at a time
-WRITE_ROWS = 4096
 
 #: a cache of rows shared across readers: (root, chunk) -> that row's nodes
 ChunkCache = Lru[tuple[bytes, int], bytes]
@@ -85,23 +84,9 @@ def store_tree(conn: Connection, owner: Owner, nodes: bytes | bytearray | memory
     if len(view) == 0 or len(view) % merkle.NODE:
         raise ValueError(f"a tree buffer of {len(view)} bytes is not whole nodes")
     count = -(-len(view) // CHUNK_BYTES)
-    if conn.dialect.name == "sqlite":
-        # the driver's executemany: SQLAlchemy's per-row parameter processing took longer
-        # than SQLite's inserts (docs/benchmarks.md, seal throughput)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(
-                f"INSERT INTO {rows.table.name} ({rows.owner}, chunk, nodes) VALUES (?, ?, ?)",
+    insert_rows(conn, rows.table, (rows.owner, "chunk", "nodes"),
                 ((owner, c, bytes(view[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]))
                  for c in range(count)))
-        finally:
-            cursor.close()
-        return count
-    for start in range(0, count, WRITE_ROWS):
-        conn.execute(insert(rows.table), [
-            {rows.owner: owner, "chunk": c,
-             "nodes": bytes(view[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES])}
-            for c in range(start, min(start + WRITE_ROWS, count))])
     return count
 
 

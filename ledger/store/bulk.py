@@ -1,0 +1,52 @@
+"""Many rows written by the driver, in the caller's transaction: for the ledger's bulk
+inserts, whose columns (integers, strings, bytes) need none of SQLAlchemy's per-row
+parameter handling, which costs more than the database's insert of the row. SQLite
+takes them by the driver's ``executemany``; PostgreSQL by one binary ``COPY``, where
+psycopg formats the rows in C (docs/benchmarks.md: ingest on PostgreSQL, seal
+throughput)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+# COPY's column types, found once per table and columns
+_COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+
+def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
+                rows: Iterable[tuple[Any, ...]]) -> None:
+    """``rows`` (tuples in ``columns`` order) into ``table``: ``executemany`` on SQLite,
+    a binary COPY on PostgreSQL. Fires the same constraints and triggers as INSERT, and
+    keeps the rows' order (so a serial key is drawn in it)."""
+    if connection.dialect.name != "sqlite":
+        copy_rows(connection, table, columns, rows)
+        return
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) "
+                           f"VALUES ({', '.join('?' * len(columns))})", rows)
+    finally:
+        cursor.close()
+
+
+def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
+              rows: Iterable[tuple[Any, ...]]) -> None:
+    """``rows`` into ``table`` by one binary COPY (PostgreSQL, psycopg)."""
+    key = (table.name, tuple(columns))
+    types = _COPY_TYPES.get(key)
+    if types is None:  # VARCHAR(32) -> varchar: the type's name as COPY knows it
+        types = _COPY_TYPES[key] = [
+            str(table.c[name].type.compile(dialect=connection.dialect)).split("(")[0].lower()
+            for name in columns]
+    cursor = connection.connection.cursor()
+    try:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN "  # type: ignore[attr-defined]
+                         "(FORMAT BINARY)") as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+    finally:
+        cursor.close()
