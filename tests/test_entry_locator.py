@@ -5,7 +5,7 @@ locator whole."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, inspect, select
 
 from ledger.audit import audit_batch
 from ledger.entries import find_entry, get_entry, sealed_through
@@ -146,3 +146,27 @@ def test_the_migration_fills_the_locator_for_every_sealed_entry(db, sealer, cred
     run_alembic(db.engine, "downgrade", "0002")  # the unique index back, the locator gone
     run_alembic(db.engine, "upgrade", "head")
     assert located(db) == sealed
+
+
+def test_the_locator_loses_its_batch_key_and_keeps_its_rows(db, sealer, credit) -> None:
+    """0015: no foreign key on ``batch_id`` (checking it was most of a seal's locator
+    insert on PostgreSQL); on SQLite the rebuilt table is still WITHOUT ROWID. Down and up
+    again, the rows stay."""
+    def batch_keys() -> list[list[str]]:
+        return [k["referred_columns"] for k in inspect(db.engine).get_foreign_keys("entry_locator")]
+
+    def without_rowid() -> bool:
+        with db.engine.connect() as conn:
+            return "WITHOUT ROWID" in conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'entry_locator'").scalar_one()
+
+    credit(3)
+    sealer.seal()
+    sealed = located(db)
+    assert batch_keys() == []
+    run_alembic(db.engine, "downgrade", "0014")
+    assert batch_keys() == [["id"]] and located(db) == sealed
+    run_alembic(db.engine, "upgrade", "head")
+    assert batch_keys() == [] and located(db) == sealed
+    if db.is_sqlite:
+        assert without_rowid()
