@@ -145,7 +145,7 @@ class Database:
         statement's own snapshot (a proof: its entry and batch in one statement, then tree
         rows that never change once written). On PostgreSQL no transaction is opened
         (autocommit), which saves the BEGIN and ROLLBACK round trips; on SQLite it is
-        ``snapshot``.
+        ``snapshot``. Only for reads: on PostgreSQL a write in it would commit at once.
 
         A database that cannot be reached, or that drops the connection, raises
         :class:`DatabaseUnavailable` (a 503 over HTTP, exit 6 on the CLI): nothing of the
