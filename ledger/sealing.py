@@ -382,8 +382,9 @@ def locate(conn: Connection, batch_id: int, first_seq: int, last_seq: int, *,
     pages), in the caller's transaction. Sorting the ids is most of the work; on SQLite
     the sort may use up to ``threads`` threads (``PRAGMA threads``), as the sealer's
     hashing workers are idle by then (docs/benchmarks.md, seal throughput)."""
-    sqlite = conn.dialect.name == "sqlite"
-    if sqlite and threads > 1:
+    before = None
+    if conn.dialect.name == "sqlite" and threads > 1:
+        before = int(conn.exec_driver_sql("PRAGMA threads").scalar() or 0)
         conn.exec_driver_sql(f"PRAGMA threads={int(threads)}")
     try:
         conn.execute(insert(EntryLocator).from_select(
@@ -391,8 +392,8 @@ def locate(conn: Connection, batch_id: int, first_seq: int, last_seq: int, *,
             select(LedgerEntry.entry_id, LedgerEntry.seq, literal(batch_id))
             .where(LedgerEntry.seq.between(first_seq, last_seq)).order_by(LedgerEntry.entry_id)))
     finally:
-        if sqlite and threads > 1:  # the connection goes back to the pool as it came
-            conn.exec_driver_sql("PRAGMA threads=0")
+        if before is not None:  # the connection goes back to the pool as it came
+            conn.exec_driver_sql(f"PRAGMA threads={before}")
 
 
 def _shared_id(db: Database, first_seq: int, last_seq: int) -> bytes | None:

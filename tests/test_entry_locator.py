@@ -12,6 +12,7 @@ from ledger.entries import find_entry, get_entry, sealed_through
 from ledger.errors import LedgerError, NotFound
 from ledger.intake.service import submit_records
 from ledger.proofs import entry_proof
+from ledger.sealing import locate
 from ledger.store.database import Database
 from ledger.store.models import Batch, EntryLocator, LedgerEntry
 from tests.conftest import a_record
@@ -170,3 +171,15 @@ def test_the_locator_loses_its_batch_key_and_keeps_its_rows(db, sealer, credit) 
     assert batch_keys() == [] and located(db) == sealed
     if db.is_sqlite:
         assert without_rowid()
+
+
+def test_the_locators_sort_threads_are_given_back(db) -> None:
+    """``locate`` lets SQLite's sort use threads for its one statement, then sets the
+    pooled connection back to what it had."""
+    with db.session(write_lock=True) as s:
+        conn = s.connection()
+        if db.is_sqlite:
+            conn.exec_driver_sql("PRAGMA threads=3")
+        locate(conn, 1, 1, 0, threads=2)  # an empty range: nothing to write
+        if db.is_sqlite:
+            assert conn.exec_driver_sql("PRAGMA threads").scalar() == 3

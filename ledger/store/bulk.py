@@ -19,8 +19,7 @@ _COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
                 rows: Iterable[tuple[Any, ...]]) -> None:
     """``rows`` (tuples in ``columns`` order) into ``table``: ``executemany`` on SQLite,
-    a binary COPY on PostgreSQL. Fires the same constraints and triggers as INSERT, and
-    keeps the rows' order (so a serial key is drawn in it)."""
+    a binary COPY on PostgreSQL (:func:`copy_rows`), in the rows' order either way."""
     if connection.dialect.name != "sqlite":
         copy_rows(connection, table, columns, rows)
         return
@@ -34,7 +33,9 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
 
 def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
               rows: Iterable[tuple[Any, ...]]) -> None:
-    """``rows`` into ``table`` by one binary COPY (PostgreSQL, psycopg)."""
+    """``rows`` into ``table`` by one binary COPY (PostgreSQL, psycopg). COPY takes the
+    rows in order (so intake's entries draw their seq in the order of its decision) and
+    fires the same constraints and triggers as INSERT."""
     key = (table.name, tuple(columns))
     types = _COPY_TYPES.get(key)
     if types is None:  # VARCHAR(32) -> varchar: the type's name as COPY knows it
