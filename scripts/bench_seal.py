@@ -493,6 +493,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.postgres and args.ledger:
         parser.error("--ledger is a SQLite file; --postgres fills a fresh database")
+    if args.before and not (Path(args.before) / "ledger" / "sealing.py").is_file():
+        parser.error(f"--before: {args.before!r} is not a checkout of this project "
+                     "(git worktree add DIR REV)")
     if args.measure:
         print(json.dumps(measure_seal(args.measure, args.workers, args.max_batch)))
         return
