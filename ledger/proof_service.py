@@ -108,9 +108,9 @@ class ProofService:
         tell the two apart."""
         cached = self.bundles.get(entry_id)
         if cached is None:
-            with self.db.session(each_statement=True) as s:
+            with self.db.reads() as conn:
                 try:
-                    found = entry_proof(s, entry_id, cache=self.trees)
+                    found = entry_proof(conn, entry_id, cache=self.trees)
                 except NotFound:
                     raise _no_entry(entry_id) from None
             if owner is not None and found.citizen_id != owner:
@@ -126,8 +126,8 @@ class ProofService:
     def bundle(self, entry_id: bytes) -> dict[str, Any]:
         """The anchored entry's bundle (:class:`~ledger.errors.NotAnchored` until then),
         without confirmations."""
-        with self.db.session(each_statement=True) as s:
-            return proof_bundle(s, entry_id, cache=self.trees)
+        with self.db.reads() as conn:
+            return proof_bundle(conn, entry_id, cache=self.trees)
 
     def confirmations(self, block_number: int) -> int:
         """Confirmations from a head block number read at most once a second (the last one
@@ -152,10 +152,10 @@ class ProofService:
         to a fresh worker all waited for) and keep none of it but the tree rows read.
         Nothing to make yet, or a database that does not answer, is no error here: the
         first request meets it as it would have."""
-        with contextlib.suppress(LedgerError), self.db.session(each_statement=True) as s:
-            newest = s.execute(_NEWEST_ANCHORED).scalar()
+        with contextlib.suppress(LedgerError), self.db.reads() as conn:
+            newest = conn.execute(_NEWEST_ANCHORED).scalar()
             if newest is not None:
-                entry_proof(s, newest, cache=self.trees)
+                entry_proof(conn, newest, cache=self.trees)
 
     def forget(self) -> None:
         """Drop every kept bundle: a reorg changed some batch's proofs."""

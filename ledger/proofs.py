@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import IO, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from ledger import merkle
@@ -34,12 +34,16 @@ class TreeCache:
     def __init__(self, size: int = 4096) -> None:
         self._rows = ChunkCache(size)
 
-    def tree(self, session: Session, owner: Owner, root: bytes, leaf_count: int, *,
+    def tree(self, source: Session | Connection, owner: Owner, root: bytes, leaf_count: int, *,
              rows: TreeRows = BATCH_TREES) -> StoredTree:
         """A reader of ``owner``'s stored tree (batch ``owner``'s by default) on the
-        session's connection."""
-        return StoredTree(session.connection(), owner, leaf_count, root=root,
+        connection (or the session's)."""
+        return StoredTree(_connection(source), owner, leaf_count, root=root,
                           cache=self._rows, rows=rows)
+
+
+def _connection(source: Session | Connection) -> Connection:
+    return source.connection() if isinstance(source, Session) else source
 
 
 default_tree_cache = TreeCache()
@@ -61,11 +65,12 @@ class EntryProof:
     pending: str | None = None
 
 
-def entry_proof(session: Session, entry_id: bytes, *,
+def entry_proof(source: Session | Connection, entry_id: bytes, *,
                 cache: TreeCache = default_tree_cache) -> EntryProof:
-    """The entry's owner and bundle, from the stored tree (no rebuilding)."""
-    # Core, on the session's connection: no ORM entities, so none of the ORM's execute path
-    row = session.connection().execute(_ENTRY_AND_BATCH, {"entry_id": entry_id}).first()
+    """The entry's owner and bundle, from the stored tree (no rebuilding), read on a
+    connection (:meth:`~ledger.store.database.Database.reads`) or a session's."""
+    conn = _connection(source)  # Core: no ORM entities, so none of the ORM's execute path
+    row = conn.execute(_ENTRY_AND_BATCH, {"entry_id": entry_id}).first()
     if row is None:
         raise NotFound(f"no entry 0x{entry_id.hex()}", field="entry_id")
     if row.batch_id is None:
@@ -73,7 +78,7 @@ def entry_proof(session: Session, entry_id: bytes, *,
     if row.status != "anchored" or row.tx_hash is None:
         return EntryProof(row.citizen_id, None,
                           f"batch {row.batch_id} is {row.status}, not anchored yet")
-    tree = cache.tree(session, row.batch_id, row.root, row.leaf_count)
+    tree = cache.tree(conn, row.batch_id, row.root, row.leaf_count)
     leaf = merkle.hash_leaf(row.leaf)
     index = tree.find_leaf(leaf)
     if index is None:
@@ -91,10 +96,10 @@ def entry_proof(session: Session, entry_id: bytes, *,
     return EntryProof(row.citizen_id, bundle.to_json())
 
 
-def proof_bundle(session: Session, entry_id: bytes, *,
+def proof_bundle(source: Session | Connection, entry_id: bytes, *,
                  cache: TreeCache = default_tree_cache) -> dict[str, Any]:
     """The bundle for one entry; :class:`NotAnchored` while its batch is not anchored."""
-    proof = entry_proof(session, entry_id, cache=cache)
+    proof = entry_proof(source, entry_id, cache=cache)
     if proof.bundle is None:
         raise NotAnchored(proof.pending or "not anchored yet", field="entry_id")
     return proof.bundle

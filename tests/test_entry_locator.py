@@ -82,15 +82,17 @@ def test_the_lookup_reads_the_sealed_bound_itself(db, sealer, credit) -> None:
 
 
 def test_a_proof_read_opens_no_transaction_on_postgresql(db, sealer, credit) -> None:
-    """``each_statement`` sessions (the proof service's) send no BEGIN or ROLLBACK on
-    PostgreSQL; on SQLite they are read transactions like ``snapshot``."""
+    """``Database.reads()`` (the proof service's connections) sends no BEGIN or ROLLBACK on
+    PostgreSQL; on SQLite it is a read transaction, like a ``snapshot`` session."""
     [entry_id] = credit(1)
     sealer.seal()
     db = Database(db.url, pool_size=1, max_overflow=0)  # one connection: the same one twice
-    with db.session(each_statement=True) as s:
-        assert entry_proof(s, entry_id).bundle["batchId"] == 1
-        driver = s.connection().connection.driver_connection
-        if not db.is_sqlite:
+    with db.reads() as conn:
+        assert entry_proof(conn, entry_id).bundle["batchId"] == 1
+        driver = conn.connection.driver_connection
+        if db.is_sqlite:
+            assert driver.in_transaction
+        else:
             assert driver.autocommit is True
             assert driver.info.transaction_status.name == "IDLE"
     with db.session(snapshot=True) as s:  # and the connection went back as it was

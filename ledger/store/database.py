@@ -117,6 +117,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # reads() on the same pool; PostgreSQL's in autocommit (SQLite's are transactions)
+        self._reader = (self.engine if self.is_sqlite else
+                        self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         path = self.engine.url.database if self.is_sqlite else None
         #: The SQLite file, or None (PostgreSQL, or SQLite in memory).
         self.sqlite_file = path if path and path != ":memory:" else None
@@ -127,8 +130,7 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self, *, write_lock: bool = False, snapshot: bool = False,
-                each_statement: bool = False) -> Iterator[Session]:
+    def session(self, *, write_lock: bool = False, snapshot: bool = False) -> Iterator[Session]:
         """A transaction. ``write_lock`` takes SQLite's write lock at BEGIN, so a
         read-then-write unit of work never fails to upgrade its lock halfway. PostgreSQL
         has no such lock to take: there the units of work lock the rows they decide on
@@ -140,12 +142,6 @@ class Database:
         It ends in a rollback (PostgreSQL refuses writes in it; on SQLite anything written
         would be undone), and a connection lost after the reads is no error: under HTTP
         the answer may already be on its way.
-
-        ``each_statement``: like ``snapshot``, for reads that need no more than each
-        statement's own snapshot (a proof: its entry and batch in one statement, then tree
-        rows that never change once written). On PostgreSQL no transaction is opened
-        (autocommit), which saves the BEGIN and ROLLBACK round trips; on SQLite it is
-        ``snapshot``. Only for reads: on PostgreSQL a write in it would commit at once.
 
         A database that cannot be reached, or that drops the connection, raises
         :class:`DatabaseUnavailable` (a 503 over HTTP, exit 6 on the CLI): nothing of the
@@ -159,13 +155,11 @@ class Database:
             try:
                 if write_lock and self.is_sqlite:
                     s.connection(execution_options={"sqlite_immediate": True})
-                elif each_statement and not self.is_sqlite:
-                    s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 elif snapshot and not self.is_sqlite:
                     s.connection(execution_options={"isolation_level": "REPEATABLE READ",
                                                     "postgresql_readonly": True})
                 yield s
-                if snapshot or each_statement:  # read only: nothing to commit, the answer whole
+                if snapshot:  # read only: nothing to commit, the answer whole
                     with contextlib.suppress(*OUTAGES):
                         s.rollback()
                 else:
@@ -182,6 +176,25 @@ class Database:
             except BaseException:
                 s.rollback()
                 raise
+
+    @contextmanager
+    def reads(self) -> Iterator[Connection]:
+        """A Core connection for reads that need no more than each statement's own snapshot
+        (a proof: its entry and batch in one statement, then tree rows that never change
+        once written), with none of an ORM session's work: a proof is a hot path, where the
+        session's bookkeeping cost about as much as its statements (docs/benchmarks.md,
+        "Cold proofs").
+
+        On PostgreSQL the connection is in autocommit: no transaction is opened, so only
+        for reads (a write would commit at once). On SQLite its first statement begins a
+        read transaction (one snapshot), rolled back at the end. A database that cannot be
+        reached raises :class:`DatabaseUnavailable`, as :meth:`session` does."""
+        try:
+            with self._reader.connect() as conn:
+                yield conn
+        except OUTAGES as exc:
+            raise DatabaseUnavailable(f"the database did not answer: {first_line(exc.orig)}",
+                                      field="database") from exc
 
     @contextmanager
     def background_checkpoints(self, *, interval: float = 1.0) -> Iterator[WalCheckpointer | None]:
