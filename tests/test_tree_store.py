@@ -24,7 +24,9 @@ from ledger.store.trees import (
     CHUNK_BYTES,
     CHUNK_NODES,
     RANKING_TREES,
+    READ_AHEAD_ROWS,
     STATEMENT_TREES,
+    ChunkCache,
     StoredTree,
     read_tree,
     store_tree,
@@ -102,11 +104,12 @@ def test_stored_proofs_equal_the_in_memory_trees(db: Database, n: int) -> None:
             assert StoredTree(conn, 1, n, root=merkle.root(tree)).find_leaf(outsider) is None
 
 
-def proof_cost(db: Database, n: int, samples: int) -> tuple[int, int, float]:
-    """(most rows, most bytes, mean rows) one cold proof reads, over ``samples`` leaves."""
+def proof_cost(db: Database, n: int, samples: int) -> tuple[int, int, float, float]:
+    """(most rows, most bytes, mean rows, mean queries) one cold proof reads, over
+    ``samples`` leaves."""
     leaves, tree = random_tree(n, seed=7 * n)
     add_batch(db.engine, n, tree)
-    worst_rows = worst_bytes = total = 0
+    worst_rows = worst_bytes = total = queries = 0
     for leaf in random.Random(n).sample(leaves, samples):
         with db.engine.connect() as conn, tree_reads(db.engine) as statements:
             stored = StoredTree(conn, n, n, root=merkle.root(tree))  # no cache: cold
@@ -117,22 +120,52 @@ def proof_cost(db: Database, n: int, samples: int) -> tuple[int, int, float]:
         assert (rows, size) == (stored.rows_read, stored.bytes_read)
         worst_rows, worst_bytes = max(worst_rows, rows), max(worst_bytes, size)
         total += rows
-    return worst_rows, worst_bytes, total / samples
+        queries += len(statements)
+    return worst_rows, worst_bytes, total / samples, queries / samples
 
 
-def test_a_proof_reads_log_n_rows_of_the_tree(db: Database) -> None:
+def test_a_proof_reads_log_n_rows_of_the_tree_in_one_query(db: Database) -> None:
     small, large = 1_000, 30_000
     for n in (small, large):
-        worst_rows, worst_bytes, mean = proof_cost(db, n, samples=60)
+        worst_rows, worst_bytes, mean, queries = proof_cost(db, n, samples=60)
         depth = math.ceil(math.log2(n))
-        # The path: one row per level below row 0; the search: at most two per halving.
-        bound = (depth - int(math.log2(CHUNK_NODES)) + 1) + 2 * (depth - 4) + 2
+        # The path: one row per level below row 0; the search: at most two per halving;
+        # the read-ahead: up to READ_AHEAD_ROWS either side at the leaves' level, then
+        # halving as it goes up (two more a level at most, for the ends).
+        read_ahead = 2 * (2 * READ_AHEAD_ROWS + 2) + 2 * depth
+        bound = (depth - int(math.log2(CHUNK_NODES)) + 1) + 2 * (depth - 4) + 2 + read_ahead
         assert worst_rows <= bound, (n, worst_rows, bound)
         assert worst_bytes <= bound * CHUNK_BYTES
         if n == large:  # far from the whole tree (1.9 MB)
-            assert worst_bytes * 50 < (2 * n - 1) * merkle.NODE, worst_bytes
-        # Interpolation finds the leaf's row in a few probes: about the path and a few more.
-        assert mean <= depth - 4 + 6, (n, mean)
+            assert worst_bytes * 25 < (2 * n - 1) * merkle.NODE, worst_bytes
+        # The read-ahead holds the leaf's row and its path nearly always: one round trip.
+        assert queries <= 1.2, (n, queries)
+        assert mean <= 2 * depth + 6, (n, mean)
+
+
+def test_rows_read_ahead_are_shared_only_once_used(db: Database) -> None:
+    """Rows a proof read ahead and never used stay out of the cache every reader shares,
+    where they would push out the rows near the root that every proof uses."""
+    n = 20_000
+    leaves, tree = random_tree(n, seed=11)
+    add_batch(db.engine, 1, tree)
+    used: list[int] = []
+
+    class Recording(StoredTree):
+        def node(self, index: int) -> bytes:
+            used.append(index)
+            return super().node(index)
+
+    cache = ChunkCache(10_000)
+    with db.engine.connect() as conn:
+        for leaf in random.Random(5).sample(leaves, 20):
+            stored = Recording(conn, 1, n, root=merkle.root(tree), cache=cache)
+            index = stored.find_leaf(leaf)
+            assert index is not None
+            assert stored.proof(index) == merkle.inclusion_proof(tree, index)
+    root = merkle.root(tree)
+    kept = {chunk for chunk in range(2 * n // CHUNK_NODES + 1) if (root, chunk) in cache}
+    assert kept == {i // CHUNK_NODES for i in used}
 
 
 def test_a_missing_row_is_an_error_not_a_wrong_proof(db: Database) -> None:
