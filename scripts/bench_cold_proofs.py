@@ -3,6 +3,7 @@ this checkout's, on one ledger.
 
     python scripts/bench_cold_proofs.py [--before 214dd14] [--entries 20000] [--rounds 4]
                                         [--wrk-seconds 10] [--postgres] [--at-first-answer]
+                                        [--in-process N]
 
 Builds a ledger of ``--entries`` as ``bench_scale.py`` builds its history (every
 behaviour, through intake with every rule on, sealed in batches of 10,000 and anchored on
@@ -14,14 +15,20 @@ with 64 connections for ``--wrk-seconds`` on proof GETs of 5,000 random sealed e
 the same again (warm). With ``--at-first-answer`` the cold load starts as soon as
 ``/v1/info`` answers, as in a restart under load: the connections then land on whichever
 worker is up first. ``--before`` is a git revision, checked out in a temporary worktree.
-Prints figures; asserts nothing. ``--postgres`` runs it all on a throwaway PostgreSQL
-cluster (as ``bench_api.py --postgres``).
+With ``--in-process N`` there is no HTTP: each round runs, for each code, a fresh process
+that makes 300 bundles (its connections opened, its statements prepared), then times N
+more, every one a cold bundle from the database (``ProofService.answer``, no bundle kept
+before), and prints ms a bundle and the tree queries a bundle made; both codes draw the
+same ids in a round. Prints figures; asserts nothing. ``--postgres`` runs it all on a
+throwaway PostgreSQL cluster (as ``bench_api.py --postgres``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +49,43 @@ from bench_api import (  # noqa: E402
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
 from bench_worktree import is_commit, worktree  # noqa: E402
 
+# Run in a fresh process from a checkout's directory: that code's cold bundle, timed.
+_IN_PROCESS = """
+import gc, json, random, sys, time
+sys.path.insert(0, ".")
+from ledger.proof_service import ProofService
+from ledger.store.database import Database
+import ledger.proofs as proofs
+url, ids_path, n, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+ids = [bytes.fromhex(line[2:]) for line in open(ids_path).read().split()]
+trees = []
+tree = proofs.TreeCache.tree
+def counted(self, *args, **kwargs):
+    trees.append(tree(self, *args, **kwargs))
+    return trees[-1]
+proofs.TreeCache.tree = counted
+service = ProofService(Database(url), head=lambda: 1 << 40)
+sample = random.Random(seed).sample(ids, min(len(ids), 300 + n))
+for entry_id in sample[:300]:
+    service.answer(entry_id)
+del trees[:]
+gc.collect()
+started = time.perf_counter()
+for entry_id in sample[300:]:
+    service.answer(entry_id)
+took = time.perf_counter() - started
+print(json.dumps({"ms": took / len(sample[300:]) * 1e3,
+                  "queries": sum(t.queries for t in trees) / max(1, len(trees))}))
+"""
+
+
+def in_process(code: Path, url: str, ids: Path, n: int, seed: int) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", _IN_PROCESS, url, str(ids), str(n), str(seed)],
+                         cwd=code, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the in-process run of {code} failed: {out.stderr.strip()[-2000:]}")
+    return json.loads(out.stdout.splitlines()[-1])  # type: ignore[no-any-return]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,6 +97,8 @@ def main() -> None:
     parser.add_argument("--at-first-answer", action="store_true",
                         help="start the cold load when the first worker answers, not when both "
                              "have started")
+    parser.add_argument("--in-process", type=int, default=0, metavar="N",
+                        help="no HTTP: time N cold bundles in a fresh process of each code")
     args = parser.parse_args()
     if not is_commit(args.before):
         parser.error(f"--before: {args.before!r} is not a commit of this repository")
@@ -71,6 +117,10 @@ def main() -> None:
             ids.chmod(0o600)
             print(f"{ledger.count_entries():,} entries", flush=True)
             codes = {f"before ({args.before})": before, "this checkout": ROOT}
+            if args.in_process:
+                bundles_in_process(codes, str(ledger.db.engine.url.render_as_string(
+                    hide_password=False)), ids, args.in_process, args.rounds, data_dir)
+                return
             runs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {c: [] for c in codes}
             for r in range(args.rounds):
                 print(f"round {r + 1}: host reference {host_reference(data_dir):.1f} ms",
@@ -106,6 +156,22 @@ def main() -> None:
         finally:
             ledger.db.engine.dispose()
             stop(ledger.node)
+
+
+def bundles_in_process(codes: dict[str, Path], url: str, ids: Path, n: int, rounds: int,
+                       data_dir: Path) -> None:
+    runs: dict[str, list[dict[str, float]]] = {c: [] for c in codes}
+    for r in range(rounds):
+        print(f"round {r + 1}: host reference {host_reference(data_dir):.1f} ms", flush=True)
+        for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
+            runs[name].append(in_process(codes[name], url, ids, n, seed=r))
+            print(f"  {name}: {runs[name][-1]['ms']:.3f} ms a cold bundle, "
+                  f"{runs[name][-1]['queries']:.2f} tree queries", flush=True)
+    print("medians of the rounds:")
+    for name, rows in runs.items():
+        print(f"  {name}: {statistics.median(row['ms'] for row in rows):.3f} ms a cold bundle "
+              f"({min(row['ms'] for row in rows):.3f}-{max(row['ms'] for row in rows):.3f}), "
+              f"{statistics.median(row['queries'] for row in rows):.2f} tree queries")
 
 
 if __name__ == "__main__":

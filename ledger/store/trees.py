@@ -189,6 +189,9 @@ class StoredTree:
         guess = min((target + 1) * n >> 256, n - 1)
         spread = min(READ_AHEAD_ROWS * CHUNK_NODES,
                      2 * math.isqrt(guess * (n - guess) // n) + 16)
+        if self._cache is not None and (
+                self.root, merkle.leaf_index(n, guess) // CHUNK_NODES) in self._cache:
+            return  # its row was read lately: its path's rows, nearer the root, likely too
         # the leaves' tree indices run backwards (merkle.leaf_index)
         a = merkle.leaf_index(n, min(n - 1, guess + spread))
         b = merkle.leaf_index(n, max(0, guess - spread))
