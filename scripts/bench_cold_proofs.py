@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--in-process", type=int, default=0, metavar="N",
                         help="no HTTP: time N cold bundles in a fresh process of each code")
     args = parser.parse_args()
+    if args.in_process < 0:
+        parser.error("--in-process: a number of bundles, at least 1 (0, the default: over HTTP)")
     if not is_commit(args.before):
         parser.error(f"--before: {args.before!r} is not a commit of this repository")
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp, \

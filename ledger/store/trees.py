@@ -134,6 +134,7 @@ class StoredTree:
         self._cache = cache
         self._rows: dict[int, bytes] = {}
         self._unshared: set[int] = set()  # rows read ahead, not used yet
+        self._read = rows._read if conn.dialect.name == "sqlite" else rows._read_array
         self.rows_read = 0
         self.bytes_read = 0
         self.queries = 0
@@ -151,8 +152,7 @@ class StoredTree:
         if not want:
             return
         self.queries += 1
-        read = self.rows._read if self.conn.dialect.name == "sqlite" else self.rows._read_array
-        for chunk, nodes in self.conn.execute(read, {"owner": self.owner, "chunks": want}):
+        for chunk, nodes in self.conn.execute(self._read, {"owner": self.owner, "chunks": want}):
             nodes = bytes(nodes)
             self._rows[chunk] = nodes
             self.rows_read += 1
@@ -178,20 +178,19 @@ class StoredTree:
             raise self.rows.missing(self.owner, "is short")
         return found
 
-    def _read_ahead(self, target: int) -> None:
-        """Read, in one query, the rows a search for the leaf valued ``target`` and its
-        proof will most likely need: the leaf rows around its guessed position (leaves
-        are sorted keccak values, so the true position is within about ``sqrt(n) / 2`` of
-        the guess), and the rows of every sibling of every leaf in that range. Without it
-        a proof made two to six queries (three on average, batches of 10,000), each a
-        round trip on PostgreSQL (docs/benchmarks.md, "Cold proofs")."""
+    def _read_ahead(self, guess: int) -> None:
+        """Read, in one query, the rows a search whose first guess is position ``guess``
+        and its proof will most likely need: the leaf rows around the guess (leaves are
+        sorted keccak values, so the true position is within about ``sqrt(n) / 2`` of it),
+        and the rows of every sibling of every leaf in that range. Without it a proof made
+        two to six queries (three on average, batches of 10,000), each a round trip on
+        PostgreSQL (docs/benchmarks.md, "Cold proofs")."""
         n = self.n
-        guess = min((target + 1) * n >> 256, n - 1)
-        spread = min(READ_AHEAD_ROWS * CHUNK_NODES,
-                     2 * math.isqrt(guess * (n - guess) // n) + 16)
         if self._cache is not None and (
                 self.root, merkle.leaf_index(n, guess) // CHUNK_NODES) in self._cache:
             return  # its row was read lately: its path's rows, nearer the root, likely too
+        spread = min(READ_AHEAD_ROWS * CHUNK_NODES,
+                     2 * math.isqrt(guess * (n - guess) // n) + 16)
         # the leaves' tree indices run backwards (merkle.leaf_index)
         a = merkle.leaf_index(n, min(n - 1, guess + spread))
         b = merkle.leaf_index(n, max(0, guess - spread))
@@ -206,17 +205,13 @@ class StoredTree:
         """The tree index of ``leaf`` (None if the tree does not hold it)."""
         n = self.n
         target = int.from_bytes(leaf, "big")
-        self._read_ahead(target)
         # The leaf's position, if any, is in [lo, hi); the values just outside the range
         # are below and above it (bounds of the 256-bit range to begin with).
         lo, hi, below, above = 0, n, -1, 1 << 256
+        self._read_ahead(_interpolate(target, lo, hi, below, above))
         halve, first_probe = False, True
         while lo < hi:
-            if halve:
-                guess = (lo + hi) // 2
-            else:
-                guess = lo + (target - below) * (hi - lo) // (above - below)
-                guess = min(max(guess, lo), hi - 1)
+            guess = (lo + hi) // 2 if halve else _interpolate(target, lo, hi, below, above)
             # Every leaf position the guess's row holds, within [lo, hi): settled at once.
             chunk = merkle.leaf_index(n, guess) // CHUNK_NODES
             first = max(lo, merkle.leaf_index(n, min(chunk * CHUNK_NODES + CHUNK_NODES - 1,
@@ -256,3 +251,9 @@ class StoredTree:
         siblings = merkle.proof_indices(self.n, tree_index)
         self._fetch(i // CHUNK_NODES for i in siblings)
         return [self.node(i) for i in siblings]
+
+
+def _interpolate(target: int, lo: int, hi: int, below: int, above: int) -> int:
+    """Where in positions [lo, hi) the value ``target`` should sit, if the values there
+    run evenly from just above ``below`` to just below ``above``."""
+    return min(max(lo + (target - below) * (hi - lo) // (above - below), lo), hi - 1)
