@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound
 from ledger.hashing import parse_hex32
-from ledger.leaf import behaviour_code, encode_leaf
+from ledger.leaf import behaviour_code, encode_stored_leaf, expand_leaf
 from ledger.store.models import Batch, EntryLocator, LedgerEntry
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
@@ -21,18 +21,22 @@ ENTRY_COLUMNS = ("entry_id", "citizen_id", "kind", "behaviour", "quantity", "red
 def entry_values(entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
                  quantity: int, reduction_grams: int, points: int, methodology: int,
                  occurred_at: int, record_hash: bytes, partner_address: bytes) -> tuple[Any, ...]:
-    """An entry's column values in :data:`ENTRY_COLUMNS` order, its stored leaf encoding
-    exactly those columns. A tuple, so bulk paths insert many with one executemany."""
-    leaf = encode_leaf((entry_id, account, kind, behaviour_code(behaviour), quantity,
-                        reduction_grams, points, methodology, occurred_at, record_hash,
-                        partner_address))
+    """An entry's column values in :data:`ENTRY_COLUMNS` order, its leaf encoding exactly
+    those columns, in its stored form (:class:`ledger.store.models.StoredLeaf`): a tuple
+    for bulk paths, which insert many through the driver."""
+    leaf = encode_stored_leaf((entry_id, account, kind, behaviour_code(behaviour), quantity,
+                               reduction_grams, points, methodology, occurred_at, record_hash,
+                               partner_address))
     return (entry_id, citizen_id, kind, behaviour, quantity, reduction_grams, points,
             methodology, occurred_at, record_hash, partner_address, leaf)
 
 
 def entry_row(**fields: Any) -> dict[str, Any]:
-    """:func:`entry_values` by column name."""
-    return dict(zip(ENTRY_COLUMNS, entry_values(**fields), strict=True))
+    """:func:`entry_values` by column name, the leaf in its ABI form, as the ORM and
+    SQLAlchemy's statements read and write it."""
+    row = dict(zip(ENTRY_COLUMNS, entry_values(**fields), strict=True))
+    row["leaf"] = expand_leaf(row["leaf"])
+    return row
 
 
 def make_entry(**fields: Any) -> LedgerEntry:

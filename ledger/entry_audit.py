@@ -23,7 +23,14 @@ from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
-from ledger.leaf import ENCODED_SIZE, KIND_CREDIT, behaviour_code, decode_leaf, encode_leaf
+from ledger.leaf import (
+    ENCODED_SIZE,
+    KIND_CREDIT,
+    behaviour_code,
+    decode_leaf,
+    encode_leaf,
+    expand_leaf,
+)
 from ledger.methodology import methodology_in_force
 from ledger.records import parse_record, plain_record
 from ledger.store.database import driver_rows
@@ -188,7 +195,7 @@ def _check_row(row: tuple, raw: str | None,  # type: ignore[type-arg]
                batch_id: int) -> EntryAudit:
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
      record_hash, partner, leaf, located_seq, located_batch) = row
-    leaf = bytes(leaf)
+    leaf = expand_leaf(bytes(leaf))  # the driver's row: the leaf in its stored form
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
     if located_seq != seq or located_batch != batch_id:  # so a proof by entry id finds it
         entry.problems.append(f"the locator "

@@ -1,12 +1,15 @@
 """The ledger's tables (SQLAlchemy 2.x), the same on SQLite and PostgreSQL.
 
 Amounts are integers (grams CO2e, points). Byte strings (hashes, addresses, the
-encoded leaf) are stored as binary. A ledger entry keeps its ABI-encoded leaf, the
-exact bytes that are sealed and anchored, beside the columns that queries use; the
-audit holds the two equal.
+encoded leaf) are stored as binary. A ledger entry keeps its leaf, the values that are
+sealed and anchored, beside the columns that queries use; the audit holds the two
+equal. The leaf is stored without its ABI padding (:class:`StoredLeaf`) and read as the
+exact ABI bytes that are hashed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,10 +20,13 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ledger.leaf import ENCODED_SIZE, STORED_SIZE, expand_leaf, store_leaf
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -28,6 +34,29 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     pass
+
+
+class StoredLeaf(TypeDecorator[bytes]):
+    """An entry's leaf: written in its ABI form and stored without the padding
+    (:func:`ledger.leaf.store_leaf`), read back in its ABI form. Statements run through
+    the driver alone (the sealer's and the audit's reads, intake's bulk writes) skip
+    this and call :func:`~ledger.leaf.expand_leaf` or take the stored form from
+    :func:`ledger.entries.entry_values` themselves. A value that is no canonical leaf is
+    stored as it is, for the audit to find."""
+
+    impl = LargeBinary(STORED_SIZE)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if isinstance(value, bytes) and len(value) == ENCODED_SIZE:
+            try:
+                return store_leaf(value)
+            except ValueError:
+                return value
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        return None if value is None else expand_leaf(bytes(value))
 
 
 class Partner(Base):
@@ -160,7 +189,7 @@ class LedgerEntry(Base):
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     partner_address: Mapped[bytes] = mapped_column(LargeBinary(20))
-    leaf: Mapped[bytes] = mapped_column(LargeBinary(352))
+    leaf: Mapped[bytes] = mapped_column(StoredLeaf())
 
 
 class Batch(Base):
