@@ -32,11 +32,12 @@ from ledger.leaf import (
     expand_leaf,
 )
 from ledger.methodology import methodology_in_force
-from ledger.records import parse_record, plain_record
+from ledger.records import parse_record, plain_record, rebuilt_record
 from ledger.store.database import driver_rows
 from ledger.store.models import (
     ActivityRecord,
     Batch,
+    Citizen,
     DailyTotal,
     EntryLocator,
     LedgerEntry,
@@ -86,6 +87,11 @@ class EntryAudit:
 # -- reading ---------------------------------------------------------------------------------
 
 _e, _l, _r = LedgerEntry.__table__.c, EntryLocator.__table__.c, ActivityRecord.__table__.c
+_c = Citizen.__table__.c
+#: A record's text, or the columns it is rebuilt from when it has none (raw NULL).
+_RECORD = (_r.raw, _r.partner_record_id, _c.pseudonym, _r.behaviour, _r.quantity,
+           _r.occurred_at, _r.ended_at)
+_RECORDS = ActivityRecord.__table__.outerjoin(Citizen.__table__, _c.id == _r.citizen_id)
 #: One page: the entries after a seq, each with its locator row (by the locator's key).
 #: The locator is probed by each random id: an index on its (batch, seq) would make that
 #: a range read, about 2 us an entry less, but costs the seal more than that
@@ -108,8 +114,8 @@ def run_query(start: int, limit: int):  # type: ignore[no-untyped-def]
     """The raw records from id ``start`` on, a run of the primary key: intake writes a
     submission's records in the order of their entries, so a page's records are mostly
     one such run, read for a third of what finding each by its key costs."""
-    return (select(_r.id, _r.entry_id, _r.citizen_id, _r.behaviour, _r.occurred_at, _r.raw)
-            .where(_r.id >= start).order_by(_r.id).limit(limit))
+    return (select(_r.id, _r.entry_id, _r.citizen_id, _r.behaviour, _r.occurred_at, *_RECORD)
+            .select_from(_RECORDS).where(_r.id >= start).order_by(_r.id).limit(limit))
 
 
 def records_query(seqs: Sequence[int]):  # type: ignore[no-untyped-def]
@@ -117,8 +123,8 @@ def records_query(seqs: Sequence[int]):  # type: ignore[no-untyped-def]
     behaviour, time and id, as the city rollups find it, through
     ``ix_records_citizen_behaviour`` (no index on the records' random entry ids to keep
     at ingest): for the credits whose record is not in the run."""
-    return (select(_e.seq, _r.id, _r.raw)
-            .select_from(LedgerEntry.__table__.join(ActivityRecord.__table__, and_(
+    return (select(_e.seq, _r.id, *_RECORD)
+            .select_from(LedgerEntry.__table__.join(_RECORDS, and_(
                 _r.citizen_id == _e.citizen_id, _r.behaviour == _e.behaviour,
                 _r.occurred_at == _e.occurred_at, _r.entry_id == _e.entry_id)))
             .where(_e.kind == KIND_CREDIT, _e.seq.in_(seqs)))
@@ -176,17 +182,28 @@ def _raw_records(session: Session, credits: list[Any],
             found = run.get(row[1])
             if (found is not None and found[2] == row[2] and found[3] == row[4]
                     and found[4] == row[9]):
-                raws[row[0]] = found[5]
+                raws[row[0]] = _text(*found[5:])
                 if found[0] > last_found:
                     last_found = found[0]
     missing = [row[0] for row in credits if row[0] not in raws]
     for lo in range(0, len(missing), _KEYS_PER_QUERY):
-        for seq, record_id, raw in session.execute(
+        for seq, record_id, *record in session.execute(
                 records_query(missing[lo:lo + _KEYS_PER_QUERY])):
             if seq not in raws:  # a second record claiming the same entry: one is checked
-                raws[seq] = raw
+                raws[seq] = _text(*record)
                 last_found = max(last_found, record_id)
     return raws, last_found + 1 if last_found >= 0 else run_from
+
+
+def _text(raw: str | None, record_id: str, pseudonym: str | None, behaviour: str,
+          quantity: int, occurred_at: int, ended_at: int | None) -> str:
+    """A record's text: as stored, or rebuilt from its columns when it has none."""
+    if raw is not None:
+        return raw
+    if pseudonym is None:  # no citizen to rebuild it with (intake never stores this)
+        return ""
+    return rebuilt_record(record_id, pseudonym, behaviour, quantity, occurred_at,
+                          ended_at).decode()
 
 
 # -- checking ---------------------------------------------------------------------------------

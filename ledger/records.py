@@ -92,6 +92,20 @@ def canonical_json(value: Any) -> bytes:
     return rfc8785.dumps(value)
 
 
+def rebuilt_record(record_id: str, citizen: str, behaviour: str, quantity: int,
+                   occurred_at: int, ended_at: int | None) -> bytes:
+    """The canonical form of the record that has these members and no others (``ended_at``
+    only when given): what a record holds when its stored columns are all there is to it.
+    Intake stores no text for a record whose canonical form is exactly this (most are), and
+    readers rebuild it from the columns (activity_records.raw, migration 0017)."""
+    value: dict[str, Any] = {"behaviour": behaviour, "citizen": citizen,
+                             "occurred_at": occurred_at, "quantity": quantity,
+                             "record_id": record_id}
+    if ended_at is not None:
+        value["ended_at"] = ended_at
+    return canonical_json(value)
+
+
 def _text(raw: dict[str, Any], name: str, max_len: int) -> str:
     value = raw.get(name)
     if not isinstance(value, str) or not value.strip():

@@ -163,12 +163,13 @@ def test_the_page_reads_use_indexes_on_sqlite(db) -> None:
     assert _sqlite_plan(db, page_query(0, 10**6, audit.PAGE_SIZE)) == [
         "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
         "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN"]
+    citizen = "SEARCH citizens USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN"  # a pseudonym
     assert _sqlite_plan(db, RUN) == [
-        "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>?)"]
+        "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>?)", citizen]
     assert _sqlite_plan(db, BY_KEY) == [
         "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid=?)",
         "SEARCH activity_records USING INDEX ix_records_citizen_behaviour "
-        "(citizen_id=? AND behaviour=? AND occurred_at=?)"]
+        "(citizen_id=? AND behaviour=? AND occurred_at=?)", citizen]
     plan = _sqlite_plan(db, TOTALS)  # the cap totals of a page's capped credits
     assert "MULTI-INDEX OR" in plan, plan
     assert [line for line in plan if "daily_totals" in line] == [
@@ -182,8 +183,8 @@ def test_the_page_reads_use_indexes_on_postgresql(db) -> None:
     they are index searches too), and each table read through an index."""
     for statement, tables, bitmaps in (
             (page_query(0, 10**6, audit.PAGE_SIZE), ("ledger_entries", "entry_locator"), False),
-            (RUN, ("activity_records",), False),
-            (BY_KEY, ("ledger_entries", "activity_records"), False),
+            (RUN, ("activity_records", "citizens"), False),
+            (BY_KEY, ("ledger_entries", "activity_records", "citizens"), False),
             (TOTALS, ("daily_totals",), True)):
         query = statement.compile(dialect=db.engine.dialect,
                                   compile_kwargs={"render_postcompile": True})

@@ -34,7 +34,7 @@ from ledger.methodology import (
     methodology_in_force,
     month_of_day,
 )
-from ledger.records import ActivityRecordIn, parse_record
+from ledger.records import ActivityRecordIn, parse_record, rebuilt_record
 
 MAX_RECORDS_PER_SUBMISSION = 50_000
 
@@ -405,9 +405,13 @@ class _Decider:
             tally = self.tallies[(citizen_id, code)] = [0, 0, 0, 0]
         if record.ended_at is not None and record.ended_at - record.occurred_at > tally[3]:
             tally[3] = record.ended_at - record.occurred_at
+        # no text when the record is its columns (and its citizen's pseudonym) rebuilt
+        raw = None if rebuilt_record(record.record_id, record.citizen, code, record.quantity,
+                                     record.occurred_at, record.ended_at) == record.canonical \
+            else record.canonical.decode()
         return (self.partner_id, record.record_id, citizen_id, code, record.quantity,
-                record.occurred_at, record.ended_at, record.canonical.decode(),
-                record.record_hash, status, duplicate_of, entry_id, self.submission_id, self.now)
+                record.occurred_at, record.ended_at, raw, record.record_hash, status,
+                duplicate_of, entry_id, self.submission_id, self.now)
 
 
 def same_behaviour_elsewhere(window: int, partner_id: int, record: ActivityRecordIn,

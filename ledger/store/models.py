@@ -110,7 +110,9 @@ class ActivityRecord(Base):
     quantity: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
-    raw: Mapped[str] = mapped_column(Text)
+    #: the record as received (RFC 8785); NULL when it is exactly its columns and its
+    #: citizen's pseudonym (:func:`ledger.records.rebuilt_record`, migration 0017)
+    raw: Mapped[str | None] = mapped_column(Text)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     status: Mapped[str] = mapped_column(String(16))  # credited | capped | duplicate
     duplicate_of: Mapped[int | None] = mapped_column(BigId, ForeignKey("activity_records.id"))
