@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, text
 
 # COPY's column types, found once per table and columns
 _COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
@@ -51,3 +51,18 @@ def copy_rows(connection: Connection, table: Table, columns: Sequence[str],
                 copy.write_row(row)
     finally:
         cursor.close()
+
+
+def update_column(connection: Connection, table: str, key: str, column: str, pg_type: str,
+                  rows: Sequence[tuple[Any, Any]]) -> None:
+    """Set ``column`` of ``table`` for each (key value, new value) of ``rows``: the driver's
+    ``executemany`` on SQLite, one statement over two arrays on PostgreSQL (``pg_type`` the
+    column's, e.g. ``bytea``; the key is a bigint), not one statement a row."""
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql(f"UPDATE {table} SET {column} = ? WHERE {key} = ?",
+                                   [(value, at) for at, value in rows])
+        return
+    connection.execute(text(
+        f"UPDATE {table} AS t SET {column} = v.value FROM unnest(CAST(:keys AS bigint[]), "
+        f"CAST(:values AS {pg_type}[])) AS v(key, value) WHERE t.{key} = v.key"),
+        {"keys": [at for at, _ in rows], "values": [value for _, value in rows]})

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from ledger.leaf import ENCODED_SIZE, STORED_SIZE, expand_leaf, store_leaf
+from ledger.store.bulk import update_column
 
 revision = "0016"
 down_revision = "0015"
@@ -34,7 +35,6 @@ _CHUNK = 20_000
 def _rewrite(length: int, change: Callable[[bytes], bytes]) -> None:
     """Every leaf of ``length`` bytes replaced by ``change`` of it, in chunks of seq."""
     conn = op.get_bind()
-    sqlite = conn.dialect.name == "sqlite"
     after = -1
     while True:
         rows = conn.execute(sa.text(
@@ -51,14 +51,7 @@ def _rewrite(length: int, change: Callable[[bytes], bytes]) -> None:
                     changed.append((seq, change(leaf)))
         if not changed:
             continue
-        if sqlite:
-            conn.exec_driver_sql("UPDATE ledger_entries SET leaf = ? WHERE seq = ?",
-                                 [(leaf, seq) for seq, leaf in changed])
-        else:  # one statement over two arrays, not one per row
-            conn.execute(sa.text(
-                "UPDATE ledger_entries AS e SET leaf = v.leaf FROM unnest(CAST(:seqs AS bigint[]), "
-                "CAST(:leaves AS bytea[])) AS v(seq, leaf) WHERE e.seq = v.seq"),
-                {"seqs": [seq for seq, _ in changed], "leaves": [leaf for _, leaf in changed]})
+        update_column(conn, "ledger_entries", "seq", "leaf", "bytea", changed)
 
 
 def upgrade() -> None:

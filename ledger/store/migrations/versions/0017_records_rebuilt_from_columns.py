@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from ledger.records import rebuilt_record
+from ledger.store.bulk import update_column
 
 revision = "0017"
 down_revision = "0016"
@@ -35,7 +36,6 @@ _READ = sa.text(
 def _rewrite(drop: bool) -> None:
     """Drop the text of every record it rebuilds to (``drop``), or write it back."""
     conn = op.get_bind()
-    sqlite = conn.dialect.name == "sqlite"
     after = -1
     while rows := conn.execute(_READ, {"after": after, "n": _CHUNK}).all():
         after = rows[-1][0]
@@ -50,14 +50,7 @@ def _rewrite(drop: bool) -> None:
                 changed.append((rid, None))
         if not changed:
             continue
-        if sqlite:
-            conn.exec_driver_sql("UPDATE activity_records SET raw = ? WHERE id = ?",
-                                 [(raw, rid) for rid, raw in changed])
-        else:  # one statement over two arrays, not one per row
-            conn.execute(sa.text(
-                "UPDATE activity_records AS r SET raw = v.raw FROM unnest(CAST(:ids AS bigint[]), "
-                "CAST(:raws AS text[])) AS v(id, raw) WHERE r.id = v.id"),
-                {"ids": [rid for rid, _ in changed], "raws": [raw for _, raw in changed]})
+        update_column(conn, "activity_records", "id", "raw", "text", changed)
 
 
 def upgrade() -> None:
