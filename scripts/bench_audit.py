@@ -13,8 +13,10 @@ Then, in interleaved rounds (before, after, before, after, ...; each round begin
 a *host reference*, a fixed keccak loop's milliseconds, so a busier stretch of the shared
 host shows), each run in a fresh child process so its peak RSS is the audit's own, it
 audits the batch with the code of ``--before`` (a git revision, checked out in a
-temporary worktree; default: the last commit before the streaming audit) and with this
-checkout's (in one process, and with ``--workers`` > 1 also with that many forked
+temporary worktree; default: the last commit before the streaming audit; where its
+schema is older than this checkout's, it audits a copy of the ledger downgraded to its
+revision by this checkout's migrations: the same entries, stored as that code stores
+them) and with this checkout's (in one process, and with ``--workers`` > 1 also with that many forked
 workers). It prints each run's entries/s, the CPU seconds it used (its own and its
 workers': on a busy shared host the wall time says more about the host than about the
 code), its peak RSS (the parent's, and the largest worker's), then the medians. A run
@@ -30,6 +32,7 @@ import argparse
 import dataclasses
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,7 +56,7 @@ def _child_code() -> Path | None:
 # A child measuring another checkout imports that checkout's ledger, before anything else.
 sys.path.insert(0, str(_child_code() or ROOT))
 
-from bench_worktree import worktree  # noqa: E402  (imports nothing of the ledger)
+from bench_worktree import schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
 
 
 def fill(url: str, n: int) -> None:
@@ -101,6 +104,39 @@ def fill(url: str, n: int) -> None:
     batches = Sealer(db, anchor, options).seal()
     print(f"  sealed {[(b.id, b.leaf_count, b.status) for b in batches]}", flush=True)
     db.engine.dispose()
+
+
+def downgraded_copy(url: str, revision: str, into: Path) -> str:
+    """A copy of the ledger at ``url`` downgraded to ``revision`` by this checkout's
+    migrations, for an older checkout to audit the same ledger in the form it reads
+    (migrations 0016 and 0017 changed how leaves and records are stored)."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from ledger.store.schema import alembic_config
+
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        copy_url = f"sqlite:///{into / 'before.db'}"
+        shutil.copyfile(engine.url.database, into / "before.db")  # type: ignore[arg-type]
+    else:
+        engine.dispose()
+        name = f"{engine.url.database}_before"
+        admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"'))
+        admin.dispose()
+        copy_url = engine.url.set(database=name).render_as_string(hide_password=False)
+    copy = create_engine(copy_url)
+    config = alembic_config()
+    with copy.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+    copy.dispose()
+    return copy_url
 
 
 def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:
@@ -221,14 +257,19 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(prefix="bench-audit-before-") as tmp, \
             worktree(args.before, Path(tmp) / "before") as before:
-        kinds = [("before", before, 1), ("after", ROOT, 1)]
+        before_url = url
+        if (head := schema_head(before)) != schema_head(ROOT):
+            print(f"  the before code reads a copy downgraded to its schema ({head}) ...",
+                  flush=True)
+            before_url = downgraded_copy(url, head, Path(tmp))
+        kinds = [("before", before, 1, before_url), ("after", ROOT, 1, url)]
         if args.workers > 1:
-            kinds.append((f"after, {args.workers} workers", ROOT, args.workers))
-        runs: dict[str, list[dict[str, object]]] = {label: [] for label, _, _ in kinds}
+            kinds.append((f"after, {args.workers} workers", ROOT, args.workers, url))
+        runs: dict[str, list[dict[str, object]]] = {label: [] for label, *_ in kinds}
         for k in range(args.rounds):
             print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
-            for label, code, workers in kinds:
-                runs[label].append(_run(url, code, 1, workers))
+            for label, code, workers, ledger_url in kinds:
+                runs[label].append(_run(ledger_url, code, 1, workers))
                 print(_shown(f"round {k + 1} {label}", runs[label][-1], args.n), flush=True)
 
     print()

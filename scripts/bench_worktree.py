@@ -5,6 +5,7 @@ ledger, so a script that picks which checkout's ledger it imports can use it fir
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,15 +22,27 @@ def is_commit(rev: str) -> bool:
 @contextmanager
 def worktree(rev: str, into: Path) -> Iterator[Path]:
     """``rev`` checked out, detached, at ``into`` for the block, and removed after. The
-    built web pages are not in git: the worktree links this checkout's, so a server
-    started from it serves them."""
+    built web pages and the npm packages (anvil among them) are not in git: the worktree
+    links this checkout's, so a server or node started from it finds them."""
     subprocess.run(["git", "worktree", "add", "--detach", str(into), rev], cwd=ROOT,
                    check=True, capture_output=True)
     try:
-        dist = into / "web" / "dist"
-        if dist.parent.is_dir() and not dist.exists() and (ROOT / "web" / "dist").is_dir():
-            dist.symlink_to(ROOT / "web" / "dist")
+        for built in (Path("web") / "dist", Path("node_modules")):
+            if ((into / built).parent.is_dir() and not (into / built).exists()
+                    and (ROOT / built).is_dir()):
+                (into / built).symlink_to(ROOT / built)
         yield into
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(into)], cwd=ROOT,
                        check=False, capture_output=True)
+
+
+def schema_head(code: Path) -> str:
+    """The head revision of a checkout's migrations, read by a child that imports that
+    checkout's ledger."""
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; sys.path.insert(0, '.'); "
+         "from alembic.script import ScriptDirectory; "
+         "from ledger.store.schema import alembic_config; "
+         "print(ScriptDirectory.from_config(alembic_config()).get_current_head())"],
+        cwd=code, capture_output=True, text=True, check=True).stdout.strip()
