@@ -27,7 +27,7 @@ from ledger.intake.rules import (
 )
 from ledger.leaf import KIND_CREDIT, credit_entry_id
 from ledger.methodology import methodology_in_force, submission_window
-from ledger.records import parse_record
+from ledger.records import parse_record, rebuilt_record
 
 CST = timezone(timedelta(hours=8))
 NOW = int(datetime(2026, 3, 10, 20, 0, tzinfo=CST).timestamp())
@@ -123,9 +123,11 @@ def test_a_credit_writes_its_record_its_entry_and_the_points() -> None:
     assert dict(zip(RECORD_COLUMNS, row, strict=True)) == {
         "partner_id": BIKES, "partner_record_id": "r1", "citizen_id": ANN[0],
         "behaviour": "CYCLING", "quantity": 8000, "occurred_at": record["occurred_at"],
-        "ended_at": record["ended_at"], "raw": parse_record(record, now=NOW).canonical.decode(),
+        "ended_at": record["ended_at"], "raw": None,  # it is its columns: no text kept
         "record_hash": outcome.record_hash, "status": "credited", "duplicate_of": None,
         "entry_id": entry_id, "submission_id": "0x5b", "received_at": NOW}
+    assert rebuilt_record("r1", record["citizen"], "CYCLING", 8000, record["occurred_at"],
+                          record["ended_at"]) == parse_record(record, now=NOW).canonical
     assert decision.credits == [(entry_id, ANN[0], ANN[1], KIND_CREDIT, "CYCLING", 8000, grams,
                                  RULES.points(grams), RULES.version, record["occurred_at"],
                                  outcome.record_hash, ADDRESS)]
