@@ -56,7 +56,7 @@ def _child_code() -> Path | None:
 # A child measuring another checkout imports that checkout's ledger, before anything else.
 sys.path.insert(0, str(_child_code() or ROOT))
 
-from bench_worktree import schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
+from bench_worktree import downgrade, schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
 
 
 def fill(url: str, n: int) -> None:
@@ -107,13 +107,9 @@ def fill(url: str, n: int) -> None:
 
 
 def downgraded_copy(url: str, revision: str, into: Path) -> str:
-    """A copy of the ledger at ``url`` downgraded to ``revision`` by this checkout's
-    migrations, for an older checkout to audit the same ledger in the form it reads
-    (migrations 0016 and 0017 changed how leaves and records are stored)."""
-    from alembic import command
+    """A copy of the ledger at ``url`` downgraded to ``revision`` (:func:`downgrade`), for
+    an older checkout to audit the same ledger in the form it reads."""
     from sqlalchemy import create_engine, text
-
-    from ledger.store.schema import alembic_config
 
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
@@ -130,12 +126,7 @@ def downgraded_copy(url: str, revision: str, into: Path) -> str:
             conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"'))
         admin.dispose()
         copy_url = engine.url.set(database=name).render_as_string(hide_password=False)
-    copy = create_engine(copy_url)
-    config = alembic_config()
-    with copy.begin() as conn:
-        config.attributes["connection"] = conn
-        command.downgrade(config, revision)
-    copy.dispose()
+    downgrade(copy_url, revision)
     return copy_url
 
 

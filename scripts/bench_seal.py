@@ -302,19 +302,26 @@ def seal_line(r: dict[str, object]) -> str:
 
 
 @contextlib.contextmanager
-def round_ledgers(filled_url: str, tmp: str) -> Iterator[dict[str, str]]:
+def round_ledgers(filled_url: str, tmp: str, older_schema: str | None = None
+                  ) -> Iterator[dict[str, str]]:
     """A round's ledger for each side, copies of the filled one, the older code's with its
-    tree table. PostgreSQL: fresh copies, then a checkpoint and a sync, so writing them out
-    (gigabytes of dirty pages the kernel would flush during the seals) is in no seal's time;
-    dropped after the round. SQLite: the filled file for this code and one
-    copy for the older code, kept from round to round (each seal unseals first)."""
+    tree table, and downgraded to ``older_schema`` when that code's schema is older than
+    this checkout's (:func:`bench_worktree.downgrade`: its leaves stored as it stores
+    them). PostgreSQL: fresh copies, then a checkpoint and a sync, so writing them out
+    (gigabytes of dirty pages the kernel would flush during the seals) is in no seal's
+    time; dropped after the round. SQLite: the filled file for this code and one copy for
+    the older code, kept from round to round (each seal unseals first)."""
     import shutil
+
+    from bench_worktree import downgrade
 
     if filled_url.startswith("sqlite"):
         before = Path(tmp) / "before.db"
         if not before.exists():
             shutil.copyfile(filled_url.removeprefix("sqlite:///"), before)
             add_old_tree_table(f"sqlite:///{before}")
+            if older_schema:
+                downgrade(f"sqlite:///{before}", older_schema)
         yield {"before": f"sqlite:///{before}", "after": filled_url}
         return
     template = make_url(filled_url).database
@@ -326,6 +333,8 @@ def round_ledgers(filled_url: str, tmp: str) -> Iterator[dict[str, str]]:
     urls = {side: make_url(filled_url).set(database=name).render_as_string(hide_password=False)
             for side, name in names.items()}
     add_old_tree_table(urls["before"])
+    if older_schema:
+        downgrade(urls["before"], older_schema)
     try:
         yield urls
     finally:
@@ -353,6 +362,14 @@ def host_load(tmp: str) -> float:
     return host_reference(Path(tmp))
 
 
+def older_schema(code: Path) -> str | None:
+    """The schema head of an older checkout, when it is not this checkout's."""
+    from bench_worktree import schema_head
+
+    head = schema_head(code)
+    return None if head == schema_head(ROOT) else head
+
+
 def before_after(args: argparse.Namespace, tmp: str) -> None:
     """Both codes on copies of one ledger, interleaved; medians."""
     filled_url = filled(args, tmp)
@@ -366,11 +383,14 @@ def before_after(args: argparse.Namespace, tmp: str) -> None:
     rates: list[float] = []  # raw keccak/s, a loop each round
     rng = random.Random(24)
     max_batch = [] if args.max_batch is None else ["--max-batch", str(args.max_batch)]
+    older = older_schema(codes["before"])
+    if older:
+        print(f"  the older code seals copies downgraded to its schema, {older}", flush=True)
     for k in range(args.repeat):
         order = ["before", "after"] if k % 2 == 0 else ["after", "before"]
         hosts.append(host_load(tmp))
         print(f"  round {k + 1} host reference: {hosts[-1]:.1f} ms", flush=True)
-        with round_ledgers(filled_url, tmp) as urls:
+        with round_ledgers(filled_url, tmp, older) as urls:
             for name in order:
                 seals[name].append(child("--measure", codes[name], urls[name], "--workers",
                                          str(args.workers), *max_batch))
@@ -413,9 +433,10 @@ def phases(args: argparse.Namespace, filled_url: str, tmp: str) -> None:
     """A seal's phases, both codes interleaved; medians."""
     codes = {"before": Path(args.before).resolve(), "after": ROOT}
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    older = older_schema(codes["before"])
     for k in range(args.repeat):
         print(f"  round {k + 1} host reference: {host_load(tmp):.1f} ms", flush=True)
-        with round_ledgers(filled_url, tmp) as urls:
+        with round_ledgers(filled_url, tmp, older) as urls:
             for name in (["before", "after"] if k % 2 == 0 else ["after", "before"]):
                 runs[name].append(child("--measure-phases", codes[name], urls[name],  # type: ignore[arg-type]
                                         "--workers", str(args.workers)))

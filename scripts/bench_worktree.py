@@ -46,3 +46,24 @@ def schema_head(code: Path) -> str:
          "from ledger.store.schema import alembic_config; "
          "print(ScriptDirectory.from_config(alembic_config()).get_current_head())"],
         cwd=code, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the ledger at ``url`` to ``revision`` with this checkout's migrations,
+    then pack it (``VACUUM``; ``VACUUM FULL`` on PostgreSQL): for an older checkout to
+    read the same entries stored as it stores them (0016 and 0017 changed how leaves and
+    records are stored), laid out as if that code had written them. Imports the ledger
+    when called: the caller has chosen which checkout's it imports by then."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from ledger.store.schema import alembic_config
+
+    engine = create_engine(url)
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.exec_driver_sql("VACUUM" if engine.dialect.name == "sqlite" else "VACUUM FULL")
+    engine.dispose()
