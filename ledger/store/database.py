@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DataError,
@@ -34,9 +34,26 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url, **kwargs)
-        return create_engine(url, pool_pre_ping=True, **kwargs)
+        return create_engine(url, pool_pre_ping=True, **_postgres_options(url, kwargs))
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:  # ImportError: no driver
         raise InvalidInput(f"not a usable SQLAlchemy URL: {exc}", field="database_url") from exc
+
+
+#: Set on every PostgreSQL connection as it opens (after any ``options`` in the URL).
+#: No JIT: the ledger's statements are short lookups and writes, and PostgreSQL compiles
+#: any plan whose estimated cost passes ``jit_above_cost``. The proof's entry lookup
+#: passes it at about 10 M entries (its never-run arm for unsealed entries is estimated at
+#: a third of the table), and compiling cost 2-17 ms of a lookup that runs in 0.1 ms:
+#: proof GETs fell twentyfold (docs/benchmarks.md, "Cold proofs at 10 M").
+POSTGRES_OPTIONS = "-c jit=off"
+
+
+def _postgres_options(url: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    connect_args = dict(kwargs.pop("connect_args", {}))
+    given = (connect_args.get("options") or make_url(url).query.get("options")
+             or os.environ.get("PGOPTIONS", ""))  # libpq's own default, which this replaces
+    connect_args["options"] = f"{given} {POSTGRES_OPTIONS}".strip()
+    return {**kwargs, "connect_args": connect_args}
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
