@@ -93,6 +93,7 @@ def create_app(container: Container, *, run_sealer: bool = True) -> FastAPI:
             anchor = await _open_when_reachable(container, stack)
             proofs = container.proof_service(anchor)
             proofs.warm()  # before this worker takes a connection
+            stack.enter_context(proofs.following_head())  # never read on the event loop
             scheduler = container.seal_scheduler(
                 anchor, on_proofs_changed=lambda _batches: proofs.forget())
             app.state.ledger = AppState(container, anchor, scheduler, proofs, DecideFirst())

@@ -146,3 +146,40 @@ def test_a_fresh_workers_warm_up_makes_a_bundle_and_keeps_none(api) -> None:
     assert len(fresh.bundles) == 0 and len(fresh.trees._rows) > 0
     made = json.loads(fresh.answer(bytes.fromhex(entry[2:])))  # type: ignore[arg-type]
     assert made["status"] == "anchored" and len(fresh.bundles) == 1
+
+
+def test_a_slow_chain_node_holds_no_answer_while_the_head_is_followed(tmp_path) -> None:
+    """The head is read by a thread of its own: a node that takes 0.3 s to answer (anvil
+    writing its state) is waited for by that thread, never by a confirmations count."""
+    import threading
+    import time
+
+    from ledger.proof_service import ProofService
+    from ledger.store.database import Database
+
+    reads: list[float] = []
+    slow = threading.Event()
+
+    def head() -> int:
+        reads.append(time.monotonic())
+        if slow.is_set():
+            time.sleep(0.3)
+        return 100 + len(reads)
+
+    service = ProofService(Database(f"sqlite:///{tmp_path / 'l.db'}"), head)
+    with service.following_head():  # a read a second, as a worker does
+        deadline = time.monotonic() + 5
+        while not reads and time.monotonic() < deadline:
+            time.sleep(0.01)
+        slow.set()
+        counts, took = [], []
+        for _ in range(150):  # 1.5 s: past the second after which a head is read again
+            started = time.monotonic()
+            counts.append(service.confirmations(100))
+            took.append(time.monotonic() - started)
+            time.sleep(0.01)
+    assert max(took) < 0.05, max(took)  # never the node's 0.3 s
+    assert counts == sorted(counts) and counts[-1] > counts[0]  # and the head moves on
+    calls = len(reads)
+    time.sleep(1.2)
+    assert len(reads) == calls  # the thread stopped with the block
