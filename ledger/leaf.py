@@ -61,6 +61,10 @@ ENCODED_SIZE = _WORDS.size  # 352
 #: bytes on disk all included (#19); :func:`expand_leaf` gives the ABI form back.
 _STORED = struct.Struct(">32s32sB32sQQQIQ32s20s")
 STORED_SIZE = _STORED.size  # 185
+#: (offset in the stored form, offset in the ABI form, length) of each run of bytes the
+#: two share, for expanding many stored leaves at once (the sealer's, with numpy)
+STORED_PLACES = ((0, 0, 64), (64, 95, 33), (97, 152, 8), (105, 184, 8), (113, 216, 8),
+                 (121, 252, 4), (125, 280, 40), (165, 332, 20))
 
 _LIMITS = {"kind": 2**8, "quantity": 2**64, "reductionGrams": 2**64, "points": 2**64,
            "methodology": 2**32, "occurredAt": 2**64}

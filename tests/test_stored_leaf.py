@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text, update
 
 from ledger.audit import audit_batch
-from ledger.batch_builder import hash_leaves
+from ledger.batch_builder import _hash_stored, hash_leaves
 from ledger.entries import entry_row, entry_values
 from ledger.hashing import keccak
 from ledger.leaf import (
@@ -44,6 +44,16 @@ def test_a_stored_leaf_is_the_abi_leaf_without_its_padding(values: tuple) -> Non
     stored = store_leaf(encoded)
     assert len(stored) == STORED_SIZE and encode_stored_leaf(values) == stored
     assert expand_leaf(stored) == encoded
+
+
+@given(st.lists(_values, min_size=1, max_size=8))
+def test_the_sealer_expands_many_leaves_as_each_is_expanded(many: list) -> None:  # type: ignore[type-arg]
+    """The numpy expansion over STORED_PLACES is expand_leaf's, a leaf at a time (and a
+    chunk holding a value of another length is expanded leaf by leaf)."""
+    stored = [encode_stored_leaf(values) for values in many]
+    expected = b"".join(keccak(keccak(expand_leaf(leaf))) for leaf in stored)
+    assert _hash_stored(stored, keccak) == expected
+    assert _hash_stored([*stored, bytes(352)], keccak) == expected + keccak(keccak(bytes(352)))
 
 
 @given(_values, st.integers(0, ENCODED_SIZE - 1), st.integers(1, 255))
