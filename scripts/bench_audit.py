@@ -16,8 +16,8 @@ audits the batch with the code of ``--before`` (a git revision, checked out in a
 temporary worktree; default: the last commit before the streaming audit; where its
 schema is older than this checkout's, it audits a copy of the ledger downgraded to its
 revision by this checkout's migrations: the same entries, stored as that code stores
-them) and with this checkout's (in one process, and with ``--workers`` > 1 also with that many forked
-workers). It prints each run's entries/s, the CPU seconds it used (its own and its
+them) and with this checkout's, each in one process and, with ``--workers`` > 1, also with
+that many forked workers (an older code without them fails there, and says so). It prints each run's entries/s, the CPU seconds it used (its own and its
 workers': on a busy shared host the wall time says more about the host than about the
 code), its peak RSS (the parent's, and the largest worker's), then the medians. A run
 that fails (the old code's one ``IN`` list of every credit id is past SQLite's variable
@@ -215,7 +215,7 @@ def main() -> None:
                         help="a database on a throwaway local PostgreSQL cluster (not kept)")
     parser.add_argument("--fill-only", action="store_true")
     parser.add_argument("--workers", type=int, default=1,
-                        help="also audit with this many worker processes (the new code only)")
+                        help="also audit with this many worker processes (each code)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child mode: the database URL
     parser.add_argument("--batch", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
@@ -254,8 +254,9 @@ def main() -> None:
                   flush=True)
             before_url = downgraded_copy(url, head, Path(tmp))
         kinds = [("before", before, 1, before_url), ("after", ROOT, 1, url)]
-        if args.workers > 1:
-            kinds.append((f"after, {args.workers} workers", ROOT, args.workers, url))
+        if args.workers > 1:  # (an older code without workers fails there, and says so)
+            kinds += [(f"before, {args.workers} workers", before, args.workers, before_url),
+                      (f"after, {args.workers} workers", ROOT, args.workers, url)]
         runs: dict[str, list[dict[str, object]]] = {label: [] for label, *_ in kinds}
         for k in range(args.rounds):
             print(f"  round {k + 1} host reference: {host_reference():.0f} ms", flush=True)
@@ -265,7 +266,7 @@ def main() -> None:
 
     print()
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    for label, rev in ((label, args.before if label == "before" else "this checkout")
+    for label, rev in ((label, args.before if label.startswith("before") else "this checkout")
                        for label in runs):
         good = [r for r in runs[label] if "error" not in r]
         rss = max(max(float(r["rss_mib"]), float(r.get("rss_worker_mib", 0)))  # type: ignore[arg-type]

@@ -48,31 +48,19 @@ finally:
 
 def sizes(url: str) -> tuple[int, int, dict[str, int]]:
     """Entries, total bytes and bytes per table (indexes with their table), packed first."""
+    from bench_scale import table_bytes
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
-    per: dict[str, int] = {}
+    sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.connect() as conn:
             entries = int(conn.scalar(text("SELECT count(*) FROM ledger_entries")) or 0)
-            if engine.dialect.name == "sqlite":
+            if sqlite:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                conn.exec_driver_sql("VACUUM")
-                tables = dict(conn.execute(text(
-                    "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'")).all())
-                for name, size in conn.execute(text(
-                        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name")):
-                    table = tables.get(name, name)
-                    per[table] = per.get(table, 0) + int(size)
-                total = Path(engine.url.database).stat().st_size  # type: ignore[arg-type]
-            else:
-                conn.exec_driver_sql("VACUUM FULL")
-                for name, size in conn.execute(text(
-                        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN "
-                        "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
-                        "AND n.nspname = 'public'")):
-                    per[name] = int(size)
-                total = int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+            conn.exec_driver_sql("VACUUM" if sqlite else "VACUUM FULL")
+            total, per, _ = table_bytes(
+                conn, Path(engine.url.database) if sqlite else None)  # type: ignore[arg-type]
     finally:
         engine.dispose()
     return entries, total, per

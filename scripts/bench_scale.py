@@ -456,25 +456,31 @@ def measure_seal(ledger: Ledger, limit: int) -> dict[str, Any]:
 
 def disk(ledger: Ledger) -> tuple[int, dict[str, int], str]:
     """Total bytes, bytes per table (indexes with their table), and what the total is."""
+    with ledger.db.engine.connect() as conn:
+        return table_bytes(conn, None if ledger.url else ledger.data_dir / "ledger.db")
+
+
+def table_bytes(conn: Any, sqlite_file: Path | None) -> tuple[int, dict[str, int], str]:
+    """:func:`disk` on a connection: PostgreSQL's ``pg_total_relation_size`` of each table
+    and ``pg_database_size``; SQLite's ``dbstat`` by table and ``sqlite_file`` and its WAL."""
     per: dict[str, int] = defaultdict(int)
-    with ledger.db.session() as s:
-        if ledger.url:
-            for name, size in s.execute(text(
-                    "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'")):
-                per[name] = int(size)
-            total = int(s.scalar(text("SELECT pg_database_size(current_database())")) or 0)
-            return total, dict(per), "pg_database_size"
-        indexes = dict(s.execute(text("SELECT name, tbl_name FROM sqlite_master "
-                                      "WHERE type = 'index'")).all())
-        try:
-            for name, size in s.execute(text("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")):
-                per[indexes.get(name, name)] += int(size)
-        except Exception:  # noqa: BLE001 - SQLite built without dbstat
-            per["(dbstat not available)"] = 0
-    path = ledger.data_dir / "ledger.db"
-    total = sum(p.stat().st_size for p in (path, path.with_name("ledger.db-wal")) if p.exists())
+    if sqlite_file is None:
+        for name, size in conn.execute(text(
+                "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'")):
+            per[name] = int(size)
+        total = int(conn.scalar(text("SELECT pg_database_size(current_database())")) or 0)
+        return total, dict(per), "pg_database_size"
+    indexes = dict(conn.execute(text("SELECT name, tbl_name FROM sqlite_master "
+                                     "WHERE type = 'index'")).all())
+    try:
+        for name, size in conn.execute(text("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")):
+            per[indexes.get(name, name)] += int(size)
+    except Exception:  # noqa: BLE001 - SQLite built without dbstat
+        per["(dbstat not available)"] = 0
+    total = sum(p.stat().st_size for p in (sqlite_file, sqlite_file.with_name(
+        sqlite_file.name + "-wal")) if p.exists())
     return total, dict(per), "file + WAL"
 
 
