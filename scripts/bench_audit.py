@@ -17,7 +17,8 @@ temporary worktree; default: the last commit before the streaming audit; where i
 schema is older than this checkout's, it audits a copy of the ledger downgraded to its
 revision by this checkout's migrations: the same entries, stored as that code stores
 them) and with this checkout's, each in one process and, with ``--workers`` > 1, also with
-that many forked workers (an older code without them fails there, and says so). It prints each run's entries/s, the CPU seconds it used (its own and its
+that many forked workers (an older code without them fails there, and says so).
+It prints each run's entries/s, the CPU seconds it used (its own and its
 workers': on a busy shared host the wall time says more about the host than about the
 code), its peak RSS (the parent's, and the largest worker's), then the medians. A run
 that fails (the old code's one ``IN`` list of every credit id is past SQLite's variable
@@ -32,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -56,7 +56,7 @@ def _child_code() -> Path | None:
 # A child measuring another checkout imports that checkout's ledger, before anything else.
 sys.path.insert(0, str(_child_code() or ROOT))
 
-from bench_worktree import downgrade, schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
+from bench_worktree import downgraded_copy, schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
 
 
 def fill(url: str, n: int) -> None:
@@ -104,30 +104,6 @@ def fill(url: str, n: int) -> None:
     batches = Sealer(db, anchor, options).seal()
     print(f"  sealed {[(b.id, b.leaf_count, b.status) for b in batches]}", flush=True)
     db.engine.dispose()
-
-
-def downgraded_copy(url: str, revision: str, into: Path) -> str:
-    """A copy of the ledger at ``url`` downgraded to ``revision`` (:func:`downgrade`), for
-    an older checkout to audit the same ledger in the form it reads."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    if engine.dialect.name == "sqlite":
-        with engine.begin() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        engine.dispose()
-        copy_url = f"sqlite:///{into / 'before.db'}"
-        shutil.copyfile(engine.url.database, into / "before.db")  # type: ignore[arg-type]
-    else:
-        engine.dispose()
-        name = f"{engine.url.database}_before"
-        admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"'))
-        admin.dispose()
-        copy_url = engine.url.set(database=name).render_as_string(hide_password=False)
-    downgrade(copy_url, revision)
-    return copy_url
 
 
 def measure(url: str, batch_id: int, workers: int) -> dict[str, object]:

@@ -14,7 +14,9 @@ with 64 connections for ``--wrk-seconds`` on proof GETs of 5,000 random sealed e
 (cold: new processes, every connection new, every bundle made from the database), then
 the same again (warm). With ``--at-first-answer`` the cold load starts as soon as
 ``/v1/info`` answers, as in a restart under load: the connections then land on whichever
-worker is up first. ``--before`` is a git revision, checked out in a temporary worktree.
+worker is up first. ``--before`` is a git revision, checked out in a temporary
+worktree; where its schema is older than this checkout's, it serves a copy of the ledger
+downgraded to its revision and packed (the same entries, stored as it stores them).
 With ``--in-process N`` there is no HTTP: each round runs, for each code, a fresh process
 that makes 300 bundles (its connections opened, its statements prepared), then times N
 more, every one a cold bundle from the database (``ProofService.answer``, no bundle kept
@@ -47,7 +49,7 @@ from bench_api import (  # noqa: E402
     wait_workers,
 )
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
-from bench_worktree import is_commit, worktree  # noqa: E402
+from bench_worktree import downgraded_copy, is_commit, schema_head, worktree  # noqa: E402
 
 # Run in a fresh process from a checkout's directory: that code's cold bundle, timed.
 _IN_PROCESS = """
@@ -119,9 +121,17 @@ def main() -> None:
             ids.chmod(0o600)
             print(f"{ledger.count_entries():,} entries", flush=True)
             codes = {f"before ({args.before})": before, "this checkout": ROOT}
+            # the older code reads a copy in its own schema (0016-0017 changed the storage)
+            url_now = ledger.db.engine.url.render_as_string(hide_password=False)
+            urls = dict.fromkeys(codes, url_now)
+            if (head := schema_head(before)) != schema_head(ROOT):
+                ledger.db.engine.dispose()
+                urls[f"before ({args.before})"] = downgraded_copy(url_now, head, Path(tmp))
+                print(f"the older code reads a copy downgraded to its schema, {head}", flush=True)
+            envs = {name: {**ledger.env, "CARBON_LEDGER_DATABASE_URL": urls[name]}
+                    for name in codes}
             if args.in_process:
-                bundles_in_process(codes, str(ledger.db.engine.url.render_as_string(
-                    hide_password=False)), ids, args.in_process, args.rounds, data_dir)
+                bundles_in_process(codes, urls, ids, args.in_process, args.rounds, data_dir)
                 return
             runs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {c: [] for c in codes}
             for r in range(args.rounds):
@@ -132,7 +142,7 @@ def main() -> None:
                     log = Path(tmp) / f"serve-{r}-{len(runs[name])}.log"
                     server = start(["serve", "--rpc", ledger.rpc, "--port", str(port),
                                     "--no-sealer", "--no-access-log", "--workers", "2"],
-                                   env=ledger.env, code=codes[name], log_to=log)
+                                   env=envs[name], code=codes[name], log_to=log)
                     try:
                         wait_http(f"http://127.0.0.1:{port}/v1/info")
                         if not args.at_first_answer:
@@ -160,13 +170,13 @@ def main() -> None:
             stop(ledger.node)
 
 
-def bundles_in_process(codes: dict[str, Path], url: str, ids: Path, n: int, rounds: int,
-                       data_dir: Path) -> None:
+def bundles_in_process(codes: dict[str, Path], urls: dict[str, str], ids: Path, n: int,
+                       rounds: int, data_dir: Path) -> None:
     runs: dict[str, list[dict[str, float]]] = {c: [] for c in codes}
     for r in range(rounds):
         print(f"round {r + 1}: host reference {host_reference(data_dir):.1f} ms", flush=True)
         for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
-            runs[name].append(in_process(codes[name], url, ids, n, seed=r))
+            runs[name].append(in_process(codes[name], urls[name], ids, n, seed=r))
             print(f"  {name}: {runs[name][-1]['ms']:.3f} ms a cold bundle, "
                   f"{runs[name][-1]['queries']:.2f} tree queries", flush=True)
     print("medians of the rounds:")

@@ -67,3 +67,30 @@ def downgrade(url: str, revision: str) -> None:
     with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         conn.exec_driver_sql("VACUUM" if engine.dialect.name == "sqlite" else "VACUUM FULL")
     engine.dispose()
+
+
+def downgraded_copy(url: str, revision: str, into: Path) -> str:
+    """A copy of the ledger at ``url`` (SQLite: a file in ``into``; PostgreSQL: a database
+    beside it) downgraded to ``revision`` and packed (:func:`downgrade`), for an older
+    checkout to read the same entries in the form it reads; its URL."""
+    import shutil
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
+        shutil.copyfile(str(engine.url.database), into / "before.db")
+        copy_url = f"sqlite:///{into / 'before.db'}"
+    else:
+        engine.dispose()
+        name = f"{engine.url.database}_before"
+        admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{engine.url.database}"'))
+        admin.dispose()
+        copy_url = engine.url.set(database=name).render_as_string(hide_password=False)
+    downgrade(copy_url, revision)
+    return copy_url
