@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import ColumnElement, and_, or_, select
@@ -26,10 +26,11 @@ from ledger.hashing import keccak
 from ledger.leaf import (
     ENCODED_SIZE,
     KIND_CREDIT,
+    abi_form,
     behaviour_code,
     decode_leaf,
     encode_leaf,
-    expand_leaf,
+    stored_values,
 )
 from ledger.methodology import methodology_in_force
 from ledger.records import parse_record, plain_record, rebuilt_record
@@ -106,16 +107,25 @@ _PAGE = (
 
 
 def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
-    """The statement reading one page (tests read its query plan)."""
+    """The statement reading one page: the entries with ``after < seq <= last``, at most
+    ``limit`` (tests read its query plan). The caller keeps the range to a page's width
+    (seqs are dense, with a gap where a write was rolled back): on PostgreSQL, with
+    statistics older than the batch, an open range was estimated at a few hundred rows
+    and planned as a scan of everything after ``after``, each row probing the locator,
+    sorted for the page's ``limit``: 165 ms a page at 200,000 entries, where a page's
+    width of seqs takes 4.5 ms (docs/benchmarks.md, "The audit on PostgreSQL: a page a
+    page wide")."""
     return _PAGE.where(_e.seq > after, _e.seq <= last).order_by(_e.seq).limit(limit)
 
 
 def run_query(start: int, limit: int):  # type: ignore[no-untyped-def]
-    """The raw records from id ``start`` on, a run of the primary key: intake writes a
-    submission's records in the order of their entries, so a page's records are mostly
-    one such run, read for a third of what finding each by its key costs."""
+    """The raw records with ids ``start`` to ``start + limit - 1``, a run of the primary
+    key: intake writes a submission's records in the order of their entries, so a page's
+    records are mostly one such run, read for a third of what finding each by its key
+    costs. A closed range, as a page's (:func:`page_query`)."""
     return (select(_r.id, _r.entry_id, _r.citizen_id, _r.behaviour, _r.occurred_at, *_RECORD)
-            .select_from(_RECORDS).where(_r.id >= start).order_by(_r.id).limit(limit))
+            .select_from(_RECORDS).where(_r.id >= start, _r.id < start + limit)
+            .order_by(_r.id).limit(limit))
 
 
 def records_query(seqs: Sequence[int]):  # type: ignore[no-untyped-def]
@@ -143,13 +153,17 @@ def _rows(session: Session, statement: Any) -> Sequence[Any]:
 
 def audited_pages(session: Session, batch: Batch, after: int, size: int, *, last: int | None = None,
            one: bool = False) -> Iterator[list[EntryAudit]]:
-    """The batch's entries after ``after`` (up to ``last``) recomputed, a page at a time,
-    in seq order."""
+    """The batch's entries after ``after`` (up to ``last``) recomputed, a page of ``size``
+    at a time (the last may hold fewer), in seq order; with ``one``, the first page only."""
     last = batch.last_seq if last is None else last
     batch_id = batch.id  # an ORM attribute read costs as much as a check's arithmetic
     run_from: int | None = None  # where the next page's run of records should begin
     while after < last:
-        rows = _rows(session, page_query(after, last, size))
+        rows: list[Any] = []
+        while after < last and len(rows) < size:  # more than one read where seqs have gaps
+            upto = min(last, after + size - len(rows))
+            rows += _rows(session, page_query(after, upto, size))
+            after = upto
         if not rows:
             return
         raws, run_from = _raw_records(session, [r for r in rows if r[3] == KIND_CREDIT],
@@ -163,18 +177,17 @@ def audited_pages(session: Session, batch: Batch, after: int, size: int, *, last
                 capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
         _check_caps_reached(session, capped)
         yield page
-        if one or len(rows) < size:
+        if one:
             return
-        after = rows[-1][0]
 
 
 def _raw_records(session: Session, credits: list[Any],
-                 run_from: int | None) -> tuple[dict[int, str], int | None]:
+                 run_from: int | None) -> tuple[dict[int, str | Rebuilt], int | None]:
     """The raw record of each credit row, by seq: the one with the entry's citizen,
     behaviour, time and id. Looked for first in the run of records from ``run_from`` on
     (a page's records are mostly one run of ids), then, for those not in it, each by its
     key; also where the next run should begin (after the last record found)."""
-    raws: dict[int, str] = {}
+    raws: dict[int, str | Rebuilt] = {}
     last_found = -1
     if run_from is not None and credits:
         run = {r[1]: r for r in _rows(session, run_query(run_from, len(credits) * 9 // 8 + 16))}
@@ -195,30 +208,39 @@ def _raw_records(session: Session, credits: list[Any],
     return raws, last_found + 1 if last_found >= 0 else run_from
 
 
+class Rebuilt(NamedTuple):
+    """A record with no stored text, rebuilt from its columns: the bytes, and the
+    behaviour, quantity and time they were built from (what parsing them gives back)."""
+
+    encoded: bytes
+    parsed: tuple[str, int, int]
+
+
 def _text(raw: str | None, record_id: str, pseudonym: str | None, behaviour: str,
-          quantity: int, occurred_at: int, ended_at: int | None) -> str:
-    """A record's text: as stored, or rebuilt from its columns when it has none."""
+          quantity: int, occurred_at: int, ended_at: int | None) -> str | Rebuilt:
+    """A record's text as stored, or rebuilt from its columns when it has none."""
     if raw is not None:
         return raw
     if pseudonym is None:  # no citizen to rebuild it with (intake never stores this)
         return ""
-    return rebuilt_record(record_id, pseudonym, behaviour, quantity, occurred_at,
-                          ended_at).decode()
+    return Rebuilt(rebuilt_record(record_id, pseudonym, behaviour, quantity, occurred_at,
+                                  ended_at), (behaviour, quantity, occurred_at))
 
 
 # -- checking ---------------------------------------------------------------------------------
 
-def _check_row(row: tuple, raw: str | None,  # type: ignore[type-arg]
+def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
                batch_id: int) -> EntryAudit:
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
      record_hash, partner, leaf, located_seq, located_batch) = row
-    leaf = expand_leaf(bytes(leaf))  # the driver's row: the leaf in its stored form
+    stored = stored_values(bytes(leaf))  # the driver's row: the leaf in its stored form
+    leaf = bytes(leaf) if stored is None else abi_form(stored)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
     if located_seq != seq or located_batch != batch_id:  # so a proof by entry id finds it
         entry.problems.append(f"the locator "
                               f"{'lacks it' if located_seq is None else 'points elsewhere'}")
-    problem = _check_leaf(leaf, entry.entry_id, kind, behaviour, quantity, grams, points,
-                          version, at, bytes(record_hash), bytes(partner))
+    problem = _check_leaf(leaf, stored, entry.entry_id, kind, behaviour, quantity, grams,
+                          points, version, at, bytes(record_hash), bytes(partner))
     if problem is None and kind == KIND_CREDIT:
         entry.credit = True
         problem = _check_credit(entry, raw, behaviour, quantity, grams, points, version, at,
@@ -228,20 +250,25 @@ def _check_row(row: tuple, raw: str | None,  # type: ignore[type-arg]
     return entry
 
 
-def _check_leaf(leaf: bytes, entry_id: bytes, kind: int, behaviour: str, quantity: int,
-                grams: int, points: int, version: int, at: int, record_hash: bytes,
+def _check_leaf(leaf: bytes, stored: tuple | None,  # type: ignore[type-arg]
+                entry_id: bytes, kind: int, behaviour: str, quantity: int, grams: int,
+                points: int, version: int, at: int, record_hash: bytes,
                 partner: bytes) -> str | None:
     """Whether the sealed leaf encodes the entry's columns (the account, a salted
-    commitment, is not a column: it is taken from the leaf)."""
+    commitment, is not a column: it is taken from the leaf). ``stored``: the leaf's values
+    as stored, when it is stored short (compared as they are: a third of encoding them
+    again, which a leaf stored as it is still needs)."""
     code = behaviour_code(behaviour)
-    if len(leaf) == ENCODED_SIZE:
+    columns = (entry_id, kind, code, quantity, grams, points, version, at, record_hash, partner)
+    if stored is not None and stored[:1] + stored[2:] == columns:
+        return None  # the usual case
+    if stored is None and len(leaf) == ENCODED_SIZE:
         try:
             if encode_leaf((entry_id, leaf[32:64], kind, code, quantity, grams, points, version,
                             at, record_hash, partner)) == leaf:
                 return None  # the usual case: re-encoded, the columns are the leaf
         except InvalidInput:
             pass  # a column out of its ABI width: no leaf can encode it
-    columns = (entry_id, kind, code, quantity, grams, points, version, at, record_hash, partner)
     try:
         decoded = decode_leaf(leaf)
     except InvalidInput as exc:
@@ -254,20 +281,26 @@ def _check_leaf(leaf: bytes, entry_id: bytes, kind: int, behaviour: str, quantit
     return None
 
 
-def _check_credit(entry: EntryAudit, raw: str | None, behaviour: str, quantity: int,
+def _check_credit(entry: EntryAudit, raw: str | Rebuilt | None, behaviour: str, quantity: int,
                   grams: int, points: int, version: int, at: int,
                   record_hash: bytes) -> str | None:
     """What is wrong with a credit whose leaf holds; marks it capped when it is right but
     below the full figure (the cap's total is checked by the page)."""
     if raw is None:
         return "no raw record for this credit"
-    encoded = raw.encode()
+    encoded = raw.encoded if isinstance(raw, Rebuilt) else raw.encode()
     entry.record_hash = keccak(encoded)
     if entry.record_hash != record_hash:
         return "the raw record does not hash to the sealed recordHash"
-    reparsed = _reparsed(raw, encoded)
-    if isinstance(reparsed, str):
-        return reparsed
+    if isinstance(raw, Rebuilt):
+        # Its hash is the sealed one, so these bytes are the ones intake received and
+        # parsed, and parsing them again gives the columns they were built from (1.3 us
+        # an entry: docs/benchmarks.md, "The audit on PostgreSQL: a page a page wide").
+        reparsed: tuple[str, int, int] | str = raw.parsed
+    else:
+        reparsed = _reparsed(raw, encoded)
+        if isinstance(reparsed, str):
+            return reparsed
     if reparsed != (behaviour, quantity, at):
         return "the raw record's behaviour, quantity or time differ from the entry"
     try:

@@ -146,9 +146,20 @@ def expand_leaf(stored: bytes) -> bytes:
     """A stored leaf in its ABI form (:func:`encode_leaf`'s), the form that is hashed.
     A stored value of any other length is given back as it is: the checks that read it
     (the audit, a proof's leaf hash) then find it wrong, rather than this failing."""
-    if len(stored) != STORED_SIZE:
-        return stored
-    return _WORDS.pack(*_STORED.unpack(stored))
+    values = stored_values(stored)
+    return stored if values is None else abi_form(values)
+
+
+def stored_values(stored: bytes) -> tuple | None:  # type: ignore[type-arg]
+    """The values of a leaf in its stored form, in :data:`LEAF_ENCODING` order (each
+    within its ABI width: the stored form has no room for more); None for a stored value
+    of any other length."""
+    return _STORED.unpack(stored) if len(stored) == STORED_SIZE else None
+
+
+def abi_form(values: tuple) -> bytes:  # type: ignore[type-arg]
+    """:func:`stored_values`' values in their ABI form, as :func:`expand_leaf` gives it."""
+    return _WORDS.pack(*values)
 
 
 def _check_leaf_values(values: tuple) -> None:  # type: ignore[type-arg]

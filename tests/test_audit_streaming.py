@@ -83,6 +83,38 @@ def test_a_batch_past_the_old_variable_limit_audits_in_bounded_statements(
     assert max(bound) <= 3 * 300 + 10  # ... and no statement grew with the batch
 
 
+def test_each_page_reads_a_page_wide_range_and_gaps_are_crossed(db, make_partner,
+                                                                sealer) -> None:
+    """A page's statement covers at most a page's width of seqs, whatever is left of the
+    batch (an open range, with PostgreSQL's statistics older than the batch, was planned as
+    a scan of the rest of the batch); a gap in the seqs wider than a page (writes rolled
+    back) is crossed, by the whole audit and by one page of the per-entry audit."""
+    rides(db, make_partner(), 40, citizens=10)
+    with db.session() as s:
+        seqs = list(s.scalars(select(LedgerEntry.seq).order_by(LedgerEntry.seq)))
+        s.execute(delete(LedgerEntry).where(LedgerEntry.seq.between(seqs[10], seqs[19])))
+    [batch] = sealer.seal()
+    assert batch.leaf_count == 30
+    ranges: list[tuple[int, int]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, _context: Any,
+               _many: bool) -> None:
+        if "FROM ledger_entries LEFT OUTER JOIN entry_locator" in statement:
+            values = list(params.values()) if isinstance(params, dict) else list(params)
+            ranges.append((values[0], values[1]))  # seq > after, seq <= last
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.session(snapshot=True) as s:
+            report = audit_batch(s, batch.id, page_size=4)
+            page = audit_entries(s, batch.id, after=seqs[9], limit=4)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert report.ok and report.entries == 30, report.problems
+    assert ranges and all(hi - lo <= 4 for lo, hi in ranges), ranges
+    assert [e.seq for e in page.entries] == seqs[20:24]
+
+
 @pytest.mark.parametrize("db", ["sqlite"], indirect=True)
 def test_the_raw_records_are_read_as_runs_of_ids(db, make_partner, sealer,
                                                  monkeypatch) -> None:
@@ -165,7 +197,7 @@ def test_the_page_reads_use_indexes_on_sqlite(db) -> None:
         "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN"]
     citizen = "SEARCH citizens USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN"  # a pseudonym
     assert _sqlite_plan(db, RUN) == [
-        "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>?)", citizen]
+        "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", citizen]
     assert _sqlite_plan(db, BY_KEY) == [
         "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid=?)",
         "SEARCH activity_records USING INDEX ix_records_citizen_behaviour "

@@ -12,9 +12,11 @@ from sqlalchemy import select, text, update
 
 from ledger import accounts
 from ledger.audit import audit_batch
+from ledger.entries import ENTRY_COLUMNS, entry_row
+from ledger.hashing import keccak
 from ledger.intake.service import submit_records
 from ledger.records import MAX_DURATION_SECONDS, parse_record, rebuilt_record
-from ledger.store.models import ActivityRecord, Citizen
+from ledger.store.models import ActivityRecord, Citizen, LedgerEntry
 from tests.test_migrations import run_alembic
 
 _printable = st.text(st.characters(codec="utf-8", categories=("L", "N", "P", "S")),
@@ -80,6 +82,33 @@ def test_a_changed_column_of_a_rebuilt_record_is_found(db, make_partner, make_ci
         problems = audit_batch(s, batch.id).problems
     assert len(problems) == 1 and problems[0].endswith(
         "the raw record does not hash to the sealed recordHash"), problems
+
+
+def test_a_rebuilt_record_unlike_its_entry_is_found(db, make_partner, make_citizen,
+                                                   sealer) -> None:
+    """The audit takes a rebuilt record's behaviour, quantity and time from the columns it
+    was rebuilt from, not from parsing it again: a record changed together with its
+    entry's recordHash and leaf (so the hash holds) is still named, as a stored text is."""
+    partner, citizen = make_partner(), make_citizen()
+    assert _records(db, partner, citizen) == [None]
+    [batch] = sealer.seal()
+    with db.session() as s:
+        record = s.scalar(select(ActivityRecord))
+        entry = s.scalar(select(LedgerEntry).where(LedgerEntry.entry_id == record.entry_id))
+        record.quantity += 1
+        rehashed = keccak(rebuilt_record(record.partner_record_id, citizen.pseudonym,
+                                         record.behaviour, record.quantity,
+                                         record.occurred_at, record.ended_at))
+        values = {name: getattr(entry, name) for name in ENTRY_COLUMNS if name != "leaf"}
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == entry.seq).values(
+            record_hash=rehashed, leaf=entry_row(**{**values, "record_hash": rehashed},
+                                                 account=entry.leaf[32:64])["leaf"]))
+    with db.session() as s:
+        problems = audit_batch(s, batch.id).problems
+    assert problems[0].endswith("the raw record's behaviour, quantity or time differ from "
+                                "the entry"), problems
+    assert [p.split(" 0x")[0] for p in problems[1:]] == ["the leaves give root",
+                                                         "the leaves give content hash"]
 
 
 def test_an_erased_citizens_records_keep_no_rebuildable_text(db, make_partner, make_citizen,
