@@ -26,6 +26,8 @@ from ledger.hashing import keccak
 from ledger.leaf import (
     ENCODED_SIZE,
     KIND_CREDIT,
+    LEAF_PARTNER,
+    LEAF_RECORD_HASH,
     abi_form,
     behaviour_code,
     decode_leaf,
@@ -99,8 +101,8 @@ _RECORDS = ActivityRecord.__table__.outerjoin(Citizen.__table__, _c.id == _r.cit
 #: (docs/benchmarks.md, "The audit").
 _PAGE = (
     select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
-           _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.record_hash,
-           _e.partner_address, _e.leaf, _l.seq, _l.batch_id)
+           _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.leaf, _l.seq,
+           _l.batch_id)
     .select_from(LedgerEntry.__table__
                  .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id))
 )
@@ -231,8 +233,8 @@ def _text(raw: str | None, record_id: str, pseudonym: str | None, behaviour: str
 
 def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
                batch_id: int) -> EntryAudit:
-    (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at,
-     record_hash, partner, leaf, located_seq, located_batch) = row
+    (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at, leaf,
+     located_seq, located_batch) = row
     stored = stored_values(bytes(leaf))  # the driver's row: the leaf in its stored form
     leaf = bytes(leaf) if stored is None else abi_form(stored)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
@@ -240,11 +242,11 @@ def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
         entry.problems.append(f"the locator "
                               f"{'lacks it' if located_seq is None else 'points elsewhere'}")
     problem = _check_leaf(leaf, stored, entry.entry_id, kind, behaviour, quantity, grams,
-                          points, version, at, bytes(record_hash), bytes(partner))
+                          points, version, at)
     if problem is None and kind == KIND_CREDIT:
         entry.credit = True
         problem = _check_credit(entry, raw, behaviour, quantity, grams, points, version, at,
-                                bytes(record_hash))
+                                leaf[LEAF_RECORD_HASH])
     if problem is not None:
         entry.problems.append(problem)
     return entry
@@ -252,20 +254,20 @@ def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
 
 def _check_leaf(leaf: bytes, stored: tuple | None,  # type: ignore[type-arg]
                 entry_id: bytes, kind: int, behaviour: str, quantity: int, grams: int,
-                points: int, version: int, at: int, record_hash: bytes,
-                partner: bytes) -> str | None:
-    """Whether the sealed leaf encodes the entry's columns (the account, a salted
-    commitment, is not a column: it is taken from the leaf). ``stored``: the leaf's values
-    as stored, when it is stored short (compared as they are: a third of encoding them
-    again, which a leaf stored as it is still needs)."""
+                points: int, version: int, at: int) -> str | None:
+    """Whether the sealed leaf encodes the entry's columns (the account, the record hash
+    and the partner are not columns: they are taken from the leaf; the record hash is
+    then held to the raw record). ``stored``: the leaf's values as stored, when it is
+    stored short (compared as they are: a third of encoding them again, which a leaf
+    stored as it is still needs)."""
     code = behaviour_code(behaviour)
-    columns = (entry_id, kind, code, quantity, grams, points, version, at, record_hash, partner)
-    if stored is not None and stored[:1] + stored[2:] == columns:
+    columns = (entry_id, kind, code, quantity, grams, points, version, at)
+    if stored is not None and stored[:1] + stored[2:9] == columns:
         return None  # the usual case
     if stored is None and len(leaf) == ENCODED_SIZE:
         try:
             if encode_leaf((entry_id, leaf[32:64], kind, code, quantity, grams, points, version,
-                            at, record_hash, partner)) == leaf:
+                            at, leaf[LEAF_RECORD_HASH], leaf[LEAF_PARTNER])) == leaf:
                 return None  # the usual case: re-encoded, the columns are the leaf
         except InvalidInput:
             pass  # a column out of its ABI width: no leaf can encode it
@@ -275,7 +277,7 @@ def _check_leaf(leaf: bytes, stored: tuple | None,  # type: ignore[type-arg]
         return f"leaf does not decode: {exc.message}"
     sealed = (decoded.entry_id, decoded.kind, decoded.behaviour, decoded.quantity,
               decoded.reduction_grams, decoded.points, decoded.methodology,
-              decoded.occurred_at, decoded.record_hash, decoded.partner)
+              decoded.occurred_at)
     if columns != sealed:
         return "the sealed leaf differs from the entry's columns"
     return None

@@ -55,6 +55,9 @@ KIND_BONUS = 3
 # too; the range checks below keep them in their declared widths).
 _WORDS = struct.Struct(">32s32s24xQ32s24xQ24xQ24xQ24xQ24xQ32s12x20s")
 ENCODED_SIZE = _WORDS.size  # 352
+#: Where the ABI form holds the record hash and the partner's address.
+LEAF_RECORD_HASH = slice(288, 320)
+LEAF_PARTNER = slice(332, 352)
 #: The leaf as the ledger stores it: the same values without the ABI's padding, each
 #: integer in its declared width (185 bytes; the padding is zeros in every canonical leaf,
 #: so nothing is lost). Stored, a leaf is 167 bytes shorter, about a tenth of an entry's

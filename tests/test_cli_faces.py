@@ -20,7 +20,7 @@ from api.cli.main import main
 from api.composition import container
 from ledger import errors, rankings
 from ledger.hashing import keccak
-from ledger.leaf import KIND_BONUS
+from ledger.leaf import KIND_BONUS, LEAF_RECORD_HASH
 from ledger.methodology import local_day_offset, partner_kinds
 from ledger.store.models import CampaignRanking, EntryLocator, LedgerEntry
 from tests.conftest import a_record
@@ -95,13 +95,13 @@ def test_the_demo_runs_its_season_to_an_anchored_ranking_and_credited_prizes(dem
         key, root = ranking.campaign_key, ranking.root
         prizes = {(r.citizen_id, r.rank, r.prize) for r in rankings.ranks(s, season) if r.prize}
         paid = s.execute(select(LedgerEntry.citizen_id, LedgerEntry.quantity, LedgerEntry.points,
-                                LedgerEntry.record_hash, EntryLocator.batch_id)
+                                LedgerEntry.leaf, EntryLocator.batch_id)
                          .join(EntryLocator, EntryLocator.seq == LedgerEntry.seq, isouter=True)
                          .where(LedgerEntry.kind == KIND_BONUS,
                                 LedgerEntry.behaviour == rankings.prize_behaviour(season))).all()
     assert prizes and {(a, rank, pts) for a, rank, pts, _, _ in paid} == prizes
-    for _, rank, points, record_hash, batch in paid:
-        assert record_hash == keccak(rankings.prize_record(key, root, rank, points)), \
+    for _, rank, points, leaf, batch in paid:
+        assert leaf[LEAF_RECORD_HASH] == keccak(rankings.prize_record(key, root, rank, points)), \
             "a prize entry names the ranking root it pays for"
         assert batch is not None, "prizes are sealed like any entry"
 

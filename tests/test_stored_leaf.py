@@ -115,7 +115,8 @@ def test_a_leaf_written_in_abi_form_is_stored_short(db, make_citizen) -> None:
                     partner_address=bytes(20))
     assert len(row["leaf"]) == ENCODED_SIZE
     assert entry_values(**{k: v for k, v in row.items() if k != "leaf"},
-                        account=citizen.account)[-1] == store_leaf(row["leaf"])
+                        account=citizen.account, record_hash=bytes(32),
+                        partner_address=bytes(20))[-1] == store_leaf(row["leaf"])
     with db.session() as s:
         s.execute(LedgerEntry.__table__.insert(), [row])
     assert _stored_lengths(db) == [STORED_SIZE]

@@ -26,7 +26,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.leaf import ENCODED_SIZE, STORED_SIZE, expand_leaf, store_leaf
+from ledger.leaf import (
+    ENCODED_SIZE,
+    LEAF_PARTNER,
+    LEAF_RECORD_HASH,
+    STORED_SIZE,
+    expand_leaf,
+    store_leaf,
+)
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -190,9 +197,19 @@ class LedgerEntry(Base):
     points: Mapped[int] = mapped_column(BigInteger)
     methodology: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[int] = mapped_column(BigInteger)
-    record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
-    partner_address: Mapped[bytes] = mapped_column(LargeBinary(20))
     leaf: Mapped[bytes] = mapped_column(StoredLeaf())
+
+    # The leaf's record hash and partner have no columns of their own (migration 0018):
+    # they were the leaf's bytes again, and no query selects or filters by them.
+    @property
+    def record_hash(self) -> bytes:
+        """keccak256 of the raw record (zero for a debit), as the leaf holds it."""
+        return self.leaf[LEAF_RECORD_HASH]
+
+    @property
+    def partner_address(self) -> bytes:
+        """The partner's signing address (the operator's for a debit), as the leaf holds it."""
+        return self.leaf[LEAF_PARTNER]
 
 
 class Batch(Base):
