@@ -56,9 +56,9 @@ def sizes(url: str) -> tuple[int, int, dict[str, int]]:
     try:
         with engine.connect() as conn:
             entries = int(conn.scalar(text("SELECT count(*) FROM ledger_entries")) or 0)
-            if sqlite:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.exec_driver_sql("VACUUM" if sqlite else "VACUUM FULL")
+            if sqlite:  # VACUUM writes the packed file through the WAL: empty it after
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             total, per, _ = table_bytes(
                 conn, Path(engine.url.database) if sqlite else None)  # type: ignore[arg-type]
     finally:
