@@ -235,8 +235,10 @@ def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
                batch_id: int) -> EntryAudit:
     (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at, leaf,
      located_seq, located_batch) = row
-    stored = stored_values(bytes(leaf))  # the driver's row: the leaf in its stored form
-    leaf = bytes(leaf) if stored is None else abi_form(stored)
+    leaf = bytes(leaf)  # the driver's row: the leaf in its stored form
+    stored = stored_values(leaf)
+    if stored is not None:  # unpacked once: compared as stored, expanded for the hash
+        leaf = abi_form(stored)
     entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
     if located_seq != seq or located_batch != batch_id:  # so a proof by entry id finds it
         entry.problems.append(f"the locator "

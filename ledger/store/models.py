@@ -46,9 +46,10 @@ class Base(DeclarativeBase):
 class StoredLeaf(TypeDecorator[bytes]):
     """An entry's leaf: written in its ABI form and stored without the padding
     (:func:`ledger.leaf.store_leaf`), read back in its ABI form. Statements that skip
-    it expand or store the leaf themselves: the audit's driver reads call
-    :func:`~ledger.leaf.expand_leaf`, the sealer's expand a chunk at a time
-    (``ledger.batch_builder``), intake's bulk writes take the stored form from
+    it expand or store the leaf themselves: the audit's driver reads unpack it once
+    (:func:`~ledger.leaf.stored_values`, then :func:`~ledger.leaf.abi_form` for the
+    hash), the sealer's expand a chunk at a time (``ledger.batch_builder``), intake's
+    bulk writes take the stored form from
     :func:`ledger.entries.entry_values`. A value that is no canonical leaf is
     stored as it is, for the audit to find."""
 
