@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import NotFound
 from ledger.hashing import parse_hex32
 from ledger.leaf import behaviour_code, encode_stored_leaf, expand_leaf
-from ledger.store.models import Batch, EntryLocator, LedgerEntry
+from ledger.store.models import Batch, EntryLocator, LedgerEntry, entry_key
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
 #: The record hash and the partner's address are in the leaf only (migration 0018).
@@ -73,7 +73,8 @@ def find_entry(entry_columns: Sequence[Any], batch_columns: Sequence[Any] = ()) 
     sealed = (select(*entry_columns, *batch_columns).select_from(EntryLocator)
               .join(LedgerEntry, LedgerEntry.seq == EntryLocator.seq)
               .join(Batch, Batch.id == EntryLocator.batch_id)
-              .where(EntryLocator.entry_id == bindparam("entry_id")))
+              .where(EntryLocator.entry_key == entry_key(bindparam("entry_id")),
+                     LedgerEntry.entry_id == bindparam("entry_id")))
     unsealed = (select(*entry_columns, *[null().label(c.key) for c in batch_columns])
                 .where(LedgerEntry.seq > func.coalesce(_SEALED_THROUGH.scalar_subquery(), 0),
                        LedgerEntry.entry_id == bindparam("entry_id")))

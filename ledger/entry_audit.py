@@ -45,6 +45,7 @@ from ledger.store.models import (
     EntryLocator,
     LedgerEntry,
     MonthlyTotal,
+    entry_key,
 )
 
 #: Entries read and checked at a time: large enough that a page's round trip is small
@@ -104,7 +105,7 @@ _PAGE = (
            _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.leaf, _l.seq,
            _l.batch_id)
     .select_from(LedgerEntry.__table__
-                 .outerjoin(EntryLocator.__table__, _l.entry_id == _e.entry_id))
+                 .outerjoin(EntryLocator.__table__, _l.entry_key == entry_key(_e.entry_id)))
 )
 
 

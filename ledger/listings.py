@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import InvalidInput
@@ -26,6 +26,7 @@ from ledger.store.models import (
     Redemption,
     Reward,
     Submission,
+    entry_key,
 )
 from ledger.views import KIND_NAMES
 
@@ -98,8 +99,9 @@ def citizen_ledger(session: Session, citizen_id: int) -> list[dict[str, Any]]:
     a redemption's debit names the reward."""
     rows = session.execute(
         select(LedgerEntry, EntryLocator.batch_id, Batch.status, Batch.block_number,
-               Reward.code, Reward.title)
-        .outerjoin(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
+               Reward.code, Reward.title).select_from(LedgerEntry)
+        .outerjoin(EntryLocator, and_(EntryLocator.entry_key == entry_key(LedgerEntry.entry_id),
+                                      EntryLocator.seq == LedgerEntry.seq))
         .outerjoin(Batch, Batch.id == EntryLocator.batch_id)
         .outerjoin(Redemption, Redemption.entry_id == LedgerEntry.entry_id)
         .outerjoin(Reward, Reward.id == Redemption.reward_id)

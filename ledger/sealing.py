@@ -38,7 +38,7 @@ from ledger.reanchoring import is_canonical, recheck_anchored
 from ledger.store.database import Database
 from ledger.store.leases import acquire_lease, process_holder, release_lease
 from ledger.store.locks import hold_off_entry_writers
-from ledger.store.models import Batch, EntryLocator, LedgerEntry
+from ledger.store.models import ENTRY_KEY_BYTES, Batch, EntryLocator, LedgerEntry, entry_key
 from ledger.store.trees import store_tree
 
 SEALER_LEASE = "sealer"
@@ -169,7 +169,10 @@ class Sealer:
             shared = _shared_id(self.db, last + 1, newest)
             if shared is None:
                 raise
-            raise LedgerError(f"entry id 0x{shared.hex()} is held by two entries: seq "
+            entry_id, whole = shared
+            held = "is held by two entries" if whole else (
+                f"shares its first {ENTRY_KEY_BYTES} bytes, the locator's key, with another")
+            raise LedgerError(f"entry id 0x{entry_id.hex()} {held}: seq "
                               f"{last + 1}–{newest} not sealed (the ledger makes each id "
                               "once; this invariant is broken)", field="entry_id") from None
         return batch
@@ -388,26 +391,33 @@ def locate(conn: Connection, batch_id: int, first_seq: int, last_seq: int, *,
         conn.exec_driver_sql(f"PRAGMA threads={int(threads)}")
     try:
         conn.execute(insert(EntryLocator).from_select(
-            ["entry_id", "seq", "batch_id"],
-            select(LedgerEntry.entry_id, LedgerEntry.seq, literal(batch_id))
+            ["entry_key", "seq", "batch_id"],
+            select(entry_key(LedgerEntry.entry_id), LedgerEntry.seq, literal(batch_id))
             .where(LedgerEntry.seq.between(first_seq, last_seq)).order_by(LedgerEntry.entry_id)))
     finally:
         if before is not None:  # the connection goes back to the pool as it came
             conn.exec_driver_sql(f"PRAGMA threads={before}")
 
 
-def _shared_id(db: Database, first_seq: int, last_seq: int) -> bytes | None:
-    """An id two entries hold, one of them in ``first_seq..last_seq``: why the locator
-    would refuse that batch. The ledger makes each id once (a partner's record id, a
-    redemption key), so this is a broken invariant, and sealing stops rather than anchor
-    a tree whose entries cannot be told apart."""
+def _shared_id(db: Database, first_seq: int, last_seq: int) -> tuple[bytes, bool] | None:
+    """An id whose locator key (its first bytes) two entries hold, one of them in
+    ``first_seq..last_seq``, and whether they hold the whole id: why the locator would
+    refuse that batch. The ledger makes each id once (a partner's record id, a redemption
+    key), so this is a broken invariant, and sealing stops rather than anchor a tree whose
+    entries cannot be told apart (two different ids sharing 16 bytes of keccak is not to
+    be expected either)."""
     in_range = LedgerEntry.seq.between(first_seq, last_seq)
+    key = entry_key(LedgerEntry.entry_id)
     with db.session() as s:
-        shared = s.scalar(select(LedgerEntry.entry_id).where(in_range)  # twice in the batch
-                          .group_by(LedgerEntry.entry_id).having(func.count() > 1).limit(1))
+        twice = select(key).where(in_range).group_by(key).having(func.count() > 1).limit(1)
+        shared = s.scalar(select(LedgerEntry.entry_id)  # twice in the batch
+                          .where(in_range, key == twice.scalar_subquery())
+                          .order_by(LedgerEntry.seq).limit(1))
         if shared is None:  # or once in it and once in an earlier batch
             shared = s.scalar(select(LedgerEntry.entry_id).where(in_range)
-                              .join(EntryLocator, EntryLocator.entry_id == LedgerEntry.entry_id)
-                              .limit(1))
-    return shared
+                              .join(EntryLocator, EntryLocator.entry_key == key).limit(1))
+        if shared is None:
+            return None
+        held = s.scalar(select(func.count()).where(LedgerEntry.entry_id == shared))
+    return shared, bool(held and held > 1)
 

@@ -21,6 +21,7 @@ from ledger.intake.service import submit_records
 from ledger.merkle import build_tree, root, sorted_root
 from ledger.store.database import Database
 from ledger.store.models import (
+    ENTRY_KEY_BYTES,
     ActivityRecord,
     Batch,
     DailyTotal,
@@ -194,7 +195,7 @@ BY_KEY = entry_audit.records_query([1, 2, 3])
 def test_the_page_reads_use_indexes_on_sqlite(db) -> None:
     assert _sqlite_plan(db, page_query(0, 10**6, audit.PAGE_SIZE)) == [
         "SEARCH ledger_entries USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
-        "SEARCH entry_locator USING PRIMARY KEY (entry_id=?) LEFT-JOIN"]
+        "SEARCH entry_locator USING PRIMARY KEY (entry_key=?) LEFT-JOIN"]
     citizen = "SEARCH citizens USING INTEGER PRIMARY KEY (rowid=?) LEFT-JOIN"  # a pseudonym
     assert _sqlite_plan(db, RUN) == [
         "SEARCH activity_records USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)", citizen]
@@ -333,8 +334,8 @@ def test_a_missing_record_is_named(db, batch) -> None:
 def test_a_locator_that_lacks_or_misplaces_an_entry_is_named(db, batch) -> None:
     e, f = nth(db, batch, -6), nth(db, batch, 0, credit=False)
     with db.session() as s:
-        s.execute(delete(EntryLocator).where(EntryLocator.entry_id == e.entry_id))
-        s.execute(update(EntryLocator).where(EntryLocator.entry_id == f.entry_id)
+        s.execute(delete(EntryLocator).where(EntryLocator.entry_key == e.entry_id[:ENTRY_KEY_BYTES]))
+        s.execute(update(EntryLocator).where(EntryLocator.entry_key == f.entry_id[:ENTRY_KEY_BYTES])
                   .values(seq=f.seq + 1))
     assert problems(db, batch.id) == [f"entry 0x{e.entry_id.hex()}: the locator lacks it",
                                       f"entry 0x{f.entry_id.hex()}: the locator points elsewhere"]
@@ -414,8 +415,9 @@ def test_a_missing_entry_or_a_reordering_is_named(db, batch) -> None:
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(seq=-1))
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq).values(seq=e.seq))
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == -1).values(seq=f.seq))
-        s.execute(update(EntryLocator).where(EntryLocator.entry_id == e.entry_id).values(seq=f.seq))
-        s.execute(update(EntryLocator).where(EntryLocator.entry_id == f.entry_id).values(seq=e.seq))
+        for moved, to in ((e, f.seq), (f, e.seq)):
+            key = moved.entry_id[:ENTRY_KEY_BYTES]
+            s.execute(update(EntryLocator).where(EntryLocator.entry_key == key).values(seq=to))
     found = problems(db, batch.id)
     assert [p.split(" 0x")[0] for p in found] == ["the leaves give content hash"], found
     with db.session() as s:

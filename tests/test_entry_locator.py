@@ -5,16 +5,17 @@ locator whole."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy import delete, func, insert, inspect, select, text, update
 
 from ledger.audit import audit_batch
 from ledger.entries import find_entry, get_entry, sealed_through
 from ledger.errors import LedgerError, NotFound
 from ledger.intake.service import submit_records
+from ledger.listings import citizen_ledger
 from ledger.proofs import entry_proof
 from ledger.sealing import locate
 from ledger.store.database import Database
-from ledger.store.models import Batch, EntryLocator, LedgerEntry
+from ledger.store.models import ENTRY_KEY_BYTES, Batch, EntryLocator, LedgerEntry
 from tests.conftest import a_record
 from tests.test_migrations import run_alembic
 
@@ -35,10 +36,21 @@ def credit(db: Database, make_partner, make_citizen):
 
 
 def located(db: Database) -> dict[bytes, tuple[int, int]]:
+    """Each located entry's whole id: its seq and batch. At head the locator holds the
+    id's first bytes, and the entry its row leads to holds the rest; before 0019 the
+    whole id."""
+    narrow = "entry_key" in {c["name"] for c in inspect(db.engine).get_columns("entry_locator")}
     with db.session() as s:
-        return {e: (seq, b) for e, seq, b in s.execute(select(EntryLocator.entry_id,
-                                                              EntryLocator.seq,
-                                                              EntryLocator.batch_id))}
+        if not narrow:
+            return {bytes(e): (seq, b) for e, seq, b in s.execute(text(
+                "SELECT entry_id, seq, batch_id FROM entry_locator"))}
+        rows = s.execute(text("SELECT l.entry_key, e.entry_id, l.seq, l.batch_id FROM "
+                              "entry_locator AS l JOIN ledger_entries AS e ON e.seq = l.seq"))
+        found = {}
+        for key, entry_id, seq, b in rows:
+            assert bytes(entry_id)[:ENTRY_KEY_BYTES] == bytes(key)
+            found[bytes(entry_id)] = (seq, b)
+        return found
 
 
 def seqs(db: Database, ids: list[bytes]) -> list[int]:
@@ -128,11 +140,47 @@ def test_an_id_held_by_two_entries_stops_sealing_and_is_named(db, sealer, credit
     assert located(db) == before
 
 
+def test_an_id_sharing_a_sealed_ids_key_is_not_that_entry(db, sealer, credit) -> None:
+    """The locator's key is an id's first bytes: a lookup, a citizen's listing and the
+    sealer hold the whole id, so another id with the same first bytes is not found as
+    the sealed entry, and an entry holding one stops sealing."""
+    ids = credit(2)
+    [batch] = sealer.seal()
+    twin = ids[1][:ENTRY_KEY_BYTES] + bytes(b ^ 0xFF for b in ids[1][ENTRY_KEY_BYTES:])
+    with db.session() as s, pytest.raises(NotFound):
+        get_entry(s, twin)
+    _copy_entry(db, ids[1])
+    with db.session(write_lock=True) as s:  # the copy, given the twin id
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq > batch.last_seq)
+                  .values(entry_id=twin))
+        statuses = {e["entryId"]: e["status"]
+                    for e in citizen_ledger(s, s.get(LedgerEntry, 1).citizen_id)}
+    in_batch = statuses["0x" + ids[0].hex()]
+    assert in_batch != "pending" and statuses == {
+        "0x" + ids[0].hex(): in_batch, "0x" + ids[1].hex(): in_batch, "0x" + twin.hex(): "pending"}
+    with pytest.raises(LedgerError, match=f"entry id 0x{twin.hex()} shares its first "
+                                          f"{ENTRY_KEY_BYTES} bytes, the locator's key"):
+        sealer.seal()
+
+
+def test_the_locator_keyed_by_an_ids_first_bytes_keeps_its_rows(db, sealer, credit) -> None:
+    """0019: down to whole ids and up again, every sealed entry stays located."""
+    credit(3)
+    sealer.seal()
+    credit(1)
+    sealed = located(db)
+    assert len(sealed) == 3
+    run_alembic(db.engine, "downgrade", "0018")
+    assert located(db) == sealed
+    run_alembic(db.engine, "upgrade", "head")
+    assert located(db) == sealed
+
+
 def test_the_audit_names_an_entry_the_locator_lost(db, sealer, credit) -> None:
     ids = credit(2)
     [batch] = sealer.seal()
     with db.session(write_lock=True) as s:
-        s.execute(delete(EntryLocator).where(EntryLocator.entry_id == ids[0]))
+        s.execute(delete(EntryLocator).where(EntryLocator.entry_key == ids[0][:ENTRY_KEY_BYTES]))
     with db.session() as s:
         problems = audit_batch(s, batch.id).problems
     assert problems == [f"entry 0x{ids[0].hex()}: the locator lacks it"]

@@ -284,7 +284,7 @@ class Decision:
 
 
 def decide(snapshot: Snapshot, prepared: PreparedRecords, *, partner_id: int, now: int,
-           submission_id: str | None) -> Decision:
+           submission_id: bytes | None) -> Decision:
     """Decide a submission's records in order, each against the snapshot and the
     records before it."""
     decider = _Decider(snapshot, partner_id, prepared.address, now, submission_id)
@@ -300,7 +300,7 @@ class _Decider:
     the records decided so far add to it."""
 
     def __init__(self, snapshot: Snapshot, partner_id: int, address: bytes, now: int,
-                 submission_id: str | None) -> None:
+                 submission_id: bytes | None) -> None:
         self.snapshot, self.partner_id, self.address = snapshot, partner_id, address
         self.now, self.submission_id = now, submission_id
         self.known = dict(snapshot.known)

@@ -145,7 +145,8 @@ def _decide_and_write(store: IntakeStore, prepared: PreparedRecords, *, partner:
     prepared = prepared.for_partner(partner.kind, partner.signing_address)
     snapshot = store.load_snapshot(partner.id, prepared)
     decision = decide(snapshot, prepared, partner_id=partner.id, now=now,
-                      submission_id=submission_id)
+                      submission_id=None if submission_id is None
+                      else bytes.fromhex(submission_id[2:]))
     store.write(snapshot, decision)
     return decision.outcomes
 

@@ -56,7 +56,7 @@ def decided(records: list[dict], snapshot: Snapshot | None = None, *, partner_id
     prepared = prepare_records(records, kind=kind, address=ADDRESS, now=NOW,
                                window=submission_window(NOW) if window else None)
     return decide(snapshot if snapshot is not None else Snapshot(citizens=CITIZENS), prepared,
-                  partner_id=partner_id, now=NOW, submission_id="0x5b")
+                  partner_id=partner_id, now=NOW, submission_id=b"\x5b")
 
 
 def statuses(decision: Decision) -> list[tuple[str, str | None]]:
@@ -125,7 +125,7 @@ def test_a_credit_writes_its_record_its_entry_and_the_points() -> None:
         "behaviour": "CYCLING", "quantity": 8000, "occurred_at": record["occurred_at"],
         "ended_at": record["ended_at"], "raw": None,  # it is its columns: no text kept
         "record_hash": outcome.record_hash, "status": "credited", "duplicate_of": None,
-        "entry_id": entry_id, "submission_id": "0x5b", "received_at": NOW}
+        "entry_id": entry_id, "submission_id": b"\x5b", "received_at": NOW}
     assert rebuilt_record("r1", record["citizen"], "CYCLING", 8000, record["occurred_at"],
                           record["ended_at"]) == parse_record(record, now=NOW).canonical
     assert decision.credits == [(entry_id, ANN[0], ANN[1], KIND_CREDIT, "CYCLING", 8000, grams,
