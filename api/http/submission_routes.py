@@ -108,7 +108,17 @@ async def submit(request: Request, state: StateDep, who: PartnerDep,
     checked = await run_in_threadpool(check)
     answer = await run_in_threadpool(decide, checked)
     timing = ", ".join(f"{name};dur={seconds * 1000:.1f}" for name, seconds in clock.items())
-    return Response(answer, media_type=JSON, headers={"Server-Timing": timing})
+    # On PostgreSQL the connection is closed after each submission, so a partner's next
+    # one is accepted by whichever worker is free. Kept alive, every submission of a
+    # connection went to the worker that accepted it first, and two partners' connections
+    # on one worker took turns there while the other idled: half the throughput. SQLite's
+    # writers take turns at one lock wherever they land, and a new connection a
+    # submission cost more than it gained there (docs/benchmarks.md, "One submission a
+    # connection").
+    headers = {"Server-Timing": timing}
+    if not state.container.db.is_sqlite:
+        headers["Connection"] = "close"
+    return Response(answer, media_type=JSON, headers=headers)
 
 
 @router.get("/submissions", tags=["partners"], response_model=None, responses=ok(

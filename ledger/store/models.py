@@ -417,9 +417,9 @@ class CityPresence(Base):
     __tablename__ = "city_presence"
     # A day's citizens in a scope, for the few of withheld cells. Keyed by (scope, day)
     # alone: PostgreSQL keeps one key and a list of row pointers per day of a scope
-    # (B-tree deduplication), about 10 bytes a row where (scope, day, citizen) took 93
-    # as built (migration 0019); SQLite's index of a table without rowids ends with the
-    # primary key's other columns anyway, so it holds the citizen as before.
+    # (B-tree deduplication), a fraction of what (scope, day, citizen) took (migration
+    # 0019; docs/benchmarks.md, "Narrower keys"); SQLite's index of a table without rowids
+    # ends with the primary key's other columns anyway, so it holds the citizen as before.
     __table_args__ = (Index("ix_city_presence_day", "scope", "day"),
                       {"sqlite_with_rowid": False})
 

@@ -4,6 +4,7 @@ partner's signed submission to a citizen's proof that `carbon-ledger verify` acc
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -123,6 +124,61 @@ def test_replayed_idempotency_key_under_a_race_debits_once(tmp_path: Path) -> No
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert len({a.json()["entryId"] for a in answers}) == 1
     assert me["pointsSpent"] == 100
+
+
+def _exchange(sock: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on an open socket, and its response read whole."""
+    sock.sendall(request)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the response's head: {head!r}"
+        head += chunk
+    head, body = head.split(b"\r\n\r\n", 1)
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    while len(body) < int(headers["content-length"]):
+        chunk = sock.recv(65536)
+        assert chunk, "closed inside the response's body"
+        body += chunk
+    return int(status.split()[1]), headers, body
+
+
+def test_on_postgresql_a_submission_closes_its_connection(empty_db_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL a partner's next submission is accepted afresh, by whichever worker
+    is free (on one kept-alive connection every submission went to the worker that took
+    it first); on SQLite, where writers take turns at one lock, it is kept alive. Other
+    requests keep their connection on both."""
+    container = Container(Settings(data_dir=tmp_path, chain="tester", rate_limit="10000/minute",
+                                   database_url=empty_db_url))
+    closes = not container.db.is_sqlite
+    key = Account.create()
+    creds = setup_ledger(container, key, stock=1)
+    with live_server(container, run_sealer=False) as base:
+        info = httpx.get(f"{base}/v1/info").json()
+        records = [a_record(creds["pseudonym"], record_id="keep-1")]
+        body = json.dumps(records).encode()
+        signed = submission_headers(key.key, chain_id=info["chainId"], contract=info["contract"],
+                                    partner="greenbike", digest=records_hash(record_hashes(records)),
+                                    count=len(records))
+        fields = {"Host": "ledger", "Authorization": f"Bearer {creds['partner']}", **signed,
+                  "Content-Type": "application/json", "Content-Length": str(len(body))}
+        post = ("POST /v1/submissions HTTP/1.1\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in fields.items()) + "\r\n").encode() + body
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            for _ in range(2):  # a read keeps its connection: the same socket answers again
+                status, headers, _ = _exchange(sock, b"GET /v1/info HTTP/1.1\r\nHost: ledger\r\n\r\n")
+                assert status == 200 and headers.get("connection") != "close", headers
+            status, headers, answer = _exchange(sock, post)
+            assert status == 200, answer
+            assert json.loads(answer)["accepted"] == 1
+            assert (headers.get("connection") == "close") is closes, headers
+            if closes:
+                assert sock.recv(1) == b""  # and the server closed it
+            else:
+                status, _, _ = _exchange(sock, b"GET /v1/info HTTP/1.1\r\nHost: ledger\r\n\r\n")
+                assert status == 200
 
 
 @pytest.mark.anvil
