@@ -137,5 +137,6 @@ def main() -> None:
             print(shown("built by this checkout, as built", sizes(url, packed=False)), flush=True)
             print(shown("built by this checkout, packed", sizes(url, packed=True)), flush=True)
 
+
 if __name__ == "__main__":
     main()

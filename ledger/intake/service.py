@@ -117,7 +117,7 @@ def record_submission(session: Session, submission: SignedSubmission | OperatorS
 
     def attempt() -> RecordedSubmission:
         _refuse_replay(store, partner.id, submission.envelope.nonce)
-        submission_id = "0x" + secrets.token_hex(32)
+        submission_id = secrets.token_bytes(32)  # its records keep these bytes; shown in hex
         outcomes = _decide_and_write(store, submission.prepared, partner=partner,
                                      now=submission.now, submission_id=submission_id)
         receipt = _receipt(submission, submission_id, partner=partner,
@@ -140,13 +140,12 @@ def submit_records(session: Session, *, partner: Partner, records: Sequence[obje
 
 
 def _decide_and_write(store: IntakeStore, prepared: PreparedRecords, *, partner: Partner,
-                      now: int, submission_id: str | None) -> list[RecordOutcome]:
+                      now: int, submission_id: bytes | None) -> list[RecordOutcome]:
     """Every record's outcome, decided over what the ledger knows and written."""
     prepared = prepared.for_partner(partner.kind, partner.signing_address)
     snapshot = store.load_snapshot(partner.id, prepared)
     decision = decide(snapshot, prepared, partner_id=partner.id, now=now,
-                      submission_id=None if submission_id is None
-                      else bytes.fromhex(submission_id[2:]))
+                      submission_id=submission_id)
     store.write(snapshot, decision)
     return decision.outcomes
 
@@ -181,14 +180,14 @@ def _refuse_replay(store: IntakeStore, partner_id: int, nonce: bytes) -> None:
                        "records with a new nonce", field=HEADERS["nonce"])
 
 
-def _receipt(submission: SignedSubmission, submission_id: str, *, partner: Partner,
+def _receipt(submission: SignedSubmission, submission_id: bytes, *, partner: Partner,
              operator_key: bytes, anchor_within: int, accepted: list[bytes]) -> Receipt:
     signed = sign_receipt(operator_key, chain_id=submission.chain_id,
                           contract=submission.contract,
-                          submission_id=bytes.fromhex(submission_id[2:]), partner=partner.code,
+                          submission_id=submission_id, partner=partner.code,
                           accepted_hash=records_hash(accepted), accepted=len(accepted),
                           anchor_by=submission.now + anchor_within)
-    return Receipt(submission_id, submission.digest, submission.envelope.nonce, signed)
+    return Receipt("0x" + submission_id.hex(), submission.digest, submission.envelope.nonce, signed)
 
 
 def _submission_row(submission: SignedSubmission, recorded: RecordedSubmission, *,
