@@ -3,6 +3,7 @@
     python scripts/bench_history.py [--n 1000000] [--citizens 5000] [--rounds 5]
                                     [--calls 200] [--slow-calls 5] [--after DIR]
                                     [--before-report REV] [--before-pages REV]
+                                    [--before-schema MIGRATION]
                                     [--cache DIR] [--postgres]
                                     [--ledger FILE] [--only report|pages]
 
@@ -33,7 +34,11 @@ the new code built:
   50). The old code, ``--before-pages`` (default 91480e0~1), runs twice: on a copy of the
   ledger without the two indexes its pages are now read down (migration 0005's
   ``ix_entries_citizen_seq`` and ``ix_entries_citizen_behaviour_seq``: the schema the old
-  code had), and on the ledger as built (the old queries with the new indexes).
+  code had), and on the ledger as built (the old queries with the new indexes). With
+  ``--before-schema`` the copy is instead this checkout's migrations downgraded to that
+  revision: ``--before-pages d7f6c0d --before-schema 0019`` measures the pages before
+  migration 0020 dropped ``ix_entries_citizen_seq`` (a page of every behaviour is now a
+  merge over ``ix_entries_citizen_behaviour_seq``).
 
 Each child first makes one call of each function untimed (a serving worker is warm).
 Each call is timed in its own session, as a request has one (``snapshot=True`` where the
@@ -176,15 +181,37 @@ def fill(url: str, n: int, citizens: int) -> dict[str, int]:
     return dict(outcomes)
 
 
-def without_page_indexes_sqlite(path: Path) -> Path:
-    """A copy of the SQLite ledger without migration 0005's page indexes."""
+def old_schema(url: str, before_schema: str | None) -> None:
+    """Give the copy at ``url`` the old pages' schema: migration 0005's page indexes
+    dropped, or, with ``before_schema``, this checkout's migrations downgraded to that
+    revision (the schema a later ``--before-pages`` had)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            if before_schema is None:
+                for name in PAGE_INDEXES:
+                    conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+            else:
+                from alembic import command
+
+                from ledger.store.schema import alembic_config
+
+                config = alembic_config()
+                config.attributes["connection"] = conn
+                command.downgrade(config, before_schema)
+    finally:
+        engine.dispose()
+
+
+def old_schema_sqlite(path: Path, before_schema: str | None) -> Path:
+    """A copy of the SQLite ledger with the old pages' schema (:func:`old_schema`)."""
     copy = path.with_name(path.stem + "-old-indexes.db")
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copyfile(path, copy)
-    with sqlite3.connect(copy) as conn:
-        for name in PAGE_INDEXES:
-            conn.execute(f"DROP INDEX IF EXISTS {name}")
+    old_schema(f"sqlite:///{copy}", before_schema)
     return copy
 
 
@@ -331,6 +358,9 @@ def main() -> None:
     parser.add_argument("--after", type=Path, default=ROOT, help="the checkout measured as after")
     parser.add_argument("--before-report", default=BEFORE_REPORT)
     parser.add_argument("--before-pages", default=BEFORE_PAGES)
+    parser.add_argument("--before-schema", default=None,
+                        help="the old pages' copy downgraded to this migration (e.g. 0019 "
+                             "with --before-pages d7f6c0d), not 0005's indexes dropped")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "bench-history")
     parser.add_argument("--postgres", action="store_true",
                         help="a database on a throwaway local PostgreSQL cluster (not kept)")
@@ -381,15 +411,14 @@ def main() -> None:
         with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("ANALYZE")
         old_name = databases.create(template=name, prefix="oldidx")
-        with psycopg.connect(databases.url(old_name).replace("+psycopg", ""),
-                             autocommit=True) as conn:
-            for index in PAGE_INDEXES:
-                conn.execute(f"DROP INDEX IF EXISTS {index}")
         old_url = databases.url(old_name)
+        old_schema(old_url, args.before_schema)
+        with psycopg.connect(old_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("ANALYZE")
     elif args.ledger is not None:
         url = f"sqlite:///{args.ledger.resolve()}"
         old_url = url if args.only == "report" else \
-            f"sqlite:///{without_page_indexes_sqlite(args.ledger)}"
+            f"sqlite:///{old_schema_sqlite(args.ledger, args.before_schema)}"
     else:
         args.cache.mkdir(parents=True, exist_ok=True)
         path = args.cache / f"history-{args.n}-{args.citizens}.db"
@@ -408,7 +437,7 @@ def main() -> None:
             print(f"reusing {path} ({done.read_text().strip()})")
             end = int(json.loads(done.read_text())["end"])
             first, last = _local_date(end - 364 * DAY), _local_date(end)
-        old_url = f"sqlite:///{without_page_indexes_sqlite(path)}"
+        old_url = f"sqlite:///{old_schema_sqlite(path, args.before_schema)}"
     print(f"the year by day: {first} to {last}, {backend}, measured "
           f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", flush=True)
     if args.fill_only:

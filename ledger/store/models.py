@@ -187,10 +187,9 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),
-                      # a citizen's pages, in their order: O(page size) whatever the history
-                      Index("ix_entries_citizen_seq", "citizen_id", "seq"),
-                      Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"))
+    # The one index keyed by citizen (migration 0020): a citizen's pages, all behaviours
+    # merged or one, cost their size whatever the history (``ledger.views.citizen_entries``)
+    __table_args__ = (Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"),)
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     entry_id: Mapped[bytes] = mapped_column(LargeBinary(32))
