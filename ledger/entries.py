@@ -14,23 +14,23 @@ from ledger.leaf import behaviour_code, encode_stored_leaf, expand_leaf
 from ledger.store.models import Batch, EntryLocator, LedgerEntry, entry_key
 
 #: An entry's columns in the order :func:`entry_values` gives them (``seq`` is assigned).
-#: The record hash and the partner's address are in the leaf only (migration 0018).
-ENTRY_COLUMNS = ("entry_id", "citizen_id", "kind", "behaviour", "quantity", "reduction_grams",
-                 "points", "methodology", "occurred_at", "leaf")
+#: The entry id, quantity, methodology, record hash and partner's address are in the leaf
+#: only (migrations 0018 and 0021).
+ENTRY_COLUMNS = ("citizen_id", "kind", "behaviour", "reduction_grams", "points", "occurred_at",
+                 "leaf")
 
 
 def entry_values(entry_id: bytes, citizen_id: int, account: bytes, kind: int, behaviour: str,
                  quantity: int, reduction_grams: int, points: int, methodology: int,
                  occurred_at: int, record_hash: bytes, partner_address: bytes) -> tuple[Any, ...]:
     """An entry's column values in :data:`ENTRY_COLUMNS` order, its leaf encoding exactly
-    those columns with the account, the record hash and the partner (which only the leaf
-    holds), in its stored form (:class:`ledger.store.models.StoredLeaf`): a tuple for bulk
-    paths, which insert many through the driver."""
+    those columns with what only the leaf holds (the id, account, quantity, methodology,
+    record hash and partner), in its stored form (:class:`ledger.store.models.StoredLeaf`):
+    a tuple for bulk paths, which insert many through the driver."""
     leaf = encode_stored_leaf((entry_id, account, kind, behaviour_code(behaviour), quantity,
                                reduction_grams, points, methodology, occurred_at, record_hash,
                                partner_address))
-    return (entry_id, citizen_id, kind, behaviour, quantity, reduction_grams, points,
-            methodology, occurred_at, leaf)
+    return (citizen_id, kind, behaviour, reduction_grams, points, occurred_at, leaf)
 
 
 def entry_row(**fields: Any) -> dict[str, Any]:

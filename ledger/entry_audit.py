@@ -24,14 +24,12 @@ from sqlalchemy.orm import Session
 from ledger.errors import InvalidInput
 from ledger.hashing import keccak
 from ledger.leaf import (
-    ENCODED_SIZE,
     KIND_CREDIT,
-    LEAF_PARTNER,
+    LEAF_ENTRY_ID,
     LEAF_RECORD_HASH,
     abi_form,
     behaviour_code,
     decode_leaf,
-    encode_leaf,
     stored_values,
 )
 from ledger.methodology import methodology_in_force
@@ -46,6 +44,7 @@ from ledger.store.models import (
     LedgerEntry,
     MonthlyTotal,
     entry_key,
+    leaf_entry_id,
 )
 
 #: Entries read and checked at a time: large enough that a page's round trip is small
@@ -96,17 +95,18 @@ _c = Citizen.__table__.c
 _RECORD = (_r.raw, _r.partner_record_id, _c.pseudonym, _r.behaviour, _r.quantity,
            _r.occurred_at, _r.ended_at)
 _RECORDS = ActivityRecord.__table__.outerjoin(Citizen.__table__, _c.id == _r.citizen_id)
-#: One page: the entries after a seq, each with its locator row (by the locator's key).
-#: The locator is probed by each random id: an index on its (batch, seq) would make that
-#: a range read, about 2 us an entry less, but costs the seal more than that
-#: (docs/benchmarks.md, "The audit").
+#: One page: the entries after a seq, each with its locator row (by the locator's key,
+#: the leaf's first bytes: an entry id is the leaf's first 32). The locator is probed by
+#: each random id: an index on its (batch, seq) would make that a range read, about 2 us
+#: an entry less, but costs the seal more than that (docs/benchmarks.md, "The audit").
 _PAGE = (
-    select(_e.seq, _e.entry_id, _e.citizen_id, _e.kind, _e.behaviour, _e.quantity,
-           _e.reduction_grams, _e.points, _e.methodology, _e.occurred_at, _e.leaf, _l.seq,
-           _l.batch_id)
+    select(_e.seq, _e.citizen_id, _e.kind, _e.behaviour, _e.reduction_grams, _e.points,
+           _e.occurred_at, _e.leaf, _l.seq, _l.batch_id)
     .select_from(LedgerEntry.__table__
-                 .outerjoin(EntryLocator.__table__, _l.entry_key == entry_key(_e.entry_id)))
+                 .outerjoin(EntryLocator.__table__, _l.entry_key == entry_key(_e.leaf)))
 )
+#: A page row's places: the columns, then the locator's seq and batch.
+_SEQ, _CITIZEN, _KIND, _BEHAVIOUR, _GRAMS, _POINTS, _AT, _LEAF = range(8)
 
 
 def page_query(after: int, last: int, limit: int):  # type: ignore[no-untyped-def]
@@ -139,7 +139,7 @@ def records_query(seqs: Sequence[int]):  # type: ignore[no-untyped-def]
     return (select(_e.seq, _r.id, *_RECORD)
             .select_from(LedgerEntry.__table__.join(_RECORDS, and_(
                 _r.citizen_id == _e.citizen_id, _r.behaviour == _e.behaviour,
-                _r.occurred_at == _e.occurred_at, _r.entry_id == _e.entry_id)))
+                _r.occurred_at == _e.occurred_at, _r.entry_id == leaf_entry_id(_e.leaf))))
             .where(_e.kind == KIND_CREDIT, _e.seq.in_(seqs)))
 
 
@@ -169,15 +169,15 @@ def audited_pages(session: Session, batch: Batch, after: int, size: int, *, last
             after = upto
         if not rows:
             return
-        raws, run_from = _raw_records(session, [r for r in rows if r[3] == KIND_CREDIT],
+        raws, run_from = _raw_records(session, [r for r in rows if r[_KIND] == KIND_CREDIT],
                                       run_from)
         page: list[EntryAudit] = []
         capped: list[tuple[EntryAudit, int, str, int]] = []
         for row in rows:
-            entry = _check_row(row, raws.get(row[0]), batch_id)
+            entry = _check_row(row, raws.get(row[_SEQ]), batch_id)
             page.append(entry)
             if entry.capped:
-                capped.append((entry, row[2], row[4], row[9]))  # citizen, behaviour, time
+                capped.append((entry, row[_CITIZEN], row[_BEHAVIOUR], row[_AT]))
         _check_caps_reached(session, capped)
         yield page
         if one:
@@ -194,14 +194,14 @@ def _raw_records(session: Session, credits: list[Any],
     last_found = -1
     if run_from is not None and credits:
         run = {r[1]: r for r in _rows(session, run_query(run_from, len(credits) * 9 // 8 + 16))}
-        for row in credits:  # seq, entry id, citizen, kind, behaviour, ..., time: 0-4, 9
-            found = run.get(row[1])
-            if (found is not None and found[2] == row[2] and found[3] == row[4]
-                    and found[4] == row[9]):
-                raws[row[0]] = _text(*found[5:])
+        for row in credits:  # a page row: the entry id is its leaf's first 32 bytes
+            found = run.get(bytes(row[_LEAF][LEAF_ENTRY_ID]))
+            if (found is not None and found[2] == row[_CITIZEN] and found[3] == row[_BEHAVIOUR]
+                    and found[4] == row[_AT]):
+                raws[row[_SEQ]] = _text(*found[5:])
                 if found[0] > last_found:
                     last_found = found[0]
-    missing = [row[0] for row in credits if row[0] not in raws]
+    missing = [row[_SEQ] for row in credits if row[_SEQ] not in raws]
     for lo in range(0, len(missing), _KEYS_PER_QUERY):
         for seq, record_id, *record in session.execute(
                 records_query(missing[lo:lo + _KEYS_PER_QUERY])):
@@ -234,56 +234,48 @@ def _text(raw: str | None, record_id: str, pseudonym: str | None, behaviour: str
 
 def _check_row(row: tuple, raw: str | Rebuilt | None,  # type: ignore[type-arg]
                batch_id: int) -> EntryAudit:
-    (seq, entry_id, _citizen, kind, behaviour, quantity, grams, points, version, at, leaf,
-     located_seq, located_batch) = row
+    seq, _citizen, kind, behaviour, grams, points, at, leaf, located_seq, located_batch = row
     leaf = bytes(leaf)  # the driver's row: the leaf in its stored form
     stored = stored_values(leaf)
     if stored is not None:  # unpacked once: compared as stored, expanded for the hash
         leaf = abi_form(stored)
-    entry = EntryAudit(seq, bytes(entry_id), kind, keccak(keccak(leaf)), grams, points)
+    entry = EntryAudit(seq, leaf[LEAF_ENTRY_ID], kind, keccak(keccak(leaf)), grams, points)
     if located_seq != seq or located_batch != batch_id:  # so a proof by entry id finds it
         entry.problems.append(f"the locator "
                               f"{'lacks it' if located_seq is None else 'points elsewhere'}")
-    problem = _check_leaf(leaf, stored, entry.entry_id, kind, behaviour, quantity, grams,
-                          points, version, at)
-    if problem is None and kind == KIND_CREDIT:
+    held = _check_leaf(leaf, stored, kind, behaviour, grams, points, at)
+    if isinstance(held, str):
+        entry.problems.append(held)
+        return entry
+    if kind == KIND_CREDIT:
         entry.credit = True
+        quantity, version = held
         problem = _check_credit(entry, raw, behaviour, quantity, grams, points, version, at,
                                 leaf[LEAF_RECORD_HASH])
-    if problem is not None:
-        entry.problems.append(problem)
+        if problem is not None:
+            entry.problems.append(problem)
     return entry
 
 
 def _check_leaf(leaf: bytes, stored: tuple | None,  # type: ignore[type-arg]
-                entry_id: bytes, kind: int, behaviour: str, quantity: int, grams: int,
-                points: int, version: int, at: int) -> str | None:
-    """Whether the sealed leaf encodes the entry's columns (the account, the record hash
-    and the partner are not columns: they are taken from the leaf; the record hash is
-    then held to the raw record). ``stored``: the leaf's values as stored, when it is
-    stored short (compared as they are: a third of encoding them again, which a leaf
-    stored as it is still needs)."""
+                kind: int, behaviour: str, grams: int, points: int,
+                at: int) -> tuple[int, int] | str:
+    """Whether the sealed leaf encodes the entry's columns, and if so the quantity and
+    methodology version it holds (they, the id, the account, the record hash and the
+    partner are not columns: they are taken from the leaf, and the record hash is then
+    held to the raw record); else the problem. ``stored``: the leaf's values as stored,
+    when it is stored short (a canonical leaf always is: one stored as it is was refused
+    as no leaf, and decoding it says why)."""
     code = behaviour_code(behaviour)
-    columns = (entry_id, kind, code, quantity, grams, points, version, at)
-    if stored is not None and stored[:1] + stored[2:9] == columns:
-        return None  # the usual case
-    if stored is None and len(leaf) == ENCODED_SIZE:
+    if stored is None:
         try:
-            if encode_leaf((entry_id, leaf[32:64], kind, code, quantity, grams, points, version,
-                            at, leaf[LEAF_RECORD_HASH], leaf[LEAF_PARTNER])) == leaf:
-                return None  # the usual case: re-encoded, the columns are the leaf
-        except InvalidInput:
-            pass  # a column out of its ABI width: no leaf can encode it
-    try:
-        decoded = decode_leaf(leaf)
-    except InvalidInput as exc:
-        return f"leaf does not decode: {exc.message}"
-    sealed = (decoded.entry_id, decoded.kind, decoded.behaviour, decoded.quantity,
-              decoded.reduction_grams, decoded.points, decoded.methodology,
-              decoded.occurred_at)
-    if columns != sealed:
+            decoded = decode_leaf(leaf)
+        except InvalidInput as exc:
+            return f"leaf does not decode: {exc.message}"
+        stored = decoded.as_tuple()
+    if (stored[2], stored[3], stored[5], stored[6], stored[8]) != (kind, code, grams, points, at):
         return "the sealed leaf differs from the entry's columns"
-    return None
+    return stored[4], stored[7]
 
 
 def _check_credit(entry: EntryAudit, raw: str | Rebuilt | None, behaviour: str, quantity: int,

@@ -55,7 +55,11 @@ KIND_BONUS = 3
 # too; the range checks below keep them in their declared widths).
 _WORDS = struct.Struct(">32s32s24xQ32s24xQ24xQ24xQ24xQ24xQ32s12x20s")
 ENCODED_SIZE = _WORDS.size  # 352
-#: Where the ABI form holds the record hash and the partner's address.
+#: Where the ABI form holds the entry id, the quantity, the methodology version, the
+#: record hash and the partner's address (the entry id is first in the stored form too).
+LEAF_ENTRY_ID = slice(0, 32)
+LEAF_QUANTITY = slice(152, 160)
+LEAF_METHODOLOGY = slice(252, 256)
 LEAF_RECORD_HASH = slice(288, 320)
 LEAF_PARTNER = slice(332, 352)
 #: The leaf as the ledger stores it: the same values without the ABI's padding, each

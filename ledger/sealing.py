@@ -392,8 +392,9 @@ def locate(conn: Connection, batch_id: int, first_seq: int, last_seq: int, *,
     try:
         conn.execute(insert(EntryLocator).from_select(
             ["entry_key", "seq", "batch_id"],
-            select(entry_key(LedgerEntry.entry_id), LedgerEntry.seq, literal(batch_id))
-            .where(LedgerEntry.seq.between(first_seq, last_seq)).order_by(LedgerEntry.entry_id)))
+            # an entry id is its leaf's first 32 bytes, so its key is the leaf's first 16
+            select(entry_key(LedgerEntry.leaf).label("k"), LedgerEntry.seq, literal(batch_id))
+            .where(LedgerEntry.seq.between(first_seq, last_seq)).order_by("k")))
     finally:
         if before is not None:  # the connection goes back to the pool as it came
             conn.exec_driver_sql(f"PRAGMA threads={before}")
@@ -407,7 +408,7 @@ def _shared_id(db: Database, first_seq: int, last_seq: int) -> tuple[bytes, bool
     entries cannot be told apart (two different ids sharing 16 bytes of keccak is not to
     be expected either)."""
     in_range = LedgerEntry.seq.between(first_seq, last_seq)
-    key = entry_key(LedgerEntry.entry_id)
+    key = entry_key(LedgerEntry.leaf)  # an entry id is the leaf's first 32 bytes
     with db.session() as s:
         twice = select(key).where(in_range).group_by(key).having(func.count() > 1).limit(1)
         shared = s.scalar(select(LedgerEntry.entry_id)  # twice in the batch

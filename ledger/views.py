@@ -76,8 +76,8 @@ def citizen_entries(session: Session, citizen_id: int, *, behaviour: str | None 
     their history: each behaviour's next ``limit + 1`` are read down
     ``ix_entries_citizen_behaviour_seq`` (``from``/``to`` filter the rows met on the way)
     and the first ``limit + 1`` of them all are kept. One index serves both this and the
-    page of one behaviour; an index in ``(citizen, seq)`` order would cost every entry
-    about 42 bytes on PostgreSQL and a page written at random on every commit (#19, #24)."""
+    page of one behaviour; an index in ``(citizen, seq)`` order cost every entry about 42
+    bytes on PostgreSQL and a page written at random on every commit (#19, #24)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"1 to {MAX_PAGE}", field="limit")
     e = LedgerEntry

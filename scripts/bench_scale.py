@@ -378,8 +378,8 @@ def old_entry_ids(ledger: Ledger, n: int = 5000) -> list[str]:
         last = int(s.scalar(text("SELECT max(last_seq) FROM batches WHERE status = 'anchored'")) or 0)
         ids = []
         for seq in sorted(rng.randrange(1, last + 1) for _ in range(n)):
-            row = s.execute(text("SELECT entry_id FROM ledger_entries WHERE seq >= :s "
-                                 "ORDER BY seq LIMIT 1"), {"s": seq}).first()
+            row = s.execute(text("SELECT substr(leaf, 1, 32) FROM ledger_entries "  # the id
+                                 "WHERE seq >= :s ORDER BY seq LIMIT 1"), {"s": seq}).first()
             if row is not None:
                 ids.append("0x" + bytes(row[0]).hex())
     return ids

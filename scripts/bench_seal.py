@@ -347,8 +347,8 @@ def entries_to_prove(url: str, rng: random.Random, count: int) -> list[str]:
     engine = create_engine(url)
     with engine.connect() as conn:
         top = conn.execute(text("SELECT max(seq) FROM ledger_entries")).scalar_one()
-        entries = [conn.execute(text("SELECT entry_id FROM ledger_entries WHERE seq >= :q "
-                                     "ORDER BY seq LIMIT 1"),
+        entries = [conn.execute(text("SELECT substr(leaf, 1, 32) FROM ledger_entries "  # the id
+                                     "WHERE seq >= :q ORDER BY seq LIMIT 1"),
                                 {"q": rng.randint(1, top)}).scalar_one().hex()
                    for _ in range(count)]
     engine.dispose()

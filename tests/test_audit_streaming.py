@@ -344,7 +344,8 @@ def test_a_locator_that_lacks_or_misplaces_an_entry_is_named(db, batch) -> None:
 def test_a_leaf_unlike_its_columns_or_not_canonical_is_named(db, batch) -> None:
     e, f = nth(db, batch, -5), nth(db, batch, -4)
     with db.session() as s:
-        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(quantity=e.quantity + 1))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq)
+                  .values(reduction_grams=e.reduction_grams + 1))
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq)
                   .values(leaf=f.leaf[:64] + b"\x01" + f.leaf[65:]))  # the kind's padding
     found = problems(db, batch.id)
@@ -398,7 +399,7 @@ def test_a_wrong_version_points_or_an_uncapped_shortfall_is_named(db, batch) -> 
     e, f = nth(db, batch, -7), nth(db, batch, -6)
     with db.session() as s:
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == e.seq).values(
-            methodology=e.methodology + 1, leaf=_leaf(e, methodology=e.methodology + 1)))
+            leaf=_leaf(e, methodology=e.methodology + 1)))  # the version is the leaf's only
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == f.seq).values(
             points=f.points + 1, leaf=_leaf(f, points=f.points + 1)))
         s.execute(update(DailyTotal).values(grams=0))  # the capped credit's cap never reached

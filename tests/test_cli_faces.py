@@ -94,11 +94,11 @@ def test_the_demo_runs_its_season_to_an_anchored_ranking_and_credited_prizes(dem
         assert ranking is not None and ranking.block_number is not None
         key, root = ranking.campaign_key, ranking.root
         prizes = {(r.citizen_id, r.rank, r.prize) for r in rankings.ranks(s, season) if r.prize}
-        paid = s.execute(select(LedgerEntry.citizen_id, LedgerEntry.quantity, LedgerEntry.points,
-                                LedgerEntry.leaf, EntryLocator.batch_id)
-                         .join(EntryLocator, EntryLocator.seq == LedgerEntry.seq, isouter=True)
-                         .where(LedgerEntry.kind == KIND_BONUS,
-                                LedgerEntry.behaviour == rankings.prize_behaviour(season))).all()
+        paid = [(e.citizen_id, e.quantity, e.points, e.leaf, batch) for e, batch in s.execute(
+            select(LedgerEntry, EntryLocator.batch_id)
+            .join(EntryLocator, EntryLocator.seq == LedgerEntry.seq, isouter=True)
+            .where(LedgerEntry.kind == KIND_BONUS,
+                   LedgerEntry.behaviour == rankings.prize_behaviour(season)))]
     assert prizes and {(a, rank, pts) for a, rank, pts, _, _ in paid} == prizes
     for _, rank, points, leaf, batch in paid:
         assert leaf[LEAF_RECORD_HASH] == keccak(rankings.prize_record(key, root, rank, points)), \

@@ -44,8 +44,9 @@ def located(db: Database) -> dict[bytes, tuple[int, int]]:
         if not narrow:
             return {bytes(e): (seq, b) for e, seq, b in s.execute(text(
                 "SELECT entry_id, seq, batch_id FROM entry_locator"))}
-        rows = s.execute(text("SELECT l.entry_key, e.entry_id, l.seq, l.batch_id FROM "
-                              "entry_locator AS l JOIN ledger_entries AS e ON e.seq = l.seq"))
+        rows = s.execute(text("SELECT l.entry_key, substr(e.leaf, 1, 32), l.seq, l.batch_id "
+                              "FROM entry_locator AS l JOIN ledger_entries AS e "
+                              "ON e.seq = l.seq"))  # an entry's id: its leaf's first 32 bytes
         found = {}
         for key, entry_id, seq, b in rows:
             assert bytes(entry_id)[:ENTRY_KEY_BYTES] == bytes(key)
@@ -150,9 +151,10 @@ def test_an_id_sharing_a_sealed_ids_key_is_not_that_entry(db, sealer, credit) ->
     with db.session() as s, pytest.raises(NotFound):
         get_entry(s, twin)
     _copy_entry(db, ids[1])
-    with db.session(write_lock=True) as s:  # the copy, given the twin id
-        s.execute(update(LedgerEntry).where(LedgerEntry.seq > batch.last_seq)
-                  .values(entry_id=twin))
+    with db.session(write_lock=True) as s:  # the copy, given the twin id (in its leaf)
+        copy = s.scalar(select(LedgerEntry).where(LedgerEntry.seq > batch.last_seq))
+        s.execute(update(LedgerEntry).where(LedgerEntry.seq == copy.seq)
+                  .values(leaf=twin + copy.leaf[32:]))
         statuses = {e["entryId"]: e["status"]
                     for e in citizen_ledger(s, s.get(LedgerEntry, 1).citizen_id)}
     in_batch = statuses["0x" + ids[0].hex()]

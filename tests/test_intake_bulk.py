@@ -25,8 +25,8 @@ def test_bulk_writes_keep_the_records_order_and_add_to_earlier_rows(db, make_par
         assert recorded.counts["accepted"] == len(records)
         outcomes += recorded.outcomes
     with db.session() as s:
-        by_seq = [bytes(r[0]).hex() for r in s.execute(text(
-            "SELECT entry_id FROM ledger_entries ORDER BY seq"))]
+        by_seq = [bytes(r[0]).hex() for r in s.execute(text(  # ids: the leaves' first 32 bytes
+            "SELECT substr(leaf, 1, 32) FROM ledger_entries ORDER BY seq"))]
         assert by_seq == [o.entry_id.removeprefix("0x") for o in outcomes if o.entry_id]
         grams = {cid: g for cid, g in s.execute(text(
             "SELECT citizen_id, sum(reduction_grams) FROM ledger_entries GROUP BY citizen_id"))}

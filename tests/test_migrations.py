@@ -75,7 +75,7 @@ def test_the_comparison_sees_a_schema_that_differs(empty_db_url: str) -> None:
     with engine_for(empty_db_url) as engine:
         upgrade_schema(engine)
         with engine.begin() as conn:
-            conn.execute(text("DROP INDEX ix_entries_citizen_behaviour_seq"))
+            conn.execute(text("DROP INDEX ix_entries_citizen"))
         assert [d[0] for d in differences(engine)] == ["add_index"]  # type: ignore[index]
 
 

@@ -101,8 +101,9 @@ def test_a_rebuilt_record_unlike_its_entry_is_found(db, make_partner, make_citiz
                                          record.occurred_at, record.ended_at))
         values = {name: getattr(entry, name) for name in ENTRY_COLUMNS if name != "leaf"}
         s.execute(update(LedgerEntry).where(LedgerEntry.seq == entry.seq).values(
-            leaf=entry_row(**values, account=entry.leaf[32:64], record_hash=rehashed,
-                           partner_address=entry.partner_address)["leaf"]))
+            leaf=entry_row(**values, entry_id=entry.entry_id, quantity=entry.quantity,
+                           methodology=entry.methodology, account=entry.leaf[32:64],
+                           record_hash=rehashed, partner_address=entry.partner_address)["leaf"]))
     with db.session() as s:
         problems = audit_batch(s, batch.id).problems
     assert problems[0].endswith("the raw record's behaviour, quantity or time differ from "

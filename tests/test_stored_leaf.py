@@ -109,14 +109,13 @@ def test_intake_stores_the_short_form_and_every_reader_gets_the_abi_form(
 
 def test_a_leaf_written_in_abi_form_is_stored_short(db, make_citizen) -> None:
     citizen = make_citizen()
-    row = entry_row(entry_id=os.urandom(32), citizen_id=citizen.id, account=citizen.account,
-                    kind=2, behaviour="REDEMPTION", quantity=1, reduction_grams=0, points=1,
-                    methodology=1, occurred_at=1_763_000_000, record_hash=bytes(32),
-                    partner_address=bytes(20))
+    fields = dict(entry_id=os.urandom(32), citizen_id=citizen.id, account=citizen.account,
+                  kind=2, behaviour="REDEMPTION", quantity=1, reduction_grams=0, points=1,
+                  methodology=1, occurred_at=1_763_000_000, record_hash=bytes(32),
+                  partner_address=bytes(20))
+    row = entry_row(**fields)
     assert len(row["leaf"]) == ENCODED_SIZE
-    assert entry_values(**{k: v for k, v in row.items() if k != "leaf"},
-                        account=citizen.account, record_hash=bytes(32),
-                        partner_address=bytes(20))[-1] == store_leaf(row["leaf"])
+    assert entry_values(**fields)[-1] == store_leaf(row["leaf"])
     with db.session() as s:
         s.execute(LedgerEntry.__table__.insert(), [row])
     assert _stored_lengths(db) == [STORED_SIZE]
@@ -148,7 +147,8 @@ def test_the_migration_rewrites_every_leaf_and_back(db, sealer, credit) -> None:
         assert s.scalar(select(LedgerEntry.leaf).where(LedgerEntry.seq == 5)) == bytes(odd)
         assert entry_proof(s, ids[0]).bundle is not None
         problems = audit_batch(s, batch.id).problems
-    assert problems[0] == (f"entry 0x{ids[4].hex()}: leaf does not decode: not a canonical "
-                           "leaf encoding: non-zero padding")
+    # the entry's id is its leaf's first 32 bytes: the odd leaf's
+    assert problems[0] == (f"entry 0x{bytes(odd[:32]).hex()}: leaf does not decode: not a "
+                           "canonical leaf encoding: non-zero padding")
     assert [p.split(" 0x")[0] for p in problems[1:]] == [
         "the leaves give root", "the leaves give content hash"]

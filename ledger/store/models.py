@@ -26,11 +26,16 @@ from sqlalchemy import (
     literal_column,
     text,
 )
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from ledger.leaf import (
     ENCODED_SIZE,
+    LEAF_ENTRY_ID,
+    LEAF_METHODOLOGY,
     LEAF_PARTNER,
+    LEAF_QUANTITY,
     LEAF_RECORD_HASH,
     STORED_SIZE,
     expand_leaf,
@@ -179,32 +184,56 @@ class CitizenTotal(Base):
 class LedgerEntry(Base):
     """A credit (a reduction) or a debit (a redemption). Immutable once written.
 
-    ``seq`` orders entries; a batch holds a contiguous range of it. ``entry_id`` has no
-    index here: :class:`EntryLocator` finds sealed entries by it, and the few not sealed
-    yet are scanned (see :func:`ledger.entries.find_entry`). Its ids are unique by
-    construction (a partner's address and record id, unique per partner; a citizen's
-    redemption key), and the locator's key holds them unique when they are sealed.
+    ``seq`` orders entries; a batch holds a contiguous range of it. The entry id has no
+    column and no index (migration 0021): it is the leaf's first 32 bytes, stored and
+    encoded alike, and SQL reads it there (:func:`leaf_entry_id`). :class:`EntryLocator`
+    finds sealed entries by it, and the few not sealed yet are scanned (see
+    :func:`ledger.entries.find_entry`). Its ids are unique by construction (a partner's
+    address and record id, unique per partner; a citizen's redemption key), and the
+    locator's key holds them unique when they are sealed.
     """
 
     __tablename__ = "ledger_entries"
-    # The one index keyed by citizen (migration 0020): a citizen's pages, all behaviours
-    # merged or one, cost their size whatever the history (``ledger.views.citizen_entries``)
-    __table_args__ = (Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"),)
+    # A citizen's entries in a period (statements, a partner's report): by time.
+    # A citizen's pages, all behaviours merged or one: by behaviour and seq, so a page
+    # costs its size whatever the history (``ledger.views.citizen_entries``; migration
+    # 0020 dropped the (citizen, seq) index the merged page was read down before).
+    __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),
+                      Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"))
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    entry_id: Mapped[bytes] = mapped_column(LargeBinary(32))
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
     kind: Mapped[int] = mapped_column(Integer)
     behaviour: Mapped[str] = mapped_column(String(32))
-    quantity: Mapped[int] = mapped_column(BigInteger)
     reduction_grams: Mapped[int] = mapped_column(BigInteger)
     points: Mapped[int] = mapped_column(BigInteger)
-    methodology: Mapped[int] = mapped_column(Integer)
     occurred_at: Mapped[int] = mapped_column(BigInteger)
     leaf: Mapped[bytes] = mapped_column(StoredLeaf())
 
-    # The leaf's record hash and partner have no columns of their own (migration 0018):
-    # they were the leaf's bytes again, and no query selects or filters by them.
+    # What only the leaf holds. The record hash and partner lost their columns in
+    # migration 0018, the entry id, quantity and methodology in 0021: each column was the
+    # leaf's bytes again. Kind, behaviour, grams, points and time keep theirs, for the
+    # queries that filter or add them up.
+    @hybrid_property
+    def entry_id(self) -> bytes:
+        """The entry's id (in SQL: the stored leaf's first 32 bytes)."""
+        return self.leaf[LEAF_ENTRY_ID]
+
+    @entry_id.inplace.expression
+    @classmethod
+    def _entry_id_in_sql(cls) -> ColumnElement[bytes]:
+        return leaf_entry_id(cls.leaf).label("entry_id")
+
+    @property
+    def quantity(self) -> int:
+        """The quantity in the behaviour's unit, as the leaf holds it."""
+        return int.from_bytes(self.leaf[LEAF_QUANTITY], "big")
+
+    @property
+    def methodology(self) -> int:
+        """The methodology version the entry was quantified under, as the leaf holds it."""
+        return int.from_bytes(self.leaf[LEAF_METHODOLOGY], "big")
+
     @property
     def record_hash(self) -> bytes:
         """keccak256 of the raw record (zero for a debit), as the leaf holds it."""
@@ -214,6 +243,12 @@ class LedgerEntry(Base):
     def partner_address(self) -> bytes:
         """The partner's signing address (the operator's for a debit), as the leaf holds it."""
         return self.leaf[LEAF_PARTNER]
+
+
+def leaf_entry_id(leaf: Any) -> ColumnElement[bytes]:
+    """An entry's id in SQL, from its ``leaf`` column (of the ORM or a Core table): the
+    first 32 bytes, stored and encoded alike."""
+    return func.substr(leaf, literal_column("1"), literal_column("32"), type_=LargeBinary(32))
 
 
 class Batch(Base):

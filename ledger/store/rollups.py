@@ -280,7 +280,7 @@ def rebuild_sql(*, parts: bool = True) -> list[str]:
     part, zero = ("part, ", "0, ") if parts else ("", "")
     counted = (f"FROM ledger_entries AS e JOIN activity_records AS r ON r.citizen_id = "
                "e.citizen_id AND r.behaviour = e.behaviour AND r.occurred_at = e.occurred_at AND "
-               f"r.entry_id = e.entry_id WHERE e.kind = {KIND_CREDIT} AND r.received_at < "
+               f"r.entry_id = substr(e.leaf, 1, 32) WHERE e.kind = {KIND_CREDIT} AND r.received_at < "
                f"({day} + 1) * 86400 - {LOCAL_SECONDS} + {int(SETTLE.total_seconds())}")
     return [
         f"INSERT INTO city_cells (day, behaviour, {part}entries, grams, citizens) "
