@@ -152,3 +152,24 @@ def test_the_migration_rewrites_every_leaf_and_back(db, sealer, credit) -> None:
                            "canonical leaf encoding: non-zero padding")
     assert [p.split(" 0x")[0] for p in problems[1:]] == [
         "the leaves give root", "the leaves give content hash"]
+
+
+def test_the_columns_the_leaf_took_come_back_from_it(db, sealer, credit) -> None:  # noqa: F811
+    """0021 down: each entry's id, quantity and methodology columns again, as its leaf
+    holds them; up again: the same entries, and the batch still audits clean."""
+    credit(3)
+    [batch] = sealer.seal()
+    with db.session() as s:
+        kept = [(e.seq, e.entry_id, e.quantity, e.methodology)
+                for e in s.scalars(select(LedgerEntry).order_by(LedgerEntry.seq))]
+    assert len(kept) == 3 and all(q > 0 and m > 0 for _, _, q, m in kept)
+    run_alembic(db.engine, "downgrade", "0020")
+    with db.session() as s:
+        assert [(seq, bytes(i), q, m) for seq, i, q, m in s.execute(text(
+            "SELECT seq, entry_id, quantity, methodology FROM ledger_entries ORDER BY seq"))
+                ] == kept
+    run_alembic(db.engine, "upgrade", "head")
+    with db.session() as s:
+        assert [(e.seq, e.entry_id, e.quantity, e.methodology)
+                for e in s.scalars(select(LedgerEntry).order_by(LedgerEntry.seq))] == kept
+        assert audit_batch(s, batch.id).ok

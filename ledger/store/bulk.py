@@ -7,7 +7,7 @@ throughput)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, text
@@ -66,3 +66,22 @@ def update_column(connection: Connection, table: str, key: str, column: str, pg_
         f"UPDATE {table} AS t SET {column} = v.value FROM unnest(CAST(:keys AS bigint[]), "
         f"CAST(:values AS {pg_type}[])) AS v(key, value) WHERE t.{key} = v.key"),
         {"keys": [at for at, _ in rows], "values": [value for _, value in rows]})
+
+
+def fill_entry_columns(connection: Connection,
+                       columns: Sequence[tuple[str, str, Callable[[bytes], Any]]], *,
+                       chunk: int = 20_000) -> None:
+    """Fill ``ledger_entries``' ``columns`` (name, PostgreSQL type, the value from an
+    entry's leaf in its ABI form) from the leaves, a chunk of entries at a time: the
+    downgrades of the migrations that moved columns into the leaf (0018, 0021)."""
+    from ledger.leaf import expand_leaf
+
+    after = -1
+    while rows := connection.execute(text(
+            "SELECT seq, leaf FROM ledger_entries WHERE seq > :after ORDER BY seq LIMIT :n"),
+            {"after": after, "n": chunk}).all():
+        after = rows[-1][0]
+        leaves = [(seq, expand_leaf(bytes(leaf))) for seq, leaf in rows]
+        for column, pg_type, value in columns:
+            update_column(connection, "ledger_entries", "seq", column, pg_type,
+                          [(seq, value(leaf)) for seq, leaf in leaves])

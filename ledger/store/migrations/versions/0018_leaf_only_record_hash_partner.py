@@ -14,11 +14,13 @@ Revises: 0017
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.leaf import LEAF_PARTNER, LEAF_RECORD_HASH, expand_leaf
-from ledger.store.bulk import update_column
+from ledger.leaf import LEAF_PARTNER, LEAF_RECORD_HASH
+from ledger.store.bulk import fill_entry_columns
 
 revision = "0018"
 down_revision = "0017"
@@ -37,16 +39,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for column, width, _ in _COLUMNS:
         op.add_column("ledger_entries", sa.Column(column, sa.LargeBinary(length=width)))
-    conn = op.get_bind()
-    after = -1
-    while rows := conn.execute(sa.text(
-            "SELECT seq, leaf FROM ledger_entries WHERE seq > :after ORDER BY seq LIMIT :n"),
-            {"after": after, "n": _CHUNK}).all():
-        after = rows[-1][0]
-        leaves = [(seq, expand_leaf(bytes(leaf))) for seq, leaf in rows]
-        for column, _, place in _COLUMNS:
-            update_column(conn, "ledger_entries", "seq", column, "bytea",
-                          [(seq, leaf[place]) for seq, leaf in leaves])
+    fill_entry_columns(op.get_bind(), [(column, "bytea", itemgetter(place))
+                                       for column, _, place in _COLUMNS], chunk=_CHUNK)
     with op.batch_alter_table("ledger_entries") as batch:
         for column, width, _ in _COLUMNS:
             batch.alter_column(column, existing_type=sa.LargeBinary(length=width),

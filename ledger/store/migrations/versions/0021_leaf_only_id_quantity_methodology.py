@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from ledger.leaf import LEAF_ENTRY_ID, LEAF_METHODOLOGY, LEAF_QUANTITY, expand_leaf
-from ledger.store.bulk import update_column
+from ledger.leaf import LEAF_ENTRY_ID, LEAF_METHODOLOGY, LEAF_QUANTITY
+from ledger.store.bulk import fill_entry_columns
 
 revision = "0021"
 down_revision = "0020"
@@ -46,16 +46,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for column, kind, _, _ in _COLUMNS:
         op.add_column("ledger_entries", sa.Column(column, kind))
-    conn = op.get_bind()
-    after = -1
-    while rows := conn.execute(sa.text(
-            "SELECT seq, leaf FROM ledger_entries WHERE seq > :after ORDER BY seq LIMIT :n"),
-            {"after": after, "n": _CHUNK}).all():
-        after = rows[-1][0]
-        leaves = [(seq, expand_leaf(bytes(leaf))) for seq, leaf in rows]
-        for column, _, pg_type, value in _COLUMNS:
-            update_column(conn, "ledger_entries", "seq", column, pg_type,
-                          [(seq, value(leaf)) for seq, leaf in leaves])
+    fill_entry_columns(op.get_bind(), [(column, pg_type, value)
+                                       for column, _, pg_type, value in _COLUMNS], chunk=_CHUNK)
     with op.batch_alter_table("ledger_entries") as batch:
         for column, kind, _, _ in _COLUMNS:
             batch.alter_column(column, existing_type=kind, nullable=False)
