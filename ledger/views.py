@@ -4,9 +4,10 @@ submissions, the batches an auditor lists. Plain dicts out."""
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Integer, Select, bindparam, func, select, union_all
 from sqlalchemy.orm import Session
 
 from ledger.accounts import balance
@@ -53,19 +54,51 @@ def citizen_summary(session: Session, citizen_id: int) -> dict[str, Any]:
                         "points": int(p)} for kind, b, n, g, p in rows if kind == KIND_CREDIT]}
 
 
+def _behaviours_query() -> Select[str]:
+    e = LedgerEntry
+    citizen = bindparam("citizen", type_=Integer())
+    found = select(select(func.min(e.behaviour)).where(e.citizen_id == citizen)
+                   .scalar_subquery().label("code")).cte("found", recursive=True)
+    found = found.union_all(
+        select(select(func.min(e.behaviour))
+               .where(e.citizen_id == citizen, e.behaviour > found.c.code)
+               .scalar_subquery())
+        .where(found.c.code.is_not(None)))
+    return select(found.c.code).where(found.c.code.is_not(None))
+
+
+_BEHAVIOURS = _behaviours_query()
+
+
 def citizen_behaviours(session: Session, citizen_id: int) -> list[str]:
     """The behaviours a citizen has entries of: a loose scan of
     ``ix_entries_citizen_behaviour_seq`` (each step the first code past the last one found),
     so it costs one index seek per behaviour, whatever their number of entries."""
+    return list(session.scalars(_BEHAVIOURS, {"citizen": citizen_id}))
+
+
+@lru_cache(maxsize=256)
+def _page_query(arms: int, since: bool, until: bool, after: bool) -> Select[LedgerEntry]:
+    """A page merged over ``arms`` behaviours (bound as ``b0``, ``b1``, ...), each read
+    down ``ix_entries_citizen_behaviour_seq`` for its next ``n`` rows; the filters given
+    are bound too. Built once for each shape: building it costs more than running it."""
     e = LedgerEntry
-    found = select(select(func.min(e.behaviour)).where(e.citizen_id == citizen_id)
-                   .scalar_subquery().label("code")).cte("found", recursive=True)
-    found = found.union_all(
-        select(select(func.min(e.behaviour))
-               .where(e.citizen_id == citizen_id, e.behaviour > found.c.code)
-               .scalar_subquery())
-        .where(found.c.code.is_not(None)))
-    return list(session.scalars(select(found.c.code).where(found.c.code.is_not(None))))
+    n = bindparam("n", type_=Integer())
+    parts = []
+    for k in range(arms):
+        arm = select(e.seq).where(e.citizen_id == bindparam("citizen"),
+                                  e.behaviour == bindparam(f"b{k}"))
+        if since:
+            arm = arm.where(e.occurred_at >= bindparam("since"))
+        if until:
+            arm = arm.where(e.occurred_at < bindparam("until"))
+        if after:
+            arm = arm.where(e.seq > bindparam("after"))
+        # each arm a subquery of its own: SQLite takes no LIMIT inside a compound select
+        parts.append(select(arm.order_by(e.seq).limit(n).subquery().c.seq))
+    merged = union_all(*parts).subquery() if arms > 1 else parts[0].subquery()
+    first = select(merged.c.seq).order_by(merged.c.seq).limit(n).subquery()
+    return select(e).join(first, first.c.seq == e.seq).order_by(e.seq)
 
 
 def citizen_entries(session: Session, citizen_id: int, *, behaviour: str | None = None,
@@ -80,24 +113,13 @@ def citizen_entries(session: Session, citizen_id: int, *, behaviour: str | None 
     bytes on PostgreSQL and a page written at random on every commit (#19, #24)."""
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"1 to {MAX_PAGE}", field="limit")
-    e = LedgerEntry
     codes = [behaviour] if behaviour else citizen_behaviours(session, citizen_id)
     if not codes:
         return {"entries": [], "next": None}
-    arms = []
-    for code in codes:
-        arm = select(e.seq).where(e.citizen_id == citizen_id, e.behaviour == code)
-        if since is not None:
-            arm = arm.where(e.occurred_at >= since)
-        if until is not None:
-            arm = arm.where(e.occurred_at < until)
-        if after_seq is not None:
-            arm = arm.where(e.seq > after_seq)
-        # each arm a subquery of its own: SQLite takes no LIMIT inside a compound select
-        arms.append(select(arm.order_by(e.seq).limit(limit + 1).subquery().c.seq))
-    merged = union_all(*arms).subquery() if len(arms) > 1 else arms[0].subquery()
-    first = select(merged.c.seq).order_by(merged.c.seq).limit(limit + 1).subquery()
-    rows = session.scalars(select(e).join(first, first.c.seq == e.seq).order_by(e.seq)).all()
+    params: dict[str, Any] = {f"b{k}": code for k, code in enumerate(codes)}
+    params.update(citizen=citizen_id, n=limit + 1, since=since, until=until, after=after_seq)
+    query = _page_query(len(codes), since is not None, until is not None, after_seq is not None)
+    rows = session.scalars(query, params).all()
     page = rows[:limit]
     return {"entries": [entry_view(row) for row in page],
             "next": str(page[-1].seq) if len(rows) > limit else None}
