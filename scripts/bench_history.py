@@ -378,6 +378,16 @@ def main() -> None:
     parser.add_argument("--first", help=argparse.SUPPRESS)
     parser.add_argument("--last", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.before_schema is not None:  # named before the ledger is built, not after
+        from alembic.script import ScriptDirectory
+        from alembic.util import CommandError
+
+        from ledger.store.schema import alembic_config
+
+        try:
+            ScriptDirectory.from_config(alembic_config()).get_revision(args.before_schema)
+        except CommandError:
+            parser.error(f"--before-schema: no migration {args.before_schema!r}")
     if args.measure:
         print(json.dumps(measure(args.url, args.measure, args.calls, args.seed, args.first,
                                  args.last)))
