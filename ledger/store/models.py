@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -48,6 +49,20 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class Base(DeclarativeBase):
     pass
+
+
+def intake_key(column: str, target: str) -> ForeignKeyConstraint:
+    """The foreign key of a table intake writes for every record: declared on SQLite only
+    (migration 0022 dropped it on PostgreSQL).
+
+    On PostgreSQL a foreign key is a trigger that runs a query for each row written,
+    about a fifth of intake's locked time (docs/benchmarks.md, "Intake without foreign
+    keys"); on SQLite the check is a lookup of a cached rowid. What it guarded is kept
+    by the code: intake writes only citizens it has just read (and locked, on
+    PostgreSQL) in its own transaction, partners it has authenticated, and records it
+    has just written or read, and nothing deletes citizens (an erasure keeps the row),
+    partners or records."""
+    return ForeignKeyConstraint([column], [target]).ddl_if(dialect="sqlite")
 
 
 class StoredLeaf(TypeDecorator[bytes]):
@@ -116,12 +131,15 @@ class ActivityRecord(Base):
     __tablename__ = "activity_records"
     __table_args__ = (UniqueConstraint("partner_id", "partner_record_id"),
                       Index("ix_records_citizen_behaviour", "citizen_id", "behaviour",
-                            "occurred_at"))
+                            "occurred_at"),
+                      intake_key("partner_id", "partners.id"),
+                      intake_key("citizen_id", "citizens.id"),
+                      intake_key("duplicate_of", "activity_records.id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    partner_id: Mapped[int] = mapped_column(Integer)
     partner_record_id: Mapped[str] = mapped_column(String(128))
-    citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"))
+    citizen_id: Mapped[int | None] = mapped_column(Integer)
     behaviour: Mapped[str] = mapped_column(String(32))
     quantity: Mapped[int] = mapped_column(BigInteger)
     occurred_at: Mapped[int] = mapped_column(BigInteger)
@@ -131,7 +149,7 @@ class ActivityRecord(Base):
     raw: Mapped[str | None] = mapped_column(Text)
     record_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     status: Mapped[str] = mapped_column(String(16))  # credited | capped | duplicate
-    duplicate_of: Mapped[int | None] = mapped_column(BigId, ForeignKey("activity_records.id"))
+    duplicate_of: Mapped[int | None] = mapped_column(BigId)
     entry_id: Mapped[bytes | None] = mapped_column(LargeBinary(32))  # None when capped to 0
     #: the submission that brought it (the 32 bytes of ``submissions.id``, which is them in
     #: hex; migration 0019 keeps the bytes, not the 66 characters); NULL in operator mode
@@ -143,8 +161,9 @@ class DailyTotal(Base):
     """Grams already credited per citizen, behaviour and (local) day: the cap's memory."""
 
     __tablename__ = "daily_totals"
+    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
 
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
     day: Mapped[int] = mapped_column(Integer, primary_key=True)  # days since epoch, local
     grams: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -155,8 +174,9 @@ class MonthlyTotal(Base):
     memory. ``month`` is ``year * 12 + month - 1``."""
 
     __tablename__ = "monthly_totals"
+    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
 
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
     month: Mapped[int] = mapped_column(Integer, primary_key=True)
     grams: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -171,8 +191,9 @@ class CitizenTotal(Base):
     de-duplication looks back that far, not the 31 days any record may last."""
 
     __tablename__ = "citizen_totals"
+    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
 
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
     entries: Mapped[int] = mapped_column(BigInteger)
@@ -199,10 +220,11 @@ class LedgerEntry(Base):
     # costs its size whatever the history (``ledger.views.citizen_entries``; migration
     # 0020 dropped the (citizen, seq) index the merged page was read down before).
     __table_args__ = (Index("ix_entries_citizen", "citizen_id", "occurred_at"),
-                      Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"))
+                      Index("ix_entries_citizen_behaviour_seq", "citizen_id", "behaviour", "seq"),
+                      intake_key("citizen_id", "citizens.id"))
 
     seq: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"))
+    citizen_id: Mapped[int] = mapped_column(Integer)
     kind: Mapped[int] = mapped_column(Integer)
     behaviour: Mapped[str] = mapped_column(String(32))
     reduction_grams: Mapped[int] = mapped_column(BigInteger)

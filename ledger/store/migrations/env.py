@@ -15,11 +15,13 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from ledger.store.models import Base
+from ledger.store.schema import built_on
 
 
 def run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=True, compare_type=True, compare_server_default=True)
+                      render_as_batch=True, compare_type=True, compare_server_default=True,
+                      include_object=built_on(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
 
