@@ -12,9 +12,13 @@ ledger (``--postgres``: a database on a throwaway local PostgreSQL cluster, the 
 one with commits durable: ``tests/pg_cluster.py``), with the serving process's WAL
 checkpointer running and its heap settled. Per block of ``--block`` submissions it
 prints medians of ``check`` (parse, canonicalise, quantify, recover the signer: outside
-the write lock), ``locked`` (deciding and writing, in the lock) and ``commit``, and the
+the write lock), ``locked`` (deciding and writing, in the lock) and ``commit``, the
 mean time in the cyclic garbage collector (most submissions have none, a few a full
-collection). For the last block it also prints each bulk statement's median
+collection), and CPU time, which a busy shared host disturbs far less than elapsed time:
+``cpu`` this process's in the locked part (median), and on PostgreSQL ``server`` the
+mean CPU of the database backends the ledger's connections use (their
+``/proc/PID/stat``, over the block). A host reference (``bench_api.host_reference``) is
+printed before and after the fill. For the last block it also prints each bulk statement's median
 (SQLAlchemy's cursor events; the plain reads go to the driver directly and are not
 among them). ``1000 / (locked + commit)`` bounds what the HTTP API can ingest on
 SQLite, however many workers serve. Prints figures; asserts nothing.
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -45,7 +50,7 @@ if "--code" in sys.argv:  # another checkout's ledger, before anything imports t
     sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--code") + 1]).resolve()))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import ORDERS, payloads, postgres_database, prepare  # noqa: E402
+from bench_api import ORDERS, host_reference, payloads, postgres_database, prepare  # noqa: E402
 
 from api.composition import Container  # noqa: E402
 from api.http.app import settle_heap  # noqa: E402
@@ -97,6 +102,31 @@ class Clock:
         return total
 
 
+class Backends:
+    """CPU time of the PostgreSQL backends the engine's connections run on (their pids as
+    the driver reports them, so no query is sent), read from ``/proc`` between
+    submissions. Pooled connections live the whole run, so none of that time is lost."""
+
+    def __init__(self, engine: Any) -> None:
+        self.pids: set[int] = set()
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "checkout", self._checkout)
+
+    def _checkout(self, dbapi_connection: Any, *_args: Any) -> None:
+        self.pids.add(dbapi_connection.info.backend_pid)
+
+    def seconds(self) -> float:
+        total = 0
+        for pid in self.pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / self._ticks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=150)
@@ -120,6 +150,9 @@ def main() -> None:
         bodies = payloads(key, CHAIN_ID, CONTRACT, pseudonyms, args.requests, order=args.order)
         container = Container(Settings(data_dir=data_dir, database_url=url))
         db, operator_key = container.db, bytes(container.signer.key)
+        reference_before = host_reference(data_dir)
+        backends = Backends(db.engine)
+        server: list[float] = []
         with db.background_checkpoints():
             clock = Clock(db.engine)
             settle_heap()
@@ -127,6 +160,8 @@ def main() -> None:
             for n, (body, signed) in enumerate(bodies):
                 if n == args.requests - args.block:
                     clock.statements.clear()  # the statements of the last block only
+                if n % args.block == 0:
+                    server.append(backends.seconds())
                 clock.gc_seconds()
                 t0 = time.perf_counter()
                 with db.session() as s:
@@ -136,31 +171,43 @@ def main() -> None:
                                            nonce=signed["X-Nonce"],
                                            deadline=signed["X-Deadline"],
                                            chain_id=CHAIN_ID, contract=CONTRACT)
+                c1 = time.process_time()
                 t1 = time.perf_counter()
                 with db.session(write_lock=True) as s:
                     recorded = record_submission(s, checked, partner=s.get_one(Partner, 1),
                                                  operator_key=operator_key, anchor_within=1200)
                     t2 = time.perf_counter()
+                    c2 = time.process_time()
                 t3 = time.perf_counter()
                 if recorded.counts["accepted"] != 1000:
                     raise SystemExit(f"submission {n}: only {recorded.counts['accepted']} "
                                      "of 1,000 accepted")
                 for name, seconds in (("check", t1 - t0), ("locked", t2 - t1),
-                                      ("commit", t3 - t2), ("gc", clock.gc_seconds())):
+                                      ("commit", t3 - t2), ("gc", clock.gc_seconds()),
+                                      ("cpu", c2 - c1)):
                     clock.phases[name].append(seconds)
             fill_seconds = time.perf_counter() - fill_started
+            server.append(backends.seconds())
         db.engine.dispose()
+        reference_after = host_reference(data_dir)
 
     import ledger
     print(f"in process, per submission of 1,000 records (ms; medians, gc a mean), "
           f"{args.citizens:,} citizens, {args.order}, "
           f"{'PostgreSQL' if args.postgres else 'SQLite'}, code {Path(ledger.__file__).parents[1]}:")
-    print(f"{'records before':>16} {'check':>7} {'locked':>7} {'commit':>7} {'gc':>5}  lock-bound")
-    for start in range(0, args.requests, args.block):
+    print(f"host reference: {reference_before:.1f} ms before the fill, {reference_after:.1f} ms "
+          "after (a fixed SQLite workload, none of our code; higher is a busier host)")
+    server_column = f" {'server':>7}" if args.postgres else ""
+    print(f"{'records before':>16} {'check':>7} {'locked':>7} {'cpu':>6}{server_column} "
+          f"{'commit':>7} {'gc':>5}  lock-bound")
+    for b, start in enumerate(range(0, args.requests, args.block)):
         block = {k: v[start:start + args.block] for k, v in clock.phases.items()}
         bound = 1000 / (statistics.median(block["locked"]) + statistics.median(block["commit"]))
+        cpu = (f" {(server[b + 1] - server[b]) / len(block['check']) * 1000:>7.1f}"
+               if args.postgres else "")
         print(f"{start * 1000:>9,}–{(start + len(block['check'])) * 1000:<7,} "
               f"{_median_ms(block['check']):>6} {_median_ms(block['locked']):>7} "
+              f"{_median_ms(block['cpu']):>6}{cpu} "
               f"{_median_ms(block['commit']):>7} {statistics.mean(block['gc']) * 1000:>5.1f}  "
               f"{bound:,.0f} records/s")
     print(f"whole fill: {args.requests * 1000:,} records in {fill_seconds:.1f} s = "
