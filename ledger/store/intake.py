@@ -2,8 +2,9 @@
 the bulk writes of the decision. The only intake code that knows the backend.
 
 This is the hot path, so it speaks plain SQL on the session's connection: lists go in as
-one parameter (SQLite's ``json_each``, PostgreSQL's arrays) rather than one bound
-parameter per value, rows come back as the driver's tuples, and bulk writes go to the
+one JSON parameter (read by SQLite's ``json_each``, PostgreSQL's ``json_array_elements``:
+:func:`~ledger.store.bulk.json_rows`) rather than one bound parameter per value, rows
+come back as the driver's tuples, and bulk writes go to the
 driver's executemany with statements compiled once.
 
 Two submissions touching one citizen must not interleave (caps and de-duplication read
@@ -17,8 +18,6 @@ and now finds the record known.
 
 from __future__ import annotations
 
-import json
-import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -54,7 +53,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
-from ledger.store.bulk import copy_rows
+from ledger.store.bulk import copy_rows, json_list, json_rows, json_values
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
@@ -175,17 +174,17 @@ class IntakeStore:
     def _known_records(self, partner_id: int, ids: list[str]) -> dict[str, bytes]:
         if not ids:
             return {}
-        rows = self._rows("SELECT partner_record_id, record_hash FROM activity_records "
-                          f"WHERE partner_id = :p AND {self._member('partner_record_id', 'ids')}",
-                          p=partner_id, ids=self._values(ids))
+        rows = self._rows("SELECT partner_record_id, record_hash FROM activity_records WHERE "
+                          f"partner_id = :p AND {self._member('partner_record_id', 'ids', 'varchar')}",
+                          p=partner_id, ids=json_list(ids))
         return {rid: bytes(h) for rid, h in rows}
 
     def _citizens(self, pseudonyms: list[str]) -> dict[str, tuple[int, bytes]]:
         if not pseudonyms:
             return {}
         rows = self._rows("SELECT pseudonym, id, account FROM citizens "
-                          f"WHERE erased_at IS NULL AND {self._member('pseudonym', 'ps')}",
-                          ps=self._values(sorted(set(pseudonyms))))
+                          f"WHERE erased_at IS NULL AND {self._member('pseudonym', 'ps', 'varchar')}",
+                          ps=json_list(sorted(set(pseudonyms))))
         return {p: (cid, bytes(account)) for p, cid, account in rows}
 
     def _lock_citizens(self, citizen_ids: list[int]) -> None:
@@ -195,9 +194,9 @@ class IntakeStore:
         the sort returns them."""
         if self.sqlite or not citizen_ids:
             return
-        self._rows("SELECT count(*) FROM (SELECT id FROM citizens WHERE id = ANY(:ids) "
-                   f"ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id FOR NO KEY UPDATE) AS locked",
-                   ids=sorted(set(citizen_ids)))
+        self._rows(f"SELECT count(*) FROM (SELECT id FROM citizens WHERE id IN "
+                   f"{json_values('ids', 'integer')} ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id "
+                   "FOR NO KEY UPDATE) AS locked", ids=json_list(sorted(set(citizen_ids))))
 
     def _load_totals(self, snapshot: Snapshot, ours: _Ours) -> None:
         """What earlier submissions credited on the days and months this one touches, for
@@ -219,12 +218,11 @@ class IntakeStore:
                 f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM json_each(:keys) "
                 f"AS k CROSS JOIN {table} AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
                 "AND t.behaviour = json_extract(k.value, '$[1]') "
-                f"AND t.{period} = json_extract(k.value, '$[2]')", keys=json.dumps(keys))
+                f"AND t.{period} = json_extract(k.value, '$[2]')", keys=json_list(keys))
         return self._rows(
-            f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM unnest(CAST(:c AS "
-            f"integer[]), CAST(:b AS varchar[]), CAST(:p AS integer[])) AS k(c, b, p) JOIN "
-            f"{table} AS t ON t.citizen_id = k.c AND t.behaviour = k.b AND t.{period} = k.p",
-            c=[k[0] for k in keys], b=[k[1] for k in keys], p=[k[2] for k in keys])
+            f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM "
+            f"{json_rows('k', _PERIOD_KEY, 'keys')} JOIN {table} AS t ON t.citizen_id = k.c "
+            f"AND t.behaviour = k.b AND t.{period} = k.p", keys=json_list(keys))
 
     def _load_longest(self, snapshot: Snapshot, ours: _Ours) -> None:
         """Which citizens and behaviours of the submission have totals already, and each
@@ -237,13 +235,12 @@ class IntakeStore:
                 "SELECT t.citizen_id, t.behaviour, t.longest FROM json_each(:keys) AS k "
                 "CROSS JOIN citizen_totals AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
                 "AND t.kind = 1 AND t.behaviour = json_extract(k.value, '$[1]')",
-                keys=json.dumps(pairs))
+                keys=json_list(pairs))
         else:
             rows = self._rows(
-                "SELECT t.citizen_id, t.behaviour, t.longest FROM unnest(CAST(:c AS integer[]), "
-                "CAST(:b AS varchar[])) AS k(c, b) JOIN citizen_totals AS t ON "
-                "t.citizen_id = k.c AND t.kind = 1 AND t.behaviour = k.b",
-                c=[c for c, _ in pairs], b=[b for _, b in pairs])
+                f"SELECT t.citizen_id, t.behaviour, t.longest FROM {json_rows('k', _PAIR, 'keys')} "
+                "JOIN citizen_totals AS t ON t.citizen_id = k.c AND t.kind = 1 AND "
+                "t.behaviour = k.b", keys=json_list(pairs))
         snapshot.longest = {(c, b): n for c, b, n in rows}
 
     def _load_neighbours(self, snapshot: Snapshot, ours: _Ours) -> None:
@@ -262,16 +259,14 @@ class IntakeStore:
                 "CROSS JOIN activity_records AS a ON a.citizen_id = json_extract(w.value, '$[0]') "
                 "AND a.behaviour = json_extract(w.value, '$[1]') AND a.occurred_at BETWEEN "
                 "json_extract(w.value, '$[2]') AND json_extract(w.value, '$[3]') ORDER BY a.id",
-                w=json.dumps(wanted))
+                w=json_list(wanted))
         else:
             rows = self._rows(
                 "SELECT a.id, a.citizen_id, a.behaviour, a.partner_id, a.occurred_at, "
-                "a.ended_at, a.record_hash, a.status, a.duplicate_of FROM unnest(CAST(:c AS "
-                "integer[]), CAST(:b AS varchar[]), CAST(:lo AS bigint[]), CAST(:hi AS "
-                "bigint[])) AS w(c, b, lo, hi) JOIN activity_records AS a ON a.citizen_id = w.c "
-                "AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
-                c=[w[0] for w in wanted], b=[w[1] for w in wanted], lo=[w[2] for w in wanted],
-                hi=[w[3] for w in wanted])
+                f"a.ended_at, a.record_hash, a.status, a.duplicate_of FROM "
+                f"{json_rows('w', _WINDOW, 'w')} JOIN activity_records AS a ON a.citizen_id = "
+                "w.c AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
+                w=json_list(wanted))
         neighbours: dict[CitizenBehaviour, list[Neighbour]] = defaultdict(list)
         loaded: set[int] = set()
         for row_id, citizen, code, pid, began, ended, rhash, status, duplicate_of in rows:
@@ -285,14 +280,11 @@ class IntakeStore:
 
     # Plain SQL on the session's connection
 
-    def _member(self, column: str, name: str) -> str:
-        """``column`` is one of the list bound as ``name``."""
+    def _member(self, column: str, name: str, sql_type: str) -> str:
+        """``column`` is one of the JSON list bound as ``name`` (:func:`json_list`)."""
         if self.sqlite:
             return f"{column} IN (SELECT value FROM json_each(:{name}))"
-        return f"{column} = ANY(:{name})"
-
-    def _values(self, items: Sequence[Any]) -> Any:
-        return json.dumps(list(items)) if self.sqlite else list(items)
+        return f"{column} IN {json_values(name, sql_type)}"
 
     def _rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         """The query's rows as plain tuples from the driver's cursor, in the session's
@@ -315,16 +307,14 @@ class IntakeStore:
         need none. On PostgreSQL executemany runs the statement once per row (about 40-80
         ms for 1,000 rows, 2026-12-05, docs/benchmarks.md): an insert is a binary COPY
         (:func:`~ledger.store.bulk.copy_rows`; 1,000 activity records 10.2 ms over arrays,
-        6.9 ms by COPY, 2026-12-05), an update one statement over one array per column
-        (:func:`_pg_update`)."""
+        6.9 ms by COPY, 2026-12-05), an update one statement joining the rows as one JSON
+        list (:func:`_pg_update`)."""
         if not self.sqlite:
             if isinstance(statement, Insert):
                 copy_rows(self.connection, statement.table, columns, rows)  # type: ignore[arg-type]
                 return
-            # %(name)b: arrays in binary (psycopg's text form escapes every bytea in Python)
             bulk = _compiled_text(_pg_update(statement), self.dialect)
-            self.connection.exec_driver_sql(_BINARY_PARAMS.sub(r"%(\1)b", bulk.string), {
-                name: [row[i] for row in rows] for i, name in enumerate(columns)})
+            self.connection.exec_driver_sql(bulk.string, {"rows": json_list(rows)})
             return
         compiled = _compiled(statement, self.dialect, tuple(columns))
         order = compiled.positiontup
@@ -363,7 +353,10 @@ class IntakeStore:
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
-_BINARY_PARAMS = re.compile(r"%\((\w+)\)s")
+# The keys intake passes as JSON lists on PostgreSQL (json_rows): names and types.
+_PAIR = (("c", "integer"), ("b", "varchar"))
+_PERIOD_KEY = (*_PAIR, ("p", "integer"))
+_WINDOW = (*_PAIR, ("lo", "bigint"), ("hi", "bigint"))
 
 
 def _compiled_text(query: str, dialect: Any) -> Any:
@@ -398,8 +391,8 @@ def _raced(exc: BaseException) -> bool:
 
 
 def _pg_update(statement: Update) -> str:
-    """PostgreSQL's form of a bulk update (:data:`_PG_UPDATES`): it joins one array per
-    column on its keys, which are unique in every list intake writes (each comes from a
+    """PostgreSQL's form of a bulk update (:data:`_PG_UPDATES`): it joins the rows (one
+    JSON list) on their keys, which are unique in every list intake writes (each comes from a
     dict)."""
     return _PG_UPDATES[id(statement)]
 
@@ -430,21 +423,19 @@ _ADD_TALLIES = (update(_tallies).where(and_(
         points=_tallies.c.points + bindparam("p"), longest=bindparam("l")))
 _TOTALS = {period: (insert(_table(model)).inline(), _totals_update(_table(model), period))
            for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))}
-# The updates' PostgreSQL forms (see _pg_update), their parameters named as above.
+# The updates' PostgreSQL forms (see _pg_update): the rows in one JSON list, each row's
+# values in the order of the columns _executemany is given.
 _PG_UPDATES = {
-    id(_ADD_POINTS): "UPDATE balances AS t SET points = t.points + v.add FROM unnest("
-                     "CAST(:add AS bigint[]), CAST(:cid AS integer[])) AS v(add, cid) "
+    id(_ADD_POINTS): "UPDATE balances AS t SET points = t.points + v.add FROM "
+                     f"{json_rows('v', (('add', 'bigint'), ('cid', 'integer')), 'rows')} "
                      "WHERE t.citizen_id = v.cid",
     id(_ADD_TALLIES): "UPDATE citizen_totals AS t SET entries = t.entries + v.n, grams = "
-                      "t.grams + v.g, points = t.points + v.p, longest = v.l FROM unnest("
-                      "CAST(:n AS bigint[]), CAST(:g AS bigint[]), CAST(:p AS bigint[]), "
-                      "CAST(:l AS bigint[]), CAST(:c AS integer[]), CAST(:b AS varchar[])) "
-                      f"AS v(n, g, p, l, c, b) WHERE t.citizen_id = v.c AND t.kind = {KIND_CREDIT} "
-                      "AND t.behaviour = v.b",
-    **{id(change): f"UPDATE {_table(model).name} AS t SET grams = v.g FROM unnest("
-                   "CAST(:g AS bigint[]), CAST(:c AS integer[]), CAST(:b AS varchar[]), "
-                   f"CAST(:p AS integer[])) AS v(g, c, b, p) WHERE t.citizen_id = v.c AND "
-                   f"t.behaviour = v.b AND t.{period} = v.p"
+                      "t.grams + v.g, points = t.points + v.p, longest = v.l FROM "
+                      f"{json_rows('v', (*((n, 'bigint') for n in 'ngpl'), *_PAIR), 'rows')} "
+                      f"WHERE t.citizen_id = v.c AND t.kind = {KIND_CREDIT} AND t.behaviour = v.b",
+    **{id(change): f"UPDATE {_table(model).name} AS t SET grams = v.g FROM "
+                   f"{json_rows('v', (('g', 'bigint'), *_PAIR, ('p', 'integer')), 'rows')} "
+                   f"WHERE t.citizen_id = v.c AND t.behaviour = v.b AND t.{period} = v.p"
        for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))
        for change in (_TOTALS[period][1],)},
 }
