@@ -34,11 +34,14 @@ def json_rows(alias: str, columns: Sequence[tuple[str, str]], param: str) -> str
     return f"(SELECT {fields} FROM json_array_elements(CAST(:{param} AS json)) AS e) AS {alias}"
 
 
-def json_values(param: str, sql_type: str) -> str:
-    """PostgreSQL: the values of the JSON list bound as ``:param`` (:func:`json_list`),
-    as a subquery for ``IN``."""
-    return (f"(SELECT CAST(v AS {sql_type}) FROM json_array_elements_text(CAST(:{param} AS "
-            "json)) AS v)")
+def json_array(param: str, sql_type: str) -> str:
+    """PostgreSQL: the JSON list bound as ``:param`` (:func:`json_list`) as an array of
+    ``sql_type``, for ``column = ANY(...)``: the array is built once, and the column's index
+    is searched for each of its values whatever the planner's statistics (an ``IN`` over
+    the list's rows was planned as a scan of a partner's every record while the
+    statistics were young)."""
+    return (f"ARRAY(SELECT CAST(v AS {sql_type}) FROM json_array_elements_text(CAST(:{param} "
+            "AS json)) AS v)")
 
 
 # COPY's column types, found once per table and columns

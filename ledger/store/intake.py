@@ -53,7 +53,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
-from ledger.store.bulk import copy_rows, json_list, json_rows, json_values
+from ledger.store.bulk import copy_rows, json_array, json_list, json_rows
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
@@ -194,8 +194,8 @@ class IntakeStore:
         the sort returns them."""
         if self.sqlite or not citizen_ids:
             return
-        self._rows(f"SELECT count(*) FROM (SELECT id FROM citizens WHERE id IN "
-                   f"{json_values('ids', 'integer')} ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id "
+        self._rows(f"SELECT count(*) FROM (SELECT id FROM citizens WHERE id = "
+                   f"ANY({json_array('ids', 'integer')}) ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id "
                    "FOR NO KEY UPDATE) AS locked", ids=json_list(sorted(set(citizen_ids))))
 
     def _load_totals(self, snapshot: Snapshot, ours: _Ours) -> None:
@@ -284,7 +284,7 @@ class IntakeStore:
         """``column`` is one of the JSON list bound as ``name`` (:func:`json_list`)."""
         if self.sqlite:
             return f"{column} IN (SELECT value FROM json_each(:{name}))"
-        return f"{column} IN {json_values(name, sql_type)}"
+        return f"{column} = ANY({json_array(name, sql_type)})"
 
     def _rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         """The query's rows as plain tuples from the driver's cursor, in the session's
