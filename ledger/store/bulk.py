@@ -14,34 +14,24 @@ import orjson
 from sqlalchemy import Connection, Table, text
 
 
-def json_list(rows: Iterable[Any]) -> str:
-    """Values or tuples of them (integers, strings) as one JSON text: a whole list bound
-    as one parameter, read by :func:`json_rows` or SQLite's ``json_each``."""
-    return orjson.dumps(list(rows)).decode()
+def pg_array(values: Sequence[Any]) -> Any:
+    """``values`` as one PostgreSQL array parameter, for SQL that casts it to its type
+    (``CAST(:x AS integer[])``): integers, or printable strings, as the array's text
+    form, written by orjson in C. Any other list is returned as it is, for psycopg to
+    dump.
 
-
-def json_rows(alias: str, columns: Sequence[tuple[str, str]], param: str) -> str:
-    """PostgreSQL: a table ``alias`` of the rows of the JSON list bound as ``:param``
-    (:func:`json_list` of tuples), ``columns`` their (name, SQL type) in tuple order.
-
-    How intake and the city's rollups pass a list of keys on PostgreSQL. orjson writes
-    the text in C and the server reads it in C; an array a column cost psycopg a Python
-    loop over every value (its text form also matches each string against a pattern):
-    about 38 ms of CPU a 1,000-record submission, against ~2 ms now (docs/benchmarks.md,
-    "Lists as JSON on PostgreSQL")."""
-    fields = ", ".join(f"CAST(e ->> {i} AS {sql_type}) AS {name}"
-                       for i, (name, sql_type) in enumerate(columns))
-    return f"(SELECT {fields} FROM json_array_elements(CAST(:{param} AS json)) AS e) AS {alias}"
-
-
-def json_array(param: str, sql_type: str) -> str:
-    """PostgreSQL: the JSON list bound as ``:param`` (:func:`json_list`) as an array of
-    ``sql_type``, for ``column = ANY(...)``: the array is built once, and the column's index
-    is searched for each of its values whatever the planner's statistics (an ``IN`` over
-    the list's rows was planned as a scan of a partner's every record while the
-    statistics were young)."""
-    return (f"ARRAY(SELECT CAST(v AS {sql_type}) FROM json_array_elements_text(CAST(:{param} "
-            "AS json)) AS v)")
+    For integers, and for strings without control characters (intake's texts are
+    printable: :func:`ledger.records.parse_record`), a JSON list is PostgreSQL's array
+    literal once its brackets are braces: the only escapes JSON writes in such strings,
+    ``\\"`` and ``\\\\``, are read the same by both. psycopg dumps a list in a Python
+    loop a value (its text form also matches each string against a pattern): about 1 ms
+    a list of 1,000, 25-35 ms of a 1,000-record submission's locked CPU on PostgreSQL
+    (docs/benchmarks.md, "Intake's lists as text"). The parameter stays a constant the
+    planner sees, so it knows how many keys a join has."""
+    if all(type(v) is int for v in values) or all(
+            type(v) is str and v.isprintable() for v in values):
+        return "{" + orjson.dumps(values).decode()[1:-1] + "}"
+    return list(values)
 
 
 # COPY's column types, found once per table and columns

@@ -2,10 +2,10 @@
 the bulk writes of the decision. The only intake code that knows the backend.
 
 This is the hot path, so it speaks plain SQL on the session's connection: lists go in as
-one JSON parameter (read by SQLite's ``json_each``, PostgreSQL's ``json_array_elements``:
-:func:`~ledger.store.bulk.json_rows`) rather than one bound parameter per value, rows
-come back as the driver's tuples, and bulk writes go to the
-driver's executemany with statements compiled once.
+one parameter (SQLite's ``json_each``, PostgreSQL's arrays in their text form:
+:func:`~ledger.store.bulk.pg_array`) rather than one bound parameter per value, rows
+come back as the driver's tuples, and bulk writes go to the driver's executemany with
+statements compiled once.
 
 Two submissions touching one citizen must not interleave (caps and de-duplication read
 what earlier ones wrote): on SQLite the session's write lock serialises them; on
@@ -18,6 +18,7 @@ and now finds the record known.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -53,7 +54,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
-from ledger.store.bulk import copy_rows, json_array, json_list, json_rows
+from ledger.store.bulk import copy_rows, pg_array
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
@@ -176,15 +177,15 @@ class IntakeStore:
             return {}
         rows = self._rows("SELECT partner_record_id, record_hash FROM activity_records WHERE "
                           f"partner_id = :p AND {self._member('partner_record_id', 'ids', 'varchar')}",
-                          p=partner_id, ids=json_list(ids))
+                          p=partner_id, ids=self._values(ids))
         return {rid: bytes(h) for rid, h in rows}
 
     def _citizens(self, pseudonyms: list[str]) -> dict[str, tuple[int, bytes]]:
         if not pseudonyms:
             return {}
-        rows = self._rows("SELECT pseudonym, id, account FROM citizens "
-                          f"WHERE erased_at IS NULL AND {self._member('pseudonym', 'ps', 'varchar')}",
-                          ps=json_list(sorted(set(pseudonyms))))
+        rows = self._rows("SELECT pseudonym, id, account FROM citizens WHERE erased_at IS NULL "
+                          f"AND {self._member('pseudonym', 'ps', 'varchar')}",
+                          ps=self._values(sorted(set(pseudonyms))))
         return {p: (cid, bytes(account)) for p, cid, account in rows}
 
     def _lock_citizens(self, citizen_ids: list[int]) -> None:
@@ -194,9 +195,9 @@ class IntakeStore:
         the sort returns them."""
         if self.sqlite or not citizen_ids:
             return
-        self._rows(f"SELECT count(*) FROM (SELECT id FROM citizens WHERE id = "
-                   f"ANY({json_array('ids', 'integer')}) ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id "
-                   "FOR NO KEY UPDATE) AS locked", ids=json_list(sorted(set(citizen_ids))))
+        self._rows("SELECT count(*) FROM (SELECT id FROM citizens WHERE id = ANY(CAST(:ids AS "
+                   f"integer[])) ORDER BY id % {CITIZEN_LOCK_BUCKETS}, id FOR NO KEY UPDATE) "
+                   "AS locked", ids=pg_array(sorted(set(citizen_ids))))
 
     def _load_totals(self, snapshot: Snapshot, ours: _Ours) -> None:
         """What earlier submissions credited on the days and months this one touches, for
@@ -218,11 +219,12 @@ class IntakeStore:
                 f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM json_each(:keys) "
                 f"AS k CROSS JOIN {table} AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
                 "AND t.behaviour = json_extract(k.value, '$[1]') "
-                f"AND t.{period} = json_extract(k.value, '$[2]')", keys=json_list(keys))
+                f"AND t.{period} = json_extract(k.value, '$[2]')", keys=json.dumps(keys))
         return self._rows(
-            f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM "
-            f"{json_rows('k', _PERIOD_KEY, 'keys')} JOIN {table} AS t ON t.citizen_id = k.c "
-            f"AND t.behaviour = k.b AND t.{period} = k.p", keys=json_list(keys))
+            f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM unnest(CAST(:c AS "
+            f"integer[]), CAST(:b AS varchar[]), CAST(:p AS integer[])) AS k(c, b, p) JOIN "
+            f"{table} AS t ON t.citizen_id = k.c AND t.behaviour = k.b AND t.{period} = k.p",
+            **_columns(("c", "b", "p"), keys))
 
     def _load_longest(self, snapshot: Snapshot, ours: _Ours) -> None:
         """Which citizens and behaviours of the submission have totals already, and each
@@ -235,12 +237,13 @@ class IntakeStore:
                 "SELECT t.citizen_id, t.behaviour, t.longest FROM json_each(:keys) AS k "
                 "CROSS JOIN citizen_totals AS t ON t.citizen_id = json_extract(k.value, '$[0]') "
                 "AND t.kind = 1 AND t.behaviour = json_extract(k.value, '$[1]')",
-                keys=json_list(pairs))
+                keys=json.dumps(pairs))
         else:
             rows = self._rows(
-                f"SELECT t.citizen_id, t.behaviour, t.longest FROM {json_rows('k', _PAIR, 'keys')} "
-                "JOIN citizen_totals AS t ON t.citizen_id = k.c AND t.kind = 1 AND "
-                "t.behaviour = k.b", keys=json_list(pairs))
+                "SELECT t.citizen_id, t.behaviour, t.longest FROM unnest(CAST(:c AS integer[]), "
+                "CAST(:b AS varchar[])) AS k(c, b) JOIN citizen_totals AS t ON "
+                "t.citizen_id = k.c AND t.kind = 1 AND t.behaviour = k.b",
+                **_columns(("c", "b"), pairs))
         snapshot.longest = {(c, b): n for c, b, n in rows}
 
     def _load_neighbours(self, snapshot: Snapshot, ours: _Ours) -> None:
@@ -259,14 +262,15 @@ class IntakeStore:
                 "CROSS JOIN activity_records AS a ON a.citizen_id = json_extract(w.value, '$[0]') "
                 "AND a.behaviour = json_extract(w.value, '$[1]') AND a.occurred_at BETWEEN "
                 "json_extract(w.value, '$[2]') AND json_extract(w.value, '$[3]') ORDER BY a.id",
-                w=json_list(wanted))
+                w=json.dumps(wanted))
         else:
             rows = self._rows(
                 "SELECT a.id, a.citizen_id, a.behaviour, a.partner_id, a.occurred_at, "
-                f"a.ended_at, a.record_hash, a.status, a.duplicate_of FROM "
-                f"{json_rows('w', _WINDOW, 'w')} JOIN activity_records AS a ON a.citizen_id = "
-                "w.c AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
-                w=json_list(wanted))
+                "a.ended_at, a.record_hash, a.status, a.duplicate_of FROM unnest(CAST(:c AS "
+                "integer[]), CAST(:b AS varchar[]), CAST(:lo AS bigint[]), CAST(:hi AS "
+                "bigint[])) AS w(c, b, lo, hi) JOIN activity_records AS a ON a.citizen_id = w.c "
+                "AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
+                **_columns(("c", "b", "lo", "hi"), wanted))
         neighbours: dict[CitizenBehaviour, list[Neighbour]] = defaultdict(list)
         loaded: set[int] = set()
         for row_id, citizen, code, pid, began, ended, rhash, status, duplicate_of in rows:
@@ -281,10 +285,13 @@ class IntakeStore:
     # Plain SQL on the session's connection
 
     def _member(self, column: str, name: str, sql_type: str) -> str:
-        """``column`` is one of the JSON list bound as ``name`` (:func:`json_list`)."""
+        """``column`` is one of the list bound as ``name`` (:meth:`_values`)."""
         if self.sqlite:
             return f"{column} IN (SELECT value FROM json_each(:{name}))"
-        return f"{column} = ANY({json_array(name, sql_type)})"
+        return f"{column} = ANY(CAST(:{name} AS {sql_type}[]))"
+
+    def _values(self, items: Sequence[Any]) -> Any:
+        return json.dumps(list(items)) if self.sqlite else pg_array(items)
 
     def _rows(self, query: str, **params: Any) -> list[tuple[Any, ...]]:
         """The query's rows as plain tuples from the driver's cursor, in the session's
@@ -307,14 +314,14 @@ class IntakeStore:
         need none. On PostgreSQL executemany runs the statement once per row (about 40-80
         ms for 1,000 rows, 2026-12-05, docs/benchmarks.md): an insert is a binary COPY
         (:func:`~ledger.store.bulk.copy_rows`; 1,000 activity records 10.2 ms over arrays,
-        6.9 ms by COPY, 2026-12-05), an update one statement joining the rows as one JSON
-        list (:func:`_pg_update`)."""
+        6.9 ms by COPY, 2026-12-05), an update one statement over one array per column
+        (:func:`_pg_update`, :func:`_columns`)."""
         if not self.sqlite:
             if isinstance(statement, Insert):
                 copy_rows(self.connection, statement.table, columns, rows)  # type: ignore[arg-type]
                 return
             bulk = _compiled_text(_pg_update(statement), self.dialect)
-            self.connection.exec_driver_sql(bulk.string, {"rows": json_list(rows)})
+            self.connection.exec_driver_sql(bulk.string, _columns(columns, rows))
             return
         compiled = _compiled(statement, self.dialect, tuple(columns))
         order = compiled.positiontup
@@ -353,10 +360,11 @@ class IntakeStore:
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
-# The keys intake passes as JSON lists on PostgreSQL (json_rows): names and types.
-_PAIR = (("c", "integer"), ("b", "varchar"))
-_PERIOD_KEY = (*_PAIR, ("p", "integer"))
-_WINDOW = (*_PAIR, ("lo", "bigint"), ("hi", "bigint"))
+
+
+def _columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """PostgreSQL: each column of ``rows`` as one array parameter, named ``names``."""
+    return {name: pg_array([row[i] for row in rows]) for i, name in enumerate(names)}
 
 
 def _compiled_text(query: str, dialect: Any) -> Any:
@@ -391,8 +399,8 @@ def _raced(exc: BaseException) -> bool:
 
 
 def _pg_update(statement: Update) -> str:
-    """PostgreSQL's form of a bulk update (:data:`_PG_UPDATES`): it joins the rows (one
-    JSON list) on their keys, which are unique in every list intake writes (each comes from a
+    """PostgreSQL's form of a bulk update (:data:`_PG_UPDATES`): it joins one array per
+    column on its keys, which are unique in every list intake writes (each comes from a
     dict)."""
     return _PG_UPDATES[id(statement)]
 
@@ -423,19 +431,21 @@ _ADD_TALLIES = (update(_tallies).where(and_(
         points=_tallies.c.points + bindparam("p"), longest=bindparam("l")))
 _TOTALS = {period: (insert(_table(model)).inline(), _totals_update(_table(model), period))
            for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))}
-# The updates' PostgreSQL forms (see _pg_update): the rows in one JSON list, each row's
-# values in the order of the columns _executemany is given.
+# The updates' PostgreSQL forms (see _pg_update), their parameters named as above.
 _PG_UPDATES = {
-    id(_ADD_POINTS): "UPDATE balances AS t SET points = t.points + v.add FROM "
-                     f"{json_rows('v', (('add', 'bigint'), ('cid', 'integer')), 'rows')} "
+    id(_ADD_POINTS): "UPDATE balances AS t SET points = t.points + v.add FROM unnest("
+                     "CAST(:add AS bigint[]), CAST(:cid AS integer[])) AS v(add, cid) "
                      "WHERE t.citizen_id = v.cid",
     id(_ADD_TALLIES): "UPDATE citizen_totals AS t SET entries = t.entries + v.n, grams = "
-                      "t.grams + v.g, points = t.points + v.p, longest = v.l FROM "
-                      f"{json_rows('v', (*((n, 'bigint') for n in 'ngpl'), *_PAIR), 'rows')} "
-                      f"WHERE t.citizen_id = v.c AND t.kind = {KIND_CREDIT} AND t.behaviour = v.b",
-    **{id(change): f"UPDATE {_table(model).name} AS t SET grams = v.g FROM "
-                   f"{json_rows('v', (('g', 'bigint'), *_PAIR, ('p', 'integer')), 'rows')} "
-                   f"WHERE t.citizen_id = v.c AND t.behaviour = v.b AND t.{period} = v.p"
+                      "t.grams + v.g, points = t.points + v.p, longest = v.l FROM unnest("
+                      "CAST(:n AS bigint[]), CAST(:g AS bigint[]), CAST(:p AS bigint[]), "
+                      "CAST(:l AS bigint[]), CAST(:c AS integer[]), CAST(:b AS varchar[])) "
+                      f"AS v(n, g, p, l, c, b) WHERE t.citizen_id = v.c AND t.kind = {KIND_CREDIT} "
+                      "AND t.behaviour = v.b",
+    **{id(change): f"UPDATE {_table(model).name} AS t SET grams = v.g FROM unnest("
+                   "CAST(:g AS bigint[]), CAST(:c AS integer[]), CAST(:b AS varchar[]), "
+                   f"CAST(:p AS integer[])) AS v(g, c, b, p) WHERE t.citizen_id = v.c AND "
+                   f"t.behaviour = v.b AND t.{period} = v.p"
        for model, period in ((DailyTotal, "day"), (MonthlyTotal, "month"))
        for change in (_TOTALS[period][1],)},
 }

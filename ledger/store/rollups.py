@@ -30,6 +30,7 @@ reads about one row per cell. SQLite has one writer and writes part 0 only.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -39,7 +40,7 @@ from sqlalchemy import Connection, text
 
 from ledger.leaf import KIND_CREDIT
 from ledger.methodology import local_day_offset
-from ledger.store.bulk import json_list, json_rows
+from ledger.store.bulk import pg_array
 from ledger.store.database import driver_rows
 
 LOCAL_SECONDS = int(local_day_offset().total_seconds())
@@ -163,17 +164,19 @@ def _gaps(prev: int | None, days: list[int]) -> Iterable[tuple[int, int]]:
 def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence[str],
                keys: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """``query`` with ``{keys}`` a table ``k`` of ``keys``' tuples, columns ``names``
-    (one bound JSON list: SQLite's ``json_each``, PostgreSQL's ``json_array_elements``)."""
+    (one bound list: SQLite's ``json_each``, PostgreSQL's ``unnest``)."""
     if not keys:
         return []
     if sqlite:
         columns = ", ".join(f"json_extract(value, '$[{i}]') AS {n}" for i, n in enumerate(names))
         table = f"(SELECT {columns} FROM json_each(:keys)) AS k"
-    else:
-        table = json_rows("k", [(n, "varchar" if isinstance(keys[0][i], str) else "bigint")
-                                for i, n in enumerate(names)], "keys")
-    return driver_rows(connection, text(query.format(keys=table)).bindparams(
-        keys=json_list(keys)))
+        return driver_rows(connection, text(query.format(keys=table)).bindparams(
+            keys=json.dumps(list(keys))))
+    types = [("varchar" if isinstance(keys[0][i], str) else "bigint") for i in range(len(names))]
+    table = ("unnest(" + ", ".join(f"CAST(:k{i} AS {t}[])" for i, t in enumerate(types))
+             + f") AS k({', '.join(names)})")
+    params = {f"k{i}": pg_array([k[i] for k in keys]) for i in range(len(names))}
+    return driver_rows(connection, text(query.format(keys=table)).bindparams(**params))
 
 
 _ADD_CELL = (
