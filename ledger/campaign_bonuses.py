@@ -29,7 +29,7 @@ from ledger.campaign_rules import Campaign, RankingRules
 from ledger.campaigns import current, in_force, published_versions
 from ledger.entries import make_entry
 from ledger.hashing import keccak
-from ledger.leaf import KIND_BONUS, KIND_CREDIT, LEAF_METHODOLOGY
+from ledger.leaf import KIND_BONUS, KIND_CREDIT, leaf_methodology
 from ledger.store.database import Database
 from ledger.store.locks import (
     CITIZEN_LOCK_BUCKETS,
@@ -124,7 +124,7 @@ def _award_page(db: Database, campaign_id: str, operator: bytes, page: int) -> i
                    e.occurred_at >= earliest, e.occurred_at < latest,
                    CampaignBonus.earned_by.is_(None))
             .order_by(e.seq).limit(page)).all()
-        credits = [_Credit(*r[:6], int.from_bytes(r[6][LEAF_METHODOLOGY], "big"), *r[7:])
+        credits = [_Credit(*r[:6], leaf_methodology(r[6]), *r[7:])
                    for r in rows]  # the methodology is in the leaf only
         take_turns(s, {c.citizen_id for c in credits})
         for credit in credits:

@@ -62,6 +62,18 @@ LEAF_QUANTITY = slice(152, 160)
 LEAF_METHODOLOGY = slice(252, 256)
 LEAF_RECORD_HASH = slice(288, 320)
 LEAF_PARTNER = slice(332, 352)
+
+
+def leaf_quantity(encoded: bytes) -> int:
+    """The quantity an ABI-form leaf holds, in its behaviour's unit."""
+    return int.from_bytes(encoded[LEAF_QUANTITY], "big")
+
+
+def leaf_methodology(encoded: bytes) -> int:
+    """The methodology version an ABI-form leaf holds."""
+    return int.from_bytes(encoded[LEAF_METHODOLOGY], "big")
+
+
 #: The leaf as the ledger stores it: the same values without the ABI's padding, each
 #: integer in its declared width (185 bytes; the padding is zeros in every canonical leaf,
 #: so nothing is lost). Stored, a leaf is 167 bytes shorter, about a tenth of an entry's

@@ -34,12 +34,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from ledger.leaf import (
     ENCODED_SIZE,
     LEAF_ENTRY_ID,
-    LEAF_METHODOLOGY,
     LEAF_PARTNER,
-    LEAF_QUANTITY,
     LEAF_RECORD_HASH,
     STORED_SIZE,
     expand_leaf,
+    leaf_methodology,
+    leaf_quantity,
     store_leaf,
 )
 
@@ -249,12 +249,12 @@ class LedgerEntry(Base):
     @property
     def quantity(self) -> int:
         """The quantity in the behaviour's unit, as the leaf holds it."""
-        return int.from_bytes(self.leaf[LEAF_QUANTITY], "big")
+        return leaf_quantity(self.leaf)
 
     @property
     def methodology(self) -> int:
         """The methodology version the entry was quantified under, as the leaf holds it."""
-        return int.from_bytes(self.leaf[LEAF_METHODOLOGY], "big")
+        return leaf_methodology(self.leaf)
 
     @property
     def record_hash(self) -> bytes:
@@ -270,7 +270,8 @@ class LedgerEntry(Base):
 def leaf_entry_id(leaf: Any) -> ColumnElement[bytes]:
     """An entry's id in SQL, from its ``leaf`` column (of the ORM or a Core table): the
     first 32 bytes, stored and encoded alike."""
-    return func.substr(leaf, literal_column("1"), literal_column("32"), type_=LargeBinary(32))
+    return func.substr(leaf, literal_column("1"), literal_column(str(LEAF_ENTRY_ID.stop)),
+                       type_=LargeBinary(LEAF_ENTRY_ID.stop))
 
 
 class Batch(Base):

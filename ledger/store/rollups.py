@@ -38,7 +38,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from ledger.leaf import KIND_CREDIT
+from ledger.leaf import KIND_CREDIT, LEAF_ENTRY_ID
 from ledger.methodology import local_day_offset
 from ledger.store.bulk import pg_array
 from ledger.store.database import driver_rows
@@ -281,8 +281,8 @@ def rebuild_sql(*, parts: bool = True) -> list[str]:
     part, zero = ("part, ", "0, ") if parts else ("", "")
     counted = (f"FROM ledger_entries AS e JOIN activity_records AS r ON r.citizen_id = "
                "e.citizen_id AND r.behaviour = e.behaviour AND r.occurred_at = e.occurred_at AND "
-               f"r.entry_id = substr(e.leaf, 1, 32) WHERE e.kind = {KIND_CREDIT} AND r.received_at < "
-               f"({day} + 1) * 86400 - {LOCAL_SECONDS} + {int(SETTLE.total_seconds())}")
+               f"r.entry_id = substr(e.leaf, 1, {LEAF_ENTRY_ID.stop}) WHERE e.kind = {KIND_CREDIT} "
+               f"AND r.received_at < ({day} + 1) * 86400 - {LOCAL_SECONDS} + {int(SETTLE.total_seconds())}")
     return [
         f"INSERT INTO city_cells (day, behaviour, {part}entries, grams, citizens) "
         f"SELECT {day}, e.behaviour, {zero}count(*), sum(e.reduction_grams), "
