@@ -26,8 +26,10 @@ def pg_array(values: Sequence[Any]) -> Any:
     ``\\"`` and ``\\\\``, are read the same by both. psycopg dumps a list in a Python
     loop a value (its text form also matches each string against a pattern): about 1 ms
     a list of 1,000, 25-35 ms of a 1,000-record submission's locked CPU on PostgreSQL
-    (docs/benchmarks.md, "Intake's lists as text"). The parameter stays a constant the
-    planner sees, so it knows how many keys a join has."""
+    (docs/benchmarks.md, "Intake on PostgreSQL without foreign keys, its lists as
+    text"). The parameter stays a constant the planner sees, so it knows how many keys a
+    join has (a JSON list read by ``json_array_elements`` hid that, and young statistics
+    then planned hash joins over whole tables)."""
     kinds = set(map(type, values))  # C loops: a check a value in Python cost ~3 ms
     if kinds <= {int} or (kinds == {str} and "".join(values).isprintable()):
         return "{" + orjson.dumps(values).decode()[1:-1] + "}"

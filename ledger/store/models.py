@@ -56,12 +56,12 @@ def intake_key(column: str, target: str) -> ForeignKeyConstraint:
     (migration 0022 dropped it on PostgreSQL).
 
     On PostgreSQL a foreign key is a trigger that runs a query for each row written,
-    about a fifth of intake's locked time (docs/benchmarks.md, "Intake without foreign
-    keys"); on SQLite the check is a lookup of a cached rowid. What it guarded is kept
-    by the code: intake writes only citizens it has just read (and locked, on
-    PostgreSQL) in its own transaction, partners it has authenticated, and records it
-    has just written or read, and nothing deletes citizens (an erasure keeps the row),
-    partners or records."""
+    about 17 ms of server CPU a 1,000 records (docs/benchmarks.md, "Intake on PostgreSQL
+    without foreign keys, its lists as text"); on SQLite the check is a lookup of a
+    cached rowid. What it guarded is kept by the code: intake writes only citizens it
+    has just read (and locked, on PostgreSQL) in its own transaction, partners it has
+    authenticated, and records it has just written or read, and nothing deletes
+    citizens (an erasure keeps the row), partners or records."""
     return ForeignKeyConstraint([column], [target]).ddl_if(dialect="sqlite")
 
 
