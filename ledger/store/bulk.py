@@ -36,6 +36,12 @@ def pg_array(values: Sequence[Any]) -> Any:
     return list(values)
 
 
+def pg_columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """PostgreSQL: each column of ``rows`` as one array parameter (:func:`pg_array`),
+    named ``names`` in column order."""
+    return {name: pg_array([row[i] for row in rows]) for i, name in enumerate(names)}
+
+
 # COPY's column types, found once per table and columns
 _COPY_TYPES: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 

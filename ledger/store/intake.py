@@ -54,7 +54,7 @@ from ledger.intake.rules import (
 from ledger.leaf import KIND_CREDIT
 from ledger.records import ActivityRecordIn
 from ledger.store import rollups
-from ledger.store.bulk import copy_rows, pg_array
+from ledger.store.bulk import copy_rows, pg_array, pg_columns
 from ledger.store.locks import CITIZEN_LOCK_BUCKETS
 from ledger.store.models import (
     ActivityRecord,
@@ -224,7 +224,7 @@ class IntakeStore:
             f"SELECT t.citizen_id, t.behaviour, t.{period}, t.grams FROM unnest(CAST(:c AS "
             f"integer[]), CAST(:b AS varchar[]), CAST(:p AS integer[])) AS k(c, b, p) JOIN "
             f"{table} AS t ON t.citizen_id = k.c AND t.behaviour = k.b AND t.{period} = k.p",
-            **_columns(("c", "b", "p"), keys))
+            **pg_columns(("c", "b", "p"), keys))
 
     def _load_longest(self, snapshot: Snapshot, ours: _Ours) -> None:
         """Which citizens and behaviours of the submission have totals already, and each
@@ -243,7 +243,7 @@ class IntakeStore:
                 "SELECT t.citizen_id, t.behaviour, t.longest FROM unnest(CAST(:c AS integer[]), "
                 "CAST(:b AS varchar[])) AS k(c, b) JOIN citizen_totals AS t ON "
                 "t.citizen_id = k.c AND t.kind = 1 AND t.behaviour = k.b",
-                **_columns(("c", "b"), pairs))
+                **pg_columns(("c", "b"), pairs))
         snapshot.longest = {(c, b): n for c, b, n in rows}
 
     def _load_neighbours(self, snapshot: Snapshot, ours: _Ours) -> None:
@@ -270,7 +270,7 @@ class IntakeStore:
                 "integer[]), CAST(:b AS varchar[]), CAST(:lo AS bigint[]), CAST(:hi AS "
                 "bigint[])) AS w(c, b, lo, hi) JOIN activity_records AS a ON a.citizen_id = w.c "
                 "AND a.behaviour = w.b AND a.occurred_at BETWEEN w.lo AND w.hi ORDER BY a.id",
-                **_columns(("c", "b", "lo", "hi"), wanted))
+                **pg_columns(("c", "b", "lo", "hi"), wanted))
         neighbours: dict[CitizenBehaviour, list[Neighbour]] = defaultdict(list)
         loaded: set[int] = set()
         for row_id, citizen, code, pid, began, ended, rhash, status, duplicate_of in rows:
@@ -315,13 +315,13 @@ class IntakeStore:
         ms for 1,000 rows, 2026-12-05, docs/benchmarks.md): an insert is a binary COPY
         (:func:`~ledger.store.bulk.copy_rows`; 1,000 activity records 10.2 ms over arrays,
         6.9 ms by COPY, 2026-12-05), an update one statement over one array per column
-        (:func:`_pg_update`, :func:`_columns`)."""
+        (:func:`_pg_update`, :func:`~ledger.store.bulk.pg_columns`)."""
         if not self.sqlite:
             if isinstance(statement, Insert):
                 copy_rows(self.connection, statement.table, columns, rows)  # type: ignore[arg-type]
                 return
             bulk = _compiled_text(_pg_update(statement), self.dialect)
-            self.connection.exec_driver_sql(bulk.string, _columns(columns, rows))
+            self.connection.exec_driver_sql(bulk.string, pg_columns(columns, rows))
             return
         compiled = _compiled(statement, self.dialect, tuple(columns))
         order = compiled.positiontup
@@ -360,11 +360,6 @@ class IntakeStore:
 
 
 _COMPILED: dict[tuple[Any, ...], Any] = {}
-
-
-def _columns(names: Sequence[str], rows: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    """PostgreSQL: each column of ``rows`` as one array parameter, named ``names``."""
-    return {name: pg_array([row[i] for row in rows]) for i, name in enumerate(names)}
 
 
 def _compiled_text(query: str, dialect: Any) -> Any:

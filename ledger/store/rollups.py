@@ -40,7 +40,7 @@ from sqlalchemy import Connection, text
 
 from ledger.leaf import KIND_CREDIT, LEAF_ENTRY_ID
 from ledger.methodology import local_day_offset
-from ledger.store.bulk import pg_array
+from ledger.store.bulk import pg_columns
 from ledger.store.database import driver_rows
 
 LOCAL_SECONDS = int(local_day_offset().total_seconds())
@@ -175,7 +175,7 @@ def _join_keys(connection: Connection, sqlite: bool, query: str, names: Sequence
     types = [("varchar" if isinstance(keys[0][i], str) else "bigint") for i in range(len(names))]
     table = ("unnest(" + ", ".join(f"CAST(:k{i} AS {t}[])" for i, t in enumerate(types))
              + f") AS k({', '.join(names)})")
-    params = {f"k{i}": pg_array([k[i] for k in keys]) for i in range(len(names))}
+    params = pg_columns([f"k{i}" for i in range(len(names))], keys)
     return driver_rows(connection, text(query.format(keys=table)).bindparams(**params))
 
 
