@@ -47,16 +47,15 @@ CITIZENS = 5000
 RIDES_PER_DAY = 5
 
 
-def _child_code() -> Path | None:
-    if "--code" in sys.argv:
-        return Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
-    return None
-
-
 # A child measuring another checkout imports that checkout's ledger, before anything else.
-sys.path.insert(0, str(_child_code() or ROOT))
+from bench_worktree import (  # noqa: E402  (imports nothing of the ledger)
+    code_from_argv,
+    downgraded_copy,
+    schema_head,
+    worktree,
+)
 
-from bench_worktree import downgraded_copy, schema_head, worktree  # noqa: E402  (imports nothing of the ledger)
+sys.path.insert(0, str(code_from_argv() or ROOT))
 
 
 def fill(url: str, n: int) -> None:

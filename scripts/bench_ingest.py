@@ -46,9 +46,11 @@ from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-if "--code" in sys.argv:  # another checkout's ledger, before anything imports this one's
-    sys.path.insert(0, str(Path(sys.argv[sys.argv.index("--code") + 1]).resolve()))
 sys.path.insert(1, str(ROOT / "scripts"))
+from bench_worktree import code_from_argv  # noqa: E402  (imports nothing of the ledger)
+
+if (_code := code_from_argv()) is not None:  # another checkout's ledger, before this one's
+    sys.path.insert(0, str(_code))
 
 from bench_api import ORDERS, host_reference, payloads, postgres_database, prepare  # noqa: E402
 

@@ -56,7 +56,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # A child measuring other code imports the ledger from there (--code DIR), not from here.
-CODE = Path(sys.argv[sys.argv.index("--code") + 1]) if "--code" in sys.argv else ROOT
+from bench_worktree import code_from_argv  # noqa: E402  (imports nothing of the ledger)
+
+CODE = code_from_argv() or ROOT
 sys.path.insert(0, str(CODE))
 
 from sqlalchemy import LargeBinary, create_engine, insert, inspect, make_url, text  # noqa: E402

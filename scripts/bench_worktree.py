@@ -13,6 +13,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def code_from_argv() -> Path | None:
+    """The checkout named by ``--code DIR`` on the command line, or None: read before
+    argparse runs, because it decides which checkout's ledger the script imports. A DIR
+    that is no checkout of the ledger ends the run with one line (it would otherwise
+    measure this checkout's code under the other's name)."""
+    if "--code" not in sys.argv:
+        return None
+    at = sys.argv.index("--code") + 1
+    named = sys.argv[at] if at < len(sys.argv) else ""
+    code = Path(named).resolve()
+    if not named or not (code / "ledger" / "__init__.py").is_file():
+        sys.exit(f"{Path(sys.argv[0]).name}: error: --code: {named!r} is not a checkout of "
+                 "the ledger (no ledger/__init__.py)")
+    return code
+
+
 def is_commit(rev: str) -> bool:
     """Whether ``rev`` names a commit of this repository."""
     return subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
