@@ -33,11 +33,14 @@ the run, the same chain the server reads later.
    ``--wrk-seconds``) on proof GETs of random old (sealed) entries: cold, no bundle in
    any worker's cache; then ``--wrk-seconds`` of
    unmeasured warm-up and the same load again: warm;
-2. ingest over HTTP: ``--requests`` signed submissions of 1,000 current-time rides (the
+2. the public city report of the last year by day, 50 calls one after another (after one
+   unmeasured): its p50 and p99 as the client sees them (#24 item 3's goal: p99 <= 50 ms
+   at 10 M);
+3. ingest over HTTP: ``--requests`` signed submissions of 1,000 current-time rides (the
    last two days and a half) by existing citizens (a slice of 5,000 of them that no
    earlier checkpoint used, every one riding five times a day) from 2 clients, as
    ``bench_api.py`` sends them: records/s;
-3. reads the workers' peak RSS (VmHWM) and stops the server.
+4. reads the workers' peak RSS (VmHWM) and stops the server.
 
 The entries ingested there stay in the ledger (so the 10,000 checkpoint holds up to
 70,000 entries by its end). Then, each in a fresh child process that reports its own
@@ -66,6 +69,7 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +107,7 @@ STRETCH_RECORDS = 5000
 #: the citizens each checkpoint's live traffic rides with (a fresh slice each time)
 LIVE_CITIZENS = 5000
 SUBMISSION = 1000
+REPORT_CALLS = 50  # city reports a round
 
 
 @dataclass(frozen=True)
@@ -399,14 +404,35 @@ def http_round(ledger: Ledger, ids_file: Path, bodies_for: Any, wrk_seconds: int
         cold = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
         wrk(base, ledger.auditor_key, ids_file, wrk_seconds)  # warm-up, not measured
         warm = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
+        report = city_report(base)
         info = httpx.get(f"{base}/v1/info").json()
         bodies = bodies_for(info["chainId"], info["contract"])
         seconds, accepted, _ = ingest(base, ledger.partner_key, bodies, 2)
         hwm = group_hwm_mib(server.pid)
     finally:
         stop(server)
-    return {"cold": cold, "warm": warm, "ingest": accepted / seconds, "accepted": accepted,
-            "rss": hwm}
+    return {"cold": cold, "warm": warm, "report": report, "ingest": accepted / seconds,
+            "accepted": accepted, "rss": hwm}
+
+
+def city_report(base: str, calls: int = REPORT_CALLS) -> dict[str, float]:
+    """The public city report of the last year by day (the history's year), ``calls``
+    times one after another on one kept-alive connection after one unmeasured call: its
+    median and p99 in ms as a client sees them (#24 item 3: p99 <= 50 ms at 10 M)."""
+    today = datetime.now(UTC).date()
+    params = {"from": (today - timedelta(days=365)).isoformat(),
+              "to": (today - timedelta(days=1)).isoformat(), "period": "day"}
+    times = []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for n in range(calls + 1):
+            t0 = time.perf_counter()
+            answer = client.get("/v1/reports/city", params=params)
+            if n:
+                times.append((time.perf_counter() - t0) * 1000)
+            answer.raise_for_status()
+    times.sort()
+    return {"50%": statistics.median(times), "99%": times[min(len(times) - 1, int(len(times) * 0.99))],
+            "rows": float(len(answer.json()["rows"]))}
 
 
 def seal_child(url: str | None, data_dir: str, rpc: str, limit: int) -> None:
@@ -516,7 +542,9 @@ def checkpoint(ledger: Ledger, args: argparse.Namespace, size: int, index: int) 
         print(f"  round {r + 1}: host reference {reference:.1f} ms; ingest {result['ingest']:,.0f} "
               f"records/s; proofs cold {c['rps']:,.0f}/s p50 {c['50%']:.1f} p99 {c['99%']:.1f} ms "
               f"(non-2xx {c['non2xx']:.0f}), warm {w['rps']:,.0f}/s p50 {w['50%']:.1f} "
-              f"p99 {w['99%']:.1f} ms; server RSS peaks "
+              f"p99 {w['99%']:.1f} ms; city report, a year by day ({result['report']['rows']:.0f} "
+              f"rows), p50 {result['report']['50%']:.1f} p99 {result['report']['99%']:.1f} ms; "
+              f"server RSS peaks "
               f"{', '.join(f'{v:.0f}' for v in sorted(result['rss'].values()))} MiB", flush=True)
     seal_10k = measure_seal(ledger, ledger.seal_pending)
     seal_all = measure_seal(ledger, 0)
@@ -531,6 +559,8 @@ def checkpoint(ledger: Ledger, args: argparse.Namespace, size: int, index: int) 
         "cold_p99": med("cold", "99%"), "warm_rps": med("warm", "rps"),
         "warm_p50": med("warm", "50%"), "warm_p99": med("warm", "99%"),
         "cold_p99_rounds": [r["cold"]["99%"] for r in rounds],
+        "report_p50": statistics.median(r["report"]["50%"] for r in rounds),
+        "report_p99": statistics.median(r["report"]["99%"] for r in rounds),
         "worker_rss": max(max(r["rss"].values()) for r in rounds),
         "seal_10k": seal_10k, "seal_all": seal_all,
         "bytes": bytes_total, "bytes_what": what, "per_table": per_table,
@@ -551,14 +581,16 @@ def checkpoint(ledger: Ledger, args: argparse.Namespace, size: int, index: int) 
 def table(rows: list[dict[str, Any]], backend: str) -> None:
     print(f"\n{backend}: medians of the rounds at each checkpoint")
     print("| entries | host ref. ms | ingest rec/s | proofs cold req/s, p50 / p99 ms | "
-          "proofs warm req/s, p50 / p99 ms | seal 10,000 | seal backlog | bytes/entry (total) | "
+          "proofs warm req/s, p50 / p99 ms | city report p50 / p99 ms | seal 10,000 | "
+          "seal backlog | bytes/entry (total) | "
           "worker RSS | seal RSS (10k / backlog) |")
-    print("| ---: | ---: | ---: | --- | --- | --- | --- | --- | ---: | --- |")
+    print("| ---: | ---: | ---: | --- | --- | --- | --- | --- | --- | ---: | --- |")
     for r in rows:
         s1, s2 = r["seal_10k"], r["seal_all"]
         print(f"| {r['entries']:,} | {r['reference']:.1f} | {r['ingest']:,.0f} | "
               f"{r['cold_rps']:,.0f}, {r['cold_p50']:.1f} / {r['cold_p99']:.1f} | "
               f"{r['warm_rps']:,.0f}, {r['warm_p50']:.1f} / {r['warm_p99']:.1f} | "
+              f"{r['report_p50']:.1f} / {r['report_p99']:.1f} | "
               f"{s1['seconds']:.2f} s | {s2['seconds']:.2f} s ({s2['leaves']:,}) | "
               f"{r['bytes'] / r['entries']:,.0f} ({r['bytes'] / 2**20:,.0f} MiB) | "
               f"{r['worker_rss']:.0f} MiB | {s1['rss_mib']:.0f} / {s2['rss_mib']:.0f} MiB |")
