@@ -20,7 +20,7 @@ from sqlalchemy import Engine, create_engine, inspect, pool, text
 
 from api.cli.main import main
 from chain.nodes import free_port
-from ledger.store.models import Base
+from ledger.store.models import UPDATED_IN_PLACE, Base
 from ledger.store.schema import alembic_config, built_on, schema_status, upgrade_schema
 
 
@@ -100,6 +100,22 @@ def test_intake_tables_keep_foreign_keys_on_sqlite_only(empty_db_url: str) -> No
                     *((t, ("citizen_id",), "citizens") for t in INTAKE_TABLES[1:])}
         assert keys == (expected if sqlite else set())
         assert inspect(engine).get_foreign_keys("balances")  # the others stay on both
+
+
+def test_totals_updated_in_place_leave_room_on_postgresql(pg_url: str) -> None:
+    """Migration 0023: the four tables intake updates in place for every submission leave
+    half of each page free on PostgreSQL (so an update's new row version is heap-only),
+    as the models declare (Alembic does not compare storage parameters)."""
+    declared = {t.name for t in Base.metadata.sorted_tables
+                if t.dialect_options["postgresql"]["with"] == UPDATED_IN_PLACE["postgresql_with"]}
+    assert declared == {"balances", "citizen_totals", "monthly_totals", "daily_totals"}
+    with engine_for(pg_url) as engine:
+        upgrade_schema(engine)
+        with engine.connect() as conn:
+            options = dict(conn.execute(text(
+                "SELECT relname, reloptions FROM pg_class WHERE relkind = 'r' "
+                "AND relnamespace = 'public'::regnamespace AND reloptions IS NOT NULL")).all())
+    assert options == {name: ["fillfactor=50"] for name in declared}
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:

@@ -65,6 +65,14 @@ def intake_key(column: str, target: str) -> ForeignKeyConstraint:
     return ForeignKeyConstraint([column], [target]).ddl_if(dialect="sqlite")
 
 
+#: The table options of a table intake updates in place for every submission: on
+#: PostgreSQL half of each page is left free, so an update's new row version fits beside
+#: the old one and is "heap-only" (no new index entry, pruned without VACUUM): 98-99 % of
+#: them, against 5-10 % on full pages (migration 0023; docs/benchmarks.md, "Totals updated
+#: in place, on pages with room"). SQLite rewrites a row in place and has no such option.
+UPDATED_IN_PLACE = {"postgresql_with": {"fillfactor": 50}}
+
+
 class StoredLeaf(TypeDecorator[bytes]):
     """An entry's leaf: written in its ABI form and stored without the padding
     (:func:`ledger.leaf.store_leaf`), read back in its ABI form. Statements that skip
@@ -116,7 +124,8 @@ class Citizen(Base):
 
 class Balance(Base):
     __tablename__ = "balances"
-    __table_args__ = (CheckConstraint("points >= 0", name="balance_never_negative"),)
+    __table_args__ = (CheckConstraint("points >= 0", name="balance_never_negative"),
+                      UPDATED_IN_PLACE)
 
     citizen_id: Mapped[int] = mapped_column(ForeignKey("citizens.id"), primary_key=True)
     points: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -161,7 +170,7 @@ class DailyTotal(Base):
     """Grams already credited per citizen, behaviour and (local) day: the cap's memory."""
 
     __tablename__ = "daily_totals"
-    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
+    __table_args__ = (intake_key("citizen_id", "citizens.id"), UPDATED_IN_PLACE)
 
     citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -174,7 +183,7 @@ class MonthlyTotal(Base):
     memory. ``month`` is ``year * 12 + month - 1``."""
 
     __tablename__ = "monthly_totals"
-    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
+    __table_args__ = (intake_key("citizen_id", "citizens.id"), UPDATED_IN_PLACE)
 
     citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -191,7 +200,7 @@ class CitizenTotal(Base):
     de-duplication looks back that far, not the 31 days any record may last."""
 
     __tablename__ = "citizen_totals"
-    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
+    __table_args__ = (intake_key("citizen_id", "citizens.id"), UPDATED_IN_PLACE)
 
     citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[int] = mapped_column(Integer, primary_key=True)
