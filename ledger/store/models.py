@@ -67,9 +67,10 @@ def intake_key(column: str, target: str) -> ForeignKeyConstraint:
 
 #: The table options of a table intake updates in place for every submission: on
 #: PostgreSQL half of each page is left free, so an update's new row version fits beside
-#: the old one and is "heap-only" (no new index entry, pruned without VACUUM): 98-99 % of
-#: them, against 5-10 % on full pages (migration 0023; docs/benchmarks.md, "Totals updated
-#: in place, on pages with room"). SQLite rewrites a row in place and has no such option.
+#: the old one and is "heap-only" (no new index entry, pruned without VACUUM): 83 to 99.7 %
+#: of them in the ingest benchmark, against 7 to 19 % on full pages (migration 0023;
+#: docs/benchmarks.md, "Totals updated in place, on pages with room"). SQLite rewrites a row
+#: in place and has no such option.
 UPDATED_IN_PLACE = {"postgresql_with": {"fillfactor": 50}}
 
 

@@ -4,12 +4,12 @@ each page free: ``balances``, ``citizen_totals``, ``monthly_totals`` and
 
 PostgreSQL writes an update as a new row version. When the page holding the row has room
 for it, the update is "heap-only" (HOT): no index gets a new entry, and the dead version
-is pruned from the page without VACUUM. On full pages (the default ``fillfactor`` 100) 90
-to 95 % of these updates were not HOT in the ingest benchmark: each added an entry to the
-primary key's index and left a dead row for VACUUM. With half of each page free, 98 to
-99 % are HOT, the tables stay smaller as written (no bloat to vacuum), and the server's
-CPU for a 1,000-record submission falls (docs/benchmarks.md, "Totals updated in place,
-on pages with room").
+is pruned from the page without VACUUM. On full pages (the default ``fillfactor`` 100) 81
+to 93 % of these updates were not HOT in the ingest benchmark: each added an entry to the
+primary key's index and left a dead row for VACUUM. With half of each page free, 83 to
+99.7 % are HOT (``balances`` the least), the tables stay smaller as written (less to
+vacuum), and the server's CPU for a 1,000-record submission fell by about 9 ms
+(docs/benchmarks.md, "Totals updated in place, on pages with room").
 
 The setting shapes pages written from now on; pages an older ledger filled keep their
 rows until they are rewritten (``VACUUM FULL``), though VACUUM's freed space serves HOT
