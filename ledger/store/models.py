@@ -65,12 +65,14 @@ def intake_key(column: str, target: str) -> ForeignKeyConstraint:
     return ForeignKeyConstraint([column], [target]).ddl_if(dialect="sqlite")
 
 
-#: The table options of a table intake updates in place for every submission: on
-#: PostgreSQL half of each page is left free, so an update's new row version fits beside
-#: the old one and is "heap-only" (no new index entry, pruned without VACUUM): 83 to 99.7 %
-#: of them in the ingest benchmark, against 7 to 19 % on full pages (migration 0023;
-#: docs/benchmarks.md, "Totals updated in place, on pages with room"). SQLite rewrites a row
-#: in place and has no such option.
+#: The table options of a table keyed by citizen that intake updates in place for every
+#: submission (``balances``, ``citizen_totals``): on PostgreSQL half of each page is left
+#: free, so an update's new row version fits beside the old one and is "heap-only" (no new
+#: index entry, pruned without VACUUM). Their rows are per citizen, not per entry, so the
+#: room costs less an entry as the ledger grows. The day and month totals, a row per
+#: citizen, behaviour and period, keep full pages: half-empty ones made a 1,000,000-entry
+#: ledger 1,590 bytes an entry against 1,448 (migration 0023; docs/benchmarks.md, "Totals
+#: updated in place, on pages with room"). SQLite rewrites a row in place.
 UPDATED_IN_PLACE = {"postgresql_with": {"fillfactor": 50}}
 
 
@@ -171,7 +173,7 @@ class DailyTotal(Base):
     """Grams already credited per citizen, behaviour and (local) day: the cap's memory."""
 
     __tablename__ = "daily_totals"
-    __table_args__ = (intake_key("citizen_id", "citizens.id"), UPDATED_IN_PLACE)
+    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
 
     citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -184,7 +186,7 @@ class MonthlyTotal(Base):
     memory. ``month`` is ``year * 12 + month - 1``."""
 
     __tablename__ = "monthly_totals"
-    __table_args__ = (intake_key("citizen_id", "citizens.id"), UPDATED_IN_PLACE)
+    __table_args__ = (intake_key("citizen_id", "citizens.id"),)
 
     citizen_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     behaviour: Mapped[str] = mapped_column(String(32), primary_key=True)
