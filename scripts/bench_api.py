@@ -297,6 +297,13 @@ def proof_load_wrk(base: str, auditor_key: str, entry_ids: list[str], seconds: i
             f"non-2xx {figures.get('non2xx', 0)}")
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The value below which a share ``q`` of ``values`` falls (nearest rank; with fewer
+    than 100 values, p99 is the largest)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def host_reference(directory: Path, batches: int = 40) -> float:
     """Median ms to insert and commit 1,000 rows (a random 32-byte unique key, a citizen id
     with a second index, a 300-byte body) into a WAL-mode SQLite file, 20,000 rows in: the
@@ -496,8 +503,7 @@ def main() -> None:
         finally:
             stop(server)
             stop(node)
-    latencies.sort()
-    p = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    p = lambda q: percentile(latencies, q) * 1000  # noqa: E731
     report_ingest(args, reference_ms, seconds, accepted, per_request, phases)
     print(f"server: {args.workers} uvicorn worker(s); {checked} sampled bundles verified "
           "against the chain by /v1/verify")
