@@ -617,7 +617,10 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
-    sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
+    try:
+        sizes = sorted(int(s.replace("_", "")) for s in args.sizes.split(","))
+    except ValueError:
+        parser.error(f"--sizes: {args.sizes!r} is not a comma-separated list of entry counts")
     citizens = args.citizens or max(20_000, sizes[-1] // 20)
     backend = "PostgreSQL" if args.postgres else "SQLite"
     print(f"bench_scale on {backend}: checkpoints {', '.join(f'{s:,}' for s in sizes)}; "
