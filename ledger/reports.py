@@ -189,6 +189,13 @@ def closed_through(now: int) -> date:
     return _local_date(now - int(PUBLISH_AFTER.total_seconds())) - timedelta(days=1)
 
 
+def next_close(now: int) -> int:
+    """The unix time after ``now`` at which :func:`closed_through` moves to the next day:
+    until then, a city report of any window is what it is at ``now``."""
+    local = now - int(PUBLISH_AFTER.total_seconds()) + int(LOCAL.total_seconds())
+    return (local // 86400 + 1) * 86400 - int(LOCAL.total_seconds()) + int(PUBLISH_AFTER.total_seconds())
+
+
 def city_totals(session: Session, window: Window, *, period: str = "day",
                 now: int | None = None) -> dict[str, Any]:
     """Credited reductions across all citizens, per day or calendar month and behaviour,
@@ -263,9 +270,9 @@ def _day_rows(connection: Any, first: date, last: date) -> list[_CellRow]:
     local day plus :data:`SETTLE`, which the rollups count as they are written)."""
     if last < first:
         return []
-    labels: dict[int, str] = {}
-    return [(d, labels.get(d) or labels.setdefault(d, _period_key(d, "day")), b, n, g, c, None)
-            for d, b, n, g, c in rollups.cells(connection, _day_number(first), _day_number(last))]
+    a, b = _day_number(first), _day_number(last)
+    labels = {d: _period_key(d, "day") for d in range(a, b + 1)}
+    return [(d, labels[d], s, n, g, c, None) for d, s, n, g, c in rollups.cells(connection, a, b)]
 
 
 def _month_rows(connection: Any, first: date, last: date) -> list[_CellRow]:

@@ -14,22 +14,26 @@ of the amounts of one or two citizens alone: if it does, that much of them is re
 from __future__ import annotations
 
 import itertools
+import random
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from api.composition import Container
+from api.http import report_routes
 from api.http.app import create_app
 from api.settings import Settings
 from ledger import accounts
 from ledger.intake.service import submit_records
+from ledger.reports import closed_through, next_close
 from ledger.store.database import Database
 from ledger.store.models import Citizen, LedgerEntry
 from tests.conftest import CST, a_record
@@ -74,6 +78,10 @@ class City:
             day = datetime.fromtimestamp(occurred, CST).date()
             amounts[(index[citizen], day, behaviour)] += grams
         return dict(amounts)
+
+    def forget(self) -> None:
+        """Drop the answers the app keeps (api.http.report_routes), so the next is made anew."""
+        self.client.app.state.ledger.city_answers.clear()  # type: ignore[attr-defined]
 
     def ask(self, first: date, last: date, period: str) -> dict[str, Any]:
         answer = self.client.get("/v1/reports/city", params={
@@ -220,9 +228,54 @@ def test_a_published_cell_never_changes_and_an_open_day_is_not_shown(city: City)
                  for c in city.citizens[1:]]
         sent.append(submit_records(s, partner=bikes, records=today))
     assert [o.status for r in sent for o in r.outcomes] == ["accepted"] * 5
-    assert city.ask(DAYS[0], DAYS[3], "day") == before
+    assert city.ask(DAYS[0], DAYS[3], "day") == before  # as the app keeps it
+    city.forget()
+    assert city.ask(DAYS[0], DAYS[3], "day") == before  # and as the rollups make it anew
     now = datetime.now(CST).date()
     recent = city.ask(now - timedelta(days=1), now, "day")
     assert all(r["period"] != now.isoformat() for r in recent["rows"])
     assert date.fromisoformat(recent["closedThrough"]) < now
 
+
+
+def test_a_day_closes_when_the_report_says_its_answers_stop_holding() -> None:
+    rng = random.Random(15)
+    for now in [rng.randrange(1_600_000_000, 1_900_000_000) for _ in range(2000)]:
+        then = next_close(now)
+        assert now < then <= now + 86400
+        assert closed_through(then - 1) == closed_through(now)
+        assert closed_through(then) == closed_through(now) + timedelta(days=1)
+
+
+def test_the_city_report_is_tagged_kept_and_made_anew_when_a_day_closes(
+        city: City, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer holds until the next day closes: it says so (``Cache-Control``), carries
+    a tag a client can ask with (304 while it holds), and is kept by the app that long,
+    not longer."""
+    clock = [float(datetime.combine(date(2026, 6, 1), time(9), CST).timestamp())]
+    monkeypatch.setattr(report_routes, "time", SimpleNamespace(time=lambda: clock[0]))
+    params = {"from": DAYS[0].isoformat(), "to": DAYS[3].isoformat(), "period": "day"}
+    first = city.client.get("/v1/reports/city", params=params)
+    assert first.status_code == 200
+    tag, holds = first.headers["etag"], first.headers["cache-control"]
+    assert holds == f"public, max-age={next_close(int(clock[0])) - int(clock[0])}"
+    assert first.json()["closedThrough"] == str(closed_through(int(clock[0])))
+    for asked in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+        again = city.client.get("/v1/reports/city", params=params,
+                                headers={"If-None-Match": asked})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", tag)
+    other = city.client.get("/v1/reports/city", params=params, headers={"If-None-Match": '"x"'})
+    assert (other.status_code, other.content) == (200, first.content)
+    by_month = city.client.get("/v1/reports/city", params={**params, "period": "month"})
+    assert by_month.headers["etag"] != tag
+    # kept: a change to a closed day (which the intake never makes) does not show ...
+    with city.db.session() as s:
+        s.execute(text("UPDATE city_cells SET grams = grams + 1"))
+    assert city.client.get("/v1/reports/city", params=params).content == first.content
+    # ... until the next day closes, when the answer is made anew
+    clock[0] = next_close(int(clock[0]))
+    later = city.client.get("/v1/reports/city", params=params)
+    assert later.headers["etag"] != tag
+    assert later.json()["closedThrough"] == str(closed_through(int(clock[0])))
+    assert later.json()["reductionGrams"] == first.json()["reductionGrams"] + sum(
+        1 for r in first.json()["rows"] if not r["withheld"])

@@ -4,13 +4,16 @@ Each answer carries the table and a ``chart`` series a page can draw as is."""
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.http.deps import AuditorDep, CitizenDep, PartnerDep, SessionDep, StateDep
-from api.http.responses import json_response
+from api.http.responses import JSON, json_response
 from api.http.schemas import (
     Audit,
     AuditEntryPage,
@@ -27,7 +30,14 @@ from api.http.schemas import (
 )
 from ledger.audit import audit_entries
 from ledger.audit_jobs import RETRY_SECONDS, batch_audit
-from ledger.reports import Window, citizen_statement, city_totals, partner_contribution
+from ledger.reports import (
+    Window,
+    citizen_statement,
+    city_totals,
+    closed_through,
+    next_close,
+    partner_contribution,
+)
 
 router = APIRouter(prefix="/v1")
 
@@ -54,16 +64,46 @@ def contribution(session: SessionDep, who: PartnerDep, first: First, last: Last,
                                               period=period))
 
 
+_CACHED = {"ETag": {"description": "the answer's tag: send it as `If-None-Match` and an answer "
+                    "unchanged comes as 304", "schema": {"type": "string"}},
+           "Cache-Control": {"description": "public, until the next day closes",
+                             "schema": {"type": "string"}}}
+
+
 @router.get("/reports/city", tags=["public"], response_model=None,
-            responses=ok(CityTotals, problems(422, 503)))
-def city(session: SessionDep, first: First, last: Last, period: Period = "day") -> Response:
+            responses=ok(CityTotals, problems(422, 503), {304: {
+                "description": "the answer tagged `If-None-Match`, unchanged",
+                "headers": _CACHED}}, headers=_CACHED))
+def city(request: Request, state: StateDep, first: First, last: Last,
+         period: Period = "day") -> Response:
     """Reductions across the city by behaviour and day or whole month, for the days that
     are final (``closedThrough``). Aggregates only: a cell of fewer than three citizens is
     withheld, so is a month whose withheld days would show by difference, and totals add
-    up the cells shown."""
-    # orjson: a year by day is ~7,600 cells, which FastAPI's own encoder took over 100 ms
-    # to walk (0.6 ms here; 2026-12-06, docs/benchmarks.md)
-    return json_response(city_totals(session, Window.of(first, last), period=period))
+    up the cells shown. A final day never changes, so an answer holds until the next day
+    closes: caches may keep it that long (``Cache-Control``), and ``If-None-Match`` with
+    its ``ETag`` is answered 304 while it holds."""
+    window, now = Window.of(first, last), int(time.time())
+    key = (window.first, window.last, period, closed_through(now))
+    # The same window, period and closedThrough: the same answer (ledger.reports, rule 2),
+    # made once per worker while it holds. orjson: a year by day is ~7,600 cells, which
+    # FastAPI's own encoder took over 100 ms to walk (0.6 ms here; 2026-12-06,
+    # docs/benchmarks.md)
+    kept = state.city_answers.get(key)
+    if kept is None:
+        with state.container.db.session(snapshot=True) as s:
+            body = orjson.dumps(city_totals(s, window, period=period, now=now))
+        kept = (body, f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"')
+        state.city_answers.put(key, kept)
+    body, tag = kept
+    headers = {"ETag": tag, "Cache-Control": f"public, max-age={next_close(now) - now}"}
+    if _tags(request.headers.get("if-none-match", "")) & {tag, "*"}:
+        return Response(status_code=304, headers=headers)
+    return Response(body, media_type=JSON, headers=headers)
+
+
+def _tags(if_none_match: str) -> set[str]:
+    """The entity tags an ``If-None-Match`` names, weak or strong alike (RFC 9110 13.1.2)."""
+    return {t.strip().removeprefix("W/") for t in if_none_match[:4096].split(",")}
 
 
 Refresh = Annotated[bool, Query(description="audit a large batch again, though a report of it "

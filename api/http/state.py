@@ -8,6 +8,7 @@ from api.composition import Container
 from api.http.gate import DecideFirst
 from api.http.turns import PerTurn
 from ledger.anchoring import Anchor
+from ledger.lru import Lru
 from ledger.proof_service import ProofService
 from ledger.seal_scheduler import SealScheduler
 
@@ -23,6 +24,10 @@ class AppState:
     #: proof bundles made from the database per turn of this process's event loop: 4 was
     #: the best of 1, 4 and 8 for a cold start's p99 (docs/benchmarks.md, "Cold proofs")
     bundle_turns: PerTurn = field(default_factory=lambda: PerTurn(4))
+    #: the public city report's answers, (body, ETag) by (from, to, period, closedThrough):
+    #: a year by day is about 1 MB, so at most 8 of them
+    city_answers: Lru[tuple[object, ...], tuple[bytes, str]] = field(
+        default_factory=lambda: Lru(8))
 
     @property
     def chain_id(self) -> int:
