@@ -32,7 +32,7 @@ integers and a rule anyone can check.
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -258,10 +258,17 @@ def _published_citizens(connection: Any, first: date, last: date,
     hidden = {c for _, _, c in rollups.citizens_in(connection, withheld)}
     if not hidden:
         return everyone
-    behaviours = sorted({key[1] for key in published} | {w[0] for w in withheld})
-    shown = {c for s, c, d in rollups.days_present(connection, behaviours, sorted(hidden), a, b)
-             if ((_period_key(d, "month") if by_month else d), s) in published}
-    return everyone - len(hidden - shown)
+    # A behaviour at a time, the most published first, for the citizens not yet found in a
+    # published cell: most are found in the first few (a sparse year's 2,088 citizens of
+    # withheld cells took 43,848 probes of the presence key at once, 100 ms)
+    unseen = set(hidden)
+    for behaviour, _ in Counter(key[1] for key in published).most_common():
+        for s, c, d in rollups.days_present(connection, [behaviour], sorted(unseen), a, b):
+            if ((_period_key(d, "month") if by_month else d), s) in published:
+                unseen.discard(c)
+        if not unseen:
+            break
+    return everyone - len(unseen)
 
 
 def _day_rows(connection: Any, first: date, last: date) -> list[_CellRow]:
