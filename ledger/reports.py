@@ -32,7 +32,7 @@ integers and a rule anyone can check.
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -262,17 +262,17 @@ def _published_citizens(connection: Any, first: date, last: date,
         return everyone
     # Each behaviour a citizen had on a day of the window is a cell, withheld or published:
     # present on a day none of their withheld cells covers, they are in a published one.
-    # One probe a citizen (their days in any behaviour) finds most; the rest are sought a
-    # behaviour at a time, the most published first. (A sparse year's 2,088 citizens of
-    # withheld cells took 43,848 probes of the presence key at once, 100 ms.)
+    # One probe a citizen (their days in any behaviour) finds most, and only the rest are
+    # sought in every behaviour: a sparse year's 1,271 citizens of withheld cells left
+    # 152 so (2026-12-08, docs/benchmarks.md); all in every behaviour, 2,088 of another
+    # year took 43,848 probes, 100 ms.
     unseen = set(held)
     for _, c, d in rollups.days_present(connection, [rollups.ANY], sorted(unseen), a, b):
         if d not in held[c]:
             unseen.discard(c)
-    for behaviour, _ in Counter(key[1] for key in published).most_common():
-        if not unseen:
-            break
-        for s, c, d in rollups.days_present(connection, [behaviour], sorted(unseen), a, b):
+    if unseen:
+        behaviours = sorted({key[1] for key in published})
+        for s, c, d in rollups.days_present(connection, behaviours, sorted(unseen), a, b):
             if ((_period_key(d, "month") if by_month else d), s) in published:
                 unseen.discard(c)
     return everyone - len(unseen)

@@ -421,7 +421,7 @@ def http_round(ledger: Ledger, ids_file: Path, bodies_for: Any, wrk_seconds: int
 def city_report(base: str, calls: int = REPORT_CALLS) -> dict[str, float]:
     """The public city report, a year by day, as a client sees it (#24 item 3: p99 <= 50 ms
     at 10 M), in ms: first asks, ``calls`` different windows each a year to 0, 1, 2, …
-    days before the last closed day (none asked before: since 5d67854 a worker keeps the
+    days before the last closed day (none asked before: since d619d08 a worker keeps the
     answers it made until the next day closes); then asked again, the year to the last
     closed day ``calls`` times after one unmeasured call. And its rows: the history is the
     year before the last three days, so at an early checkpoint the window holds few or
