@@ -284,20 +284,19 @@ def days_present(connection: Connection, scopes: Sequence[str], citizens: Sequen
     if not scopes or not citizens:
         return []
     scopes, citizens = sorted(set(scopes)), sorted(set(citizens))
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        keys = ("(SELECT s.value AS s, c.value AS c FROM json_each(:s) AS s, json_each(:c) "
-                "AS c) AS k")
-        params: dict[str, Any] = {"s": json.dumps(scopes), "c": json.dumps(citizens)}
-    else:  # two arrays, not their product: 21 scopes by 2,088 citizens took 43 ms to unnest
-        keys = ("unnest(CAST(:s AS varchar[])) AS ks(s) CROSS JOIN unnest(CAST(:c AS bigint[])) "
-                "AS k(c)")
-        params = {"s": pg_array(scopes), "c": pg_array(citizens)}
-    query = (f"SELECT p.scope, p.citizen_id, p.day FROM {keys} " + _present(
-        sqlite, "p.scope = {s} AND p.citizen_id = k.c AND p.day BETWEEN :a AND :b".format(
-            s="k.s" if sqlite else "ks.s")))
-    return [(s, int(c), int(d)) for s, c, d in driver_rows(
-        connection, text(query).bindparams(a=first, b=last, **params))]
+    found = "SELECT p.scope, p.citizen_id, p.day FROM {keys} "
+    if connection.dialect.name == "sqlite":  # each pair a key: two lists, SQLite scanned them
+        return [(s, int(c), int(d)) for s, c, d in _join_keys(
+            connection, True, found + _present(True, "p.scope = k.s AND p.citizen_id = k.c AND "
+                                               "p.day BETWEEN k.a AND k.b"),
+            ("s", "c", "a", "b"), [(s, c, first, last) for s in scopes for c in citizens])]
+    # two arrays, not their product: 21 scopes by 2,088 citizens took 43 ms to unnest
+    keys = ("unnest(CAST(:s AS varchar[])) AS ks(s) CROSS JOIN unnest(CAST(:c AS bigint[])) "
+            "AS k(c)")
+    query = found.format(keys=keys) + _present(
+        False, "p.scope = ks.s AND p.citizen_id = k.c AND p.day BETWEEN :a AND :b")
+    return [(s, int(c), int(d)) for s, c, d in driver_rows(connection, text(query).bindparams(
+        a=first, b=last, s=pg_array(scopes), c=pg_array(citizens)))]
 
 
 def _present(sqlite: bool, condition: str) -> str:
