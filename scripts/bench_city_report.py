@@ -62,7 +62,7 @@ from bench_api import (  # noqa: E402
     wait_workers,
 )
 from bench_scale import BEHAVIOURS  # noqa: E402
-from bench_worktree import worktree  # noqa: E402
+from bench_worktree import is_commit, worktree  # noqa: E402
 
 from chain.nodes import free_port  # noqa: E402
 from ledger.reports import EPOCH, closed_through  # noqa: E402
@@ -221,6 +221,8 @@ def main() -> None:
     if not 1 <= args.citizens < 1 << CITIZEN_BITS or args.entries < 1 or not 1 <= args.calls <= 3000:
         parser.error(f"--citizens from 1 to {(1 << CITIZEN_BITS) - 1:,}; --entries at least 1; "
                      "--calls from 1 to 3,000")
+    if args.before and not is_commit(args.before):
+        parser.error(f"--before: {args.before!r} names no commit of this repository")
 
     with tempfile.TemporaryDirectory(prefix="bench-city-") as tmp:
         data_dir = Path(tmp) / "state"
