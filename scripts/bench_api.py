@@ -49,7 +49,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -295,6 +297,52 @@ def proof_load_wrk(base: str, auditor_key: str, entry_ids: list[str], seconds: i
             f"{float(figures['rps']):,.0f} "
             f"requests/s; p50 {figures.get('50%')}, p99 {figures.get('99%')}; "
             f"non-2xx {figures.get('non2xx', 0)}")
+
+
+@contextlib.contextmanager
+def serving(rpc: str, env: dict[str, str], log: Path, *, code: Path | None = None,
+            workers: int = 2, every_worker: bool = True
+            ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """``carbon-ledger serve --no-sealer`` with ``workers`` workers on a free port (``code``'s
+    CLI, if given), its stderr to ``log``: its base URL and process once it answers, and
+    with ``every_worker`` once every worker has started (a load begun when only the first
+    answers lands on that one); stopped after the block."""
+    port = free_port()
+    log.unlink(missing_ok=True)
+    server = start(["serve", "--rpc", rpc, "--port", str(port), "--no-sealer", "--no-access-log",
+                    "--workers", str(workers)], env=env, code=code, log_to=log)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/v1/info")
+        if every_worker:
+            wait_workers(log, workers, server)
+        yield base, server
+    finally:
+        stop(server)
+
+
+def ask_city_report(client: httpx.Client, windows: list[dict[str, str]], *,
+                    tagged: bool = False) -> tuple[list[float], httpx.Response]:
+    """Ms per ``GET /v1/reports/city`` of each window, in order, and the last answer; with
+    ``tagged``, each call after the first sends the ``ETag`` of the one before."""
+    times, headers = [], {}
+    answer = None
+    for params in windows:
+        started = time.perf_counter()
+        answer = client.get("/v1/reports/city", params=params, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        if answer.status_code not in (200, 304):
+            raise SystemExit(f"the report answered {answer.status_code}: {answer.text[:200]}")
+        if tagged and "etag" in answer.headers:
+            headers = {"If-None-Match": answer.headers["etag"]}
+    assert answer is not None
+    return times, answer
+
+
+def year_by_day(last: date) -> dict[str, str]:
+    """The city report's query for the year to ``last``, by day."""
+    return {"from": (last - timedelta(days=364)).isoformat(), "to": last.isoformat(),
+            "period": "day"}
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -53,18 +53,18 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT))
 
 from bench_api import (  # noqa: E402
+    ask_city_report,
     host_reference,
     percentile,
     postgres_database,
+    serving,
     start,
     stop,
-    wait_http,
-    wait_workers,
+    year_by_day,
 )
 from bench_scale import BEHAVIOURS  # noqa: E402
 from bench_worktree import is_commit, worktree  # noqa: E402
 
-from chain.nodes import free_port  # noqa: E402
 from ledger.reports import EPOCH, closed_through  # noqa: E402
 from ledger.store import rollups  # noqa: E402
 from ledger.store.database import Database  # noqa: E402
@@ -162,46 +162,15 @@ def build(db: Database, entries: int, citizens: int, last: int, days: int = 365
     return {"city_cells": len(cells), "city_gaps": len(gaps), "city_presence": len(presence)}
 
 
-def ask(client: httpx.Client, windows: list[dict[str, str]], *, tagged: bool = False
-        ) -> tuple[list[float], httpx.Response]:
-    """Ms per call of the report for each window, in order; the last answer."""
-    times, headers = [], {}
-    answer = None
-    for params in windows:
-        started = time.perf_counter()
-        answer = client.get("/v1/reports/city", params=params, headers=headers)
-        times.append((time.perf_counter() - started) * 1000)
-        if answer.status_code not in (200, 304):
-            raise SystemExit(f"the report answered {answer.status_code}: {answer.text[:200]}")
-        if tagged and "etag" in answer.headers:
-            headers = {"If-None-Match": answer.headers["etag"]}
-    assert answer is not None
-    return times, answer
-
-
-def year_to(last: date) -> dict[str, str]:
-    return {"from": (last - timedelta(days=364)).isoformat(), "to": last.isoformat(),
-            "period": "day"}
-
-
 def one_round(code: Path, env: dict[str, str], rpc: str, data_dir: Path, calls: int,
               last: date) -> dict[str, Any]:
-    port = free_port()
-    log = data_dir / "serve.log"
-    log.unlink(missing_ok=True)
-    server = start(["serve", "--rpc", rpc, "--port", str(port), "--no-sealer", "--no-access-log",
-                    "--workers", "2"], env=env, code=code, log_to=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/v1/info")
-        wait_workers(log, 2, server)
-        with httpx.Client(base_url=base, timeout=120) as client:
-            ask(client, [year_to(last - timedelta(days=calls))])  # not measured: the first
-            first, _ = ask(client, [year_to(last - timedelta(days=n)) for n in range(calls)])
-            again, answer = ask(client, [year_to(last)] * (calls + 1))
-            tagged, told = ask(client, [year_to(last)] * (calls + 2), tagged=True)
-    finally:
-        stop(server)
+    with serving(rpc, env, data_dir / "serve.log", code=code) as (base, _), \
+            httpx.Client(base_url=base, timeout=120) as client:
+        ask_city_report(client, [year_by_day(last - timedelta(days=calls))])  # not measured
+        first, _ = ask_city_report(client, [year_by_day(last - timedelta(days=n))
+                                            for n in range(calls)])
+        again, answer = ask_city_report(client, [year_by_day(last)] * (calls + 1))
+        tagged, told = ask_city_report(client, [year_by_day(last)] * (calls + 2), tagged=True)
     rows = answer.json()["rows"]
     return {"first": first, "again": again[1:], "tagged": tagged[2:], "status": told.status_code,
             "rows": len(rows), "withheld": sum(r["withheld"] for r in rows),

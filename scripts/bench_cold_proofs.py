@@ -40,14 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
-from bench_api import (  # noqa: E402
-    free_port,
-    host_reference,
-    postgres_database,
-    start,
-    wait_http,
-    wait_workers,
-)
+from bench_api import host_reference, postgres_database, serving  # noqa: E402
 from bench_scale import DAY, History, Ledger, old_entry_ids, stop, wrk  # noqa: E402
 from bench_worktree import downgraded_copy, is_commit, schema_head, worktree  # noqa: E402
 
@@ -138,21 +131,11 @@ def main() -> None:
                 print(f"round {r + 1}: host reference {host_reference(data_dir):.1f} ms",
                       flush=True)
                 for name in list(codes) if r % 2 == 0 else list(codes)[::-1]:
-                    port = free_port()
                     log = Path(tmp) / f"serve-{r}-{len(runs[name])}.log"
-                    server = start(["serve", "--rpc", ledger.rpc, "--port", str(port),
-                                    "--no-sealer", "--no-access-log", "--workers", "2"],
-                                   env=envs[name], code=codes[name], log_to=log)
-                    try:
-                        wait_http(f"http://127.0.0.1:{port}/v1/info")
-                        if not args.at_first_answer:
-                            wait_workers(log, 2, server)
-                        cold = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
-                                   args.wrk_seconds)
-                        warm = wrk(f"http://127.0.0.1:{port}", ledger.auditor_key, ids,
-                                   args.wrk_seconds)
-                    finally:
-                        stop(server)
+                    with serving(ledger.rpc, envs[name], log, code=codes[name],
+                                 every_worker=not args.at_first_answer) as (base, _):
+                        cold = wrk(base, ledger.auditor_key, ids, args.wrk_seconds)
+                        warm = wrk(base, ledger.auditor_key, ids, args.wrk_seconds)
                     runs[name].append((cold, warm))
                     print(f"  {name}: cold {cold['rps']:,.0f}/s p50 {cold['50%']:.1f} p99 "
                           f"{cold['99%']:.1f} ms; warm {warm['rps']:,.0f}/s p50 {warm['50%']:.1f} "

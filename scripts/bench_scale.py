@@ -83,20 +83,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "scripts"))
 
 from bench_api import (  # noqa: E402
+    ask_city_report,
     host_reference,
     ingest,
     percentile,
     postgres_database,
     ride,
+    serving,
     start,
     stop,
-    wait_http,
-    wait_workers,
+    year_by_day,
 )
 
 from api.composition import Container  # noqa: E402
 from api.settings import Settings  # noqa: E402
-from chain.nodes import free_port  # noqa: E402
 from ledger import accounts  # noqa: E402
 from ledger.credentials import issue_api_key  # noqa: E402
 from ledger.intake.signed import record_hashes  # noqa: E402
@@ -395,15 +395,8 @@ def old_entry_ids(ledger: Ledger, n: int = 5000) -> list[str]:
 
 def http_round(ledger: Ledger, ids_file: Path, bodies_for: Any, wrk_seconds: int
                ) -> dict[str, Any]:
-    port = free_port()
-    log = ledger.data_dir / "serve.log"
-    log.unlink(missing_ok=True)
-    server = start(["serve", "--rpc", ledger.rpc, "--port", str(port), "--no-sealer",
-                    "--no-access-log", "--workers", "2"], env=ledger.env, log_to=log)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/v1/info")  # the only request before the cold load
-        wait_workers(log, 2, server)  # the cold load on both, not on the first one up
+    # /v1/info the only request before the cold load, on both workers once both have started
+    with serving(ledger.rpc, ledger.env, ledger.data_dir / "serve.log") as (base, server):
         cold = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
         wrk(base, ledger.auditor_key, ids_file, wrk_seconds)  # warm-up, not measured
         warm = wrk(base, ledger.auditor_key, ids_file, wrk_seconds)
@@ -412,8 +405,6 @@ def http_round(ledger: Ledger, ids_file: Path, bodies_for: Any, wrk_seconds: int
         bodies = bodies_for(info["chainId"], info["contract"])
         seconds, accepted, _ = ingest(base, ledger.partner_key, bodies, 2)
         hwm = group_hwm_mib(server.pid)
-    finally:
-        stop(server)
     return {"cold": cold, "warm": warm, "report": report, "ingest": accepted / seconds,
             "accepted": accepted, "rss": hwm}
 
@@ -426,12 +417,11 @@ def city_report(base: str, calls: int = REPORT_CALLS) -> dict[str, float]:
     closed day ``calls`` times after one unmeasured call. And its rows: the history is the
     year before the last three days, so at an early checkpoint the window holds few or
     none of its days."""
-    from bench_city_report import ask, year_to  # here: that script reads this one's behaviours
-
     last = closed_through(int(time.time()))
     with httpx.Client(base_url=base, timeout=60) as client:
-        first, _ = ask(client, [year_to(last - timedelta(days=n)) for n in range(calls)])
-        again, answer = ask(client, [year_to(last)] * (calls + 1))
+        first, _ = ask_city_report(client, [year_by_day(last - timedelta(days=n))
+                                            for n in range(calls)])
+        again, answer = ask_city_report(client, [year_by_day(last)] * (calls + 1))
     return {"50%": statistics.median(first), "99%": percentile(first, 0.99),
             "again 50%": statistics.median(again[1:]), "again 99%": percentile(again[1:], 0.99),
             "rows": float(len(answer.json()["rows"]))}
